@@ -1,0 +1,155 @@
+"""The exchange calendar: sessions, holidays, early closes and option settlement moments.
+
+Backed by `exchange-calendars <https://github.com/gerrymanoim/exchange_calendars>`_ (NYSE, ``XNYS``),
+loaded lazily once per process for 1990–2040. Every day count in research_lib goes through here.
+
+Settlement moments
+------------------
+* PM-settled options (SPXW, SPY, ...) settle at the session's close on the expiry date: 16:00 ET, or
+  13:00 ET on an early-close day.
+* AM-settled options (SPX, NDX, RUT monthlies) settle on the special opening quotation: the moment used
+  is the session's open, 09:30 ET.
+* An expiry date that is not a session (a listing error, or a date beyond the calendar) uses the plain
+  weekday times, 16:00 / 09:30 ET.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import warnings
+
+import numpy as np
+import pandas as pd
+
+NY = "America/New_York"
+CALENDAR_NAME = "XNYS"
+CALENDAR_START = "1990-01-02"
+CALENDAR_END = "2040-12-31"
+
+
+@functools.lru_cache(maxsize=1)
+def exchange_calendar():
+    """The NYSE calendar (``exchange_calendars`` ``XNYS``), 1990–2040, cached."""
+    import exchange_calendars as xcals
+
+    with warnings.catch_warnings():
+        # exchange-calendars 4.x calls a pandas API that pandas 3.1 deprecates; harmless, not ours.
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        return xcals.get_calendar(CALENDAR_NAME, start=CALENDAR_START, end=CALENDAR_END)
+
+
+@functools.lru_cache(maxsize=1)
+def _schedule_ny() -> pd.DataFrame:
+    sched = exchange_calendar().schedule[["open", "close"]]
+    out = pd.DataFrame({
+        "open": sched["open"].dt.tz_convert(NY),
+        "close": sched["close"].dt.tz_convert(NY),
+    })
+    out.index = pd.DatetimeIndex(out.index).tz_localize(None).astype("datetime64[ns]")
+    return out
+
+
+def _to_naive_dates(dates) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(pd.to_datetime(np.atleast_1d(np.asarray(dates, dtype=object))))
+    if idx.tz is not None:
+        idx = idx.tz_localize(None)
+    return idx.normalize().astype("datetime64[ns]")
+
+
+def is_session(date) -> bool:
+    """True when ``date`` (anything :class:`pandas.Timestamp` accepts) is an NYSE trading day."""
+    return bool(_to_naive_dates([date])[0] in _schedule_ny().index)
+
+
+def sessions(start, end) -> pd.DatetimeIndex:
+    """The NYSE trading days from ``start`` to ``end`` inclusive (tz-naive dates)."""
+    idx = _schedule_ny().index
+    return idx[(idx >= pd.Timestamp(start)) & (idx <= pd.Timestamp(end))]
+
+
+def session_close(date) -> pd.Timestamp:
+    """The close of the session on ``date`` in New York time (13:00 on early closes).
+
+    A date that is not a session gives 16:00 of that date.
+    """
+    d = _to_naive_dates([date])[0]
+    sched = _schedule_ny()
+    if d in sched.index:
+        return sched.at[d, "close"]
+    return (d + pd.Timedelta(hours=16)).tz_localize(NY)
+
+
+def settlement_times(expiration, settlement) -> pd.DatetimeIndex:
+    """The settlement moment of each contract, tz-aware New York time.
+
+    Parameters
+    ----------
+    expiration : array-like of dates
+        Expiry dates.
+    settlement : array-like of ``"AM"``/``"PM"``
+        Settlement style per contract, same length.
+
+    Returns
+    -------
+    DatetimeIndex (America/New_York)
+        PM: the session close on the expiry date (16:00, or 13:00 on an early close); AM: the session
+        open (09:30). Dates that are not sessions use 16:00 / 09:30 of that date.
+    """
+    exp = _to_naive_dates(expiration)
+    is_am = np.asarray(settlement) == "AM"
+    if len(exp) != len(is_am):
+        raise ValueError(f"expiration ({len(exp)}) and settlement ({len(is_am)}) differ in length")
+    uniq, inverse = np.unique(exp.values, return_inverse=True)
+    sched = _schedule_ny().reindex(pd.DatetimeIndex(uniq))
+    default_open = pd.DatetimeIndex(uniq).tz_localize(NY) + pd.Timedelta(hours=9, minutes=30)
+    default_close = pd.DatetimeIndex(uniq).tz_localize(NY) + pd.Timedelta(hours=16)
+    opens = pd.DatetimeIndex(sched["open"]).where(sched["open"].notna().values, default_open)
+    closes = pd.DatetimeIndex(sched["close"]).where(sched["close"].notna().values, default_close)
+    opens_ns = opens.asi8[inverse]
+    closes_ns = closes.asi8[inverse]
+    return pd.DatetimeIndex(np.where(is_am, opens_ns, closes_ns)).tz_localize("UTC").tz_convert(NY)
+
+
+def last_close_at_or_before(ts) -> pd.Timestamp:
+    """The most recent session close at or before ``ts`` (tz-aware), in New York time.
+
+    During a session this is the previous session's close; use :func:`market_moment` for "the moment
+    prices refer to".
+    """
+    ts = pd.Timestamp(ts).tz_convert(NY)
+    sched = _schedule_ny()
+    closes = sched["close"]
+    pos = closes.searchsorted(ts, side="right") - 1
+    if pos < 0:
+        raise ValueError(f"{ts} is before the calendar's first session ({CALENDAR_START})")
+    return closes.iloc[pos]
+
+
+def market_moment(ts) -> pd.Timestamp:
+    """The moment a quote taken at ``ts`` describes: ``ts`` itself during a session, otherwise the
+    close of the last session before it (a Saturday download of Friday's chain → Friday 16:00)."""
+    ts = pd.Timestamp(ts).tz_convert(NY)
+    sched = _schedule_ny()
+    d = ts.tz_localize(None).normalize()
+    if d in sched.index and sched.at[d, "open"] <= ts <= sched.at[d, "close"]:
+        return ts
+    return last_close_at_or_before(ts)
+
+
+YEAR_SECONDS = 365.0 * 86400.0
+
+
+def year_fractions(start, end) -> np.ndarray:
+    """Calendar time from ``start`` to each ``end`` in years of 365 days (seconds / 31,536,000)."""
+    start = pd.Timestamp(start)
+    end = pd.DatetimeIndex(end)
+    secs = (end.asi8 - start.tz_convert(end.tz).value) / 1e9 if end.tz is not None else None
+    if secs is None:
+        raise ValueError("year_fractions needs tz-aware timestamps")
+    return np.asarray(secs, dtype=float) / YEAR_SECONDS
+
+
+def to_date(value) -> dt.date:
+    """``value`` (str, date, Timestamp) as a :class:`datetime.date`."""
+    return pd.Timestamp(value).date()

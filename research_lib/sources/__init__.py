@@ -1,0 +1,156 @@
+"""Chain sources: every reader returns a :class:`~research_lib.chain.ChainSnapshot`.
+
+File formats are detected by content, not by name (:func:`detect_format`):
+
+============================ ================================================================ ==========
+format                       what it is                                                       snapshots
+============================ ================================================================ ==========
+``cboe_csv``                 Cboe "delayed quotes → download CSV" quote table (2021 onward)   one
+``cboe_dat``                 Cboe's old (2020) ``.dat`` quote table                           one
+``spx_eod_archive``          daily Cboe JSON archive in Parquet (``file_date, price_date ...``) many
+``cboe_intraday_archive``    daily intraday scrape in Parquet (``optionroot, quotedate ...``)  many
+``ivolatility_csv``          iVolatility "EOD Raw IV" CSV (optionally gzipped)                many
+============================ ================================================================ ==========
+
+Use :func:`read_chain` for one snapshot, :func:`read_chains` to iterate over every usable day of an
+archive, and :func:`scan` to see which days a file holds and which are skipped, with the reason.
+
+Example
+-------
+>>> from research_lib.sources import read_chain
+>>> snap = read_chain("../shared/data/chains/cboe_quotedata/spx_2024-01-07.csv")  # doctest: +SKIP
+>>> snap.spot, snap.quote_time                                                     # doctest: +SKIP
+(4697.2402, Timestamp('2024-01-07 10:52:00-0500', tz='America/New_York'))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from research_lib.chain import ChainSnapshot
+from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, UnknownFormatError
+
+
+def _formats() -> list[ChainFormat]:
+    from research_lib.sources import archives, cboe_csv
+
+    return [*cboe_csv.FORMATS, *archives.FORMATS]
+
+
+def _head(path: Path) -> tuple[str, tuple[str, ...] | None]:
+    """The first ~8 kB of text of a file (gunzipped when needed), or the column names of a Parquet file."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PAR1":
+        import pyarrow.parquet as pq
+
+        try:
+            names = tuple(pq.read_schema(path).names)
+        except Exception as exc:  # pyarrow raises several types for a corrupt footer
+            raise UnknownFormatError(f"corrupt Parquet file ({type(exc).__name__}: {exc})",
+                                     where=str(path)) from exc
+        return "", names
+    opener = gzip.open if magic[:2] == b"\x1f\x8b" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read(8192)
+    except (OSError, EOFError) as exc:
+        raise UnknownFormatError(f"cannot read ({exc})", where=str(path)) from exc
+    if b"\x00" in raw:
+        raise UnknownFormatError("binary file, not a chain", where=str(path))
+    return raw.decode("utf-8", errors="replace").lstrip("\ufeff"), None
+
+
+def detect_format(path: str | os.PathLike) -> ChainFormat:
+    """The :class:`ChainFormat` of ``path``, decided from its content.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    UnknownFormatError
+        The content matches no known format (the message lists the formats tried).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise UnknownFormatError("empty file", where=str(p))
+    head, columns = _head(p)
+    for fmt in _formats():
+        if fmt.sniff(head, columns):
+            return fmt
+    names = ", ".join(f.name for f in _formats())
+    raise UnknownFormatError(f"not a chain format research_lib reads (tried {names})", where=str(p))
+
+
+def scan(path: str | os.PathLike) -> pd.DataFrame:
+    """The snapshots ``path`` holds: columns ``date, status, reason, rows`` (one row per snapshot)."""
+    p = Path(path)
+    return detect_format(p).scan(p)
+
+
+def _as_date(date) -> dt.date | None:
+    if date is None:
+        return None
+    if isinstance(date, dt.datetime):
+        return date.date()
+    if isinstance(date, dt.date):
+        return date
+    try:
+        return pd.Timestamp(str(date)).date()
+    except ValueError as exc:
+        raise ValueError(f"date {date!r} is not YYYY-MM-DD") from exc
+
+
+def read_chain(path: str | os.PathLike, *, date=None) -> ChainSnapshot:
+    """Read one snapshot from any supported file.
+
+    Parameters
+    ----------
+    path : path-like
+        A chain file in any format of this package (see the module docstring).
+    date : str or date, optional
+        For multi-day files, the trading date wanted (``"2026-08-21"``). ``None`` picks the latest
+        clean day. For single-snapshot files it must be ``None`` or the snapshot's own date.
+
+    Raises
+    ------
+    UnknownFormatError, ChainError, SnapshotNotFoundError, FileNotFoundError
+    """
+    p = Path(path)
+    return detect_format(p).load(p, _as_date(date))
+
+
+def read_chains(path: str | os.PathLike, *, dates=None) -> Iterator[ChainSnapshot]:
+    """Every usable snapshot of ``path`` in date order (or those of ``dates``).
+
+    Days the file marks unclean are skipped; :func:`scan` lists them with the reason.
+    """
+    p = Path(path)
+    fmt = detect_format(p)
+    catalogue = fmt.scan(p)
+    wanted = None if dates is None else {_as_date(d) for d in dates}
+    for row in catalogue.itertuples(index=False):
+        if row.status != "ok":
+            continue
+        if wanted is not None and row.date not in wanted:
+            continue
+        yield fmt.load(p, row.date)
+
+
+__all__ = [
+    "ChainFormat",
+    "SnapshotNotFoundError",
+    "UnknownFormatError",
+    "detect_format",
+    "read_chain",
+    "read_chains",
+    "scan",
+]

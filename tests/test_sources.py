@@ -1,0 +1,290 @@
+"""Readers: every real chain file parses into one shape; header variants; archives' unclean days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import (
+    EOD_ARCHIVE,
+    INTRADAY_ARCHIVE,
+    IVOL_FILE,
+    QUOTEDATA,
+    all_chain_files,
+    shared_file,
+)
+
+from research_lib.chain import CONTRACT_COLUMNS, NY, ChainError
+from research_lib.sources import (
+    SnapshotNotFoundError,
+    UnknownFormatError,
+    detect_format,
+    read_chain,
+    read_chains,
+    scan,
+)
+from research_lib.sources.cboe_csv import parse_cboe_timestamp
+
+# file → (format, underlying, spot, header moment, expected roots)
+QUOTE_FILES = {
+    "spx_2022-02-05.csv": ("cboe_csv", "SPX", 4500.5298, "2022-02-05 20:09", {"SPX", "SPXW"}),
+    "ndx_2022-02-05.csv": ("cboe_csv", "NDX", 14694.3506, "2022-02-05 20:26", {"NDX", "NDXP"}),
+    "spx_2022-06-11.csv": ("cboe_csv", "SPX", 3900.8601, "2022-06-11 20:47", {"SPX", "SPXW"}),
+    "spx_2022-07-12.csv": ("cboe_csv", "SPX", 3856.28, "2022-07-12 11:55", {"SPX", "SPXW"}),
+    "spx_2023-09-14.csv": ("cboe_csv", "SPX", 4505.1001, "2023-09-14 16:31", {"SPX", "SPXW"}),
+    "spy_2023-09-14.csv": ("cboe_csv", "SPY", 450.81, "2023-09-14 16:31", {"SPY"}),
+    "xsp_2023-09-14.csv": ("cboe_csv", "XSP", 450.51, "2023-09-14 16:30", {"XSP"}),
+    "spx_2024-01-07.csv": ("cboe_csv", "SPX", 4697.2402, "2024-01-07 10:52", {"SPX", "SPXW"}),
+    "spy_2020-06-22.dat": ("cboe_dat", "SPY", 310.68, "2020-06-22 20:42", {"SPY"}),
+}
+
+
+def test_every_shared_chain_file_is_covered():
+    files = all_chain_files()
+    if not files:
+        pytest.skip("../shared/data/chains is absent")
+    for f in files:
+        assert detect_format(f).name in {"cboe_csv", "cboe_dat", "spx_eod_archive", "cboe_intraday_archive",
+                                         "ivolatility_csv"}, f
+
+
+@pytest.mark.parametrize("name", sorted(QUOTE_FILES))
+def test_quote_files_parse(name):
+    fmt, underlying, spot, moment, roots = QUOTE_FILES[name]
+    path = shared_file(QUOTEDATA / name)
+    assert detect_format(path).name == fmt
+    snap = read_chain(path)
+    assert snap.underlying == underlying
+    assert snap.spot == pytest.approx(spot)
+    assert snap.quote_time == pd.Timestamp(moment).tz_localize(NY)
+    assert str(snap.quote_time.tz) == NY
+    assert snap.snapshot_date == pd.Timestamp(moment).date()
+    c = snap.contracts
+    assert tuple(c.columns) == CONTRACT_COLUMNS
+    assert set(c["root"]) == roots
+    assert set(c["right"]) == {"C", "P"}
+    assert (c["strike"] > 0).all() and (c["open_interest"] >= 0).all()
+    # vendor zeros that mean missing became NaN
+    assert not (c["iv"] == 0).any() and not (c["gamma"] == 0).any()
+    # settlement from the root: AM only for the index monthlies
+    am_roots = set(c.loc[c["settlement"] == "AM", "root"])
+    assert am_roots <= {"SPX", "NDX"}
+    # every contract key appears once
+    assert not c.duplicated(["root", "expiration", "strike", "right"]).any()
+
+
+def test_spx_file_keeps_spx_and_spxw_on_the_same_monthly_strike():
+    snap = read_chain(shared_file(QUOTEDATA / "spx_2024-01-07.csv"))
+    c = snap.contracts
+    monthly = c[(c["expiration"] == "2024-01-19") & (c["strike"] == 4700) & (c["right"] == "C")]
+    assert set(monthly["root"]) == {"SPX", "SPXW"}
+    assert dict(zip(monthly["root"], monthly["settlement"], strict=True)) == {"SPX": "AM", "SPXW": "PM"}
+
+
+def test_quote_table_row_count_matches_the_file():
+    path = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+    n_lines = sum(1 for line in open(path) if line[:3] in {"Mon", "Tue", "Wed", "Thu", "Fri"})
+    assert len(read_chain(path).contracts) == 2 * n_lines
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Date: February 5 2022, 8:09 PM EST", "2022-02-05 20:09"),
+    ("Date: June 11, 2022, 8:47 PM EDT", "2022-06-11 20:47"),
+    ("Date: September 14, 2023 at 4:31 PM EDT", "2023-09-14 16:31"),
+    ("Date: January 7, 2024 at 10:52 AM EST", "2024-01-07 10:52"),
+    ("Date: 9 June 2023, 10:18 PM EDT", "2023-06-09 22:18"),
+    ("Jun 22 2020 @ 20:42 ET", "2020-06-22 20:42"),
+])
+def test_cboe_timestamp_locales(text, expected):
+    assert parse_cboe_timestamp(text, where="t") == pd.Timestamp(expected).tz_localize(NY)
+
+
+def test_cboe_timestamp_rejects_foreign_zone_and_garbage():
+    with pytest.raises(ChainError, match="not New York time"):
+        parse_cboe_timestamp("Date: June 9 2023, 10:18 PM CET", where="t")
+    with pytest.raises(ChainError, match="unreadable quote date"):
+        parse_cboe_timestamp("Date: someday soon", where="t")
+
+
+def _variant(tmp_path, src, transform, name="variant.csv"):
+    lines = open(src).read().splitlines()
+    out = tmp_path / name
+    out.write_text("\n".join(transform(lines)) + "\n")
+    return out
+
+
+def test_header_variants_read_identically(tmp_path):
+    src = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+    base = read_chain(src).contracts
+    no_blank = _variant(tmp_path, src, lambda ls: ls[1:], "a.csv")
+    trailing = _variant(tmp_path, src, lambda ls: [ls[0]] + [ln + ",,," for ln in ls[1:]], "b.csv")
+    eu_date = _variant(tmp_path, src, lambda ls: [ls[0], ls[1], ls[2].replace(
+        "September 14, 2023 at 4:31 PM EDT", "14 September 2023, 4:31 PM EDT"), *ls[3:]], "c.csv")
+    for path in (no_blank, trailing, eu_date):
+        snap = read_chain(path)
+        assert snap.quote_time == pd.Timestamp("2023-09-14 16:31").tz_localize(NY)
+        pd.testing.assert_frame_equal(snap.contracts, base)
+
+
+def test_corrupt_quote_table_names_column_and_row(tmp_path):
+    src = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+
+    def corrupt(lines):
+        parts = lines[10].split(",")
+        parts[10] = "lots"  # call open interest
+        lines[10] = ",".join(parts)
+        return lines
+
+    with pytest.raises(ChainError, match=r"open_interest.*1 bad row.*lots"):
+        read_chain(_variant(tmp_path, src, corrupt))
+
+
+def test_strike_column_must_match_symbol(tmp_path):
+    src = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+
+    def corrupt(lines):
+        parts = lines[10].split(",")
+        parts[11] = "99999.00"
+        lines[10] = ",".join(parts)
+        return lines
+
+    with pytest.raises(ChainError, match="Strike disagrees with the OCC symbol"):
+        read_chain(_variant(tmp_path, src, corrupt))
+
+
+def test_header_only_file_is_an_empty_chain(tmp_path):
+    src = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+    with pytest.raises(ChainError, match="no rows"):
+        read_chain(_variant(tmp_path, src, lambda ls: ls[:4]))
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "empty file"),
+    (b"hello,world\n1,2\n", "not a chain format"),
+    (b"\x00\x01\x02binary", "binary file"),
+    (b"PAR1garbage", "corrupt Parquet"),
+])
+def test_unknown_formats(tmp_path, content, match):
+    p = tmp_path / "x.csv"
+    p.write_bytes(content)
+    with pytest.raises(UnknownFormatError, match=match):
+        read_chain(p)
+
+
+def test_missing_file():
+    with pytest.raises(FileNotFoundError):
+        read_chain("no/such/file.csv")
+
+
+def test_single_snapshot_file_rejects_other_dates():
+    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+    assert read_chain(path, date="2024-01-07").snapshot_date == dt.date(2024, 1, 7)
+    with pytest.raises(SnapshotNotFoundError, match="2024-01-07"):
+        read_chain(path, date="2024-01-08")
+
+
+# ------------------------------------------------------------------------------------------------
+# archives
+
+EOD_SKIPPED = {dt.date(2026, 6, 13), dt.date(2026, 6, 19), dt.date(2026, 6, 23), dt.date(2026, 7, 3),
+               dt.date(2026, 8, 7)}
+
+
+def test_eod_archive_catalogue():
+    cat = scan(shared_file(EOD_ARCHIVE))
+    assert len(cat) == 51
+    assert set(cat.loc[cat["status"] == "skipped", "date"]) == EOD_SKIPPED
+    # 49 sessions minus 06-23 and 08-07 (true closes missing) and 08-06 (only inside the mislabelled
+    # 08-07 file) = 46 clean days (SOURCES.md says 45)
+    assert (cat["status"] == "ok").sum() == 46
+    assert cat["rows"].sum() == 1_132_015
+    reasons = dict(zip(cat["date"], cat["reason"], strict=True))
+    assert "Juneteenth" in reasons[dt.date(2026, 6, 19)]
+    assert "weekend" in reasons[dt.date(2026, 6, 13)]
+
+
+def test_eod_archive_skipped_day_says_why():
+    with pytest.raises(SnapshotNotFoundError, match="HOLIDAY"):
+        read_chain(shared_file(EOD_ARCHIVE), date="2026-07-03")
+    with pytest.raises(SnapshotNotFoundError, match="no snapshot for 2025-01-02"):
+        read_chain(shared_file(EOD_ARCHIVE), date="2025-01-02")
+
+
+def test_eod_archive_day_keeps_both_monthly_rows_as_separate_contracts():
+    path = shared_file(EOD_ARCHIVE)
+    raw = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp("2026-08-21"))])
+    snap = read_chain(path, date="2026-08-21")
+    c = snap.contracts
+    assert len(c) == len(raw)  # nothing dropped
+    assert c["open_interest"].sum() == raw["oi"].sum()
+    assert snap.spot == pytest.approx(7674.3701)
+    assert snap.quote_time == pd.Timestamp("2026-08-21 16:00").tz_localize(NY)
+    # SPX rows are AM monthlies only; the Sep monthly has both roots on the same strike
+    spx = c[c["root"] == "SPX"]
+    assert (spx["settlement"] == "AM").all()
+    assert set(spx["expiration"].dt.day_of_week) <= {3, 4}
+    sep = c[(c["expiration"] == "2026-09-18") & (c["strike"] == 7700) & (c["right"] == "P")]
+    assert set(sep["root"]) == {"SPX", "SPXW"}
+    # the AM monthly expiring on the snapshot date was settled at the open: no quotes left
+    am_today = c[(c["root"] == "SPX") & (c["expiration"] == "2026-08-21")]
+    assert len(am_today) and am_today["ask"].fillna(0).eq(0).all()
+
+
+def test_eod_archive_reads_every_clean_day():
+    snaps = list(read_chains(shared_file(EOD_ARCHIVE), dates=["2026-06-12", "2026-07-02", "2026-08-05"]))
+    assert [s.snapshot_date for s in snaps] == [dt.date(2026, 6, 12), dt.date(2026, 7, 2), dt.date(2026, 8, 5)]
+    for s in snaps:
+        assert 20_000 < len(s.contracts) < 25_000
+
+
+def test_intraday_archive():
+    path = shared_file(INTRADAY_ARCHIVE)
+    cat = scan(path)
+    assert len(cat) == 58
+    assert set(cat.loc[cat["status"] == "skipped", "date"]) == {dt.date(2019, 5, 27), dt.date(2019, 7, 4)}
+    snap = read_chain(path, date="2019-06-03")
+    assert snap.underlying == "SPX"
+    assert set(snap.contracts["root"]) == {"SPX", "SPXW"}
+    assert any("12:45" in n for n in snap.notes)
+    raw = pd.read_parquet(path, filters=[("quotedate", "==", pd.Timestamp("2019-06-03"))])
+    assert snap.spot == pytest.approx(raw["underlying_last"].iloc[0])
+    assert len(snap.contracts) == len(raw)
+
+
+def test_ivolatility_file():
+    path = shared_file(IVOL_FILE)
+    cat = scan(path)
+    assert list(cat["date"]) == [dt.date(2011, 1, d) for d in (3, 4, 5, 6, 7)]
+    snaps = list(read_chains(path))
+    assert len(snaps) == 5
+    assert sum(len(s.contracts) for s in snaps) == 9832
+    roots = set().union(*(set(s.contracts["root"]) for s in snaps))
+    assert roots == {"SPX", "SPXPM", "SPXW"}
+    first = snaps[0]
+    assert first.spot == pytest.approx(1271.87)
+    assert set(first.contracts.loc[first.contracts["root"] == "SPXPM", "settlement"]) == {"PM"}
+    # iVolatility's -1 "no value" IV is read as missing, not rejected and not kept as -1
+    assert not (first.contracts["iv"] < 0).any()
+    assert any("iv = -1" in n for n in first.notes)
+
+
+def test_gzipped_quote_table_is_detected(tmp_path):
+    src = shared_file(QUOTEDATA / "spy_2023-09-14.csv")
+    gz = tmp_path / "spy.csv.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    assert detect_format(gz).name == "cboe_csv"
+    pd.testing.assert_frame_equal(read_chain(gz).contracts, read_chain(src).contracts)
+
+
+def test_numeric_values_survive_reading():
+    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+    snap = read_chain(path)
+    row = snap.contracts[(snap.contracts["root"] == "SPXW") & (snap.contracts["expiration"] == "2024-01-05")
+                         & (snap.contracts["strike"] == 1200) & (snap.contracts["right"] == "C")].iloc[0]
+    # "Fri Jan 05 2024,SPXW240105C01200000,3499.25,-1.1,3492.4,3501.3,1,0,0,0,24,1200.00,..."
+    assert (row["last"], row["bid"], row["ask"], row["volume"], row["open_interest"]) == (
+        3499.25, 3492.4, 3501.3, 1.0, 24.0)
+    assert np.isnan(row["iv"]) and np.isnan(row["gamma"])
