@@ -1,0 +1,185 @@
+"""Command line: ``research-lib ...`` or ``python -m research_lib ...``. A thin layer over the library.
+
+Commands
+--------
+``research-lib gex PATH [--date YYYY-MM-DD|all] [--convention model|perfiliev] [--days-per-year N]
+[--no-zero-dte-floor] [--grid N] [--rate R] [--div-yield Q] [--max-dte N] [--exclude-0dte] [--json]``
+    Key GEX levels of any supported chain file. Without ``--json``: a readable table per snapshot.
+    With ``--json``: one JSON object per snapshot, one line each.
+``research-lib scan PATH``
+    The snapshots a file holds, and the days skipped with the reason.
+
+Exit codes: 0 success; 2 bad usage; 3 bad or unknown input file / empty chain; 4 nothing to compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+
+from research_lib import __version__
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+EXIT_NO_RESULT = 4
+
+
+def _fmt_money(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    a = abs(x)
+    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if a >= div:
+            return f"{x / div:+,.2f}{unit}"
+    return f"{x:+,.0f}"
+
+
+def _fmt_level(x: float | None) -> str:
+    return "none" if x is None else f"{x:,.2f}"
+
+
+def format_levels(levels, *, pin_risk=None, exclusions=None) -> str:
+    """A readable block for one :class:`~research_lib.gex.KeyLevels`."""
+    lv = levels
+    lines = [
+        f"{lv.underlying} {lv.date}  spot {lv.spot:,.2f}  quoted {lv.quote_time:%Y-%m-%d %H:%M %Z}  "
+        f"convention {lv.convention}{'  [MODELLED DATA]' if lv.modelled else ''}",
+        f"  source            {lv.source}",
+        f"  net GEX           {_fmt_money(lv.net_gex)} $/1% move   (calls {_fmt_money(lv.call_gex)}, "
+        f"puts {_fmt_money(lv.put_gex)})",
+        f"  zero gamma        {_fmt_level(lv.zero_gamma)}"
+        + (f"   (all crossings: {', '.join(f'{z:,.2f}' for z in lv.zero_gamma_crossings)})"
+           if len(lv.zero_gamma_crossings) > 1 else ""),
+        f"  call wall         {_fmt_level(lv.call_wall)}",
+        f"  put wall          {_fmt_level(lv.put_wall)}",
+        f"  cumulative flip   {_fmt_level(lv.cumulative_flip)}   (running sum of GEX by strike; not zero gamma)",
+        f"  vanna exposure    {_fmt_money(lv.net_vanna)} $ delta per vol point",
+        f"  charm exposure    {_fmt_money(lv.net_charm)} $ delta per day",
+        f"  contracts         {lv.n_contracts} counted, {lv.n_expired} expired, {lv.n_filtered} filtered, "
+        f"{lv.n_unpriced} without gamma",
+    ]
+    mp = list(lv.max_pain.items())[:6]
+    if mp:
+        lines.append("  max pain          " + ", ".join(f"{d:%m-%d} {k:,.0f}" for d, k in mp)
+                     + (" ..." if len(lv.max_pain) > 6 else ""))
+    if pin_risk is not None and len(pin_risk):
+        lines.append("  pin risk          " + ", ".join(
+            f"{d:%m-%d} {row.pin_strike:,.0f} ({row.score:.0f}/100)" for d, row in pin_risk.iterrows()))
+    return "\n".join(lines)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="research-lib", description="GEX research tools.")
+    parser.add_argument("--version", action="version", version=f"research_lib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("gex", help="key GEX levels of a chain file",
+                       description="Compute net/call/put GEX, zero gamma, walls, max pain and pin risk of "
+                                   "a chain file (any supported format).")
+    g.add_argument("path", help="a chain file (Cboe CSV/.dat, Parquet archive, iVolatility CSV)")
+    g.add_argument("--date", default=None,
+                   help="YYYY-MM-DD for a multi-day archive, or 'all' for every clean day (default: latest)")
+    g.add_argument("--convention", choices=["model", "perfiliev"], default="model")
+    g.add_argument("--days-per-year", type=float, default=None,
+                   help="perfiliev: weekday count divisor (default 262; 252 is common); model: 365")
+    g.add_argument("--no-zero-dte-floor", action="store_true",
+                   help="perfiliev: do not floor same-day expiries at one day")
+    g.add_argument("--grid", type=int, default=None, help="profile grid points (model 400, perfiliev 60)")
+    g.add_argument("--rate", type=float, default=None, help="risk-free rate, decimal (0.05 = 5%%)")
+    g.add_argument("--div-yield", type=float, default=None, help="dividend yield, decimal")
+    g.add_argument("--max-dte", type=int, default=None, help="only expiries up to N calendar days out")
+    g.add_argument("--exclude-0dte", action="store_true", help="drop same-day expiries")
+    g.add_argument("--json", action="store_true", help="one JSON object per snapshot, one per line")
+
+    s = sub.add_parser("scan", help="list the snapshots a chain file holds")
+    s.add_argument("path")
+    return parser
+
+
+def _config_from_args(args):
+    from research_lib.gex import config_from
+
+    return config_from(args.convention, rate=args.rate, div_yield=args.div_yield, grid_points=args.grid,
+                       days_per_year=args.days_per_year,
+                       zero_dte_floor=False if args.no_zero_dte_floor else None,
+                       max_dte=args.max_dte, exclude_0dte=args.exclude_0dte)
+
+
+def _cmd_gex(args, out, err) -> int:
+    from research_lib import gex
+    from research_lib.sources import read_chain, read_chains
+
+    config = _config_from_args(args)
+    if args.date == "all":
+        snapshots = read_chains(args.path)
+    else:
+        snapshots = iter([read_chain(args.path, date=args.date)])
+    n = 0
+    for snap in snapshots:
+        analysis = gex.analyze(snap, config)
+        if args.json:
+            record = analysis.levels.to_dict()
+            record["config"] = config.to_dict()
+            out.write(json.dumps(record) + "\n")
+        else:
+            if n:
+                out.write("\n")
+            out.write(format_levels(analysis.levels, pin_risk=analysis.pin_risk) + "\n")
+        out.flush()
+        n += 1
+    if n == 0:
+        err.write(f"research-lib: {args.path}: no usable snapshot\n")
+        return EXIT_NO_RESULT
+    return EXIT_OK
+
+
+def _cmd_scan(args, out, err) -> int:
+    from research_lib.sources import detect_format, scan
+
+    fmt = detect_format(args.path)
+    table = scan(args.path)
+    out.write(f"{args.path}: {fmt.name} ({fmt.description}), {len(table)} snapshot(s), "
+              f"{int((table['status'] == 'ok').sum())} usable\n")
+    out.write(table.to_string(index=False) + "\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
+    """Entry point of ``research-lib``. Returns the exit code (see the module docstring)."""
+    from research_lib.chain import ChainError
+    from research_lib.gex import GexConfigError, NoExposureError
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and EXIT_USAGE
+    handler = {"gex": _cmd_gex, "scan": _cmd_scan}[args.command]
+    try:
+        return handler(args, out, err)
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error of ours. Silence the flush at exit.
+        sys.stdout = None
+        return EXIT_OK
+    except FileNotFoundError as exc:
+        err.write(f"research-lib: {exc}\n")
+        return EXIT_BAD_INPUT
+    except ChainError as exc:
+        err.write(f"research-lib: {type(exc).__name__}: {exc}\n")
+        return EXIT_BAD_INPUT
+    except NoExposureError as exc:
+        err.write(f"research-lib: {exc}\n")
+        return EXIT_NO_RESULT
+    except (GexConfigError, ValueError) as exc:
+        err.write(f"research-lib: bad option: {exc}\n")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
