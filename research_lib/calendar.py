@@ -23,6 +23,12 @@ import numpy as np
 import pandas as pd
 
 NY = "America/New_York"
+
+
+class CalendarRangeError(ValueError):
+    """A moment outside the range the exchange calendar covers (1990–2040)."""
+
+
 CALENDAR_NAME = "XNYS"
 CALENDAR_START = "1990-01-02"
 CALENDAR_END = "2040-12-31"
@@ -122,15 +128,20 @@ def last_close_at_or_before(ts) -> pd.Timestamp:
     closes = sched["close"]
     pos = closes.searchsorted(ts, side="right") - 1
     if pos < 0:
-        raise ValueError(f"{ts} is before the calendar's first session ({CALENDAR_START})")
+        raise CalendarRangeError(f"{ts} is before the calendar's first session ({CALENDAR_START})")
     return closes.iloc[pos]
 
 
 def market_moment(ts) -> pd.Timestamp:
     """The moment a quote taken at ``ts`` describes: ``ts`` itself during a session, otherwise the
-    close of the last session before it (a Saturday download of Friday's chain → Friday 16:00)."""
+    close of the last session before it (a Saturday download of Friday's chain → Friday 16:00).
+
+    Raises :class:`CalendarRangeError` outside the calendar's 1990–2040 range.
+    """
     ts = pd.Timestamp(ts).tz_convert(NY)
     sched = _schedule_ny()
+    if ts.tz_localize(None) > sched.index[-1] + pd.Timedelta(days=1):
+        raise CalendarRangeError(f"{ts} is after the calendar's last session ({CALENDAR_END})")
     d = ts.tz_localize(None).normalize()
     if d in sched.index and sched.at[d, "open"] <= ts <= sched.at[d, "close"]:
         return ts

@@ -60,6 +60,8 @@ FLOAT_COLUMNS: tuple[str, ...] = (
 OPTIONAL_FLOAT_COLUMNS: tuple[str, ...] = ("bid", "ask", "last", "volume", "iv", "delta", "gamma")
 KEY_COLUMNS: tuple[str, ...] = ("root", "expiration", "strike", "right")
 
+#: Quote times the exchange calendar covers (see research_lib.calendar).
+QUOTE_TIME_RANGE = (pd.Timestamp("1990-01-02"), pd.Timestamp("2040-12-31 23:59:59"))
 #: Largest strike or quote we accept (in underlying points). Anything larger is a corrupt field.
 MAX_PRICE = 1e9
 #: Largest open interest or volume we accept for one contract.
@@ -185,6 +187,10 @@ def validate_contracts(table: pd.DataFrame, *, where: str | None = None) -> pd.D
     """
     if not isinstance(table, pd.DataFrame):
         raise ChainError(f"contract table must be a DataFrame, got {type(table).__name__}", where=where)
+    dup_cols = table.columns[table.columns.duplicated()].unique()
+    if len(dup_cols):
+        raise ChainError(f"column{'s' if len(dup_cols) > 1 else ''} {list(dup_cols)} appear more than once",
+                         column=str(dup_cols[0]), where=where)
     missing = [c for c in CONTRACT_COLUMNS if c not in table.columns]
     if missing:
         raise ChainError(f"missing column{'s' if len(missing) > 1 else ''} {missing}", column=missing[0],
@@ -215,7 +221,12 @@ def validate_contracts(table: pd.DataFrame, *, where: str | None = None) -> pd.D
     exp_raw = src["expiration"]
     if isinstance(exp_raw.dtype, pd.DatetimeTZDtype):
         exp_raw = exp_raw.dt.tz_localize(None)
-    expiration = pd.to_datetime(exp_raw, errors="coerce")
+    try:
+        expiration = pd.to_datetime(exp_raw, errors="coerce")
+    except (ValueError, TypeError) as exc:  # mixed time zones, unhashable objects ...
+        raise ChainError(f"not a column of dates ({exc})", column="expiration", where=where) from exc
+    if isinstance(expiration.dtype, pd.DatetimeTZDtype):
+        expiration = expiration.dt.tz_convert(NY).dt.tz_localize(None)
     bad = expiration.isna()
     if bad.any():
         raise ChainError("not a date", column="expiration", n_bad=int(bad.sum()),
@@ -229,6 +240,10 @@ def validate_contracts(table: pd.DataFrame, *, where: str | None = None) -> pd.D
     for col in FLOAT_COLUMNS:
         raw = src[col]
         num = pd.to_numeric(raw, errors="coerce")
+        if np.iscomplexobj(num.to_numpy()) or raw.map(lambda v: isinstance(v, complex)).any():
+            is_complex = raw.map(lambda v: isinstance(v, complex))
+            raise ChainError("complex numbers are not prices", column=col, n_bad=int(is_complex.sum()),
+                             example=_example(raw, is_complex), where=where)
         not_number = num.isna() & raw.notna()
         if not_number.any():
             raise ChainError("not a number", column=col, n_bad=int(not_number.sum()),
@@ -284,7 +299,11 @@ def _as_ny_timestamp(value: Any, *, where: str | None) -> pd.Timestamp:
         raise ChainError("quote_time is missing", where=where)
     if ts.tzinfo is None:
         raise ChainError(f"quote_time {ts} must be tz-aware (America/New_York)", where=where)
-    return ts.tz_convert(NY)
+    ts = ts.tz_convert(NY)
+    if not QUOTE_TIME_RANGE[0] <= ts.tz_localize(None) <= QUOTE_TIME_RANGE[1]:
+        raise ChainError(f"quote_time {ts} is outside the supported {QUOTE_TIME_RANGE[0]:%Y-%m-%d}.."
+                         f"{QUOTE_TIME_RANGE[1]:%Y-%m-%d} (the exchange calendar's range)", where=where)
+    return ts
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

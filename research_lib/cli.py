@@ -170,12 +170,12 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     except FileNotFoundError as exc:
         err.write(f"research-lib: {exc}\n")
         return EXIT_BAD_INPUT
+    except NoExposureError as exc:  # before ChainError: it is one
+        err.write(f"research-lib: {exc}\n")
+        return EXIT_NO_RESULT
     except ChainError as exc:
         err.write(f"research-lib: {type(exc).__name__}: {exc}\n")
         return EXIT_BAD_INPUT
-    except NoExposureError as exc:
-        err.write(f"research-lib: {exc}\n")
-        return EXIT_NO_RESULT
     except (GexConfigError, ValueError) as exc:
         err.write(f"research-lib: bad option: {exc}\n")
         return EXIT_USAGE

@@ -59,7 +59,7 @@ from scipy.optimize import brentq
 
 from research_lib import calendar as cal
 from research_lib import pricing
-from research_lib.chain import ChainSnapshot, ResearchLibError
+from research_lib.chain import ChainError, ChainSnapshot, ResearchLibError
 
 CONTRACT_MULTIPLIER = 100.0
 ONE_PERCENT = 0.01
@@ -70,8 +70,11 @@ class GexConfigError(ResearchLibError, ValueError):
     """A :class:`GexConfig` field has an impossible value."""
 
 
-class NoExposureError(ResearchLibError, ValueError):
-    """Nothing is left to compute exposures from (every contract expired, filtered out or unpriceable)."""
+class NoExposureError(ChainError):
+    """Nothing is left to compute exposures from (every contract expired, filtered out or unpriceable).
+
+    A :class:`~research_lib.chain.ChainError`: the chain is valid but cannot give levels.
+    """
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,8 +301,11 @@ class Exclusions:
     unpriced_open_interest: float = 0.0
 
 
-def exposures(snapshot: ChainSnapshot, config: GexConfig | None = None) -> tuple[pd.DataFrame, Exclusions]:
+def exposures(snapshot: ChainSnapshot, config: GexConfig | None = None, *,
+              T: np.ndarray | None = None) -> tuple[pd.DataFrame, Exclusions]:
     """Per-contract exposures.
+
+    ``T`` may pass :func:`time_to_expiry`'s result when the caller already has it.
 
     Returns
     -------
@@ -317,7 +323,7 @@ def exposures(snapshot: ChainSnapshot, config: GexConfig | None = None) -> tuple
     config = config or GexConfig()
     c = snapshot.contracts
     S = snapshot.spot
-    T = time_to_expiry(snapshot, config)
+    T = time_to_expiry(snapshot, config) if T is None else T
     exp_dates = c["expiration"].to_numpy().astype("datetime64[D]")
     today = np.datetime64(snapshot.snapshot_date, "D")
     if config.day_count == "weekdays":
@@ -499,9 +505,9 @@ class GammaProfile:
                              "net_gex": self.net_gex})
 
 
-def _profile_inputs(snapshot: ChainSnapshot, config: GexConfig):
+def _profile_inputs(snapshot: ChainSnapshot, config: GexConfig, T: np.ndarray | None):
     c = snapshot.contracts
-    T = time_to_expiry(snapshot, config)
+    T = time_to_expiry(snapshot, config) if T is None else T
     exp_dates = c["expiration"].to_numpy().astype("datetime64[D]")
     live = exp_dates >= np.datetime64(snapshot.snapshot_date, "D") if config.day_count == "weekdays" else T > 0
     keep = live & config.expiries.mask(c["expiration"], snapshot.snapshot_date)
@@ -512,7 +518,8 @@ def _profile_inputs(snapshot: ChainSnapshot, config: GexConfig):
 
 
 def gamma_profile(snapshot: ChainSnapshot, config: GexConfig | None = None,
-                  levels: Sequence[float] | np.ndarray | None = None) -> GammaProfile:
+                  levels: Sequence[float] | np.ndarray | None = None, *,
+                  T: np.ndarray | None = None) -> GammaProfile:
     """Net GEX at each hypothetical spot level, gamma recomputed from each contract's IV.
 
     Parameters
@@ -522,6 +529,8 @@ def gamma_profile(snapshot: ChainSnapshot, config: GexConfig | None = None,
         ``rate``, ``div_yield``, the day count, the expiry filter and the grid come from here.
     levels : array-like, optional
         Spot levels to use instead of the config's grid.
+    T : ndarray, optional
+        :func:`time_to_expiry`'s result, when the caller already has it.
 
     Notes
     -----
@@ -529,7 +538,7 @@ def gamma_profile(snapshot: ChainSnapshot, config: GexConfig | None = None,
     with ``gamma_source="model"`` the profile equals the total net GEX of :func:`exposures`.
     """
     config = config or GexConfig()
-    K, T, iv, oi, is_call, sign = _profile_inputs(snapshot, config)
+    K, T, iv, oi, is_call, sign = _profile_inputs(snapshot, config, T)
     kernel = _ProfileKernel.build(K, T, iv, oi, is_call, sign, config.rate, config.div_yield)
     if levels is None:
         levels = np.linspace(config.grid_low * snapshot.spot, config.grid_high * snapshot.spot, config.grid_points)
@@ -648,29 +657,40 @@ def max_pain(contracts: pd.DataFrame, spot: float | None = None) -> pd.DataFrame
     settlement), ``open_interest``. Expiries with no open interest are left out.
     """
     rows = []
-    for exp, grp in contracts.groupby("expiration", sort=True):
-        oi_total = float(grp["open_interest"].sum())
+    exp_all = contracts["expiration"].to_numpy()
+    k_all = contracts["strike"].to_numpy(dtype=float)
+    oi_all = contracts["open_interest"].to_numpy(dtype=float)
+    call_all = (contracts["right"] == "C").to_numpy()
+    order = np.lexsort((k_all, exp_all))
+    exp_all, k_all, oi_all, call_all = exp_all[order], k_all[order], oi_all[order], call_all[order]
+    bounds = np.flatnonzero(np.r_[True, exp_all[1:] != exp_all[:-1], True])
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        k, oi, is_call = k_all[lo:hi], oi_all[lo:hi], call_all[lo:hi]
+        oi_total = float(oi.sum())
         if oi_total <= 0:
             continue
-        k = grp["strike"].to_numpy()
-        oi = grp["open_interest"].to_numpy()
-        is_call = (grp["right"] == "C").to_numpy()
         candidates = np.unique(k)
-        diff = candidates[:, None] - k[None, :]
-        payoff = np.where(is_call[None, :], np.maximum(diff, 0.0), np.maximum(-diff, 0.0))
-        total = payoff @ oi * CONTRACT_MULTIPLIER
+        # Calls pay Σ_{K<P} OI·(P−K); puts pay Σ_{K>P} OI·(K−P): prefix sums over strikes sorted ascending.
+        kc, oc = k[is_call], oi[is_call]
+        kp, op = k[~is_call], oi[~is_call]
+        n_c = np.searchsorted(kc, candidates, side="left")
+        cum_oc = np.r_[0.0, np.cumsum(oc)]
+        cum_koc = np.r_[0.0, np.cumsum(kc * oc)]
+        calls = candidates * cum_oc[n_c] - cum_koc[n_c]
+        n_p = np.searchsorted(kp, candidates, side="right")
+        cum_op = np.r_[0.0, np.cumsum(op)]
+        cum_kop = np.r_[0.0, np.cumsum(kp * op)]
+        puts = (cum_kop[-1] - cum_kop[n_p]) - candidates * (cum_op[-1] - cum_op[n_p])
+        total = (calls + puts) * CONTRACT_MULTIPLIER
         best = np.flatnonzero(total <= total.min() * (1 + 1e-12) + 1e-9)
-        if spot is not None:
-            pick = best[np.argmin(np.abs(candidates[best] - spot))]
-        else:
-            pick = best[0]
-        rows.append((exp, float(candidates[pick]), float(total[pick]), oi_total))
+        pick = best[np.argmin(np.abs(candidates[best] - spot))] if spot is not None else best[0]
+        rows.append((exp_all[lo], float(candidates[pick]), float(total[pick]), oi_total))
     out = pd.DataFrame(rows, columns=["expiration", "max_pain", "payout", "open_interest"])
     return out.set_index("expiration")
 
 
 def pin_risk(contracts: pd.DataFrame, snapshot: ChainSnapshot, *, next_n: int = 5,
-             window_pct: float = 5.0) -> pd.DataFrame:
+             window_pct: float = 5.0, max_pain_table: pd.DataFrame | None = None) -> pd.DataFrame:
     """A pin-risk score for each of the next ``next_n`` expiries.
 
     Pinning comes from dealers' gamma hedging concentrated at a strike near spot, so the components are
@@ -688,12 +708,13 @@ def pin_risk(contracts: pd.DataFrame, snapshot: ChainSnapshot, *, next_n: int = 
     * ``score`` — ``100 × exp(−z²/2) × concentration``: 100 means all the expiry's nearby gamma sits on
       one strike exactly at spot; a strike one expected move away scores at most 61, two at most 14.
 
-    ``contracts`` is :func:`exposures`' table. Returns a DataFrame indexed by ``expiration``; an
-    expiry with no exposure in the window is left out.
+    ``contracts`` is :func:`exposures`' table; ``max_pain_table`` is :func:`max_pain`'s (computed when
+    not given). Returns a DataFrame indexed by ``expiration``; an expiry with no exposure in the window
+    is left out.
     """
     S = snapshot.spot
     gross = contracts["gex"].abs().sum()
-    mp = max_pain(contracts, spot=S)
+    mp = max_pain(contracts, spot=S) if max_pain_table is None else max_pain_table
     rows = []
     for exp in sorted(contracts["expiration"].unique())[:next_n]:
         grp = contracts[contracts["expiration"] == exp]
@@ -832,7 +853,8 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
         Every contract expired, was filtered out, or could not be priced.
     """
     config = config or GexConfig()
-    contracts, excl = exposures(snapshot, config)
+    T = time_to_expiry(snapshot, config)
+    contracts, excl = exposures(snapshot, config, T=T)
     if contracts.empty:
         raise NoExposureError(
             f"{snapshot.source}: no contract left to compute exposures from "
@@ -840,12 +862,12 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
             f"{'IV' if config.gamma_source == 'model' else 'vendor gamma'})")
     strikes = by_strike(contracts)
     expiries = by_expiry(contracts)
-    profile = gamma_profile(snapshot, config)
+    profile = gamma_profile(snapshot, config, T=T)
     zero = zero_gamma(profile, method="linear" if config.zero_gamma_method == "first_linear" else "root")
     reported = zero.first if config.zero_gamma_method == "first_linear" else zero.nearest
     call_wall, put_wall = walls(strikes)
     mp = max_pain(contracts, spot=snapshot.spot)
-    pins = pin_risk(contracts, snapshot)
+    pins = pin_risk(contracts, snapshot, max_pain_table=mp)
     is_call = contracts["right"] == "C"
     levels = KeyLevels(
         underlying=snapshot.underlying,

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, all_chain_files, shared_file
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
 from synthetic import snapshot
 
@@ -427,3 +429,27 @@ def test_eod_archive_levels_track_spx(spx_eod_last):
     assert abs(lv.zero_gamma / lv.spot - 1) < 0.05
     assert lv.call_wall % 5 == 0 and lv.put_wall % 5 == 0
     assert shared_file(EOD_ARCHIVE)
+
+
+def _max_pain_brute_force(k, oi, is_call):
+    candidates = np.unique(k)
+    pay = [np.sum(np.where(is_call, np.maximum(p - k, 0), np.maximum(k - p, 0)) * oi) for p in candidates]
+    return candidates, np.array(pay) * 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.integers(0, 5000)), min_size=1, max_size=60,
+                unique_by=lambda t: (t[0], t[1])))
+def test_max_pain_prefix_sums_match_brute_force(rows):
+    k = np.array([r[0] * 5.0 for r in rows])
+    is_call = np.array([r[1] for r in rows])
+    oi = np.array([float(r[2]) for r in rows])
+    table = pd.DataFrame({"expiration": pd.Timestamp("2024-03-15"), "strike": k,
+                          "right": np.where(is_call, "C", "P"), "open_interest": oi})
+    mp = gex.max_pain(table)
+    if oi.sum() == 0:
+        assert mp.empty
+        return
+    candidates, pay = _max_pain_brute_force(k, oi, is_call)
+    assert mp.iloc[0]["payout"] == pytest.approx(pay.min(), rel=1e-9, abs=1e-6)
+    assert mp.iloc[0]["max_pain"] == candidates[np.flatnonzero(pay <= pay.min() * (1 + 1e-12) + 1e-9)[0]]

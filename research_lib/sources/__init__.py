@@ -103,8 +103,10 @@ def _as_date(date) -> dt.date | None:
         return date.date()
     if isinstance(date, dt.date):
         return date
+    if isinstance(date, pd.Timestamp):
+        return date.date()
     try:
-        return pd.Timestamp(str(date)).date()
+        return dt.date.fromisoformat(str(date).strip())
     except ValueError as exc:
         raise ValueError(f"date {date!r} is not YYYY-MM-DD") from exc
 
@@ -137,12 +139,13 @@ def read_chains(path: str | os.PathLike, *, dates=None) -> Iterator[ChainSnapsho
     fmt = detect_format(p)
     catalogue = fmt.scan(p)
     wanted = None if dates is None else {_as_date(d) for d in dates}
-    for row in catalogue.itertuples(index=False):
-        if row.status != "ok":
-            continue
-        if wanted is not None and row.date not in wanted:
-            continue
-        yield fmt.load(p, row.date)
+    days = [row.date for row in catalogue.itertuples(index=False)
+            if row.status == "ok" and (wanted is None or row.date in wanted)]
+    if fmt.load_many is not None and len(days) > 1:
+        yield from fmt.load_many(p, days)
+        return
+    for day in days:
+        yield fmt.load(p, day)
 
 
 __all__ = [

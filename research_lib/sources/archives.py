@@ -27,6 +27,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,7 @@ import pandas as pd
 
 from research_lib.calendar import is_session, session_close
 from research_lib.chain import NY, ChainError, ChainSnapshot, parse_occ_symbols, settlement_for_root
-from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, open_text
+from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, file_key, open_text
 from research_lib.sources.cboe_csv import underlying_from_roots
 
 EOD_COLUMNS = ("file_date", "price_date", "spot", "strike", "dte", "cp", "oi", "gamma", "delta", "iv",
@@ -71,7 +73,12 @@ def _pick_date(catalogue: pd.DataFrame, date: dt.date | None, where: str) -> dt.
 
 
 def _scan_eod(path: Path) -> pd.DataFrame:
-    meta = pd.read_parquet(path, columns=["file_date", "price_date", "flag"])
+    return _scan_eod_cached(file_key(path)).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _scan_eod_cached(key: tuple[str, int, int]) -> pd.DataFrame:
+    meta = pd.read_parquet(key[0], columns=["file_date", "price_date", "flag"])
     g = meta.groupby("file_date", observed=True, sort=True)
     cat = g.agg(price_date=("price_date", "first"), flag=("flag", "first"), rows=("flag", "size"))
     nflags = g["flag"].nunique()
@@ -124,11 +131,22 @@ def split_spx_spxw(day: pd.DataFrame, *, where: str) -> np.ndarray:
 
 
 def _load_eod(path: Path, date: dt.date | None) -> ChainSnapshot:
-    where = path.name
-    catalogue = _scan_eod(path)
-    date = _pick_date(catalogue, date, where)
+    date = _pick_date(_scan_eod(path), date, path.name)
     day = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp(date))])
-    day = day.reset_index(drop=True)
+    return _eod_snapshot(day.reset_index(drop=True), date, path)
+
+
+def _load_eod_many(path: Path, dates: list[dt.date]) -> Iterator[ChainSnapshot]:
+    table = pd.read_parquet(path)
+    wanted = pd.DatetimeIndex([pd.Timestamp(d) for d in dates])
+    table = table[table["file_date"].isin(wanted)]
+    groups = dict(iter(table.groupby("file_date", sort=True)))
+    for d in sorted(dates):
+        yield _eod_snapshot(groups[pd.Timestamp(d)].reset_index(drop=True), d, path)
+
+
+def _eod_snapshot(day: pd.DataFrame, date: dt.date, path: Path) -> ChainSnapshot:
+    where = path.name
     roots = split_spx_spxw(day, where=where)
     spot = day["spot"].unique()
     if len(spot) != 1:
@@ -269,7 +287,7 @@ def _load_ivol(path: Path, date: dt.date | None) -> ChainSnapshot:
 
 FORMATS = [
     ChainFormat("spx_eod_archive", "daily SPX Cboe-JSON chains after the close (Parquet)",
-                lambda head, cols: _has(cols, EOD_COLUMNS), _scan_eod, _load_eod),
+                lambda head, cols: _has(cols, EOD_COLUMNS), _scan_eod, _load_eod, _load_eod_many),
     ChainFormat("cboe_intraday_archive", "daily intraday Cboe scrapes (Parquet)",
                 lambda head, cols: _has(cols, INTRADAY_COLUMNS), _scan_intraday, _load_intraday),
     ChainFormat("ivolatility_csv", "iVolatility EOD Raw IV CSV", _sniff_ivol, _scan_ivol, _load_ivol),

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import gzip
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +39,9 @@ class ChainFormat:
         ``skipped``), ``reason`` (empty when ok), ``rows``.
     load : callable(path, date or None) -> ChainSnapshot
         One snapshot (``None``: the only / the latest usable one).
+    load_many : callable(path, list of dates) -> iterator of ChainSnapshot, optional
+        Several snapshots from one read of the file (multi-day archives); :func:`load` per date
+        otherwise.
     """
 
     name: str
@@ -46,6 +49,7 @@ class ChainFormat:
     sniff: Callable[[str, tuple[str, ...] | None], bool]
     scan: Callable[[Path], pd.DataFrame]
     load: Callable[[Path, dt.date | None], ChainSnapshot]
+    load_many: Callable[[Path, list[dt.date]], Iterator[ChainSnapshot]] | None = None
 
 
 def open_text(path: Path) -> io.TextIOBase:
@@ -55,3 +59,9 @@ def open_text(path: Path) -> io.TextIOBase:
     if magic == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
     return open(path, encoding="utf-8-sig", errors="replace")
+
+
+def file_key(path: Path) -> tuple[str, int, int]:
+    """(resolved path, size, mtime in ns): a cache key that changes whenever the file does."""
+    st = Path(path).stat()
+    return str(Path(path).resolve()), st.st_size, st.st_mtime_ns

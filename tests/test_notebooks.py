@@ -1,0 +1,68 @@
+"""Notebooks run end to end through papermill; the tests read back what they recorded and compare it with
+the library called directly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
+
+from research_lib import gex
+from research_lib.sources import read_chain
+
+papermill = pytest.importorskip("papermill")
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def _execute(name, tmp_path, **parameters):
+    out = tmp_path / f"out_{name}"
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=parameters, cwd=str(NOTEBOOKS),
+                               kernel_name="python3", progress_bar=False, execution_timeout=600)
+    return json.loads(out.read_text())
+
+
+def _recorded_levels(nb) -> dict:
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "application/json" in data:
+                return data["application/json"]
+    raise AssertionError("the notebook recorded no key levels")
+
+
+def _images(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("convention", ["model", "perfiliev"])
+def test_explore_gex_on_a_real_chain(tmp_path, convention):
+    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+    nb = _execute("explore_gex.ipynb", tmp_path, chain_path=str(path), convention=convention, rate=0.05)
+    recorded = _recorded_levels(nb)
+    expected = gex.analyze(read_chain(path), gex.config_from(convention, rate=0.05)).levels.to_dict()
+    for key in ("net_gex", "call_gex", "put_gex", "zero_gamma", "call_wall", "put_wall", "net_vanna"):
+        assert recorded[key] == pytest.approx(expected[key], rel=1e-12), key
+    assert recorded["max_pain"] == expected["max_pain"]
+    assert recorded["convention"] == convention
+    assert _images(nb) == 3  # by strike, profile, heatmap
+
+
+@pytest.mark.notebook
+def test_explore_gex_on_an_archive_day(tmp_path):
+    path = shared_file(EOD_ARCHIVE)
+    nb = _execute("explore_gex.ipynb", tmp_path, chain_path=str(path), date="2026-07-15", max_dte=30)
+    recorded = _recorded_levels(nb)
+    expected = gex.analyze(read_chain(path, date="2026-07-15"), gex.config_from("model", max_dte=30)).levels
+    assert recorded["date"] == "2026-07-15"
+    assert recorded["net_gex"] == pytest.approx(expected.net_gex, rel=1e-12)
+    assert recorded["n_filtered"] == expected.n_filtered > 0
+
+
+@pytest.mark.notebook
+def test_explore_gex_fails_loudly_on_a_bad_file(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("not,a,chain\n")
+    with pytest.raises(papermill.PapermillExecutionError, match="UnknownFormatError"):
+        _execute("explore_gex.ipynb", tmp_path, chain_path=str(bad))

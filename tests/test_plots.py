@@ -1,0 +1,53 @@
+"""Each plot function returns a Figure with the levels drawn, and renders to PNG."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from matplotlib.figure import Figure
+
+from research_lib import gex, plots
+
+
+@pytest.fixture(scope="module")
+def analysis(spx_2024):
+    return gex.analyze(spx_2024)
+
+
+@pytest.mark.parametrize("fn", [plots.gex_by_strike, plots.gamma_profile, plots.gex_heatmap])
+def test_plot_returns_a_renderable_figure(analysis, fn):
+    fig = fn(analysis)
+    assert isinstance(fig, Figure)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=50)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n" and len(buf.getvalue()) > 5000
+    assert "SPX" in fig.axes[0].get_title()
+
+
+def test_levels_are_marked(analysis):
+    ax = plots.gex_by_strike(analysis).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    lv = analysis.levels
+    assert f"zero gamma {lv.zero_gamma:,.0f}" in labels
+    assert f"call wall {lv.call_wall:,.0f}" in labels and f"put wall {lv.put_wall:,.0f}" in labels
+    assert any(label.startswith("spot") for label in labels)
+    vlines = {round(line.get_xdata()[0], 6) for line in ax.get_lines() if len(set(line.get_xdata())) == 1}
+    assert round(lv.zero_gamma, 6) in vlines
+
+
+def test_profile_plot_draws_the_profile(analysis):
+    ax = plots.gamma_profile(analysis).axes[0]
+    net = next(line for line in ax.get_lines() if line.get_label() == "net GEX")
+    assert len(net.get_xdata()) == len(analysis.profile.levels)
+    assert net.get_ydata()[0] == pytest.approx(analysis.profile.net_gex[0] / 1e9)
+
+
+def test_plot_on_given_axes_and_modelled_label(analysis):
+    import dataclasses
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plots.gamma_profile(analysis, ax=ax) is fig
+    modelled = dataclasses.replace(analysis, levels=dataclasses.replace(analysis.levels, modelled=True))
+    assert "MODELLED" in plots.gex_heatmap(modelled).axes[0].get_title()
