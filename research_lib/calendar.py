@@ -1,7 +1,7 @@
 """The exchange calendar: sessions, holidays, early closes and option settlement moments.
 
 Backed by `exchange-calendars <https://github.com/gerrymanoim/exchange_calendars>`_ (NYSE, ``XNYS``),
-loaded lazily once per process for 1990–2040. Every day count in research_lib goes through here.
+loaded lazily once per process for 1985–2040 (quote times 1990–2040). Every day count in research_lib goes through here.
 
 Settlement moments
 ------------------
@@ -30,13 +30,13 @@ class CalendarRangeError(ValueError):
 
 
 CALENDAR_NAME = "XNYS"
-CALENDAR_START = "1990-01-02"
+CALENDAR_START = "1985-01-02"  # earlier than any accepted quote time (1990-01-02)
 CALENDAR_END = "2040-12-31"
 
 
 @functools.lru_cache(maxsize=1)
 def exchange_calendar():
-    """The NYSE calendar (``exchange_calendars`` ``XNYS``), 1990–2040, cached."""
+    """The NYSE calendar (``exchange_calendars`` ``XNYS``), 1985–2040, cached."""
     import exchange_calendars as xcals
 
     with warnings.catch_warnings():

@@ -221,6 +221,14 @@ def validate_contracts(table: pd.DataFrame, *, where: str | None = None) -> pd.D
     exp_raw = src["expiration"]
     if isinstance(exp_raw.dtype, pd.DatetimeTZDtype):
         exp_raw = exp_raw.dt.tz_localize(None)
+    if pd.api.types.is_numeric_dtype(exp_raw) and not pd.api.types.is_bool_dtype(exp_raw):
+        # Numbers are only dates as YYYYMMDD (20240315); anything else would be read as nanoseconds.
+        as_int = pd.to_numeric(exp_raw, errors="coerce")
+        bad = as_int.isna() | (as_int % 1 != 0) | (as_int < 19700101) | (as_int > 21001231)
+        if bad.any():
+            raise ChainError("a numeric expiration must be a YYYYMMDD date", column="expiration",
+                             n_bad=int(bad.sum()), example=_example(exp_raw, bad), where=where)
+        exp_raw = pd.to_datetime(as_int.astype("int64").astype(str), format="%Y%m%d", errors="coerce")
     try:
         expiration = pd.to_datetime(exp_raw, errors="coerce")
     except (ValueError, TypeError) as exc:  # mixed time zones, unhashable objects ...
@@ -234,7 +242,7 @@ def validate_contracts(table: pd.DataFrame, *, where: str | None = None) -> pd.D
     bad = (expiration.dt.year < 1970) | (expiration.dt.year > 2100)
     if bad.any():
         raise ChainError("expiration outside 1970-2100", column="expiration", n_bad=int(bad.sum()),
-                         example=str(expiration[bad].iloc[0].date()), where=where)
+                         example=str(_example(exp_raw, bad)), where=where)
     out["expiration"] = expiration.dt.normalize().astype("datetime64[ns]")
 
     for col in FLOAT_COLUMNS:

@@ -594,9 +594,16 @@ def zero_gamma(profile: GammaProfile, *, method: Literal["root", "linear"] = "ro
             crossings.append(float(x[i]))
     for i in np.flatnonzero(s[:-1] * s[1:] < 0):
         x0, x1, y0, y1 = x[i], x[i + 1], y[i], y[i + 1]
+        # Perfiliev: posStrike - (posStrike - negStrike) * posGamma / (posGamma - negGamma)
+        linear = float(x1 - (x1 - x0) * y1 / (y1 - y0))
         if method == "linear":
-            # Perfiliev: posStrike - (posStrike - negStrike) * posGamma / (posGamma - negGamma)
-            crossings.append(float(x1 - (x1 - x0) * y1 / (y1 - y0)))
+            crossings.append(linear)
+            continue
+        # The exact function sums in another order than the grid pass; when a grid value sits within
+        # rounding of zero the two can disagree in sign. Then the root is that grid point, to rounding.
+        f0, f1 = profile.at(x0), profile.at(x1)
+        if f0 == 0 or f1 == 0 or np.sign(f0) == np.sign(f1):
+            crossings.append(float(x0 if abs(f0) <= abs(f1) else x1))
         else:
             crossings.append(float(brentq(profile.at, x0, x1, xtol=xtol * profile.spot, rtol=1e-12)))
     crossings.sort()
