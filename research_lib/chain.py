@@ -247,11 +247,12 @@ def validate_contracts(table: pd.DataFrame, *, where: str | None = None) -> pd.D
 
     for col in FLOAT_COLUMNS:
         raw = src[col]
+        if raw.dtype.kind == "c" or raw.dtype == object:
+            is_complex = raw.map(lambda v: isinstance(v, complex | np.complexfloating))
+            if is_complex.any():
+                raise ChainError("complex numbers are not prices", column=col, n_bad=int(is_complex.sum()),
+                                 example=_example(raw, is_complex), where=where)
         num = pd.to_numeric(raw, errors="coerce")
-        if np.iscomplexobj(num.to_numpy()) or raw.map(lambda v: isinstance(v, complex)).any():
-            is_complex = raw.map(lambda v: isinstance(v, complex))
-            raise ChainError("complex numbers are not prices", column=col, n_bad=int(is_complex.sum()),
-                             example=_example(raw, is_complex), where=where)
         not_number = num.isna() & raw.notna()
         if not_number.any():
             raise ChainError("not a number", column=col, n_bad=int(not_number.sum()),

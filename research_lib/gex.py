@@ -374,40 +374,37 @@ def exposures(snapshot: ChainSnapshot, config: GexConfig | None = None, *,
     return out, excl
 
 
+def _summed_by(contracts: pd.DataFrame, key: str, *, split_oi: bool) -> pd.DataFrame:
+    calls = contracts["right"] == "C"
+    columns = {
+        key: contracts[key],
+        "call_gex": contracts["gex"].where(calls, 0.0),
+        "put_gex": contracts["gex"].where(~calls, 0.0),
+        "net_gex": contracts["gex"],
+        "vanna_exposure": contracts["vanna_exposure"],
+        "charm_exposure": contracts["charm_exposure"],
+    }
+    if split_oi:
+        columns["call_oi"] = contracts["open_interest"].where(calls, 0.0)
+        columns["put_oi"] = contracts["open_interest"].where(~calls, 0.0)
+    else:
+        columns["open_interest"] = contracts["open_interest"]
+    return pd.DataFrame(columns).groupby(key, sort=True).sum()
+
+
 def by_strike(contracts: pd.DataFrame) -> pd.DataFrame:
     """Exposures summed by strike across expiries.
 
     Returns a DataFrame indexed by ``strike`` (ascending) with ``call_gex, put_gex, net_gex,
     vanna_exposure, charm_exposure, call_oi, put_oi`` ($ per 1% move; $ per vol point; $ per day).
     """
-    calls = contracts["right"] == "C"
-    frame = pd.DataFrame({
-        "strike": contracts["strike"],
-        "call_gex": contracts["gex"].where(calls, 0.0),
-        "put_gex": contracts["gex"].where(~calls, 0.0),
-        "net_gex": contracts["gex"],
-        "vanna_exposure": contracts["vanna_exposure"],
-        "charm_exposure": contracts["charm_exposure"],
-        "call_oi": contracts["open_interest"].where(calls, 0.0),
-        "put_oi": contracts["open_interest"].where(~calls, 0.0),
-    })
-    return frame.groupby("strike", sort=True).sum()
+    return _summed_by(contracts, "strike", split_oi=True)
 
 
 def by_expiry(contracts: pd.DataFrame) -> pd.DataFrame:
     """Exposures summed by expiry: index ``expiration``; ``call_gex, put_gex, net_gex,
     vanna_exposure, charm_exposure, open_interest``."""
-    calls = contracts["right"] == "C"
-    frame = pd.DataFrame({
-        "expiration": contracts["expiration"],
-        "call_gex": contracts["gex"].where(calls, 0.0),
-        "put_gex": contracts["gex"].where(~calls, 0.0),
-        "net_gex": contracts["gex"],
-        "vanna_exposure": contracts["vanna_exposure"],
-        "charm_exposure": contracts["charm_exposure"],
-        "open_interest": contracts["open_interest"],
-    })
-    return frame.groupby("expiration", sort=True).sum()
+    return _summed_by(contracts, "expiration", split_oi=False)
 
 
 def strike_expiry_table(contracts: pd.DataFrame, value: str = "gex") -> pd.DataFrame:
@@ -594,10 +591,9 @@ def zero_gamma(profile: GammaProfile, *, method: Literal["root", "linear"] = "ro
             crossings.append(float(x[i]))
     for i in np.flatnonzero(s[:-1] * s[1:] < 0):
         x0, x1, y0, y1 = x[i], x[i + 1], y[i], y[i + 1]
-        # Perfiliev: posStrike - (posStrike - negStrike) * posGamma / (posGamma - negGamma)
-        linear = float(x1 - (x1 - x0) * y1 / (y1 - y0))
         if method == "linear":
-            crossings.append(linear)
+            # Perfiliev: posStrike - (posStrike - negStrike) * posGamma / (posGamma - negGamma)
+            crossings.append(float(x1 - (x1 - x0) * y1 / (y1 - y0)))
             continue
         # The exact function sums in another order than the grid pass; when a grid value sits within
         # rounding of zero the two can disagree in sign. Then the root is that grid point, to rounding.
