@@ -10,7 +10,12 @@ format                       what it is                                         
 ``spx_eod_archive``          daily Cboe JSON archive in Parquet (``file_date, price_date ...``) many
 ``cboe_intraday_archive``    daily intraday scrape in Parquet (``optionroot, quotedate ...``)  many
 ``ivolatility_csv``          iVolatility "EOD Raw IV" CSV (optionally gzipped)                many
+``cboe_json``                a saved Cboe delayed-quotes JSON response (optionally gzipped)   one
 ============================ ================================================================ ==========
+
+Live providers (:mod:`~research_lib.sources.cboe_json`, :mod:`~research_lib.sources.tradier`,
+:mod:`~research_lib.sources.polygon`) return the same snapshot shape; :func:`research_lib.sources.auto.get_chain`
+picks a source (live → local store → modelled) and says which one served.
 
 Use :func:`read_chain` for one snapshot, :func:`read_chains` to iterate over every usable day of an
 archive, and :func:`scan` to see which days a file holds and which are skipped, with the reason.
@@ -38,9 +43,9 @@ from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, Unknow
 
 
 def _formats() -> list[ChainFormat]:
-    from research_lib.sources import archives, cboe_csv
+    from research_lib.sources import archives, cboe_csv, cboe_json
 
-    return [*cboe_csv.FORMATS, *archives.FORMATS]
+    return [*cboe_csv.FORMATS, *archives.FORMATS, *cboe_json.FORMATS]
 
 
 def _head(path: Path) -> tuple[str, tuple[str, ...] | None]:
