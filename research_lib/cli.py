@@ -6,10 +6,19 @@ Commands
 [--no-zero-dte-floor] [--grid N] [--rate R] [--div-yield Q] [--max-dte N] [--exclude-0dte] [--json]``
     Key GEX levels of any supported chain file. Without ``--json``: a readable table per snapshot.
     With ``--json``: one JSON object per snapshot, one line each.
+    Or, instead of PATH: ``--source auto|cboe|tradier|polygon|store|modelled [--symbol SPX]``; the
+    line on stderr says which source served (live, stale store copy, or modelled data).
 ``research-lib scan PATH``
     The snapshots a file holds, and the days skipped with the reason.
+``research-lib fetch SYMBOL [--provider auto|cboe|tradier|polygon] [--json]``
+    Today's chain from a live provider, kept in the local store.
+``research-lib import PATH... [--no-progress]``
+    Chain files (every clean day of an archive) into the local store; idempotent; says what it skipped.
+``research-lib store [--symbol SYM]``
+    What the local store holds.
 
-Exit codes: 0 success; 2 bad usage; 3 bad or unknown input file / empty chain; 4 nothing to compute.
+Exit codes: 0 success; 2 bad usage; 3 bad or unknown input file / empty chain; 4 nothing to compute
+or no source answered.
 """
 
 from __future__ import annotations
@@ -80,7 +89,12 @@ def _build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gex", help="key GEX levels of a chain file",
                        description="Compute net/call/put GEX, zero gamma, walls, max pain and pin risk of "
                                    "a chain file (any supported format).")
-    g.add_argument("path", help="a chain file (Cboe CSV/.dat, Parquet archive, iVolatility CSV)")
+    g.add_argument("path", nargs="?", default=None,
+                   help="a chain file (Cboe CSV/.dat/JSON, Parquet archive, iVolatility CSV); "
+                        "or omit it and use --source")
+    g.add_argument("--symbol", default="SPX", help="underlying for --source (default SPX)")
+    g.add_argument("--source", default=None,
+                   help="auto (live -> store -> modelled), cboe, tradier, polygon, store or modelled")
     g.add_argument("--date", default=None,
                    help="YYYY-MM-DD for a multi-day archive, or 'all' for every clean day (default: latest)")
     g.add_argument("--convention", choices=["model", "perfiliev"], default="model")
@@ -89,21 +103,70 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-zero-dte-floor", action="store_true",
                    help="perfiliev: do not floor same-day expiries at one day")
     g.add_argument("--grid", type=int, default=None, help="profile grid points (model 400, perfiliev 60)")
-    g.add_argument("--rate", type=float, default=None, help="risk-free rate, decimal (0.05 = 5%%)")
-    g.add_argument("--div-yield", type=float, default=None, help="dividend yield, decimal")
+    g.add_argument("--rate", default=None,
+                   help="risk-free rate, decimal (0.05 = 5%%), or 'auto': the 13-week T-bill of the snapshot's "
+                        "date from the market history (research_lib.market)")
+    g.add_argument("--div-yield", default=None,
+                   help="dividend yield, decimal, or 'auto': the S&P 500's trailing implied yield (SPX/SPY/XSP)")
     g.add_argument("--max-dte", type=int, default=None, help="only expiries up to N calendar days out")
     g.add_argument("--exclude-0dte", action="store_true", help="drop same-day expiries")
     g.add_argument("--json", action="store_true", help="one JSON object per snapshot, one per line")
 
     s = sub.add_parser("scan", help="list the snapshots a chain file holds")
     s.add_argument("path")
+
+    f = sub.add_parser("fetch", help="fetch a live chain into the local store",
+                       description="Fetch today's chain of SYMBOL from a live provider and keep it in the store.")
+    f.add_argument("symbol")
+    f.add_argument("--provider", default="auto",
+                   help="cboe (no key), tradier (TRADIER_TOKEN), polygon (POLYGON_API_KEY), or auto: the first "
+                        "that answers")
+    f.add_argument("--json", action="store_true")
+
+    im = sub.add_parser("import", help="import chain files (archives included) into the local store")
+    im.add_argument("paths", nargs="+")
+    im.add_argument("--no-progress", action="store_true")
+
+    st = sub.add_parser("store", help="list what the local store holds")
+    st.add_argument("--symbol", default=None)
     return parser
+
+
+def _number_or_auto(value, name):
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a decimal number or 'auto', got {value!r}") from exc
+
+
+def _config_for(args, snapshot):
+    """The GEX config of one snapshot: 'auto' rates are looked up for the snapshot's own date."""
+    import dataclasses
+
+    config = _config_from_args(args)
+    changes = {}
+    if _number_or_auto(args.rate, "--rate") == "auto":
+        from research_lib.market import risk_free_rate
+
+        changes["rate"] = risk_free_rate(snapshot.snapshot_date)
+    if _number_or_auto(args.div_yield, "--div-yield") == "auto":
+        from research_lib.market import dividend_yield
+
+        if snapshot.underlying not in ("SPX", "SPY", "XSP"):
+            raise ValueError(f"--div-yield auto knows the S&P 500's yield only, not {snapshot.underlying}'s")
+        changes["div_yield"] = float(dividend_yield(snapshot.snapshot_date))
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _config_from_args(args):
     from research_lib.gex import config_from
 
-    return config_from(args.convention, rate=args.rate, div_yield=args.div_yield, grid_points=args.grid,
+    rate = _number_or_auto(args.rate, "--rate")
+    div_yield = _number_or_auto(args.div_yield, "--div-yield")
+    return config_from(args.convention, rate=None if rate == "auto" else rate,
+                       div_yield=None if div_yield == "auto" else div_yield, grid_points=args.grid,
                        days_per_year=args.days_per_year,
                        zero_dte_floor=False if args.no_zero_dte_floor else None,
                        max_dte=args.max_dte, exclude_0dte=args.exclude_0dte)
@@ -114,16 +177,29 @@ def _cmd_gex(args, out, err) -> int:
     from research_lib.sources import read_chain, read_chains
 
     config = _config_from_args(args)
-    if args.date == "all":
+    if args.path is None and args.source is None:
+        raise ValueError("give a chain file PATH, or --source auto|cboe|tradier|polygon|store|modelled")
+    if args.path is not None and args.source is not None:
+        raise ValueError("give either a chain file PATH or --source, not both")
+    if args.source is not None:
+        from research_lib.sources.auto import get_chain
+
+        if args.date == "all":
+            raise ValueError("--date all needs a multi-day chain file")
+        served = get_chain(args.symbol, args.source, date=args.date)
+        err.write(f"research-lib: {served.describe()}\n")
+        snapshots = iter([served.snapshot])
+    elif args.date == "all":
         snapshots = read_chains(args.path)
     else:
         snapshots = iter([read_chain(args.path, date=args.date)])
     n = 0
     for snap in snapshots:
-        analysis = gex.analyze(snap, config)
+        snap_config = _config_for(args, snap) if "auto" in (args.rate, args.div_yield) else config
+        analysis = gex.analyze(snap, snap_config)
         if args.json:
             record = analysis.levels.to_dict()
-            record["config"] = config.to_dict()
+            record["config"] = snap_config.to_dict()
             out.write(json.dumps(record) + "\n")
         else:
             if n:
@@ -148,9 +224,51 @@ def _cmd_scan(args, out, err) -> int:
     return EXIT_OK
 
 
+def _cmd_fetch(args, out, err) -> int:
+    from research_lib.sources.auto import get_chain
+
+    source = args.provider
+    if source not in ("auto", "cboe", "tradier", "polygon"):
+        raise ValueError(f"--provider {source!r}: use auto, cboe, tradier or polygon")
+    served = get_chain(args.symbol, source, allow_modelled=False, save=True, providers=None)
+    if served.served_by == "store":
+        err.write(f"research-lib: no live provider answered; nothing fetched. {served.describe()}\n")
+        return EXIT_NO_RESULT
+    snap = served.snapshot
+    if args.json:
+        out.write(json.dumps({"symbol": snap.underlying, "provider": served.served_by, "source": snap.source,
+                              "quote_time": snap.quote_time.isoformat(), "spot": snap.spot,
+                              "contracts": len(snap.contracts)}) + "\n")
+    else:
+        out.write(f"{served.describe()}\n{len(snap.contracts):,} contracts stored\n")
+    return EXIT_OK
+
+
+def _cmd_import(args, out, err) -> int:
+    from research_lib.store import ChainStore
+
+    store = ChainStore()
+    report = store.import_paths(args.paths, progress=False if args.no_progress else None)
+    out.write(report.summary() + "\n")
+    return EXIT_OK
+
+
+def _cmd_store(args, out, err) -> int:
+    from research_lib.store import ChainStore
+
+    store = ChainStore()
+    table = store.list(args.symbol)
+    out.write(f"store {store.root}: {len(table)} snapshot(s)\n")
+    if len(table):
+        shown = [c for c in ("underlying", "date", "quote_time", "source", "rows", "spot", "modelled", "path")
+                 if c in table.columns]
+        out.write(table[shown].to_string(index=False) + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     """Entry point of ``research-lib``. Returns the exit code (see the module docstring)."""
-    from research_lib.chain import ChainError
+    from research_lib.chain import ChainError, ResearchLibError
     from research_lib.gex import GexConfigError, NoExposureError
 
     out = out or sys.stdout
@@ -160,7 +278,8 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
-    handler = {"gex": _cmd_gex, "scan": _cmd_scan}[args.command]
+    handler = {"gex": _cmd_gex, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
+               "store": _cmd_store}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -179,6 +298,9 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     except (GexConfigError, ValueError) as exc:
         err.write(f"research-lib: bad option: {exc}\n")
         return EXIT_USAGE
+    except ResearchLibError as exc:  # provider, store and market-data errors, no chain available
+        err.write(f"research-lib: {type(exc).__name__}: {exc}\n")
+        return EXIT_NO_RESULT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -127,3 +127,15 @@ def test_console_script_and_module_entry_points():
     proc = subprocess.run([sys.executable, "-m", "research_lib", "gex", "/nonexistent.csv"], capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == EXIT_BAD_INPUT and "Traceback" not in proc.stderr
+
+
+def test_auto_rates_come_from_market_history():
+    from conftest import SHARED_DATA
+
+    shared_file(SHARED_DATA / "market" / "irx_13week_tbill_2000-01-03_2026-08-20.csv")
+    path = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+    code, out, err = run("gex", path, "--json", "--rate", "auto", "--div-yield", "auto")
+    assert code == EXIT_OK, err
+    cfg = json.loads(out)["config"]
+    assert 0.052 < cfg["rate"] < 0.056 and 0.013 < cfg["div_yield"] < 0.02
+    assert run("gex", path, "--rate", "soon")[0] == EXIT_USAGE
