@@ -16,6 +16,9 @@ Commands
     Chain files (every clean day of an archive) into the local store; idempotent; says what it skipped.
 ``research-lib store [--symbol SYM]``
     What the local store holds.
+``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
+    Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
+    alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-log`` to skip).
 
 Exit codes: 0 success; 2 bad usage; 3 bad or unknown input file / empty chain; 4 nothing to compute
 or no source answered.
@@ -126,6 +129,15 @@ def _build_parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import", help="import chain files (archives included) into the local store")
     im.add_argument("paths", nargs="+")
     im.add_argument("--no-progress", action="store_true")
+
+    d = sub.add_parser("decide", help="chain + history -> regime, strategy, size, logged decision, alerts",
+                       description="Turn a chain into a logged, explained trade decision (research_lib.decide).")
+    d.add_argument("--source", default="auto", help="auto, cboe, tradier, polygon, store, modelled, or a file")
+    d.add_argument("--symbol", default="SPX")
+    d.add_argument("--date", default=None, help="YYYY-MM-DD (archives, the store); default latest")
+    d.add_argument("--account", type=float, default=50_000.0, help="account value in dollars (default 50000)")
+    d.add_argument("--no-log", action="store_true", help="build the decision but do not record it")
+    d.add_argument("--json", action="store_true")
 
     st = sub.add_parser("store", help="list what the local store holds")
     st.add_argument("--symbol", default=None)
@@ -253,6 +265,15 @@ def _cmd_import(args, out, err) -> int:
     return EXIT_OK
 
 
+def _cmd_decide(args, out, err) -> int:
+    from research_lib.decide import decide, report_json
+
+    report = decide(args.symbol, args.source, date=args.date, account=args.account, record=not args.no_log)
+    err.write(f"research-lib: {report.served.describe()}\n")
+    out.write((report_json(report) if args.json else report.summary()) + "\n")
+    return EXIT_OK
+
+
 def _cmd_store(args, out, err) -> int:
     from research_lib.store import ChainStore
 
@@ -279,7 +300,7 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
     handler = {"gex": _cmd_gex, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
-               "store": _cmd_store}[args.command]
+               "store": _cmd_store, "decide": _cmd_decide}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:

@@ -609,9 +609,11 @@ def zero_gamma(profile: GammaProfile, *, method: Literal["root", "linear"] = "ro
     return ZeroGamma(tuple(crossings), nearest, crossings[0], method)
 
 
-def cumulative_gex_flip(strikes: pd.DataFrame, spot: float) -> float | None:
+def cumulative_gex_flip(strikes: pd.DataFrame, spot: float, *, low: float = 0.0,
+                        high: float = math.inf) -> float | None:
     """The strike nearest spot where the running sum of net GEX by strike (low → high) changes sign,
-    linearly interpolated between strikes.
+    linearly interpolated between strikes, among sign changes inside ``[low, high]`` (:func:`analyze`
+    uses the profile grid's range).
 
     This is NOT zero gamma (which re-prices the whole chain at each hypothetical spot); it is the
     "cumulative GEX flip" some dashboards plot, offered under its own name. ``strikes`` is
@@ -623,6 +625,9 @@ def cumulative_gex_flip(strikes: pd.DataFrame, spot: float) -> float | None:
     if len(idx) == 0:
         return None
     flips = k[idx] + (k[idx + 1] - k[idx]) * (-cum[idx]) / (cum[idx + 1] - cum[idx])
+    flips = flips[(flips >= low) & (flips <= high)]
+    if len(flips) == 0:
+        return None
     return float(flips[np.argmin(np.abs(flips - spot))])
 
 
@@ -883,7 +888,8 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
         put_gex=float(contracts.loc[~is_call, "gex"].sum()),
         zero_gamma=reported,
         zero_gamma_crossings=zero.crossings,
-        cumulative_flip=cumulative_gex_flip(strikes, snapshot.spot),
+        cumulative_flip=cumulative_gex_flip(strikes, snapshot.spot, low=config.grid_low * snapshot.spot,
+                                            high=config.grid_high * snapshot.spot),
         call_wall=call_wall,
         put_wall=put_wall,
         max_pain={pd.Timestamp(d).date(): float(k) for d, k in mp["max_pain"].items()},
