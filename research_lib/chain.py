@@ -155,6 +155,23 @@ def settlement_for_root(root: str) -> str:
     return "AM" if root.upper() in AM_SETTLED_ROOTS else "PM"
 
 
+def contracts_from_occ(occ: pd.DataFrame, **columns) -> pd.DataFrame:
+    """A contract table from :func:`parse_occ_symbols` output plus the quote columns given as keywords.
+
+    ``root, expiration, strike, right`` come from the symbols and ``settlement`` from the root
+    (:func:`settlement_for_root`); every other column of :data:`CONTRACT_COLUMNS` is taken from
+    ``columns`` (NaN when not given). Validation is left to :func:`validate_contracts`.
+    """
+    unknown = set(columns) - set(CONTRACT_COLUMNS)
+    if unknown:
+        raise ValueError(f"not contract columns: {sorted(unknown)}")
+    table = {"root": occ["root"], "expiration": occ["expiration"],
+             "settlement": occ["root"].map(settlement_for_root), "strike": occ["strike"], "right": occ["right"]}
+    for col in CONTRACT_COLUMNS[5:]:
+        table[col] = columns.get(col, np.nan)
+    return pd.DataFrame(table, index=occ.index)
+
+
 def _example(series: pd.Series, mask: pd.Series) -> Any:
     value = series[mask].iloc[0]
     return value.item() if hasattr(value, "item") else value

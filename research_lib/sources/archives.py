@@ -35,7 +35,14 @@ import numpy as np
 import pandas as pd
 
 from research_lib.calendar import is_session, session_close
-from research_lib.chain import NY, ChainError, ChainSnapshot, parse_occ_symbols, settlement_for_root
+from research_lib.chain import (
+    NY,
+    ChainError,
+    ChainSnapshot,
+    contracts_from_occ,
+    parse_occ_symbols,
+    settlement_for_root,
+)
 from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, file_key, open_text
 from research_lib.sources.cboe_csv import underlying_from_roots
 
@@ -208,13 +215,10 @@ def _load_intraday(path: Path, date: dt.date | None) -> ChainSnapshot:
     if len(spot) != 1:
         raise ChainError("several underlying_last values in one day", column="underlying_last",
                          n_bad=len(spot), example=float(spot[0]), where=where)
-    contracts = pd.DataFrame({
-        "root": occ["root"], "expiration": occ["expiration"], "settlement": occ["root"].map(settlement_for_root),
-        "strike": occ["strike"], "right": occ["right"],
-        "bid": day["bid"], "ask": day["ask"], "last": day["last"] if "last" in day else np.nan,
-        "volume": day["volume"], "open_interest": day["openinterest"], "iv": day["impliedvol"],
-        "delta": day["delta"], "gamma": day["gamma"],
-    })
+    contracts = contracts_from_occ(
+        occ, bid=day["bid"], ask=day["ask"], last=day["last"] if "last" in day else np.nan,
+        volume=day["volume"], open_interest=day["openinterest"], iv=day["impliedvol"], delta=day["delta"],
+        gamma=day["gamma"])
     quote_time = pd.Timestamp(dt.datetime.combine(date, INTRADAY_ASSUMED_TIME)).tz_localize(NY)
     notes = [f"scrape time unknown: {INTRADAY_ASSUMED_TIME:%H:%M} ET assumed",
              "spot is underlying_last (what the quotes match), not the close"]
@@ -272,12 +276,8 @@ def _load_ivol(path: Path, date: dt.date | None) -> ChainSnapshot:
     # iVolatility writes -1 for "no IV computed": missing, not a negative volatility.
     no_iv = day["iv"] == -1
     iv = day["iv"].mask(no_iv)
-    contracts = pd.DataFrame({
-        "root": occ["root"], "expiration": occ["expiration"], "settlement": occ["root"].map(settlement_for_root),
-        "strike": occ["strike"], "right": occ["right"], "bid": day["bid"], "ask": day["ask"], "last": np.nan,
-        "volume": day["volume"], "open_interest": day["open_interest"], "iv": iv,
-        "delta": day["delta"], "gamma": day["gamma"],
-    })
+    contracts = contracts_from_occ(occ, bid=day["bid"], ask=day["ask"], volume=day["volume"],
+                                   open_interest=day["open_interest"], iv=iv, delta=day["delta"], gamma=day["gamma"])
     return ChainSnapshot.create(underlying=underlying_from_roots(occ["root"], where=where), spot=float(spot[0]),
                                 quote_time=session_close(date), source=f"ivolatility_csv:{path.name}",
                                 contracts=contracts, snapshot_date=date,

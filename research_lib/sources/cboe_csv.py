@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from dateutil import parser as dateparser
 
-from research_lib.chain import NY, ChainError, ChainSnapshot, parse_occ_symbols, settlement_for_root
+from research_lib.chain import NY, ChainError, ChainSnapshot, contracts_from_occ, parse_occ_symbols
 from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, open_text
 
 #: Weekly / PM roots → the underlying's symbol. Other roots are their own underlying.
@@ -178,16 +178,10 @@ def _wide_to_long(table: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[s
         raise ChainError("Strike disagrees with the OCC symbol", column="Strike", n_bad=int(bad.sum()),
                          example=f"{long.loc[bad, 'strike_text'].iloc[0]} vs {long.loc[bad, 'symbol'].iloc[0]}",
                          where=where)
-    contracts = pd.DataFrame({
-        "root": occ["root"],
-        "expiration": occ["expiration"],
-        "settlement": occ["root"].map(settlement_for_root),
-        "strike": occ["strike"],
-        "right": occ["right"],
-        # Empty cells mean "not given"; anything else must be a number (validation names the column).
-        **{c: long[c].str.strip().replace("", np.nan)
-           for c in ("bid", "ask", "last", "volume", "open_interest", "iv", "delta", "gamma")},
-    })
+    # Empty cells mean "not given"; anything else must be a number (validation names the column).
+    contracts = contracts_from_occ(occ, **{c: long[c].str.strip().replace("", np.nan)
+                                           for c in ("bid", "ask", "last", "volume", "open_interest", "iv", "delta",
+                                                     "gamma")})
     return contracts, notes
 
 

@@ -52,6 +52,7 @@ import pandas as pd
 from research_lib.chain import NY, ChainError, ChainSnapshot, parse_occ_symbols, settlement_for_root
 from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, open_text
 from research_lib.sources.http import (
+    ClientOwner,
     HttpClient,
     ProviderResponseError,
     drop_settled,
@@ -251,7 +252,7 @@ def parse_cboe_chain(payload: Any, *, source: str, where: str | None = None,
 # the live provider
 
 
-class CboeProvider:
+class CboeProvider(ClientOwner):
     """Cboe's free delayed quotes (about 15 minutes delayed; no key, no documented rate limit).
 
     Parameters
@@ -278,16 +279,6 @@ class CboeProvider:
 
     def __repr__(self) -> str:
         return f"CboeProvider({self.client!r})"
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.client.close()
-
-    def __enter__(self) -> CboeProvider:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def fetch_chain(self, symbol: str) -> ChainSnapshot:
         """The whole delayed-quotes chain of ``symbol`` (``"SPX"``, ``"SPY"``, ``"_RUT"``).

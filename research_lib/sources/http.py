@@ -735,3 +735,20 @@ __all__ = [
     "require_env",
     "strip_secret_params",
 ]
+
+
+class ClientOwner:
+    """Mixin for providers that own an :class:`HttpClient` in ``self.client``: ``close()`` and use as a
+    context manager (``with CboeProvider() as p: ...``)."""
+
+    client: HttpClient
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

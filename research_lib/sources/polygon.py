@@ -45,6 +45,7 @@ import pandas as pd
 from research_lib.chain import NY, ChainSnapshot, parse_occ_symbols, settlement_for_root
 from research_lib.sources.http import (
     SECRET_PARAM_NAMES,
+    ClientOwner,
     HttpClient,
     ProviderAuthError,
     ProviderError,
@@ -85,7 +86,7 @@ def _dig(obj: Any, *keys: str) -> Any:
     return obj
 
 
-class PolygonProvider:
+class PolygonProvider(ClientOwner):
     """Polygon.io market data (``POLYGON_API_KEY``).
 
     Parameters
@@ -123,16 +124,6 @@ class PolygonProvider:
 
     def __repr__(self) -> str:
         return f"PolygonProvider(max_pages={self.max_pages}, {self.client!r})"
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.client.close()
-
-    def __enter__(self) -> PolygonProvider:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- plumbing ------------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ import pandas as pd
 
 from research_lib.chain import NY, ChainSnapshot, parse_occ_symbols, settlement_for_root
 from research_lib.sources.http import (
+    ClientOwner,
     HttpClient,
     ProviderResponseError,
     ProviderTimeoutError,
@@ -106,7 +107,7 @@ def _float(value: Any) -> float:
     return f if math.isfinite(f) else math.nan
 
 
-class TradierProvider:
+class TradierProvider(ClientOwner):
     """Tradier brokerage market data (``TRADIER_TOKEN``).
 
     Parameters
@@ -149,16 +150,6 @@ class TradierProvider:
 
     def __repr__(self) -> str:
         return f"TradierProvider(sandbox={self.sandbox}, {self.client!r})"
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.client.close()
-
-    def __enter__(self) -> TradierProvider:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- plumbing ------------------------------------------------------------------------------------
 
