@@ -39,7 +39,7 @@ def _images(nb) -> int:
 @pytest.mark.parametrize("convention", ["model", "perfiliev"])
 def test_explore_gex_on_a_real_chain(tmp_path, convention):
     path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
-    nb = _execute("explore_gex.ipynb", tmp_path, chain_path=str(path), convention=convention, rate=0.05)
+    nb = _execute("explore_gex.ipynb", tmp_path, source=str(path), convention=convention, rate=0.05)
     recorded = _recorded_levels(nb)
     expected = gex.analyze(read_chain(path), gex.config_from(convention, rate=0.05)).levels.to_dict()
     for key in ("net_gex", "call_gex", "put_gex", "zero_gamma", "call_wall", "put_wall", "net_vanna"):
@@ -52,7 +52,7 @@ def test_explore_gex_on_a_real_chain(tmp_path, convention):
 @pytest.mark.notebook
 def test_explore_gex_on_an_archive_day(tmp_path):
     path = shared_file(EOD_ARCHIVE)
-    nb = _execute("explore_gex.ipynb", tmp_path, chain_path=str(path), date="2026-07-15", max_dte=30)
+    nb = _execute("explore_gex.ipynb", tmp_path, source=str(path), date="2026-07-15", max_dte=30)
     recorded = _recorded_levels(nb)
     expected = gex.analyze(read_chain(path, date="2026-07-15"), gex.config_from("model", max_dte=30)).levels
     assert recorded["date"] == "2026-07-15"
@@ -65,4 +65,33 @@ def test_explore_gex_fails_loudly_on_a_bad_file(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("not,a,chain\n")
     with pytest.raises(papermill.PapermillExecutionError, match="UnknownFormatError"):
-        _execute("explore_gex.ipynb", tmp_path, chain_path=str(bad))
+        _execute("explore_gex.ipynb", tmp_path, source=str(bad))
+
+
+@pytest.mark.notebook
+def test_explore_gex_offline_default_is_labelled_modelled(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
+    monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "store"))
+    nb = _execute("explore_gex.ipynb", tmp_path, source="auto")
+    recorded = _recorded_levels(nb)
+    assert recorded["modelled"] is True and recorded["source"] == "modelled:SPX"
+    text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else o.get("text", "")
+                   for c in nb["cells"] for o in c.get("outputs", []))
+    assert "MODELLED DATA" in text
+
+
+@pytest.mark.notebook
+def test_decision_notebook_matches_the_library(tmp_path, monkeypatch):
+    from research_lib.decide import decide
+
+    monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
+    monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "store"))
+    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+    nb = _execute("decision.ipynb", tmp_path, source=str(path), account=250000.0)
+    recorded = _recorded_levels(nb)  # the first JSON output: the decision report
+    expected = decide("SPX", str(path), account=250000.0, record=False)
+    assert recorded["regime"]["action"] == str(expected.regime.action)
+    assert recorded["regime"]["confidence"] == expected.regime.confidence
+    assert recorded["decision"]["what"] == expected.decision.what
+    assert recorded["levels"]["net_gex"] == pytest.approx(expected.analysis.levels.net_gex, rel=1e-12)
+    assert recorded["decision"]["id"] is None  # record=False: nothing written
