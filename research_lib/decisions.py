@@ -172,7 +172,11 @@ def _underlying(value: Any, name: str = "underlying") -> str:
 
 
 def _ny(value: Any, name: str = "timestamp") -> pd.Timestamp:
-    """A tz-aware New York timestamp to the microsecond (naive input is taken as New York time)."""
+    """A tz-aware New York timestamp to the microsecond (naive input is taken as New York time).
+
+    A naive time in the repeated hour when daylight saving ends is read as the first (EDT) one, and a
+    naive time in the skipped spring hour is moved forward, as :func:`parse_decision_id` does.
+    """
     if isinstance(value, bool) or value is None:
         raise DecisionError(f"{name} must be a timestamp, got {value!r}")
     try:
@@ -181,8 +185,15 @@ def _ny(value: Any, name: str = "timestamp") -> pd.Timestamp:
         raise DecisionError(f"{name} is not a timestamp: {value!r} ({exc})") from None
     if ts is pd.NaT or pd.isna(ts):
         raise DecisionError(f"{name} is missing (NaT)")
-    ts = ts.tz_localize(NY) if ts.tzinfo is None else ts.tz_convert(NY)
-    return ts.floor("us")
+    if ts.tzinfo is None:
+        ts = ts.tz_localize(NY, ambiguous=True, nonexistent="shift_forward")
+    return _floor(ts, "us")
+
+
+def _floor(ts: pd.Timestamp, unit: str) -> pd.Timestamp:
+    """``ts`` floored to ``unit``, in New York time. Floors in UTC: flooring in New York time
+    re-localises, which fails inside the repeated hour when daylight saving ends."""
+    return ts.tz_convert("UTC").floor(unit).tz_convert(NY)
 
 
 def _utc_us(ts: pd.Timestamp) -> int:
@@ -194,7 +205,7 @@ def _from_us(us: int) -> pd.Timestamp:
 
 
 def _now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz=NY).floor("us")
+    return _floor(pd.Timestamp.now(tz=NY), "us")
 
 
 def _jsonable(value: Any, where: str) -> Any:
@@ -924,7 +935,7 @@ class DecisionLog:
 
     @staticmethod
     def _next_id(conn: sqlite3.Connection, ts: pd.Timestamp) -> str:
-        second = ts.floor("s")
+        second = _floor(ts, "s")
         while True:
             prefix = f"{ID_PREFIX}{second:%Y%m%d%H%M%S}"
             top = conn.execute("SELECT max(decision_id) FROM decisions WHERE decision_id BETWEEN ? AND ?",

@@ -679,3 +679,11 @@ def test_fuzzed_decisions_round_trip(what, why, how, source, regime, net_gex, bu
         row = log.read().iloc[0]
         assert (row["what"], row["why"], row["how"], row["source"]) == (d.what, d.why, d.how, d.source)
         assert row["timestamp"] == d.timestamp
+
+
+@pytest.mark.parametrize("naive", ["2052-11-03 01:00:00", "2024-11-03 01:30:00", "2024-03-10 02:30:00"])
+def test_decision_ids_across_daylight_saving_changes(naive):
+    """Found by hypothesis in CI: a naive time in the repeated autumn hour could not be localised."""
+    did = make_decision_id(naive, 3)
+    second, seq = parse_decision_id(did)
+    assert seq == 3 and second.tzinfo is not None
