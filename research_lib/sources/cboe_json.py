@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research_lib.chain import NY, ChainError, ChainSnapshot, parse_occ_symbols, settlement_for_root
+from research_lib.chain import NY, ChainError, ChainSnapshot, contracts_from_occ, parse_occ_symbols
 from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, open_text
 from research_lib.sources.http import (
     ClientOwner,
@@ -207,16 +207,9 @@ def parse_cboe_chain(payload: Any, *, source: str, where: str | None = None,
         no_trade |= table["last_trade_time"].isna()
     last = last.where(~no_trade, np.nan)
 
-    contracts = pd.DataFrame({
-        "root": occ["root"],
-        "expiration": occ["expiration"],
-        "settlement": occ["root"].map(settlement_for_root),
-        "strike": occ["strike"],
-        "right": occ["right"],
-        "bid": columns["bid"], "ask": columns["ask"], "last": last, "volume": columns["volume"],
-        "open_interest": columns["open_interest"], "iv": columns["iv"], "delta": columns["delta"],
-        "gamma": columns["gamma"],
-    })
+    contracts = contracts_from_occ(occ, bid=columns["bid"], ask=columns["ask"], last=last, volume=columns["volume"],
+                                   open_interest=columns["open_interest"], iv=columns["iv"], delta=columns["delta"],
+                                   gamma=columns["gamma"])
 
     symbol = payload.get("symbol") or data.get("symbol")
     if isinstance(symbol, str) and symbol.strip():

@@ -42,7 +42,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import numpy as np
 import pandas as pd
 
-from research_lib.chain import NY, ChainSnapshot, parse_occ_symbols, settlement_for_root
+from research_lib.chain import NY, ChainSnapshot, contracts_from_occ, parse_occ_symbols
 from research_lib.sources.http import (
     SECRET_PARAM_NAMES,
     ClientOwner,
@@ -258,14 +258,10 @@ class PolygonProvider(ClientOwner):
 
         last = series("last_trade", "price")
         last = last.where(last.notna(), series("day", "close"))
-        contracts = pd.DataFrame({
-            "root": occ["root"], "expiration": occ["expiration"],
-            "settlement": occ["root"].map(settlement_for_root), "strike": occ["strike"], "right": occ["right"],
-            "bid": series("last_quote", "bid"), "ask": series("last_quote", "ask"), "last": last,
-            "volume": series("day", "volume"), "open_interest": series("open_interest"),
-            "iv": series("implied_volatility"), "delta": series("greeks", "delta"),
-            "gamma": series("greeks", "gamma"),
-        })
+        contracts = contracts_from_occ(
+            occ, bid=series("last_quote", "bid"), ask=series("last_quote", "ask"), last=last,
+            volume=series("day", "volume"), open_interest=series("open_interest"), iv=series("implied_volatility"),
+            delta=series("greeks", "delta"), gamma=series("greeks", "gamma"))
         n_no_greeks = int(contracts["gamma"].isna().sum())
         if n_no_greeks:
             notes.append(f"{n_no_greeks} contracts without a vendor gamma (deep in the money or not provided)")

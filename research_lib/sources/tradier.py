@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research_lib.chain import NY, ChainSnapshot, parse_occ_symbols, settlement_for_root
+from research_lib.chain import NY, ChainSnapshot, contracts_from_occ, parse_occ_symbols
 from research_lib.sources.http import (
     ClientOwner,
     HttpClient,
@@ -348,15 +348,9 @@ class TradierProvider(ClientOwner):
         def col(name: str) -> pd.Series:
             return table[name] if name in table else pd.Series(np.nan, index=table.index)
 
-        contracts = pd.DataFrame({
-            "root": occ["root"],
-            "expiration": occ["expiration"],
-            "settlement": occ["root"].map(settlement_for_root),
-            "strike": occ["strike"],
-            "right": occ["right"],
-            "bid": col("bid"), "ask": col("ask"), "last": col("last"), "volume": col("volume"),
-            "open_interest": table["open_interest"], "iv": iv, "delta": greek("delta"), "gamma": greek("gamma"),
-        })
+        contracts = contracts_from_occ(occ, bid=col("bid"), ask=col("ask"), last=col("last"), volume=col("volume"),
+                                       open_interest=table["open_interest"], iv=iv, delta=greek("delta"),
+                                       gamma=greek("gamma"))
         dup = contracts.duplicated(["root", "expiration", "strike", "right"])
         if dup.any():  # the same expiry asked twice (or a vendor repeat): keep the first
             notes.append(f"dropped {int(dup.sum())} repeated contracts")
