@@ -261,6 +261,16 @@ def _date(value) -> dt.date | None:
 # the rules
 
 
+def _require_frame(frame, name: str, columns: tuple[str, ...]) -> None:
+    """Raise :class:`AlertInputError` unless ``frame`` is GexAnalysis.<name>-shaped (a DataFrame with
+    ``columns``)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise AlertInputError(f"{name} must be a DataFrame (GexAnalysis.{name}), got {type(frame).__name__}")
+    for col in columns:
+        if col not in frame.columns:
+            raise AlertInputError(f"{name} has no {col!r} column (expected GexAnalysis.{name})")
+
+
 def spot_near_zero_gamma(levels, params: AlertParams | None = None) -> Alert | None:
     """Spot within ``near_zero_gamma_pct`` % of spot of zero gamma (None when there is no zero gamma)."""
     p = _params(params)
@@ -289,11 +299,7 @@ def gex_concentration(levels, strikes: pd.DataFrame, params: AlertParams | None 
     """
     p = _params(params)
     lv = _levels(levels)
-    if not isinstance(strikes, pd.DataFrame):
-        raise AlertInputError(f"strikes must be a DataFrame (GexAnalysis.strikes), got {type(strikes).__name__}")
-    for col in ("call_gex", "put_gex"):
-        if col not in strikes.columns:
-            raise AlertInputError(f"strikes has no {col!r} column (expected GexAnalysis.strikes)")
+    _require_frame(strikes, "strikes", ("call_gex", "put_gex"))
     if strikes.empty:
         return None
     k = pd.to_numeric(pd.Series(strikes.index, index=strikes.index), errors="coerce")
@@ -331,11 +337,7 @@ def pin_risk_near_expiry(levels, pin_risk: pd.DataFrame, params: AlertParams | N
     """
     p = _params(params)
     lv = _levels(levels)
-    if not isinstance(pin_risk, pd.DataFrame):
-        raise AlertInputError(f"pin_risk must be a DataFrame (GexAnalysis.pin_risk), got {type(pin_risk).__name__}")
-    for col in ("score", "pin_strike"):
-        if col not in pin_risk.columns:
-            raise AlertInputError(f"pin_risk has no {col!r} column (expected GexAnalysis.pin_risk)")
+    _require_frame(pin_risk, "pin_risk", ("score", "pin_strike"))
     if pin_risk.empty:
         return None
     try:

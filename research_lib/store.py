@@ -527,23 +527,30 @@ def _parse_metadata(raw: dict[bytes, bytes] | None, path: Path) -> dict[str, Any
     return meta
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The fields of a snapshot file (from its Parquet footer only; the table is not read).
-
-    Raises :class:`StoreError` naming the file when it is not a readable snapshot file.
-    """
-    p = Path(path)
+@contextlib.contextmanager
+def _reading(p: Path):
+    """Turn any failure while reading snapshot file ``p`` into a :class:`StoreError` naming it."""
     try:
-        with open(p, "rb") as fh:
-            pf = pq.ParquetFile(fh)
-            meta = _parse_metadata(pf.schema_arrow.metadata, p)
-            meta["num_rows"] = pf.metadata.num_rows
+        yield
     except StoreError:
         raise
     except FileNotFoundError as exc:
         raise StoreError("no such file (deleted while reading?)", path=p) from exc
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise StoreError(f"corrupt Parquet file ({type(exc).__name__}: {exc})", path=p) from exc
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The fields of a snapshot file (from its Parquet footer only; the table is not read).
+
+    Raises :class:`StoreError` naming the file when it is not a readable snapshot file.
+    """
+    p = Path(path)
+    with _reading(p):
+        with open(p, "rb") as fh:
+            pf = pq.ParquetFile(fh)
+            meta = _parse_metadata(pf.schema_arrow.metadata, p)
+            meta["num_rows"] = pf.metadata.num_rows
     if meta["num_rows"] != meta["rows"]:
         raise StoreError(f"holds {meta['num_rows']} rows but its metadata says {meta['rows']}", path=p)
     return meta
@@ -562,17 +569,11 @@ def read_snapshot_file(path: str | os.PathLike, *, verify: bool = True) -> Chain
         newer format version, has unexpected columns or fails its checksum. The message names it.
     """
     p = Path(path)
-    try:
+    with _reading(p):
         with open(p, "rb") as fh:
             pf = pq.ParquetFile(fh)
             meta = _parse_metadata(pf.schema_arrow.metadata, p)
             table = pf.read()
-    except StoreError:
-        raise
-    except FileNotFoundError as exc:
-        raise StoreError("no such file (deleted while reading?)", path=p) from exc
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise StoreError(f"corrupt Parquet file ({type(exc).__name__}: {exc})", path=p) from exc
     if not table.schema.equals(FILE_SCHEMA, check_metadata=False):
         raise StoreError(f"unexpected columns/types {table.schema.names} (want {FILE_SCHEMA.names} as "
                          f"{[str(t) for t in FILE_SCHEMA.types]})", path=p)
