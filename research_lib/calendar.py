@@ -2,6 +2,10 @@
 
 Backed by `exchange-calendars <https://github.com/gerrymanoim/exchange_calendars>`_ (NYSE, ``XNYS``),
 loaded lazily once per process for 1985–2040 (quote times 1990–2040). Every day count in research_lib goes through here.
+Building that calendar takes ~0.7 s, so its session table is kept in a small Parquet file under
+``$RESEARCH_LIB_CACHE`` (default ``$XDG_CACHE_HOME/research_lib`` or ``~/.cache/research_lib``), named by
+the exchange-calendars version and the range; an unreadable or unwritable cache is simply rebuilt or
+skipped.
 
 Settlement moments
 ------------------
@@ -17,7 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
+import uuid
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,14 +52,52 @@ def exchange_calendar():
         return xcals.get_calendar(CALENDAR_NAME, start=CALENDAR_START, end=CALENDAR_END)
 
 
-@functools.lru_cache(maxsize=1)
-def _schedule_ny() -> pd.DataFrame:
+def cache_dir() -> Path:
+    """Where research_lib keeps derived, rebuildable files (``$RESEARCH_LIB_CACHE``, else the XDG cache)."""
+    env = os.environ.get("RESEARCH_LIB_CACHE", "").strip()
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "research_lib"
+
+
+def _schedule_cache_path() -> Path:
+    from importlib.metadata import version
+
+    return cache_dir() / f"{CALENDAR_NAME}_{CALENDAR_START}_{CALENDAR_END}_xcals{version('exchange_calendars')}.parquet"
+
+
+def _build_schedule() -> pd.DataFrame:
     sched = exchange_calendar().schedule[["open", "close"]]
     out = pd.DataFrame({
         "open": sched["open"].dt.tz_convert(NY),
         "close": sched["close"].dt.tz_convert(NY),
     })
     out.index = pd.DatetimeIndex(out.index).tz_localize(None).astype("datetime64[ns]")
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _schedule_ny() -> pd.DataFrame:
+    """Session open and close (New York) by tz-naive date, from the disk cache or built and cached."""
+    path = _schedule_cache_path()
+    try:
+        cached = pd.read_parquet(path)
+        if list(cached.columns) == ["open", "close"] and len(cached) > 10_000:
+            cached.index = pd.DatetimeIndex(cached.index).astype("datetime64[ns]")
+            return cached
+    except (OSError, ValueError):  # missing or unreadable: rebuild below
+        pass
+    out = _build_schedule()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out.to_parquet(tmp)
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: keep the in-memory table only
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 
