@@ -119,3 +119,116 @@ def gex_heatmap(analysis: GexAnalysis, *, value: str = "gex", window_pct: float 
     fig.colorbar(im, ax=ax, label=f"{label} ($bn)")
     ax.set_title(_title(analysis, f"{label} by strike × expiry"))
     return fig
+
+
+PUBLISHED_COLOR = "#8338ec"
+VIX_COLOR = "#1d3557"
+
+
+def _history_axes(ax):
+    """Three stacked axes sharing x: a new figure's, the three given, or one given axes split in three."""
+    if ax is None:
+        fig = Figure(figsize=(11, 8), layout="constrained")
+        return list(fig.subplots(3, 1, sharex=True, height_ratios=(2, 1, 1)))
+    if isinstance(ax, list | tuple | np.ndarray):
+        axes = list(np.ravel(ax))
+        if len(axes) != 3:
+            from research_lib.history import HistoryArgumentError
+
+            raise HistoryArgumentError("ax", f"give one Axes or three, got {len(axes)}")
+        return axes
+    spec = ax.get_subplotspec()
+    if spec is None:
+        from research_lib.history import HistoryArgumentError
+
+        raise HistoryArgumentError("ax", "a single Axes must belong to a grid (fig.add_subplot) to be split in three")
+    fig = ax.figure
+    ax.remove()
+    grid = spec.subgridspec(3, 1, height_ratios=(2, 1, 1))
+    top = fig.add_subplot(grid[0])
+    return [top, fig.add_subplot(grid[1], sharex=top), fig.add_subplot(grid[2], sharex=top)]
+
+
+def _align_zero(a, b) -> None:
+    """Set the y-limits of ``a`` and ``b`` (twin axes) so that their zero lines coincide."""
+    lims = [(min(lo, 0.0), max(hi, 0.0)) for lo, hi in (a.get_ylim(), b.get_ylim())]
+    below = max(-lo / (hi - lo) for lo, hi in lims if hi > lo) if any(hi > lo for lo, hi in lims) else 0.5
+    below = min(max(below, 0.05), 0.95)
+    for ax, (lo, hi) in zip((a, b), lims, strict=True):
+        span = max(-lo / below, hi / (1 - below)) or 1.0
+        ax.set_ylim(-below * span, (1 - below) * span)
+
+
+def _no_data(ax, text: str, y: float = 0.5) -> None:
+    ax.text(0.5, y, text, ha="center", va="center", transform=ax.transAxes, color="grey", fontsize=9)
+
+
+def history_context(ctx, *, ax=None) -> Figure:
+    """Three stacked panels sharing the date axis, from a :class:`~research_lib.history.HistoryContext`.
+
+    1. Our net GEX (bars, $bn per 1% move; green positive, red negative) with SqueezeMetrics' published GEX
+       (line) on a twin y-axis in their own units ($bn as published: compare sign and shape, not level);
+    2. VIX close (index points);
+    3. VIX's IV rank (0-100 over ``ctx.iv_rank_window`` sessions).
+
+    A series without data gets a "no data" note in its panel. ``ax``: None (new figure), one Axes (split in
+    three within its grid cell) or three Axes. The twin axis is always created, so the figure has four axes.
+    """
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    ax_gex, ax_vix, ax_rank = _history_axes(ax)
+    fig = ax_gex.figure
+    f = ctx.frame
+    end = pd.Timestamp(ctx.date)
+    start = end - pd.Timedelta(days=ctx.days)
+
+    twin = ax_gex.twinx()
+    ours = f["net_gex"].dropna() / BILLION
+    if len(ours):
+        colors = np.where(ours.to_numpy() >= 0, CALL_COLOR, PUT_COLOR)
+        ax_gex.bar(ours.index, ours.to_numpy(), width=0.8, color=colors, label="net GEX (ours)")
+        ax_gex.plot(ours.index, ours.to_numpy(), ".", color=NET_COLOR, markersize=3)
+    else:
+        _no_data(ax_gex, "no data: our net GEX", 0.6)
+    published = f["published_gex"].dropna() / BILLION
+    if len(published):
+        twin.plot(published.index, published.to_numpy(), color=PUBLISHED_COLOR, linewidth=1,
+                  label="published GEX (SqueezeMetrics)")
+    else:
+        _no_data(twin, "no data: published GEX", 0.4)
+    ax_gex.axhline(0, color="grey", linewidth=0.6)
+    if len(ours) and len(published):
+        _align_zero(ax_gex, twin)
+    ax_gex.set_ylabel("our net GEX ($bn per 1% move)")
+    twin.set_ylabel("SqueezeMetrics GEX ($bn, their units)", color=PUBLISHED_COLOR)
+    twin.tick_params(axis="y", colors=PUBLISHED_COLOR)
+    handles = ax_gex.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    if handles:
+        ax_gex.legend(handles=handles, loc="upper left", fontsize=8)
+    tag = "  [MODELLED DATA]" if ctx.modelled else ""
+    ax_gex.set_title(f"{ctx.underlying} history context — {ctx.date} ({ctx.convention}, last {ctx.days} days){tag}")
+
+    vix = f["vix"].dropna()
+    if len(vix):
+        ax_vix.plot(vix.index, vix.to_numpy(), color=VIX_COLOR, linewidth=1, label="VIX")
+    else:
+        _no_data(ax_vix, "no data: VIX")
+    ax_vix.set_ylabel("VIX (points)")
+
+    rank = f["iv_rank"].dropna()
+    if len(rank):
+        ax_rank.plot(rank.index, rank.to_numpy(), color=VIX_COLOR, linewidth=1, label="IV rank")
+        ax_rank.fill_between(rank.index, 0, rank.to_numpy(), color=VIX_COLOR, alpha=0.1)
+    else:
+        _no_data(ax_rank, "no data: IV rank")
+    ax_rank.set_ylim(0, 100)
+    ax_rank.set_ylabel(f"IV rank of VIX\n({ctx.iv_rank_window} sessions)")
+
+    ax_rank.set_xlim(start - pd.Timedelta(days=1), end + pd.Timedelta(days=1))
+    locator = mdates.AutoDateLocator()
+    ax_rank.xaxis.set_major_locator(locator)
+    ax_rank.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    for a in (ax_gex, ax_vix):
+        a.tick_params(labelbottom=False)
+    return fig

@@ -1,0 +1,276 @@
+"""research_lib.history on real data: a few days of the 2026 SPX EOD archive in a temporary store, the shared
+market history beside them. Skips with a reason when ../shared/data is absent."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import EOD_ARCHIVE, SHARED_DATA, shared_file
+from matplotlib.figure import Figure
+
+from research_lib import decide, gex, history, market, plots
+from research_lib.chain import ResearchLibError
+from research_lib.store import ChainStore
+
+pytestmark = pytest.mark.shared_data
+
+# the last days of the archive with a VIX close too (the shared VIX file ends 2026-07-22)
+DAYS = ("2026-07-20", "2026-07-21", "2026-07-22")
+
+
+@pytest.fixture(scope="module")
+def snaps():
+    from research_lib.sources import read_chain
+
+    return {d: read_chain(shared_file(EOD_ARCHIVE), date=d) for d in DAYS}
+
+
+@pytest.fixture(scope="module")
+def market_dir():
+    return shared_file(SHARED_DATA / "market")
+
+
+@pytest.fixture(scope="module")
+def analyses(snaps, market_dir):
+    """Each day priced the way decide() prices it, by hand."""
+    out = {}
+    for d, snap in snaps.items():
+        rate, q, _ = decide.model_rates(snap, market_dir=market_dir)
+        out[d] = gex.analyze(snap, gex.GexConfig.model(rate=rate, div_yield=q))
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(snaps, tmp_path_factory):
+    st = ChainStore(tmp_path_factory.mktemp("history_store"))
+    for snap in snaps.values():
+        st.put(snap)
+    return st
+
+
+@pytest.fixture(scope="module")
+def hist(store, market_dir):
+    return history.net_gex_history("SPX", store=store, market_dir=market_dir)
+
+
+@pytest.fixture(scope="module")
+def ctx(analyses, store, market_dir, hist):
+    return history.history_context(analyses["2026-07-21"], store=store, market_dir=market_dir)
+
+
+def _small_store(tmp_path, snaps, days=DAYS[:2]) -> ChainStore:
+    st = ChainStore(tmp_path / "store")
+    for d in days:
+        st.put(snaps[d])
+    return st
+
+
+def _boom(*args, **kwargs):
+    raise AssertionError("recomputed although cached")
+
+
+# --------------------------------------------------------------------------------------------------
+# net_gex_history
+
+
+def test_history_equals_analyze_with_model_rates(hist, analyses):
+    assert list(hist.index) == [pd.Timestamp(d) for d in DAYS]
+    assert isinstance(hist.index, pd.DatetimeIndex) and hist.index.tz is None and hist.index.name == "date"
+    assert hist.index.is_monotonic_increasing and hist.index.is_unique
+    assert set(history.HISTORY_COLUMNS) <= set(hist.columns)
+    for d, a in analyses.items():
+        row = hist.loc[pd.Timestamp(d)]
+        lv = a.levels
+        assert row["net_gex"] == pytest.approx(lv.net_gex, rel=1e-12)
+        assert row["zero_gamma"] == pytest.approx(lv.zero_gamma, rel=1e-12)
+        assert row["spot"] == lv.spot and row["source"] == lv.source
+        assert (row["rate"], row["div_yield"]) == (a.config.rate, a.config.div_yield)
+    assert hist.attrs["skipped"] == [] and hist.attrs["computed"] == len(DAYS)
+
+
+def test_perfiliev_convention_and_window(store, snaps):
+    h = history.net_gex_history("spx", store=store, convention="perfiliev", end="2026-07-21", days=1)
+    assert list(h.index) == [pd.Timestamp("2026-07-20"), pd.Timestamp("2026-07-21")]  # both ends included
+    want = gex.analyze(snaps["2026-07-21"], gex.config_from("perfiliev")).levels
+    assert h.loc["2026-07-21", "net_gex"] == pytest.approx(want.net_gex, rel=1e-12)
+    assert h.loc["2026-07-21", "zero_gamma"] == pytest.approx(want.zero_gamma, rel=1e-12)
+    assert history.cache_path(store, "perfiliev").exists()
+
+
+def test_second_call_reads_the_cache_only(tmp_path, snaps, market_dir, monkeypatch):
+    st = _small_store(tmp_path, snaps)
+    first = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert (st.root / "cache" / "net_gex_model.parquet").exists()
+    monkeypatch.setattr(gex, "analyze", _boom)
+    monkeypatch.setattr(ChainStore, "read", _boom)
+    second = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    pd.testing.assert_frame_equal(first, second)
+    assert (second.attrs["computed"], second.attrs["from_cache"]) == (0, 2)
+
+
+def test_changed_snapshot_invalidates_its_row(tmp_path, snaps, market_dir, monkeypatch):
+    st = _small_store(tmp_path, snaps)
+    before = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    snap = snaps[DAYS[1]]
+    contracts = snap.contracts.copy()
+    contracts["open_interest"] = contracts["open_interest"] * 2.0
+    changed = dataclasses.replace(snap, contracts=contracts)
+    assert st.put(changed).replaced
+    calls = []
+    real = gex.analyze
+    monkeypatch.setattr(gex, "analyze", lambda s, c=None: calls.append(s.snapshot_date) or real(s, c))
+    after = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert calls == [snap.snapshot_date]                      # only the changed snapshot is repriced
+    rate, q, _ = decide.model_rates(changed, market_dir=market_dir)
+    want = real(changed, gex.GexConfig.model(rate=rate, div_yield=q)).levels.net_gex
+    assert after.loc[DAYS[1], "net_gex"] == pytest.approx(want, rel=1e-12)
+    assert after.loc[DAYS[1], "net_gex"] == pytest.approx(2 * before.loc[DAYS[1], "net_gex"], rel=1e-9)
+    assert after.loc[DAYS[0], "net_gex"] == before.loc[DAYS[0], "net_gex"]
+
+
+def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, snaps, market_dir):
+    st = _small_store(tmp_path, snaps, days=DAYS[:1])
+    first = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    path = history.cache_path(st)
+    path.write_bytes(b"PAR1 this is not parquet")
+    with pytest.warns(history.HistoryCacheWarning, match="unreadable"):
+        again = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    pd.testing.assert_frame_equal(first, again, check_like=True)
+    assert again.attrs["computed"] == 1
+    assert history.net_gex_history("SPX", store=st, market_dir=market_dir).attrs["from_cache"] == 1
+
+
+def test_latest_market_quote_of_a_day_modelled_left_out(tmp_path, snaps, market_dir):
+    snap = snaps[DAYS[0]]
+    st = _small_store(tmp_path, snaps, days=DAYS[:1])
+    earlier = dataclasses.replace(snap, quote_time=snap.quote_time - pd.Timedelta(hours=4),
+                                  contracts=snap.contracts.assign(open_interest=snap.contracts["open_interest"] * 3))
+    modelled = dataclasses.replace(snap, quote_time=snap.quote_time + pd.Timedelta(hours=1), modelled=True,
+                                   source="modelled:test", contracts=earlier.contracts)
+    st.put(earlier)
+    st.put(modelled)
+    h = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert len(h) == 1 and h["quote_time"].iloc[0] == snap.quote_time
+    rate, q, _ = decide.model_rates(snap, market_dir=market_dir)
+    want = gex.analyze(snap, gex.GexConfig.model(rate=rate, div_yield=q)).levels.net_gex
+    assert h["net_gex"].iloc[0] == pytest.approx(want, rel=1e-12)
+    assert any("1 modelled SPX snapshot left out" in n for n in h.attrs["notes"])
+
+
+def test_unanalysable_snapshot_is_skipped_and_listed(tmp_path, snaps, market_dir):
+    snap = snaps[DAYS[0]]
+    st = ChainStore(tmp_path / "store")
+    st.put(dataclasses.replace(snap, contracts=snap.contracts.assign(iv=np.nan)))
+    h = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert h.empty and list(h.columns) == list(history.HISTORY_COLUMNS)
+    (skip,) = h.attrs["skipped"]
+    assert skip["date"] == DAYS[0] and "NoExposureError" in skip["error"]
+    assert any("skipped SPX snapshot" in n and "NoExposureError" in n for n in h.attrs["notes"])
+    again = history.net_gex_history("SPX", store=st, market_dir=market_dir)   # the failure is cached
+    assert again.attrs["from_cache"] == 1 and again.attrs["skipped"] == h.attrs["skipped"]
+
+
+def test_empty_store_and_bad_arguments(tmp_path):
+    h = history.net_gex_history("SPX", store=tmp_path / "none")
+    assert h.empty and "no stored market snapshot of SPX" in h.attrs["notes"][0]
+    assert not (tmp_path / "none").exists()
+    for kwargs in ({"days": -1}, {"convention": "vanna"}, {"end": "not a date"}, {"symbol": " "},
+                   {"store": 3}):
+        with pytest.raises(history.HistoryArgumentError) as err:
+            history.net_gex_history(**{"store": tmp_path, **kwargs})
+        assert isinstance(err.value, ResearchLibError | ValueError) and err.value.argument in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# history_context
+
+
+def test_context_values_equal_the_loaders(ctx, hist, market_dir):
+    f = ctx.frame
+    assert list(f.columns) == list(history.CONTEXT_COLUMNS)
+    assert ctx.date == pd.Timestamp("2026-07-21").date()
+    assert f.index.max() == pd.Timestamp("2026-07-21")           # no look-ahead: 07-22 is in every source
+    assert f.index.min() >= pd.Timestamp("2025-07-21")
+    pub = market.load_published_gex(market_dir=market_dir)["gex"]
+    vix = market.load_vol_index("VIX", market_dir=market_dir)["close"].dropna()
+    rank = market.iv_rank(vix, window=252) * 100
+    for d in ("2025-07-21", "2025-12-01", "2026-03-16", "2026-07-20"):
+        ts = pd.Timestamp(d)
+        assert f.loc[ts, "published_gex"] == pub.loc[ts]
+        assert f.loc[ts, "vix"] == vix.loc[ts]
+        assert f.loc[ts, "iv_rank"] == pytest.approx(rank.loc[ts], rel=1e-12)
+    assert not math.isnan(f["iv_rank"].iloc[0])                  # ranked on the full history
+    assert f["iv_rank"].between(0, 100).all()
+    assert f.loc["2026-07-20", "net_gex"] == hist.loc["2026-07-20", "net_gex"]
+    assert set(ctx.sources) == set(history.CONTEXT_COLUMNS) and ctx.notes == ()
+
+
+def test_report_value_wins_over_the_stored_one(analyses, store, market_dir):
+    lv = dataclasses.replace(analyses["2026-07-22"].levels, net_gex=-1.5e9)
+    c = history.history_context(lv, days=10, store=store, market_dir=market_dir)
+    assert c.frame.loc["2026-07-22", "net_gex"] == -1.5e9
+    assert c.frame.index.min() >= pd.Timestamp("2026-07-12")
+    assert c.frame["net_gex"].count() == 3
+
+
+def test_to_dict_and_summary(ctx):
+    d = json.loads(json.dumps(ctx.to_dict()))
+    both = ctx.frame[["net_gex", "published_gex"]].dropna()
+    agree = int((np.sign(both["net_gex"]) == np.sign(both["published_gex"])).sum())
+    assert d["sign_agreement"] == {"n": 2, "agree": agree, "share": agree / 2}
+    assert d["series"]["net_gex"]["count"] == 2 and d["series"]["net_gex"]["last_date"] == "2026-07-21"
+    assert d["series"]["vix"]["last_value"] == ctx.frame["vix"].dropna().iloc[-1]
+    text = ctx.summary()
+    assert "SPX history context" in text and "sign agreement" in text and "SqueezeMetrics units" in text
+
+
+def test_missing_market_files_and_empty_store_give_notes(analyses, tmp_path):
+    c = history.history_context(analyses["2026-07-21"], store=tmp_path / "store", market_dir=tmp_path / "empty")
+    assert c.frame["published_gex"].isna().all() and c.frame["vix"].isna().all()
+    assert list(c.frame.index) == [pd.Timestamp("2026-07-21")]  # the report's own value only
+    text = " | ".join(c.notes)
+    assert "published GEX unavailable" in text and "VIX and IV rank unavailable" in text
+    assert "no stored market snapshot of SPX" in text
+    assert c.to_dict()["sign_agreement"] == {"n": 0, "agree": 0, "share": None}
+
+
+def test_published_gex_left_out_for_other_underlyings(analyses, market_dir):
+    lv = dataclasses.replace(analyses["2026-07-21"].levels, underlying="NDX")
+    c = history.history_context(lv, market_dir=market_dir, net_gex_history=pd.Series(dtype=float))
+    assert c.frame["published_gex"].isna().all() and c.frame["vix"].notna().any()
+    assert any("published GEX left out" in n for n in c.notes)
+    with pytest.raises(history.HistoryArgumentError):
+        history.history_context(object())
+    with pytest.raises(history.HistoryArgumentError):
+        history.history_context(lv, iv_rank_window=1, net_gex_history=pd.Series(dtype=float))
+
+
+# --------------------------------------------------------------------------------------------------
+# the plot
+
+
+def _texts(fig) -> str:
+    return " ".join(t.get_text() for a in fig.axes for t in a.texts)
+
+
+def test_plot_full_and_empty(ctx, analyses, tmp_path):
+    empty = history.history_context(analyses["2026-07-21"], market_dir=tmp_path / "empty",
+                                    net_gex_history=pd.Series(dtype=float))
+    empty = dataclasses.replace(empty, frame=empty.frame.iloc[:0])
+    for c in (ctx, empty):
+        fig = plots.history_context(c)
+        assert isinstance(fig, Figure) and len(fig.axes) == 4       # 3 panels + the published-GEX twin
+        assert "SPX" in fig.axes[0].get_title() and "2026-07-21" in fig.axes[0].get_title()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=40)
+        assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "no data" not in _texts(plots.history_context(ctx))
+    assert _texts(fig).count("no data") == 4
+    given = Figure()
+    assert plots.history_context(ctx, ax=given.add_subplot()) is given and len(given.axes) == 4
