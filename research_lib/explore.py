@@ -1,0 +1,372 @@
+"""Interactive GEX exploration for notebooks: :class:`GexExplorer`, ipywidgets controls that recompute
+and redraw the key levels, the charts and the pin-risk tables in place.
+
+The explorer takes the same arguments as the parameters cell of ``notebooks/explore_gex.ipynb`` and
+gets its chain through :func:`research_lib.sources.auto.get_chain`, computes with
+:func:`research_lib.gex.analyze` and draws with :mod:`research_lib.plots`. It needs no running kernel:
+every control is an ordinary widget whose ``value`` can be set from Python, and every output area is an
+:class:`ipywidgets.Output` filled with :meth:`~ipywidgets.Output.append_display_data`, so a test (or a
+script) can drive it and read what it shows.
+
+Controls
+--------
+``date_select``
+    The snapshot. A chain file offers its usable days (:func:`research_lib.sources.scan`, status ``ok``);
+    ``source="store"`` the stored dates of the symbol; any other source only the snapshot it served.
+    Loaded snapshots are cached per date: changing another control never reloads the chain.
+``convention_toggle``
+    ``model`` or ``perfiliev`` (:func:`research_lib.gex.config_from`).
+``max_dte_select``, ``exclude_0dte_check``
+    The expiry filter: keep expiries at most this many calendar days after the snapshot date (``"all"``
+    keeps every expiry), and drop the snapshot date's own expiry.
+``grid_points_input``
+    Points of the gamma-profile grid. Until it is changed it follows the convention's default (model
+    400, perfiliev 60); setting it back to the current convention's default re-links it.
+
+Units are those of :mod:`research_lib.gex`: GEX in $ per 1% move of the underlying, vanna in $ delta per
+vol point, charm in $ delta per calendar day, levels in index points; the charts show GEX in $bn.
+
+Example
+-------
+>>> from research_lib.explore import GexExplorer
+>>> explorer = GexExplorer("SPX", "modelled")          # doctest: +SKIP
+>>> explorer.convention_toggle.value = "perfiliev"     # doctest: +SKIP
+>>> explorer.levels.zero_gamma                         # doctest: +SKIP
+>>> display(explorer)                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import ipywidgets as widgets
+import pandas as pd
+from IPython.display import HTML, Image
+
+from research_lib import gex, plots
+from research_lib.chain import ResearchLibError
+from research_lib.sources.auto import NAMED_SOURCES, NoChainAvailableError, ServedChain, get_chain
+
+#: Value of :attr:`GexExplorer.max_dte_select` that keeps every expiry.
+ALL_EXPIRIES = "all"
+#: Horizons (calendar days) the max-DTE control offers besides "all" (and the constructor's value).
+DTE_CHOICES = (0, 1, 2, 7, 14, 30, 45, 60, 90, 180, 365)
+#: Conventions the toggle offers.
+CONVENTIONS = ("model", "perfiliev")
+#: Errors a control combination can cause; shown in the panel and kept on :attr:`GexExplorer.error`.
+#: OSError: a chain file that vanished or became unreadable between two selections.
+CONTROL_ERRORS = (ResearchLibError, OSError)
+
+_ERROR_STYLE = "color:#b00020"
+_MODELLED_STYLE = "color:#b00020;font-weight:bold"
+
+
+class GexExplorer:
+    """Widgets to explore the GEX of a chain: pick a snapshot, a convention, an expiry filter and a grid;
+    the levels table and the charts are recomputed and redrawn in place.
+
+    Parameters
+    ----------
+    symbol : str
+        Underlying (``"SPX"``, ``"SPY"`` ...).
+    source : str or path
+        ``"auto"``, ``"cboe"``, ``"tradier"``, ``"polygon"``, ``"store"``, ``"modelled"`` or a chain file
+        path (see :func:`research_lib.sources.auto.get_chain`).
+    date : str or date, optional
+        ``"YYYY-MM-DD"`` of the first snapshot shown (multi-day files and the store); None = the latest.
+    convention : {"model", "perfiliev"}
+        The starting convention.
+    rate, div_yield : float, optional
+        Risk-free rate and dividend yield, decimals (0.05 = 5%); None = the convention's default (0).
+        Fixed for the life of the explorer.
+    grid_points : int, optional
+        Profile grid points; None = the convention's default (model 400, perfiliev 60).
+    max_dte : int, optional
+        Keep expiries at most this many calendar days after the snapshot date; None = all.
+    exclude_0dte : bool
+        Drop the expiry on the snapshot date.
+    store : ChainStore, optional
+        The store of ``source="store"`` (default: ``data/`` or ``$RESEARCH_LIB_DATA``).
+
+    Attributes
+    ----------
+    config : GexConfig or None
+        The configuration of the current controls (None when the controls cannot make one).
+    analysis : GexAnalysis or None
+        The current result; None while :attr:`error` is set.
+    error : Exception or None
+        Why the current control combination gives no result (e.g. a
+        :class:`~research_lib.gex.NoExposureError` for a filter that leaves no expiry); None when fine.
+    served : ServedChain
+        The chain of the selected snapshot and where it came from.
+    widget : ipywidgets.VBox
+        Controls, a status line, the levels table and a tab per chart; ``display(explorer)`` shows it.
+
+    Raises
+    ------
+    GexConfigError
+        ``convention``, ``rate``, ``div_yield``, ``grid_points``, ``max_dte`` or ``exclude_0dte`` is
+        impossible (the message names it).
+    NoChainAvailableError
+        ``symbol`` or ``source`` is not a string / path, or no source could serve a chain.
+    UnknownFormatError, SnapshotNotFoundError, FileNotFoundError
+        From reading a chain file.
+    NoExposureError
+        The starting filter leaves no contract to compute exposures from.
+    """
+
+    def __init__(self, symbol: str = "SPX", source: str | os.PathLike = "auto", date=None,
+                 convention: str = "model", rate: float | None = None, div_yield: float | None = None,
+                 grid_points: int | None = None, max_dte: int | None = None, exclude_0dte: bool = False,
+                 *, store=None):
+        if not isinstance(symbol, str) or not symbol.strip():
+            raise NoChainAvailableError(f"symbol must be a ticker such as 'SPX', got {symbol!r}")
+        if not isinstance(source, str | os.PathLike) or not str(source).strip():
+            raise NoChainAvailableError(f"source must be one of {list(NAMED_SOURCES)} or a chain file path, "
+                                        f"got {source!r}")
+        if not isinstance(exclude_0dte, bool):
+            raise gex.GexConfigError(f"exclude_0dte must be True or False, got {exclude_0dte!r}")
+        # config_from names the bad convention, rate, div_yield, grid_points or max_dte.
+        self.config: gex.GexConfig | None = gex.config_from(
+            convention, rate=rate, div_yield=div_yield, grid_points=grid_points, max_dte=max_dte,
+            exclude_0dte=exclude_0dte)
+        self.symbol = symbol
+        self.source = source
+        self.rate = rate
+        self.div_yield = div_yield
+        self._store = store
+        served = get_chain(symbol, source, date=date, store=store)
+        self.analysis: gex.GexAnalysis | None = gex.analyze(served.snapshot, self.config)
+        self.error: Exception | None = None
+        self.served: ServedChain = served
+        first = served.snapshot.snapshot_date.isoformat()
+        self._chains: dict[str, ServedChain] = {first: served}
+        # An explicit grid sticks across conventions; the convention's own default stays linked to it.
+        linked = grid_points == gex.GexConfig.preset(convention).grid_points
+        self._grid_override: int | None = None if linked else grid_points
+        self._syncing = False
+
+        dates = self._available_dates(first)
+        labels = {d: d for d in dates}
+        if len(dates) == 1:  # say who served a single snapshot
+            labels[first] = f"{first} ({served.served_by})"
+        self.date_select = widgets.Dropdown(
+            options=[(labels[d], d) for d in dates], value=first, description="snapshot",
+            disabled=len(dates) == 1, style={"description_width": "initial"})
+        self.convention_toggle = widgets.ToggleButtons(options=list(CONVENTIONS), value=convention,
+                                                       description="convention",
+                                                       style={"description_width": "initial"})
+        dte = None if max_dte is None else int(max_dte)
+        choices = sorted(set(DTE_CHOICES) | ({dte} if dte is not None else set()))
+        self.max_dte_select = widgets.Dropdown(
+            options=[("all", ALL_EXPIRIES)] + [(f"≤ {d} days", d) for d in choices],
+            value=ALL_EXPIRIES if dte is None else dte, description="expiries",
+            style={"description_width": "initial"})
+        self.exclude_0dte_check = widgets.Checkbox(value=exclude_0dte, description="exclude 0DTE", indent=False)
+        self.grid_points_input = widgets.BoundedIntText(
+            value=self.config.grid_points, min=2, max=100_000, description="grid points",
+            style={"description_width": "initial"}, layout=widgets.Layout(width="180px"))
+
+        self.status = widgets.HTML()
+        self.levels_out = widgets.Output()
+        self.by_strike_out = widgets.Output()
+        self.profile_out = widgets.Output()
+        self.heatmap_out = widgets.Output()
+        self.pins_out = widgets.Output()
+        tabs = widgets.Tab(children=[self.by_strike_out, self.profile_out, self.heatmap_out, self.pins_out])
+        tabs.titles = ("GEX by strike", "Gamma profile", "Strike × expiry", "Pin risk & expiries")
+        self.widget = widgets.VBox([
+            widgets.HBox([self.date_select, self.convention_toggle]),
+            widgets.HBox([self.max_dte_select, self.exclude_0dte_check, self.grid_points_input]),
+            self.status, self.levels_out, tabs,
+        ])
+
+        for control in (self.date_select, self.max_dte_select, self.exclude_0dte_check):
+            control.observe(self._on_change, names="value")
+        self.convention_toggle.observe(self._on_convention, names="value")
+        self.grid_points_input.observe(self._on_grid_points, names="value")
+        self._redraw()
+
+    # -- state -------------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self):
+        """The selected :class:`~research_lib.chain.ChainSnapshot`."""
+        return self.served.snapshot
+
+    @property
+    def levels(self) -> gex.KeyLevels | None:
+        """The current :class:`~research_lib.gex.KeyLevels` (None while :attr:`error` is set)."""
+        return None if self.analysis is None else self.analysis.levels
+
+    @property
+    def dates(self) -> tuple[str, ...]:
+        """The snapshot dates the date control offers, ``YYYY-MM-DD``."""
+        return tuple(value for _, value in self.date_select.options)
+
+    def levels_dict(self) -> dict:
+        """The current key levels, JSON-ready (:meth:`KeyLevels.to_dict`), for recording.
+
+        Raises the current :attr:`error` when the controls give no result.
+        """
+        if self.analysis is None:
+            raise self.error
+        return self.analysis.levels.to_dict()
+
+    def levels_table(self) -> pd.DataFrame:
+        """The scalar key levels as a one-column table (``value``): GEX in $ per 1% move, vanna in $ delta
+        per vol point, charm in $ delta per day, levels in index points.
+
+        Raises the current :attr:`error` when the controls give no result.
+        """
+        levels = self.levels_dict()
+        return pd.Series({k: v for k, v in levels.items() if not isinstance(v, dict | list)},
+                         name="value").to_frame()
+
+    def describe(self) -> str:
+        """Where the selected chain came from (modelled and stale data say so), the snapshot and its notes."""
+        lines = [self.served.describe(), repr(self.snapshot)]
+        lines += [f"note: {note}" for note in self.snapshot.notes]
+        return "\n".join(lines)
+
+    # -- recomputing -------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Recompute from the current control values and redraw every output area.
+
+        A control combination that gives no result sets :attr:`error`, clears :attr:`analysis` and shows
+        the message in the panel; the next valid change recovers.
+        """
+        self.error = None
+        self.analysis = None
+        self.config = None
+        try:
+            self.served = self._load(self.date_select.value)
+            self.config = self._control_config()
+            self.analysis = gex.analyze(self.served.snapshot, self.config)
+        except CONTROL_ERRORS as exc:
+            self.error = exc
+        self._redraw()
+
+    def _control_config(self) -> gex.GexConfig:
+        max_dte = self.max_dte_select.value
+        return gex.config_from(self.convention_toggle.value, rate=self.rate, div_yield=self.div_yield,
+                               grid_points=self.grid_points_input.value,
+                               max_dte=None if max_dte == ALL_EXPIRIES else max_dte,
+                               exclude_0dte=self.exclude_0dte_check.value)
+
+    def _load(self, day: str) -> ServedChain:
+        """The chain of ``day``, read once and cached."""
+        if day not in self._chains:
+            self._chains[day] = get_chain(self.symbol, self.source, date=day, store=self._store)
+        return self._chains[day]
+
+    def _available_dates(self, served_day: str) -> list[str]:
+        src = str(self.source)
+        if src == "store":
+            from research_lib.store import ChainStore
+
+            stored = (self._store or ChainStore()).list(self.symbol.upper().lstrip("_"))
+            days = {d.isoformat() for d in stored["date"]}
+        elif src not in NAMED_SOURCES:  # a chain file
+            from research_lib.sources import scan
+
+            table = scan(Path(src))
+            days = {d.isoformat() for d in table.loc[table["status"] == "ok", "date"]}
+        else:  # a live provider, auto or modelled: only the snapshot served
+            days = set()
+        return sorted(days | {served_day})
+
+    # -- callbacks ---------------------------------------------------------------------------------
+
+    def _on_change(self, change) -> None:
+        self.refresh()
+
+    def _on_convention(self, change) -> None:
+        if self._grid_override is None:  # untouched: follow the new convention's default
+            with self._quietly():
+                self.grid_points_input.value = gex.GexConfig.preset(change["new"]).grid_points
+        self.refresh()
+
+    def _on_grid_points(self, change) -> None:
+        if self._syncing:
+            return
+        default = gex.GexConfig.preset(self.convention_toggle.value).grid_points
+        self._grid_override = None if change["new"] == default else change["new"]
+        self.refresh()
+
+    @contextlib.contextmanager
+    def _quietly(self) -> Iterator[None]:
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
+    # -- drawing -----------------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        """Clear every output area, then fill it from :attr:`analysis` (or show :attr:`error`)."""
+        self.status.value = self._status_html()
+        for out in (self.levels_out, self.by_strike_out, self.profile_out, self.heatmap_out, self.pins_out):
+            out.outputs = ()
+        if self.analysis is None:
+            return
+        self.levels_out.append_display_data(HTML("<b>Key levels</b> — GEX in $ per 1% move; vanna in $ delta "
+                                                 "per vol point; charm in $ delta per day"))
+        self.levels_out.append_display_data(self.levels_table())
+        for out, draw in ((self.by_strike_out, plots.gex_by_strike), (self.profile_out, plots.gamma_profile),
+                          (self.heatmap_out, plots.gex_heatmap)):
+            out.append_display_data(Image(data=figure_png(draw(self.analysis)), format="png"))
+        self.pins_out.append_display_data(HTML("<b>Pin risk and max pain of the next expiries</b>"))
+        self.pins_out.append_display_data(self.analysis.pin_risk)
+        self.pins_out.append_display_data(HTML("<b>Exposures of the next 10 expiries</b>"))
+        self.pins_out.append_display_data(self.analysis.expiries.head(10))
+
+    def _status_html(self) -> str:
+        served = html.escape(self.served.describe())
+        style = _MODELLED_STYLE if self.served.modelled else ""
+        lines = [f'<div style="{style}">{served}</div>']
+        if self.error is not None:
+            lines.append(f'<div style="{_ERROR_STYLE}"><b>{type(self.error).__name__}</b>: '
+                         f"{html.escape(str(self.error))}</div>"
+                         "<div>No levels or charts for these controls; change a control to recompute.</div>")
+        else:
+            cfg = self.config
+            flt = cfg.expiries
+            expiries = "all expiries" if flt.max_dte is None else f"expiries ≤ {flt.max_dte} days"
+            if flt.exclude_0dte:
+                expiries += ", 0DTE excluded"
+            lines.append(f"<div>{html.escape(cfg.convention)} convention · {expiries} · profile grid "
+                         f"{cfg.grid_points} points · {self.levels.n_contracts:,} contracts counted</div>")
+        return "".join(lines)
+
+    # -- display -----------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def close(self) -> None:
+        """Close every widget of the explorer (front-end views disappear; the results stay readable)."""
+        pending = [self.widget]
+        while pending:
+            w = pending.pop()
+            pending.extend(getattr(w, "children", ()))
+            w.close()
+
+
+def figure_png(fig) -> bytes:
+    """``fig`` rendered as PNG bytes at its own size and dpi, then cleared.
+
+    :mod:`research_lib.plots` builds figures outside pyplot, so no figure manager holds them: once
+    rendered and cleared, nothing keeps the figure's artists alive.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    fig.clear()
+    return buf.getvalue()
