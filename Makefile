@@ -1,7 +1,8 @@
 # research_lib — two commands do all the set-up:
 #   make test     create .venv on first use, then lint and run every test (notebooks included)
-#   make report   (issue 5) build the daily GEX report
-# Other targets: make venv | lint | bench | gex FILE=... | clean
+#   make report   create .venv on first use, then the daily GEX report for SPX (--source auto: live ->
+#                 newest stored -> the modelled chain, labelled) -> reports/index.html
+# Other targets: make venv | lint | bench | bench-report | gex FILE=... | clean
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint bench gex clean
+.PHONY: venv test lint report bench bench-report gex clean
 
 venv: $(STAMP)
 
@@ -27,8 +28,18 @@ lint: venv
 test: venv lint
 	MPLBACKEND=Agg $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
+# make report [SYMBOLS=SPX,SPY,QQQ] [SOURCE=store] [REPORT_ARGS="--date 2026-08-21 --convention perfiliev"]
+SYMBOLS ?= SPX
+SOURCE  ?= auto
+REPORT_ARGS ?=
+report: venv
+	MPLBACKEND=Agg $(VENV)/bin/research-lib report daily --symbols $(SYMBOLS) --source $(SOURCE) $(REPORT_ARGS)
+
 bench: venv
 	$(PY) benchmarks/gex.py
+
+bench-report: venv
+	$(PY) benchmarks/report.py
 
 # make gex FILE=../shared/data/chains/cboe_quotedata/spx_2024-01-07.csv [ARGS="--convention perfiliev"]
 gex: venv

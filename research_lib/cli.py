@@ -16,42 +16,36 @@ Commands
     Chain files (every clean day of an archive) into the local store; idempotent; says what it skipped.
 ``research-lib store [--symbol SYM]``
     What the local store holds.
+``research-lib report daily [--symbol SPX | --symbols SPX,SPY,QQQ] [--date latest|YYYY-MM-DD]
+[--source auto|...|PATH] [--convention model|perfiliev] [--account 50000] [--no-record] [--quiet]``
+    The daily GEX report notebook run with papermill, exported to static HTML, listed in
+    ``reports/index.html`` (:mod:`research_lib.reports`). Safe under cron: a lock, a log file and a JSON
+    run summary per run in ``reports/logs/``.
 ``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
     Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
     alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-log`` to skip).
 
-Exit codes: 0 success; 2 bad usage; 3 bad or unknown input file / empty chain; 4 nothing to compute
-or no source answered.
+Exit codes: 0 success; 2 bad usage (a bad report parameter included, found before any kernel starts);
+3 bad or unknown input file / empty chain; 4 nothing to compute or no source answered; 5 a report
+FAILED (its failed notebook and HTML are kept, the last good report is not touched); 6 another report
+run holds the lock.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 
 from research_lib import __version__
+from research_lib.formatting import fmt_level as _fmt_level
+from research_lib.formatting import fmt_money as _fmt_money
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_NO_RESULT = 4
-
-
-def _fmt_money(x: float) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    a = abs(x)
-    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if a >= div:
-            return f"{x / div:+,.2f}{unit}"
-    return f"{x:+,.0f}"
-
-
-def _fmt_level(x: float | None) -> str:
-    return "none" if x is None else f"{x:,.2f}"
 
 
 def format_levels(levels, *, pin_risk=None, exclusions=None) -> str:
@@ -141,6 +135,27 @@ def _build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("store", help="list what the local store holds")
     st.add_argument("--symbol", default=None)
+
+    rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
+    rsub = rp.add_subparsers(dest="report_kind", required=True)
+    rd = rsub.add_parser("daily", help="the daily GEX report",
+                         description="Run notebooks/daily_report.ipynb for each symbol, write "
+                                     "reports/daily/<date>/<SYMBOL>.ipynb and .html, update reports/index.html.")
+    who = rd.add_mutually_exclusive_group()
+    who.add_argument("--symbol", default=None, help="one underlying (default SPX)")
+    who.add_argument("--symbols", default=None, help="comma-separated underlyings, e.g. SPX,SPY,QQQ")
+    rd.add_argument("--date", default="latest", help="YYYY-MM-DD (archives, the store) or latest (default)")
+    rd.add_argument("--source", default="auto",
+                    help="auto (live -> store -> modelled), cboe, tradier, polygon, store, modelled, or a file")
+    rd.add_argument("--convention", default="model", help="levels and charts: model (default) or perfiliev")
+    rd.add_argument("--account", type=float, default=50_000.0, help="account value in dollars (default 50000)")
+    rd.add_argument("--no-record", action="store_true", help="do not log the decision in data/decisions.sqlite")
+    rd.add_argument("--history-days", type=int, default=365, help="history context window, days (0: none)")
+    rd.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
+    rd.add_argument("--notebook", default=None, help="another notebook with the same parameters")
+    rd.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per notebook cell")
+    rd.add_argument("--quiet", action="store_true", help="no progress lines (the log file has them)")
+    rd.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     return parser
 
 
@@ -287,11 +302,38 @@ def _cmd_store(args, out, err) -> int:
     return EXIT_OK
 
 
+def _cmd_report(args, out, err) -> int:
+    from research_lib import reports
+
+    symbols = (args.symbols or args.symbol or "SPX").split(",")
+    symbols = [s.strip() for s in symbols if s.strip()]
+
+    def progress(line: str) -> None:
+        err.write(f"research-lib report: {line}\n")
+        err.flush()
+
+    summary = reports.run_reports(symbols, date=args.date, source=args.source, convention=args.convention,
+                                  account=args.account, record_decision=not args.no_record,
+                                  history_days=args.history_days, reports_dir=args.reports_dir,
+                                  notebook=args.notebook, timeout=args.timeout,
+                                  progress=None if args.quiet else progress)
+    if args.json:
+        out.write(json.dumps(summary.to_dict()) + "\n")
+    else:
+        for r in summary.results:
+            out.write(f"{r.status:6} {r.date} {r.symbol:6} {r.html}" + (f"  ({r.error})" if r.error else "") + "\n")
+        if summary.error:
+            out.write(f"NOT RUN: {summary.error}\n")
+        out.write(f"index: {reports.reports_root(args.reports_dir) / 'index.html'}\n")
+        if summary.summary is not None:
+            out.write(f"run summary: {summary.summary}\n")
+    if summary.exit_code == reports.EXIT_LOCKED and args.quiet:
+        err.write(f"research-lib report: {summary.error}\n")
+    return summary.exit_code
+
+
 def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     """Entry point of ``research-lib``. Returns the exit code (see the module docstring)."""
-    from research_lib.chain import ChainError, ResearchLibError
-    from research_lib.gex import GexConfigError, NoExposureError
-
     out = out or sys.stdout
     err = err or sys.stderr
     parser = _build_parser()
@@ -300,28 +342,45 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
     handler = {"gex": _cmd_gex, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
-               "store": _cmd_store, "decide": _cmd_decide}[args.command]
+               "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
         # The reader went away (``| head``): not an error of ours. Silence the flush at exit.
         sys.stdout = None
         return EXIT_OK
-    except FileNotFoundError as exc:
+    except Exception as exc:  # mapped to an exit code below; anything unknown is re-raised
+        code = _exit_code_for(exc, err)
+        if code is None:
+            raise
+        return code
+
+
+def _exit_code_for(exc: Exception, err) -> int | None:
+    """The exit code and stderr line for a known error (None: not ours, let it raise).
+
+    The library's exception classes are imported here, not at start-up, so ``research-lib report`` does
+    not pay for pandas and scipy before its kernel starts.
+    """
+    from research_lib.chain import ChainError, ResearchLibError
+    from research_lib.gex import GexConfigError, NoExposureError
+
+    if isinstance(exc, FileNotFoundError):
         err.write(f"research-lib: {exc}\n")
         return EXIT_BAD_INPUT
-    except NoExposureError as exc:  # before ChainError: it is one
+    if isinstance(exc, NoExposureError):  # before ChainError: it is one
         err.write(f"research-lib: {exc}\n")
         return EXIT_NO_RESULT
-    except ChainError as exc:
+    if isinstance(exc, ChainError):
         err.write(f"research-lib: {type(exc).__name__}: {exc}\n")
         return EXIT_BAD_INPUT
-    except (GexConfigError, ValueError) as exc:
+    if isinstance(exc, GexConfigError | ValueError):
         err.write(f"research-lib: bad option: {exc}\n")
         return EXIT_USAGE
-    except ResearchLibError as exc:  # provider, store and market-data errors, no chain available
+    if isinstance(exc, ResearchLibError):  # provider, store and market-data errors, no chain available
         err.write(f"research-lib: {type(exc).__name__}: {exc}\n")
         return EXIT_NO_RESULT
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

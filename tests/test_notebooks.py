@@ -95,3 +95,30 @@ def test_decision_notebook_matches_the_library(tmp_path, monkeypatch):
     assert recorded["decision"]["what"] == expected.decision.what
     assert recorded["levels"]["net_gex"] == pytest.approx(expected.analysis.levels.net_gex, rel=1e-12)
     assert recorded["decision"]["id"] is None  # record=False: nothing written
+
+
+@pytest.mark.notebook
+def test_decision_notebook_on_the_modelled_default(tmp_path, monkeypatch):
+    from research_lib.decide import decide
+
+    monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
+    monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "store"))
+    nb = _execute("decision.ipynb", tmp_path, source="auto")
+    recorded = _recorded_levels(nb)
+    assert recorded["modelled"] is True and recorded["served_by"] == "modelled"
+    expected = decide("SPX", "modelled", date=recorded["levels"]["date"], record=False)
+    assert recorded["levels"]["net_gex"] == pytest.approx(expected.analysis.levels.net_gex, rel=1e-12)
+    assert recorded["regime"]["action"] == str(expected.regime.action)
+    assert recorded["decision"]["what"] == expected.decision.what
+
+
+# Each notebook and where it is executed against the library: a new notebook needs tests before it lands.
+NOTEBOOK_TESTS = {
+    "daily_report.ipynb": "tests/test_reports.py (modelled default, a real chain, failures, secrets)",
+    "decision.ipynb": "this file (modelled default, a real chain)",
+    "explore_gex.ipynb": "this file and tests/test_explore.py (modelled default, real chains, widgets)",
+}
+
+
+def test_every_notebook_is_executed_by_the_tests():
+    assert {p.name for p in NOTEBOOKS.glob("*.ipynb")} == set(NOTEBOOK_TESTS)
