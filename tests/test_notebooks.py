@@ -81,35 +81,23 @@ def test_explore_gex_offline_default_is_labelled_modelled(tmp_path, monkeypatch)
 
 
 @pytest.mark.notebook
-def test_decision_notebook_matches_the_library(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["real chain", "modelled default"])
+def test_decision_notebook_matches_the_library(tmp_path, monkeypatch, where):
     from research_lib.decide import decide
 
     monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
     monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "store"))
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
-    nb = _execute("decision.ipynb", tmp_path, source=str(path), account=250000.0)
+    source = str(shared_file(QUOTEDATA / "spx_2024-01-07.csv")) if where == "real chain" else "auto"
+    nb = _execute("decision.ipynb", tmp_path, source=source, account=250000.0)
     recorded = _recorded_levels(nb)  # the first JSON output: the decision report
-    expected = decide("SPX", str(path), account=250000.0, record=False)
+    assert recorded["modelled"] is (where == "modelled default")
+    expected = decide("SPX", "modelled" if source == "auto" else source, date=recorded["levels"]["date"],
+                      account=250000.0, record=False)
     assert recorded["regime"]["action"] == str(expected.regime.action)
     assert recorded["regime"]["confidence"] == expected.regime.confidence
     assert recorded["decision"]["what"] == expected.decision.what
     assert recorded["levels"]["net_gex"] == pytest.approx(expected.analysis.levels.net_gex, rel=1e-12)
     assert recorded["decision"]["id"] is None  # record=False: nothing written
-
-
-@pytest.mark.notebook
-def test_decision_notebook_on_the_modelled_default(tmp_path, monkeypatch):
-    from research_lib.decide import decide
-
-    monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
-    monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "store"))
-    nb = _execute("decision.ipynb", tmp_path, source="auto")
-    recorded = _recorded_levels(nb)
-    assert recorded["modelled"] is True and recorded["served_by"] == "modelled"
-    expected = decide("SPX", "modelled", date=recorded["levels"]["date"], record=False)
-    assert recorded["levels"]["net_gex"] == pytest.approx(expected.analysis.levels.net_gex, rel=1e-12)
-    assert recorded["regime"]["action"] == str(expected.regime.action)
-    assert recorded["decision"]["what"] == expected.decision.what
 
 
 # Each notebook and where it is executed against the library: a new notebook needs tests before it lands.
