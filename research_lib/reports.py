@@ -466,7 +466,7 @@ def _index_html(entries: list[dict]) -> str:
         if failed:
             failed_links = " · ".join(x for x in (link(failed.get("html"), "HTML"),
                                                   link(failed.get("notebook"), "notebook")) if x)
-            failed_links += f"<br><small>{html.escape(str(failed.get('error') or ''))[:300]}</small>"
+            failed_links += f"<br><small>{html.escape(str(failed.get('error') or '')[:300])}</small>"
         rows.append(f"<tr><td>{html.escape(e['date'])}</td><td>{html.escape(e['symbol'])}</td>{status_html}"
                     f"<td>{data}</td><td>{quote}</td><td>{html.escape(str(e.get('last_run_at') or ''))}</td>"
                     f"<td>{report_links}</td><td>{failed_links}</td></tr>")
