@@ -11,7 +11,7 @@ Layout under the reports folder (``$RESEARCH_LIB_REPORTS``, else ``reports/`` in
     reports/logs/<run id>.log / .json   one log file and one JSON run summary per run
 
 ``<date>`` is the trading date of the chain the report used (a stale or modelled chain keeps its own date);
-for a run that failed before a chain was served it is the requested date, else today in New York.
+for a failed run it is the requested ``--date``, or today in New York for ``latest``.
 
 Guarantees
 ----------
