@@ -163,18 +163,20 @@ def test_a_starting_filter_that_leaves_nothing_raises(offline):
 
 
 def test_the_store_offers_its_stored_dates(offline, tmp_path):
-    from research_lib.modelled import modelled_chain
+    from research_lib.modelled import modelled_chain, offline_spot_history
     from research_lib.store import ChainStore
 
     store = ChainStore(tmp_path / "mystore")
-    for day in ("2024-03-04", "2024-03-05"):
+    # two days the offline history covers (with or without ../shared/data)
+    first, second = (d.date().isoformat() for d in offline_spot_history().index[-2:])
+    for day in (first, second):
         store.put(modelled_chain("SPX", date=day))
     explorer = GexExplorer("SPX", "store", store=store)
-    assert explorer.dates == ("2024-03-04", "2024-03-05")
-    assert explorer.date_select.value == "2024-03-05" and not explorer.date_select.disabled
-    explorer.date_select.value = "2024-03-04"
-    assert explorer.levels.date.isoformat() == "2024-03-04"
-    direct = gex.analyze(store.get("SPX", date="2024-03-04"), gex.config_from("model"))
+    assert explorer.dates == (first, second)
+    assert explorer.date_select.value == second and not explorer.date_select.disabled
+    explorer.date_select.value = first
+    assert explorer.levels.date.isoformat() == first
+    direct = gex.analyze(store.get("SPX", date=first), gex.config_from("model"))
     assert_levels_match(explorer.levels_dict(), direct.levels.to_dict())
 
 
