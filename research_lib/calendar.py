@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-import uuid
 import warnings
 from pathlib import Path
 
@@ -89,15 +88,12 @@ def _schedule_ny() -> pd.DataFrame:
     except (OSError, ValueError):  # missing or unreadable: rebuild below
         pass
     out = _build_schedule()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out.to_parquet(tmp)
-        os.replace(tmp, path)
+        from research_lib.store import atomic_write
+
+        atomic_write(path, out.to_parquet())
     except OSError:  # a read-only home: keep the in-memory table only
         pass
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

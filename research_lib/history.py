@@ -51,7 +51,6 @@ import json
 import logging
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +63,7 @@ import pyarrow.parquet as pq
 
 from research_lib import __version__, decide, gex
 from research_lib.chain import NY, ResearchLibError
+from research_lib.store import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -247,25 +247,6 @@ def _read_cache(path: Path, key: str, *, warn: bool = True) -> pd.DataFrame:
     return df
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 @contextlib.contextmanager
 def _cache_lock(folder: Path) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
@@ -299,7 +280,7 @@ def _write_cache(path: Path, key: str, convention: str, underlying: str, keep: s
             table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
             buf = io.BytesIO()
             pq.write_table(table, buf)
-            _atomic_write(path, buf.getvalue())
+            atomic_write(path, buf.getvalue())
     except OSError as exc:
         warnings.warn(f"cannot write the net GEX cache {path} ({exc}); results are not cached",
                       HistoryCacheWarning, stacklevel=3)

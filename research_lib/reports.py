@@ -138,14 +138,10 @@ def _scrub_file(path: Path, secrets: tuple[str, ...]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Atomic write: a temporary file beside ``path``, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Atomic write (:func:`research_lib.store.atomic_write`): readers never see half a page."""
+    from research_lib.store import atomic_write
+
+    atomic_write(path, text.encode("utf-8"))
 
 
 def _today_ny() -> str:

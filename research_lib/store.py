@@ -433,8 +433,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(final: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+def atomic_write(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    Readers see the old file or the new one, never a part; a crash leaves at most a ``.tmp-*`` file
+    beside it. Used for every file research_lib writes (store, caches, reports).
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -747,7 +751,7 @@ class ChainStore:
 
     def _write_catalogue(self, df: pd.DataFrame) -> pd.DataFrame:
         df = _sort_catalogue(df)
-        _atomic_write(self.catalogue_path, _encode_catalogue(df))
+        atomic_write(self.catalogue_path, _encode_catalogue(df))
         st = self.catalogue_path.stat()
         self._cache = ((st.st_ino, st.st_size, st.st_mtime_ns), df)
         return df
@@ -949,7 +953,7 @@ class ChainStore:
             old = self._stored_sha(final, snapshot)
             created = old != sha
             if created:
-                _atomic_write(final, data)
+                atomic_write(final, data)
             st = final.stat()
             cat = self._read_catalogue()
             if cat is None:  # missing or unreadable: rebuild it from every file (this one included)
