@@ -36,6 +36,22 @@ Conventions
 
 Every assumption is a field of :class:`GexConfig`; the presets only choose values.
 
+Levels
+------
+Call wall / put wall (:func:`walls`)
+    The strike at or above spot where call gamma exposure most outweighs put gamma exposure (resistance),
+    and the strike at or below spot where put gamma most outweighs call gamma (support), summed over the
+    counted expiries — SpotGamma's "largest net call / net put gamma" with the side restriction most
+    dashboards apply. Netting matters on SPX: paired call and put open interest at round strikes (7,000
+    and 8,000 in 2026, mostly AM monthlies) made the largest |call GEX| and the largest |put GEX| the
+    same strike on 37 of the 46 clean days of the 2026 archive, a put wall above spot on 13. Those older
+    readings stay in :class:`Walls` under their own names.
+Max pain (:func:`snapshot_max_pain`)
+    From open interest alone, so from every contract with open interest > 0, priced or not, in every
+    convention; per expiry date, settled expiries left out.
+Pin risk (:func:`pin_risk`)
+    Gamma-weighted, per expiry that has not settled at the valuation moment.
+
 Example
 -------
 >>> from research_lib.sources import read_chain
@@ -635,27 +651,124 @@ def cumulative_gex_flip(strikes: pd.DataFrame, spot: float, *, low: float = 0.0,
 # walls, max pain, pin risk
 
 
-def walls(strikes: pd.DataFrame) -> tuple[float | None, float | None]:
-    """(call wall, put wall): the strikes of largest call GEX and largest put GEX in magnitude.
+@dataclasses.dataclass(frozen=True)
+class Walls:
+    """Wall-like strikes of one snapshot, from :func:`by_strike`'s table (every counted expiry summed).
 
-    ``strikes`` is :func:`by_strike`'s output. None when there is no call (put) exposure at all.
+    All in underlying points; a level that does not exist is None, never NaN. ``d(K) = |call GEX(K)| −
+    |put GEX(K)|`` is the strike's net call gamma exposure ($ per 1% move): calls and puts of one (strike,
+    expiry) have the same BSM gamma, so ``d`` is ``gamma × (call OI − put OI)`` summed over expiries, and
+    positions holding both sides in equal size (box spreads, conversions, collars' legs) cancel in it.
+
+    Attributes
+    ----------
+    call_wall : float or None
+        **The call wall** (:attr:`KeyLevels.call_wall`): among strikes at or above spot, the one with the
+        largest positive ``d`` — where call gamma most outweighs put gamma (resistance). None when no
+        strike at or above spot is call-dominated.
+    put_wall : float or None
+        **The put wall** (:attr:`KeyLevels.put_wall`): among strikes at or below spot, the one with the
+        largest positive ``−d`` — where put gamma most outweighs call gamma (support). None when no
+        strike at or below spot is put-dominated.
+    net_gex_max_strike, net_gex_min_strike : float or None
+        The strikes of the largest and the smallest net GEX (``net_gex`` of :func:`by_strike`, dealer
+        signs applied), on either side of spot; None when no strike's net GEX is > 0 (< 0). With the
+        default signs this is the published "largest net call / put gamma" reading without the side
+        restriction: when spot has run through the wall, ``net_gex_max_strike < spot`` says so.
+    call_gex_max_strike, put_gex_max_strike : float or None
+        The strikes of the largest |call GEX| and |put GEX|, each side alone (the walls of version 1 and
+        earlier). At round strikes with large paired call and put open interest both land on the same
+        strike, even far in the money; kept to measure concentration, not as support/resistance.
     """
+
+    call_wall: float | None
+    put_wall: float | None
+    net_gex_max_strike: float | None
+    net_gex_min_strike: float | None
+    call_gex_max_strike: float | None
+    put_gex_max_strike: float | None
+
+    def to_dict(self) -> dict:
+        """JSON-ready: every field, floats or None."""
+        return dataclasses.asdict(self)
+
+
+def _argmax_strike(values: pd.Series) -> float | None:
+    """The strike (index) of the largest positive value (the lowest strike among ties); None if none > 0."""
+    if values.empty:
+        return None
+    best = values.to_numpy(dtype=float)
+    if not np.nanmax(best, initial=-math.inf) > 0:
+        return None
+    return float(values.index[int(np.nanargmax(best))])
+
+
+def walls(strikes: pd.DataFrame, spot: float) -> Walls:
+    """The call wall, the put wall and the related strikes (see :class:`Walls` for each definition).
+
+    Parameters
+    ----------
+    strikes : DataFrame
+        :func:`by_strike`'s output (index ``strike`` ascending; ``call_gex``, ``put_gex``, ``net_gex`` in
+        $ per 1% move).
+    spot : float
+        The underlying's price, points: the call wall is sought at or above it, the put wall at or below.
+
+    Returns
+    -------
+    Walls
+        None for a level with no qualifying strike (an empty table, no call-dominated strike above spot...).
+
+    Notes
+    -----
+    SpotGamma defines the Call Wall as the strike with the largest net call gamma and the Put Wall as the
+    one with the largest net put gamma; the open-source dashboards that compute them mostly take the
+    largest positive net GEX at or above spot and the most negative at or below it. This function takes
+    that net quantity with the side restriction, so a wall is always on the side a trader reads it from
+    and the two can never be the same strike; :attr:`Walls.net_gex_max_strike` /
+    :attr:`Walls.net_gex_min_strike` keep the unrestricted reading.
+    """
+    if not (isinstance(spot, int | float) and math.isfinite(spot) and spot > 0):
+        raise GexConfigError(f"walls: spot must be a positive finite price, got {spot!r}")
     call = strikes["call_gex"].abs()
     put = strikes["put_gex"].abs()
-    call_wall = float(call.idxmax()) if len(call) and call.max() > 0 else None
-    put_wall = float(put.idxmax()) if len(put) and put.max() > 0 else None
-    return call_wall, put_wall
+    dominance = call - put
+    k = strikes.index.to_numpy(dtype=float)
+    return Walls(
+        call_wall=_argmax_strike(dominance[k >= spot]),
+        put_wall=_argmax_strike(-dominance[k <= spot]),
+        net_gex_max_strike=_argmax_strike(strikes["net_gex"]),
+        net_gex_min_strike=_argmax_strike(-strikes["net_gex"]),
+        call_gex_max_strike=_argmax_strike(call),
+        put_gex_max_strike=_argmax_strike(put),
+    )
+
+
+def settled(contracts: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Boolean mask of the contracts whose settlement moment is at or before ``as_of``.
+
+    ``contracts`` has ``expiration`` and ``settlement`` (``"AM"``/``"PM"``); the settlement moment is the
+    expiry date's 09:30 open (AM) or its session close (PM, 13:00 on an early close), as in
+    :func:`time_to_expiry`. ``as_of`` is tz-aware (usually :func:`valuation_moment`).
+    """
+    if len(contracts) == 0:
+        return np.zeros(0, dtype=bool)
+    settle = cal.settlement_times(contracts["expiration"].to_numpy(), contracts["settlement"].to_numpy())
+    return settle.asi8 <= pd.Timestamp(as_of).value
 
 
 def max_pain(contracts: pd.DataFrame, spot: float | None = None) -> pd.DataFrame:
     """Max pain per expiry: the settlement price (among the expiry's strikes) that minimises the total
     intrinsic value paid to option holders, ``Σ_calls OI·max(P-K, 0) + Σ_puts OI·max(K-P, 0)`` × 100.
 
+    This is the bare computation over whatever rows it is given; :func:`snapshot_max_pain` chooses the
+    rows of a snapshot (every live contract with open interest, whatever its IV or gamma).
+
     Parameters
     ----------
     contracts : DataFrame
-        Any table with ``expiration, strike, right, open_interest`` (a snapshot's contracts, or the
-        exposure table). All roots of one expiry date count together (SPX AM and SPXW PM).
+        Any table with ``expiration, strike, right, open_interest``. Every row counts: all roots of one
+        expiry date together (SPX AM and SPXW PM), and two rows of the same (strike, expiry, right) add.
     spot : float, optional
         Breaks ties: among equal minima the strike nearest spot (else the lowest).
 
@@ -697,9 +810,47 @@ def max_pain(contracts: pd.DataFrame, spot: float | None = None) -> pd.DataFrame
     return out.set_index("expiration")
 
 
+def snapshot_max_pain(snapshot: ChainSnapshot, config: GexConfig | None = None, *,
+                      as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """:func:`max_pain` of a snapshot from its raw contract table.
+
+    Max pain needs only open interest, so it is independent of pricing and of the convention: every
+    contract with open interest > 0 counts, with or without an IV or a vendor gamma (the exposures leave
+    those out; max pain does not), SPX and SPXW rows of one expiry date together. Two rules choose the
+    expiries:
+
+    * an expiry that has settled (settlement moment at or before ``as_of``, see :func:`settled`) is
+      left out — it is no longer an upcoming max-pain date. On a monthly expiry date after 09:30 the
+      AM-settled SPX contracts have settled and only the PM-settled SPXW ones count;
+    * ``config.expiries`` (:class:`ExpiryFilter`: ``max_dte``, ``exclude_0dte``, ``dates``) restricts
+      which expiries are listed, as it does for every other level; the presets filter nothing.
+
+    Parameters
+    ----------
+    snapshot : ChainSnapshot
+    config : GexConfig, optional
+        Only its expiry filter and, when ``as_of`` is None, its valuation moment are used.
+    as_of : Timestamp, optional
+        Tz-aware; default :func:`valuation_moment` of ``config`` (the quote time in a session, else the
+        last session close).
+
+    Returns
+    -------
+    DataFrame indexed by ``expiration``: ``max_pain``, ``payout``, ``open_interest`` (see :func:`max_pain`);
+    ties go to the strike nearest spot.
+    """
+    config = config or GexConfig()
+    as_of = valuation_moment(snapshot, config) if as_of is None else as_of
+    c = snapshot.contracts
+    keep = ((c["open_interest"] > 0).to_numpy() & ~settled(c, as_of)
+            & config.expiries.mask(c["expiration"], snapshot.snapshot_date))
+    return max_pain(c.loc[keep, ["expiration", "strike", "right", "open_interest"]], spot=snapshot.spot)
+
+
 def pin_risk(contracts: pd.DataFrame, snapshot: ChainSnapshot, *, next_n: int = 5,
-             window_pct: float = 5.0, max_pain_table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """A pin-risk score for each of the next ``next_n`` expiries.
+             window_pct: float = 5.0, max_pain_table: pd.DataFrame | None = None,
+             as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """A pin-risk score for each of the next ``next_n`` expiries that have not settled.
 
     Pinning comes from dealers' gamma hedging concentrated at a strike near spot, so the components are
     gamma-weighted. For each expiry, among strikes within ``window_pct`` % of spot:
@@ -711,18 +862,27 @@ def pin_risk(contracts: pd.DataFrame, snapshot: ChainSnapshot, *, next_n: int = 
     * ``z`` — ``|pin_strike − spot| / expected_move`` (distance in expected moves);
     * ``concentration`` — |GEX| at the pin strike / |GEX| of all strikes in the window (0–1);
     * ``pin_open_interest`` — contracts open at the pin strike (calls + puts);
-    * ``gamma_share`` — the expiry's share of the chain's gross |GEX| (0–1);
+    * ``gamma_share`` — the expiry's share of the live contracts' gross |GEX| (0–1);
     * ``max_pain`` — the expiry's max-pain strike;
     * ``score`` — ``100 × exp(−z²/2) × concentration``: 100 means all the expiry's nearby gamma sits on
       one strike exactly at spot; a strike one expected move away scores at most 61, two at most 14.
 
-    ``contracts`` is :func:`exposures`' table; ``max_pain_table`` is :func:`max_pain`'s (computed when
-    not given). Returns a DataFrame indexed by ``expiration``; an expiry with no exposure in the window
-    is left out.
+    A contract whose settlement moment is at or before ``as_of`` (:func:`settled`) has no pin risk and
+    is left out, in every convention — the ``perfiliev`` preset keeps a same-day expiry in its totals
+    (floored at one weekday) after it has settled, but nothing is left to pin. An expiry none of whose
+    contracts is live is not listed.
+
+    ``contracts`` is :func:`exposures`' table; ``max_pain_table`` is :func:`max_pain`'s (by default
+    :func:`snapshot_max_pain` of the snapshot at ``as_of``); ``as_of`` is tz-aware, by default the
+    snapshot's market moment (:func:`research_lib.calendar.market_moment` of its quote time; :func:`analyze`
+    passes :func:`valuation_moment`). Returns a DataFrame indexed by ``expiration``; an expiry with no
+    exposure in the window is left out.
     """
     S = snapshot.spot
+    as_of = cal.market_moment(snapshot.quote_time) if as_of is None else as_of
+    contracts = contracts[~settled(contracts, as_of)]
     gross = contracts["gex"].abs().sum()
-    mp = max_pain(contracts, spot=S) if max_pain_table is None else max_pain_table
+    mp = snapshot_max_pain(snapshot, as_of=as_of) if max_pain_table is None else max_pain_table
     rows = []
     for exp in sorted(contracts["expiration"].unique())[:next_n]:
         grp = contracts[contracts["expiration"] == exp]
@@ -763,6 +923,13 @@ class KeyLevels:
 
     GEX figures are $ per 1% move; vanna $ delta per vol point; charm $ delta per calendar day; delta
     $ delta. Levels are in underlying points; a level that does not exist is None, never NaN.
+
+    ``call_wall`` / ``put_wall`` are :attr:`Walls.call_wall` / :attr:`Walls.put_wall`: the strike at or
+    above spot where call gamma exposure most outweighs put gamma exposure, and the strike at or below
+    spot where put gamma most outweighs call gamma (the other wall-like strikes are in
+    :attr:`GexAnalysis.walls`). ``max_pain`` maps each expiry that has not settled at the valuation
+    moment to its max-pain strike, computed from every contract with open interest whatever the
+    convention (:func:`snapshot_max_pain`).
     """
 
     underlying: str
@@ -830,8 +997,9 @@ class GexAnalysis:
     expiries : DataFrame — :func:`by_expiry`
     profile : GammaProfile
     zero : ZeroGamma
-    max_pain : DataFrame — :func:`max_pain`
-    pin_risk : DataFrame — :func:`pin_risk`
+    walls : Walls — :func:`walls` (the call and put walls, and the related strikes)
+    max_pain : DataFrame — :func:`snapshot_max_pain` (live expiries, every contract with open interest)
+    pin_risk : DataFrame — :func:`pin_risk` (expiries that have not settled)
     levels : KeyLevels
     """
 
@@ -843,6 +1011,7 @@ class GexAnalysis:
     expiries: pd.DataFrame
     profile: GammaProfile
     zero: ZeroGamma
+    walls: Walls
     max_pain: pd.DataFrame
     pin_risk: pd.DataFrame
     levels: KeyLevels
@@ -873,9 +1042,10 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
     profile = gamma_profile(snapshot, config, T=T)
     zero = zero_gamma(profile, method="linear" if config.zero_gamma_method == "first_linear" else "root")
     reported = zero.first if config.zero_gamma_method == "first_linear" else zero.nearest
-    call_wall, put_wall = walls(strikes)
-    mp = max_pain(contracts, spot=snapshot.spot)
-    pins = pin_risk(contracts, snapshot, max_pain_table=mp)
+    wall_levels = walls(strikes, snapshot.spot)
+    as_of = valuation_moment(snapshot, config)
+    mp = snapshot_max_pain(snapshot, config, as_of=as_of)
+    pins = pin_risk(contracts, snapshot, max_pain_table=mp, as_of=as_of)
     is_call = contracts["right"] == "C"
     levels = KeyLevels(
         underlying=snapshot.underlying,
@@ -890,8 +1060,8 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
         zero_gamma_crossings=zero.crossings,
         cumulative_flip=cumulative_gex_flip(strikes, snapshot.spot, low=config.grid_low * snapshot.spot,
                                             high=config.grid_high * snapshot.spot),
-        call_wall=call_wall,
-        put_wall=put_wall,
+        call_wall=wall_levels.call_wall,
+        put_wall=wall_levels.put_wall,
         max_pain={pd.Timestamp(d).date(): float(k) for d, k in mp["max_pain"].items()},
         net_vanna=float(contracts["vanna_exposure"].sum()),
         net_charm=float(contracts["charm_exposure"].sum()),
@@ -904,7 +1074,8 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
         modelled=snapshot.modelled,
     )
     return GexAnalysis(snapshot=snapshot, config=config, contracts=contracts, exclusions=excl, strikes=strikes,
-                       expiries=expiries, profile=profile, zero=zero, max_pain=mp, pin_risk=pins, levels=levels)
+                       expiries=expiries, profile=profile, zero=zero, walls=wall_levels, max_pain=mp, pin_risk=pins,
+                       levels=levels)
 
 
 def key_levels(snapshot: ChainSnapshot, config: GexConfig | None = None) -> KeyLevels:

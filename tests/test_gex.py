@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
 
 import numpy as np
@@ -13,9 +14,10 @@ from conftest import EOD_ARCHIVE, QUOTEDATA, all_chain_files, shared_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
-from synthetic import snapshot
+from synthetic import contract_rows, snapshot
 
 from research_lib import gex, pricing
+from research_lib.chain import ChainSnapshot
 from research_lib.sources import read_chain
 
 # ------------------------------------------------------------------------------------------------
@@ -120,6 +122,8 @@ def test_levels_are_finite_and_sane_on_every_file(path, convention):
     for level in (lv.zero_gamma, lv.call_wall, lv.put_wall, *lv.zero_gamma_crossings):
         assert level is None or (math.isfinite(level) and 0.5 * S < level < 2 * S)
     assert lv.call_wall is not None and lv.put_wall is not None
+    assert lv.put_wall <= S <= lv.call_wall and lv.put_wall < lv.call_wall
+    assert a.max_pain.index.min() >= pd.Timestamp(snap.snapshot_date.isoformat())
     assert lv.zero_gamma is not None, "every real chain here has a zero-gamma crossing in 0.8-1.2 S"
     assert all(math.isfinite(k) for k in lv.max_pain.values())
     # each reported crossing is a real sign change of the profile: exact roots are bracketed tightly;
@@ -326,6 +330,109 @@ def test_max_pain_on_hand_built_chains():
     assert mp.iloc[0]["payout"] == pytest.approx(min(pay) * 100)
 
 
+def _max_pain_by_hand(strike, call_oi, put_oi, spot):
+    """Max pain of one expiry from per-row strikes and call/put OI, by brute force over the strikes."""
+    table = pd.DataFrame({"k": strike, "c": call_oi, "p": put_oi}).groupby("k").sum()
+    ks = table.index.to_numpy(dtype=float)
+    pay = np.array([(table["c"] * np.maximum(P - ks, 0)).sum() + (table["p"] * np.maximum(ks - P, 0)).sum()
+                    for P in ks])
+    best = ks[pay <= pay.min() * (1 + 1e-12)]
+    return float(best[np.argmin(np.abs(best - spot))])
+
+
+def test_max_pain_uses_every_contract_with_open_interest_eod_archive():
+    """Issue 9: the 07-17 expiry on the 2026-07-15 archive day gave 7,350 (model) and 7,470 (perfiliev),
+    leaving out contracts without an IV / a vendor gamma. By hand from the raw Parquet: 7,300 — SPX and
+    SPXW rows of one (strike, expiry, right) summed, not deduplicated."""
+    raw = pd.read_parquet(shared_file(EOD_ARCHIVE), filters=[("file_date", "==", pd.Timestamp("2026-07-15"))])
+    rows = raw[(raw["expiration"] == pd.Timestamp("2026-07-17")) & (raw["oi"] > 0)]
+    assert rows.duplicated(["strike", "cp"]).any()  # the two roots' rows are there
+    hand = _max_pain_by_hand(rows["strike"], rows["oi"].where(rows["cp"] == "C", 0),
+                             rows["oi"].where(rows["cp"] == "P", 0), float(raw["spot"].iloc[0]))
+    assert hand == 7300.0
+    snap = read_chain(EOD_ARCHIVE, date=dt.date(2026, 7, 15))
+    for convention in ("model", "perfiliev"):
+        a = gex.analyze(snap, gex.GexConfig.preset(convention))
+        assert a.levels.max_pain[dt.date(2026, 7, 17)] == hand, convention
+        assert a.max_pain.loc[pd.Timestamp("2026-07-17"), "open_interest"] == rows["oi"].sum()
+
+
+def test_max_pain_uses_every_contract_with_open_interest_quotedata():
+    """spx_2024-01-07.csv, the 2024-01-08 expiry: 4,700 under the model convention (rows with IV 0 left
+    out); 4,725 by hand from the raw CSV."""
+    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+    lines = open(path).read().splitlines()
+    header = next(i for i, ln in enumerate(lines) if ln.startswith("Expiration Date,Calls"))
+    spot = float(lines[header - 2].split("Last:")[1].split(",")[0])
+    df = pd.read_csv(path, header=None, skiprows=header + 1, usecols=range(22), names=PERF_COLUMNS)
+    df = df[pd.to_datetime(df["ExpirationDate"], format="%a %b %d %Y") == pd.Timestamp("2024-01-08")]
+    hand = _max_pain_by_hand(df["StrikePrice"], df["CallOpenInt"], df["PutOpenInt"], spot)
+    assert hand == 4725.0
+    snap = read_chain(path)
+    for convention in ("model", "perfiliev"):
+        assert gex.analyze(snap, gex.GexConfig.preset(convention)).levels.max_pain[dt.date(2024, 1, 8)] == hand
+
+
+def _unpriced(snap, where):
+    """``snap`` with IV and vendor gamma removed (zeros: "missing") on the rows ``where`` selects."""
+    c = snap.contracts.copy()
+    c.loc[where(c), ["iv", "gamma", "delta"]] = 0.0
+    return ChainSnapshot.create(underlying=snap.underlying, spot=snap.spot, quote_time=snap.quote_time,
+                                source=snap.source, contracts=c)
+
+
+def test_max_pain_counts_contracts_without_iv_or_gamma():
+    # Calls at 100 (OI 10) priced; 1,000 puts at 120 with no IV and no vendor gamma. They are left out of the
+    # exposures but pay at settlement: max pain is 120 in both conventions (it was 100).
+    rows = [("2024-03-15", 100, "C", 10, 0.2), ("2024-03-15", 110, "C", 10, 0.2), ("2024-03-15", 120, "P", 1000, 0.2)]
+    snap = _unpriced(snapshot(rows, spot=100.0), lambda c: c["strike"] == 120)
+    for config in (gex.GexConfig.model(), gex.GexConfig.perfiliev()):
+        a = gex.analyze(snap, config)
+        assert a.levels.n_unpriced == 1
+        assert a.levels.max_pain == {dt.date(2024, 3, 15): 120.0}
+        assert a.max_pain.iloc[0]["open_interest"] == 1020
+
+
+def test_settled_expiries_have_no_max_pain_and_no_pin_risk():
+    # At Friday 16:00 the Friday PM expiry has settled: no max pain, no pin risk, in either convention
+    # (perfiliev keeps it in its totals, floored at one weekday, as the published method does).
+    rows = [(exp, k, r, 50_000 if k == 100 else 100, 0.15) for exp in ("2024-03-01", "2024-03-04")
+            for k in (95, 100, 105) for r in "CP"]
+    snap = snapshot(rows, spot=100.0, quote_time="2024-03-01 16:00")
+    for config in (gex.GexConfig.model(), gex.GexConfig.perfiliev()):
+        a = gex.analyze(snap, config)
+        assert list(a.levels.max_pain) == [dt.date(2024, 3, 4)]
+        assert list(a.pin_risk.index) == [pd.Timestamp("2024-03-04")]
+    assert pd.Timestamp("2024-03-01") in set(gex.analyze(snap, gex.GexConfig.perfiliev()).contracts["expiration"])
+    # an hour earlier the Friday expiry is live and pins hard at 100
+    early = gex.analyze(snapshot(rows, spot=100.0, quote_time="2024-03-01 15:00"))
+    assert early.pin_risk.index[0] == pd.Timestamp("2024-03-01") and early.pin_risk.iloc[0]["score"] > 90
+    assert dt.date(2024, 3, 1) in early.levels.max_pain
+
+
+def test_am_settled_rows_leave_max_pain_at_the_open():
+    # Monthly expiry day at noon: the SPX AM contracts settled at 09:30; only the SPXW PM ones still count.
+    am = contract_rows([("2024-03-15", 90, "C", 5000, 0.2)], root="SPX", settlement="AM")
+    pm = contract_rows([("2024-03-15", 100, "C", 10, 0.2), ("2024-03-15", 110, "P", 10, 0.2)])
+    snap = ChainSnapshot.create(underlying="SPX", spot=100.0, source="synthetic", contracts=pd.concat([am, pm]),
+                                quote_time=pd.Timestamp("2024-03-15 12:00", tz="America/New_York"))
+    assert gex.snapshot_max_pain(snap).loc[pd.Timestamp("2024-03-15"), "open_interest"] == 20
+    before = dataclasses.replace(gex.GexConfig.model(), valuation="quote")
+    assert gex.snapshot_max_pain(snap, before, as_of=pd.Timestamp("2024-03-15 09:00", tz="America/New_York")
+                                 ).loc[pd.Timestamp("2024-03-15"), "open_interest"] == 5020
+
+
+def test_settled_expiry_pin_risk_eod_archive():
+    """Issue 9: on the 07-15 16:00 snapshot (perfiliev) the 07-15 expiry, settled at 16:00, showed an expected
+    move of 379.7 points and a score of 82/100."""
+    snap = read_chain(shared_file(EOD_ARCHIVE), date=dt.date(2026, 7, 15))
+    for convention in ("model", "perfiliev"):
+        a = gex.analyze(snap, gex.GexConfig.preset(convention))
+        assert pd.Timestamp("2026-07-15") not in a.pin_risk.index
+        assert a.pin_risk.index[0] == pd.Timestamp("2026-07-16")
+        assert dt.date(2026, 7, 15) not in a.levels.max_pain
+
+
 def test_max_pain_per_expiry_groups_roots(spx_2024):
     mp = gex.max_pain(spx_2024.contracts, spot=spx_2024.spot)
     assert mp.index.is_monotonic_increasing
@@ -336,10 +443,83 @@ def test_max_pain_per_expiry_groups_roots(spx_2024):
     assert 4000 < jan19["max_pain"] < 5200
 
 
-def test_walls_are_the_largest_exposure_strikes(spx_2024):
+def test_walls_are_the_net_dominant_strikes_on_their_side_of_spot(spx_2024):
+    # Was: call wall = largest |call GEX| strike, put wall = largest |put GEX| strike, anywhere (issue 9:
+    # the same strike on most 2026 days, put walls above spot). Now SpotGamma's net reading, sided.
     a = gex.analyze(spx_2024)
-    assert a.levels.call_wall == a.strikes["call_gex"].abs().idxmax()
-    assert a.levels.put_wall == a.strikes["put_gex"].abs().idxmax()
+    S = spx_2024.spot
+    st = a.strikes
+    net_call = st["call_gex"].abs() - st["put_gex"].abs()
+    above, below = net_call[st.index >= S], -net_call[st.index <= S]
+    assert a.levels.call_wall == above.idxmax() and above.max() > 0
+    assert a.levels.put_wall == below.idxmax() and below.max() > 0
+    assert a.levels.put_wall < S < a.levels.call_wall
+    assert (a.walls.call_wall, a.walls.put_wall) == (a.levels.call_wall, a.levels.put_wall)
+    # the earlier definition and the unrestricted net extremes keep their own names
+    assert a.walls.call_gex_max_strike == st["call_gex"].abs().idxmax()
+    assert a.walls.put_gex_max_strike == st["put_gex"].abs().idxmax()
+    assert a.walls.net_gex_max_strike == st["net_gex"].idxmax()
+    assert a.walls.net_gex_min_strike == st["net_gex"].idxmin()
+    assert json.loads(json.dumps(a.walls.to_dict(), allow_nan=False)) == a.walls.to_dict()
+
+
+def test_paired_open_interest_at_a_round_strike_is_not_a_wall():
+    """Equal call and put OI at 110 (a box or a conversion, deep in the money for the puts) outweighs every
+    other strike in |call GEX| and in |put GEX| alone, but nets out: the walls are 105 (calls) and 95."""
+    rows = [("2024-04-19", 110, "C", 40_000, 0.2), ("2024-04-19", 110, "P", 40_000, 0.2),
+            ("2024-04-19", 105, "C", 5_000, 0.2), ("2024-04-19", 105, "P", 500, 0.2),
+            ("2024-04-19", 95, "P", 5_000, 0.2), ("2024-04-19", 95, "C", 500, 0.2),
+            ("2024-04-19", 90, "P", 1_000, 0.2)]
+    for config in (gex.GexConfig.model(), gex.GexConfig.perfiliev()):
+        a = gex.analyze(snapshot(rows, spot=100.0), config)
+        assert (a.walls.call_gex_max_strike, a.walls.put_gex_max_strike) == (110.0, 110.0)  # the old walls
+        assert (a.levels.call_wall, a.levels.put_wall) == (105.0, 95.0)
+
+
+def test_walls_none_when_no_strike_on_that_side_qualifies():
+    # Puts only above spot: no call-dominated strike above spot, no put-dominated one below it.
+    rows = [("2024-03-15", 105, "P", 1000, 0.2), ("2024-03-15", 95, "C", 1000, 0.2)]
+    a = gex.analyze(snapshot(rows, spot=100.0))
+    assert a.levels.call_wall is None and a.levels.put_wall is None
+    assert (a.walls.net_gex_max_strike, a.walls.net_gex_min_strike) == (95.0, 105.0)
+    empty = gex.by_strike(a.contracts.iloc[:0])
+    assert gex.walls(empty, 100.0) == gex.Walls(None, None, None, None, None, None)
+    with pytest.raises(gex.GexConfigError, match="spot"):
+        gex.walls(a.strikes, float("nan"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.floats(0, 1e9), st.floats(0, 1e9)), min_size=1, max_size=40,
+                unique_by=lambda t: t[0]), st.integers(1, 200))
+def test_walls_sit_on_their_side_and_never_coincide(rows, spot5):
+    strikes = pd.DataFrame({"call_gex": [r[1] for r in rows], "put_gex": [-r[2] for r in rows]},
+                           index=pd.Index([r[0] * 5.0 for r in rows], name="strike")).sort_index()
+    strikes["net_gex"] = strikes["call_gex"] + strikes["put_gex"]
+    spot = spot5 * 1.0
+    w = gex.walls(strikes, spot)
+    d = strikes["call_gex"] - strikes["put_gex"].abs()
+    if w.call_wall is not None:
+        assert w.call_wall >= spot and d[w.call_wall] == d[d.index >= spot].max() > 0
+    else:
+        assert not (d[d.index >= spot] > 0).any()
+    if w.put_wall is not None:
+        assert w.put_wall <= spot and d[w.put_wall] == d[d.index <= spot].min() < 0
+    else:
+        assert not (d[d.index <= spot] < 0).any()
+    assert w.call_wall is None or w.call_wall != w.put_wall
+
+
+@pytest.mark.parametrize("day, old_put_wall", [(dt.date(2026, 8, 4), 8000.0), (dt.date(2026, 7, 22), 7000.0)])
+def test_eod_archive_walls_are_distinct_and_on_their_side(day, old_put_wall):
+    """2026-08-04: the old put wall was 8,000 with spot 7,736.52 (and equal to the call wall): 813,162 calls and
+    720,228 puts open at 8,000, mostly SPX AM monthlies, whose gammas are equal and net out."""
+    snap = read_chain(shared_file(EOD_ARCHIVE), date=day)
+    for convention in ("model", "perfiliev"):
+        a = gex.analyze(snap, gex.GexConfig.preset(convention))
+        if convention == "model":
+            assert a.walls.put_gex_max_strike == a.walls.call_gex_max_strike == old_put_wall
+        assert a.levels.put_wall < snap.spot < a.levels.call_wall
+        assert a.levels.call_wall != old_put_wall != a.levels.put_wall
 
 
 def test_tables_add_up(spx_2024):
