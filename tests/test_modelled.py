@@ -412,6 +412,19 @@ def test_both_gex_conventions_work(chain, intraday):
         assert vendor.put_gex == pytest.approx(model.put_gex, rel=0.02)
 
 
+def test_walls_of_the_default_like_chain_are_distinct_and_on_their_side():
+    """Issue 9: the modelled chain of 2026-08-21 (the default where the offline history ends there) had call
+    wall = put wall = 8,000, spot 7,674: heavy call and put OI at the 1000-multiple. The walls now net calls
+    against puts at each strike and are sought on their side of spot."""
+    snap = md.modelled_chain(spot=7674.37, date="2026-08-21", vix=17.0)
+    for config in (gex.GexConfig.model(), gex.GexConfig.perfiliev()):
+        a = gex.analyze(snap, config)
+        assert a.walls.call_gex_max_strike == a.walls.put_gex_max_strike == 8000.0  # the old definition
+        lv = a.levels
+        assert lv.put_wall < snap.spot < lv.call_wall
+        assert lv.call_wall % 50 == 0 and lv.put_wall % 50 == 0
+
+
 # --------------------------------------------------------------------------------------------------
 # realism against real days (skip when ../shared/data is absent)
 
