@@ -676,9 +676,10 @@ class Walls:
         default signs this is the published "largest net call / put gamma" reading without the side
         restriction: when spot has run through the wall, ``net_gex_max_strike < spot`` says so.
     call_gex_max_strike, put_gex_max_strike : float or None
-        The strikes of the largest |call GEX| and |put GEX|, each side alone (the walls of version 1 and
-        earlier). At round strikes with large paired call and put open interest both land on the same
-        strike, even far in the money; kept to measure concentration, not as support/resistance.
+        The strikes of the largest |call GEX| and |put GEX|, each side alone (what ``call_wall`` /
+        ``put_wall`` meant up to 0.1.0). At round strikes with large paired call and put open interest both
+        land on the same strike, even far in the money; kept to measure concentration, not as
+        support/resistance.
     """
 
     call_wall: float | None
