@@ -244,6 +244,56 @@ def test_a_body_trickling_after_quick_headers_is_cut_at_the_budget(srv):
     assert elapsed < 1.0 + 0.5
 
 
+def test_deadline_backend_caps_connect_tls_reads_and_writes():
+    """Every operation under an attempt gets min(its own timeout, what is left of the deadline), the TLS
+    stream a handshake returns included; past the deadline the operation is refused at once."""
+    import httpcore
+
+    from research_lib.sources import http as http_mod
+
+    calls = []
+
+    class FakeStream(httpcore.NetworkStream):
+        def read(self, max_bytes, timeout=None):
+            calls.append(("read", timeout))
+            return b"x"
+
+        def write(self, buffer, timeout=None):
+            calls.append(("write", timeout))
+
+        def close(self):
+            pass
+
+        def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+            calls.append(("tls", timeout))
+            return FakeStream()
+
+    class FakeBackend(httpcore.NetworkBackend):
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            calls.append(("connect", timeout))
+            return FakeStream()
+
+    backend = http_mod.DeadlineBackend(FakeBackend())
+    stream = backend.connect_tcp("h", 1, timeout=10.0)  # no attempt running: timeouts untouched
+    assert calls == [("connect", 10.0)]
+    http_mod._DEADLINE.at = time.monotonic() + 0.5
+    try:
+        tls = backend.connect_tcp("h", 1, timeout=10.0).start_tls(None, "h", timeout=10.0)
+        tls.write(b"GET", timeout=10.0)
+        tls.read(10, timeout=0.1)  # a tighter own timeout is kept
+        tls.read(10, timeout=None)
+        assert isinstance(tls, http_mod.DeadlineStream)
+        assert [c[0] for c in calls[1:]] == ["connect", "tls", "write", "read", "read"]
+        assert all(0 < t <= 0.5 for _, t in calls[1:]) and calls[4][1] == 0.1
+        http_mod._DEADLINE.at = time.monotonic() - 0.01
+        with pytest.raises(httpcore.ReadTimeout):
+            stream.read(10, timeout=10.0)
+        with pytest.raises(httpcore.ConnectTimeout):
+            backend.connect_tcp("h", 1, timeout=10.0)
+    finally:
+        http_mod._DEADLINE.at = None
+
+
 def test_default_time_budget_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv(BUDGET_ENV, raising=False)
     assert HttpClient("t", "http://127.0.0.1:9").time_budget == DEFAULT_TIME_BUDGET == 30.0
