@@ -1,7 +1,14 @@
 # research_lib — two commands do all the set-up:
-#   make test     create .venv on first use, then lint and run every test (notebooks included)
+#   make test     create .venv on first use, then lint and run every test (notebooks included); the
+#                 property tests are derandomised (HYPOTHESIS_PROFILE=deterministic, tests/conftest.py):
+#                 the same examples on every machine and every run, CI or not
 #   make report   create .venv on first use, then the daily GEX report for SPX (--source auto: live ->
 #                 newest stored -> the modelled chain, labelled) -> reports/index.html
+#   make fuzz     explore: only the hypothesis property tests, random examples, many more of them
+#                 (HYPOTHESIS_PROFILE=fuzz: each test's max_examples x FUZZ_FACTOR, at least 2000);
+#                 e.g. make fuzz FUZZ_FACTOR=50 PYTEST_ARGS=tests/test_regime.py. A failure prints
+#                 its @reproduce_failure blob; every case a fuzz run finds becomes an @example(...) on
+#                 its test, with the fix, so make test checks it from then on.
 # Other targets: make venv | lint | bench | bench-report | gex FILE=... | clean
 
 PYTHON ?= python3
@@ -10,8 +17,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 PYTEST_ARGS ?=
+FUZZ_FACTOR ?= 20
 
-.PHONY: venv test lint report bench bench-report gex clean
+.PHONY: venv test fuzz lint report bench bench-report gex clean
 
 venv: $(STAMP)
 
@@ -26,7 +34,10 @@ lint: venv
 	$(VENV)/bin/ruff check research_lib tests benchmarks
 
 test: venv lint
-	MPLBACKEND=Agg $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=deterministic MPLBACKEND=Agg $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz HYPOTHESIS_FUZZ_FACTOR=$(FUZZ_FACTOR) MPLBACKEND=Agg $(PY) -m pytest -n 2 -m hypothesis $(PYTEST_ARGS)
 
 # make report [SYMBOLS=SPX,SPY,QQQ] [SOURCE=store] [REPORT_ARGS="--date 2026-08-21 --convention perfiliev"]
 SYMBOLS ?= SPX

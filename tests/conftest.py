@@ -7,13 +7,50 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
-# CI (CI=true) runs the property tests on a fixed, derandomized set of examples so a red run is
-# reproducible and never a lottery; local runs keep exploring new examples every time.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-    settings.load_profile("ci")
+# Hypothesis profiles. Every `make test` / pytest run, on CI or not, uses "deterministic": a fixed,
+# derandomized set of examples (seeded from each test), no example database, no timing-based failures
+# (no deadline, no too_slow health check), so a red run is reproducible and a newcomer's `make test`
+# passes every time. `make fuzz` (HYPOTHESIS_PROFILE=fuzz) explores instead: random examples, many more
+# of them (each test's own max_examples times HYPOTHESIS_FUZZ_FACTOR, default 20, and at least
+# FUZZ_EXAMPLES), the example database on, print_blob so a failure prints its @reproduce_failure.
+# Every case a fuzz run finds becomes an @example(...) on its test (with the fix), so the
+# deterministic run keeps checking it from then on.
+FUZZ_EXAMPLES = 2000
+settings.register_profile("deterministic", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", parent=settings.get_profile("deterministic"))  # the old name, same thing
+settings.register_profile("fuzz", derandomize=False, max_examples=FUZZ_EXAMPLES, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "").strip() or "deterministic"
+settings.load_profile(PROFILE)
+
+
+def pytest_report_header(config):
+    return f"hypothesis profile: {PROFILE} ({settings.default!r})"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under the fuzz profile, raise each property test's own max_examples (a @settings on the test
+    would otherwise win over the profile) to max(its value x HYPOTHESIS_FUZZ_FACTOR, FUZZ_EXAMPLES)."""
+    if settings.default.derandomize:  # not fuzzing: leave every test exactly as written
+        return
+    raw = os.environ.get("HYPOTHESIS_FUZZ_FACTOR", "20")
+    try:
+        factor = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"HYPOTHESIS_FUZZ_FACTOR={raw!r}: must be a whole number") from None
+    for item in items:
+        test = getattr(item, "obj", None)
+        if not getattr(test, "is_hypothesis_test", False):
+            continue
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if own is None:
+            raise pytest.UsageError("cannot raise max_examples for fuzzing: hypothesis changed how a test's "
+                                    "settings are stored (_hypothesis_internal_use_settings)")
+        test._hypothesis_internal_use_settings = settings(
+            own, max_examples=max(own.max_examples * factor, FUZZ_EXAMPLES), derandomize=False)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RESEARCH_LIB_SHARED_DATA", ROOT.parent / "shared" / "data"))

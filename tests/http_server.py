@@ -17,6 +17,7 @@ import socket
 import threading
 from collections.abc import Callable
 from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -41,6 +42,10 @@ class Reply:
         Send the body gzip-compressed with ``Content-Encoding: gzip``.
     content_length : int, optional
         Announce this length instead of the real one (a larger value + close = truncated transfer).
+    header_drip : float
+        Seconds between the bytes of the status line and headers (a server that sends its headers
+        slowly: every byte arrives well within a read timeout, the whole never does); 0 sends them
+        at once.
     """
 
     status: int = 200
@@ -51,6 +56,7 @@ class Reply:
     drip: float = 0.0
     gzip: bool = False
     content_length: int | None = None
+    header_drip: float = 0.0
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -76,11 +82,27 @@ Handler = Callable[[Seen], Reply]
 
 
 class LoopbackServer:
-    """``ThreadingHTTPServer`` on ``127.0.0.1`` (a free port) serving routes by path."""
+    """``ThreadingHTTPServer`` on a free loopback port serving routes by path.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    host : str
+        ``"127.0.0.1"`` (default) or ``"localhost"``: the name in :attr:`url`, so two servers can be
+        two different origins (``http://127.0.0.1:A`` and ``http://localhost:B``).
+
+    Attributes
+    ----------
+    connections : int
+        TCP connections accepted so far (a client that must stay offline leaves it at 0).
+    requests : list of Seen
+        Every request received.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Handler] = {}
         self.requests: list[Seen] = []
+        self.connections = 0
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         server = self
@@ -106,7 +128,11 @@ class LoopbackServer:
                     return
                 data = reply.payload()
                 try:
-                    self.send_response_only(reply.status)
+                    try:
+                        phrase = HTTPStatus(reply.status).phrase
+                    except ValueError:
+                        phrase = ""
+                    status_line = f"HTTP/1.1 {reply.status} {phrase}\r\n".encode("latin-1")
                     headers = {"Content-Type": reply.content_type,
                                "Content-Length": str(reply.content_length if reply.content_length is not None
                                                      else len(data))}
@@ -117,9 +143,18 @@ class LoopbackServer:
                     headers.update(reply.headers)
                     if reply.content_length is not None:
                         headers["Connection"] = "close"
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
+                    if headers.get("Connection", "").lower() == "close":
+                        self.close_connection = True
+                    head = status_line + b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers.items())
+                    head += b"\r\n"
+                    if reply.header_drip:
+                        for i in range(len(head)):
+                            self.wfile.write(head[i:i + 1])
+                            self.wfile.flush()
+                            if server.stopping.wait(reply.header_drip):
+                                return
+                    else:
+                        self.wfile.write(head)
                     if reply.drip:
                         for i in range(len(data)):
                             self.wfile.write(data[i:i + 1])
@@ -128,20 +163,24 @@ class LoopbackServer:
                                 return
                     else:
                         self.wfile.write(data)
-                    if reply.content_length is not None:
-                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                     self.close_connection = True
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        class _Server(ThreadingHTTPServer):
+            def process_request(self, request, client_address):  # one call per accepted connection
+                with server._lock:
+                    server.connections += 1
+                super().process_request(request, client_address)
+
+        self._httpd = _Server((host, 0), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._httpd.server_address[1]
+        return f"http://{self.host}:{port}"
 
     def route(self, path: str, *replies: Reply | Handler) -> None:
         """Serve ``replies`` in order at ``path`` (the last repeats); a callable answers each request."""

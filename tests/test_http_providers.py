@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import gzip
+import io
 import json
 import logging
 import math
+import os
 import re
 import time
 from email.utils import formatdate
@@ -29,12 +31,16 @@ from research_lib.chain import NY, ChainError, ResearchLibError
 from research_lib.sources import detect_format, read_chain
 from research_lib.sources.cboe_json import CboeProvider, cboe_symbol, load_cboe_json, parse_cboe_chain
 from research_lib.sources.http import (
+    BUDGET_ENV,
+    DEFAULT_TIME_BUDGET,
     HttpClient,
     MissingCredentialsError,
     ProviderAuthError,
     ProviderConnectionError,
     ProviderError,
+    ProviderOfflineError,
     ProviderRateLimitError,
+    ProviderRedirectError,
     ProviderResponseError,
     ProviderTimeoutError,
     redact,
@@ -210,12 +216,146 @@ def test_slow_drip_stops_at_the_time_budget(srv):
     assert len(srv.hits("/drip")) == 1
 
 
+def test_headers_trickling_in_are_cut_at_the_time_budget(srv):
+    """One header byte every 0.2 s (about 20 s of headers): every read succeeds well within the 2 s read
+    timeout, so only a deadline on the whole request ends it -- at the 1.5 s budget, not after 20 s."""
+    srv.route("/trickle", Reply(body={"ok": 1}, header_drip=0.2))
+    c = client(srv.url, timeout=2.0, time_budget=1.5, max_retries=3)
+    err, elapsed = fails(ProviderTimeoutError, c.get_json, "/trickle")
+    assert "slow response: no complete response headers after 1.5 s" in str(err), str(err)
+    assert "after 1 attempt" in str(err) and err.status is None
+    assert 1.4 <= elapsed < 1.5 + 0.5
+    assert len(srv.hits("/trickle")) == 1
+
+
+def test_attempt_timeout_bounds_trickling_headers_then_retries(srv):
+    srv.route("/trickle", Reply(body={"ok": 1}, header_drip=0.2))
+    c = client(srv.url, timeout=2.0, attempt_timeout=0.6, time_budget=5.0, max_retries=1, sleep=FakeSleep())
+    err, elapsed = fails(ProviderTimeoutError, c.get_json, "/trickle")
+    assert "no complete response headers after 0.6 s" in str(err) and "after 2 attempts" in str(err)
+    assert elapsed < 2 * 0.6 + 0.5 and len(srv.hits("/trickle")) == 2
+
+
+def test_a_body_trickling_after_quick_headers_is_cut_at_the_budget(srv):
+    srv.route("/drip", Reply(body=b'{"a": "' + b"x" * 400 + b'"}', drip=0.2))  # 80 s of body
+    c = client(srv.url, timeout=2.0, time_budget=1.0, max_retries=0)
+    err, elapsed = fails(ProviderTimeoutError, c.get_json, "/drip")
+    assert re.search(r"slow response: body still incomplete after (0\.9\d|1) s \(\d+ bytes received\)", str(err)), err
+    assert elapsed < 1.0 + 0.5
+
+
+def test_deadline_backend_caps_connect_tls_reads_and_writes():
+    """Every operation under an attempt gets min(its own timeout, what is left of the deadline), the TLS
+    stream a handshake returns included; past the deadline the operation is refused at once."""
+    import httpcore
+
+    from research_lib.sources import http as http_mod
+
+    calls = []
+
+    class FakeStream(httpcore.NetworkStream):
+        def read(self, max_bytes, timeout=None):
+            calls.append(("read", timeout))
+            return b"x"
+
+        def write(self, buffer, timeout=None):
+            calls.append(("write", timeout))
+
+        def close(self):
+            pass
+
+        def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+            calls.append(("tls", timeout))
+            return FakeStream()
+
+    class FakeBackend(httpcore.NetworkBackend):
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            calls.append(("connect", timeout))
+            return FakeStream()
+
+    backend = http_mod.DeadlineBackend(FakeBackend())
+    stream = backend.connect_tcp("h", 1, timeout=10.0)  # no attempt running: timeouts untouched
+    assert calls == [("connect", 10.0)]
+    http_mod._DEADLINE.at = time.monotonic() + 0.5
+    try:
+        tls = backend.connect_tcp("h", 1, timeout=10.0).start_tls(None, "h", timeout=10.0)
+        tls.write(b"GET", timeout=10.0)
+        tls.read(10, timeout=0.1)  # a tighter own timeout is kept
+        tls.read(10, timeout=None)
+        assert isinstance(tls, http_mod.DeadlineStream)
+        assert [c[0] for c in calls[1:]] == ["connect", "tls", "write", "read", "read"]
+        assert all(0 < t <= 0.5 for _, t in calls[1:]) and calls[4][1] == 0.1
+        http_mod._DEADLINE.at = time.monotonic() - 0.01
+        with pytest.raises(httpcore.ReadTimeout):
+            stream.read(10, timeout=10.0)
+        with pytest.raises(httpcore.ConnectTimeout):
+            backend.connect_tcp("h", 1, timeout=10.0)
+    finally:
+        http_mod._DEADLINE.at = None
+
+
+def test_default_time_budget_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    assert HttpClient("t", "http://127.0.0.1:9").time_budget == DEFAULT_TIME_BUDGET == 30.0
+    monkeypatch.setenv(BUDGET_ENV, "2.5")
+    assert HttpClient("t", "http://127.0.0.1:9").time_budget == 2.5
+    assert HttpClient("t", "http://127.0.0.1:9", time_budget=7.0).time_budget == 7.0  # explicit wins
+    for bad in ("soon", "0", "-1", "inf", "nan"):
+        monkeypatch.setenv(BUDGET_ENV, bad)
+        with pytest.raises(ValueError, match=f"{BUDGET_ENV}={bad!r}: must be a positive number of seconds"):
+            HttpClient("t", "http://127.0.0.1:9")
+
+
 def test_transfer_cut_short_is_retried_then_reported(srv):
     srv.route("/cut", Reply(body=b'{"a": 1, "b": [1, 2, 3]}', content_length=5000))
     c = client(srv.url, max_retries=1, sleep=FakeSleep())
     err, _ = fails(ProviderConnectionError, c.get_json, "/cut")
     assert "closed the connection mid-response" in str(err) and "after 2 attempts" in str(err)
     assert len(srv.hits("/cut")) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# redirects: the same origin only
+
+
+@pytest.fixture
+def other_origin():
+    """A second loopback server named ``localhost`` on another port: another origin than ``srv``."""
+    with LoopbackServer(host="localhost") as server:
+        yield server
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirect_to_another_origin_is_refused_without_contacting_it(srv, other_origin, status):
+    path = CBOE_PATH.format("SPY")
+    srv.route(path, Reply(status, b"", headers={"Location": f"{other_origin.url}{path}?apiKey={SECRET}"}))
+    other_origin.route(path, Reply(body=_tiny_cboe()))
+    provider = CboeProvider(base_url=srv.url, sleep=FakeSleep())
+    err, _ = fails(ProviderRedirectError, provider.fetch_chain, "SPY")
+    assert isinstance(err, ProviderResponseError) and err.status == status
+    assert f"HTTP {status} redirect to another origin ({other_origin.url}{path}?apiKey=***)" in str(err)
+    assert f"requests stay on {srv.url}" in str(err)
+    assert err.location == f"{other_origin.url}{path}?apiKey=***"
+    assert other_origin.connections == 0 and len(srv.hits(path)) == 1  # not followed, not retried
+
+
+@pytest.mark.parametrize("target", ["https://{host}:{port}/x", "http://{host}:1/x", "//localhost:{port}/x"])
+def test_scheme_host_and_port_each_make_another_origin(srv, target):
+    host, port = srv.url.split("//")[1].split(":")
+    srv.route("/r", Reply(302, b"", headers={"Location": target.format(host=host, port=port)}))
+    fails(ProviderRedirectError, client(srv.url).get_json, "/r")
+
+
+def test_same_origin_redirects_are_followed_up_to_three(srv):
+    srv.route("/a", Reply(302, b"", headers={"Location": "/b"}))
+    srv.route("/b", Reply(307, b"", headers={"Location": f"{srv.url}/c"}))  # absolute, same origin
+    srv.route("/c", Reply(body={"ok": 1}))
+    c = client(srv.url)
+    assert c.get_json("/a") == {"ok": 1}
+    assert [len(srv.hits(p)) for p in ("/a", "/b", "/c")] == [1, 1, 1] and c.requests_sent == 3
+    srv.route("/loop", Reply(302, b"", headers={"Location": "/loop"}))
+    err, _ = fails(ProviderRedirectError, c.get_json, "/loop")
+    assert "more than 3 redirects" in str(err) and len(srv.hits("/loop")) == 4
 
 
 # ------------------------------------------------------------------------------------------------
@@ -373,6 +513,26 @@ def test_unusable_bodies_are_named_and_not_retried(srv, body, content_type, matc
     err, _ = fails(ProviderResponseError, c.get_json, "/b")
     assert match in str(err) and err.provider == "test" and err.endpoint == "/b"
     assert len(srv.hits("/b")) == 1
+
+
+@pytest.mark.parametrize("content_type", ["text/html", "text/html; charset=utf-8", "text/plain", ""])
+def test_valid_json_is_accepted_whatever_the_content_type_says(srv, content_type):
+    path = CBOE_PATH.format("SPY")
+    srv.route(path, Reply(body=_tiny_cboe(), content_type=content_type))
+    snap = CboeProvider(base_url=srv.url).fetch_chain("SPY")
+    assert snap.underlying == "SPY" and len(snap.contracts) == 2
+
+
+def test_an_html_page_served_as_html_is_still_refused(srv):
+    srv.route("/p", Reply(200, "<html><head><title>Maintenance</title></head><body>{ back soon }</body></html>",
+                          content_type="text/html"))
+    srv.route("/e", Reply(500, "<html><title>Oops</title></html>", content_type="text/html"),
+              Reply(404, {"error": "no such symbol"}, content_type="text/html"))
+    c = client(srv.url, sleep=FakeSleep(), max_retries=1)
+    err, _ = fails(ProviderResponseError, c.get_json, "/p")
+    assert "HTML page instead of JSON titled 'Maintenance'" in str(err)
+    err, _ = fails(ProviderError, c.get_json, "/e")  # a JSON error body served as HTML is read as JSON
+    assert "HTTP 404 (unknown symbol or endpoint?): no such symbol" in str(err)
 
 
 @pytest.mark.shared_data
@@ -954,3 +1114,132 @@ def test_tradingvol_access_denied(srv, keys):
     srv.route("/api/gex/latest", Reply(403, "Access denied", content_type="text/plain"))
     err, _ = fails(ProviderAuthError, TradingVolatilityProvider(base_url=srv.url).fetch_levels, "SPY")
     assert "HTTP 403: credentials refused: Access denied" in str(err)
+
+
+# ------------------------------------------------------------------------------------------------
+# RESEARCH_LIB_OFFLINE: no connection from any path; slow headers through the command line
+
+
+def run_cli(*argv):
+    from research_lib.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    t0 = time.monotonic()
+    code = main(list(map(str, argv)), out=out, err=err)
+    return code, out.getvalue(), err.getvalue(), time.monotonic() - t0
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path):
+    """A clean environment for the command line: a store in tmp_path, no provider order, no keys."""
+    for var in ("RESEARCH_LIB_OFFLINE", "RESEARCH_LIB_PROVIDERS", "RESEARCH_LIB_CBOE_URL", "RESEARCH_LIB_TRADIER_URL",
+                "RESEARCH_LIB_POLYGON_URL", "TRADIER_TOKEN", "POLYGON_API_KEY", BUDGET_ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "store"))
+    return monkeypatch
+
+
+@pytest.fixture
+def offline_providers(cli_env, srv):
+    """Every provider pointed at the loopback server (which counts connections), keys set, offline on."""
+    cli_env.setenv("RESEARCH_LIB_CBOE_URL", srv.url)
+    cli_env.setenv("RESEARCH_LIB_TRADIER_URL", srv.url)
+    cli_env.setenv("RESEARCH_LIB_POLYGON_URL", srv.url)
+    cli_env.setenv("TRADIER_TOKEN", SECRET)
+    cli_env.setenv("POLYGON_API_KEY", SECRET)
+    cli_env.setenv("TRADINGVOL_API_KEY", SECRET)
+    cli_env.setenv("RESEARCH_LIB_OFFLINE", "1")
+    return srv
+
+
+@pytest.mark.parametrize("factory, call", [
+    (lambda: CboeProvider(base_url=os.environ["RESEARCH_LIB_CBOE_URL"]), "fetch_chain"),
+    (lambda: TradierProvider(), "fetch_chain"),
+    (lambda: TradierProvider(), "quote"),
+    (lambda: PolygonProvider(), "fetch_chain"),
+    (lambda: PolygonProvider(), "list_contracts"),
+    (lambda: TradingVolatilityProvider(base_url=os.environ["RESEARCH_LIB_CBOE_URL"]), "fetch_levels"),
+])
+def test_offline_every_provider_raises_before_opening_a_socket(offline_providers, factory, call):
+    offline_providers.route("/", Reply(body={"never": "served"}))
+    provider = factory()
+    err, elapsed = fails(ProviderOfflineError, getattr(provider, call), "SPY")
+    assert isinstance(err, ProviderConnectionError)
+    assert "RESEARCH_LIB_OFFLINE is set: no network request made" in str(err)
+    assert offline_providers.connections == 0 and elapsed < 1.0
+
+
+def test_offline_is_read_at_request_time_and_beats_the_cache(cli_env, srv):
+    srv.route("/x", Reply(body={"ok": 1}))
+    c = client(srv.url)
+    assert c.get_json("/x") == {"ok": 1} and srv.connections == 1
+    cli_env.setenv("RESEARCH_LIB_OFFLINE", "yes")
+    fails(ProviderOfflineError, c.get_json, "/x")  # even a cached answer: offline means no live data at all
+    cli_env.setenv("RESEARCH_LIB_OFFLINE", "0")
+    assert c.get_json("/x") == {"ok": 1}
+
+
+@pytest.mark.parametrize("argv", [
+    ("fetch", "SPY", "--provider", "tradier"),
+    ("fetch", "SPY", "--provider", "polygon"),
+    ("fetch", "SPY", "--provider", "cboe"),
+    ("gex", "--source", "tradier", "--symbol", "SPY"),
+    ("gex", "--source", "polygon", "--symbol", "SPY"),
+    ("decide", "--source", "tradier", "--symbol", "SPY"),
+    ("decide", "--source", "polygon", "--symbol", "SPY"),
+])
+def test_offline_commands_open_no_connection(offline_providers, argv):
+    code, out, err, _ = run_cli(*argv)
+    assert code != 0 and out == ""
+    assert "ProviderOfflineError" in err and "RESEARCH_LIB_OFFLINE is set" in err, err
+    assert offline_providers.connections == 0 and offline_providers.requests == []
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("source", ["tradier", "polygon"])
+def test_offline_report_opens_no_connection(offline_providers, tmp_path, source):
+    code, out, err, _ = run_cli("report", "daily", "--symbols", "SPY", "--source", source, "--reports-dir",
+                                tmp_path / "reports")
+    assert code != 0, out + err
+    assert "ProviderOfflineError" in out + err or "RESEARCH_LIB_OFFLINE" in out + err, out + err
+    assert offline_providers.connections == 0
+
+
+SLOW_BUDGET = 2.0
+
+
+@pytest.fixture
+def slow_cboe(cli_env, srv):
+    """Cboe pointed at a server trickling one header byte every 0.5 s (about a minute of headers)."""
+    for symbol in ("SPY", "_SPX"):
+        srv.route(CBOE_PATH.format(symbol), Reply(body=_tiny_cboe(), header_drip=0.5))
+    cli_env.setenv("RESEARCH_LIB_CBOE_URL", srv.url)
+    cli_env.setenv(BUDGET_ENV, str(SLOW_BUDGET))
+    return srv
+
+
+def test_fetch_from_a_server_trickling_headers_fails_within_the_budget(slow_cboe):
+    code, out, err, elapsed = run_cli("fetch", "SPY", "--provider", "cboe")
+    assert code != 0 and out == ""
+    assert "ProviderTimeoutError" in err and "no complete response headers after 2 s" in err, err
+    assert elapsed < SLOW_BUDGET + 1.5, f"took {elapsed:.1f} s"
+
+
+def test_gex_auto_falls_back_to_the_store_when_cboe_trickles(slow_cboe):
+    from research_lib.modelled import modelled_chain
+    from research_lib.store import ChainStore
+
+    ChainStore().put(modelled_chain("SPX"))
+    code, out, err, elapsed = run_cli("gex", "--source", "auto", "--json")
+    assert code == 0, err
+    assert "from store" in err and "STALE" in err and "ProviderTimeoutError" in err, err
+    assert json.loads(out)["underlying"] == "SPX"
+    assert elapsed < SLOW_BUDGET + 30  # the budget plus computing the levels
+
+
+def test_gex_auto_falls_back_to_the_modelled_chain_when_cboe_trickles(slow_cboe):
+    code, out, err, elapsed = run_cli("gex", "--source", "auto", "--json")
+    assert code == 0, err
+    assert "MODELLED DATA" in err and "ProviderTimeoutError" in err and "no complete response headers" in err, err
+    assert json.loads(out)["modelled"] is True
+    assert elapsed < SLOW_BUDGET + 30

@@ -1,14 +1,23 @@
 """One resilient HTTP client under every live provider, and the errors the providers raise.
 
 :class:`HttpClient` wraps :class:`httpx.Client` and turns one *logical* request (``get_json``) into at most
-``max_retries + 1`` HTTP attempts that together never take longer than ``time_budget`` seconds:
+``max_retries + 1`` HTTP attempts that together never take longer than ``time_budget`` seconds
+(default 30, or ``$RESEARCH_LIB_HTTP_BUDGET``). The budget bounds the whole request, from the connect
+to the last byte of the body: httpx's own timeouts are per socket operation (a server that sends one
+header byte a second never trips them), so every connect, read and write of an attempt is given at
+most what is left of the attempt's deadline (:class:`DeadlineBackend`, under httpcore):
 
 ================================== =====================================================================
 what happened                      what the client does
 ================================== =====================================================================
-2xx with a JSON body               returns the parsed JSON (and caches it ``cache_ttl`` seconds)
+2xx with a JSON body               returns the parsed JSON (and caches it ``cache_ttl`` seconds), whatever
+                                   the ``Content-Type`` says (valid JSON served as ``text/html`` is JSON)
 2xx with an HTML page, a           :class:`ProviderResponseError` ("HTML page instead of JSON",
 non-JSON or a truncated body       "truncated JSON", "not JSON"); no retry (the body is deterministic)
+redirect (301/302/303/307/308)     followed only to the same origin (scheme, host and port of
+                                   ``base_url``), at most 3 times; a redirect to another origin raises
+                                   :class:`ProviderRedirectError` without contacting it (no retry): a
+                                   key in the query string or a header must never reach another host
 401 / 403                          :class:`ProviderAuthError` with the vendor's message; no retry
 429                                waits ``Retry-After`` (seconds or an HTTP date) or, for Tradier,
                                    until ``X-Ratelimit-Expiry`` (epoch ms) when ``X-Ratelimit-Available``
@@ -20,12 +29,15 @@ other 4xx                          :class:`ProviderError` ("HTTP 404 ..."); no r
 connection refused / reset,        retries like a 5xx, then :class:`ProviderConnectionError`
 peer closed mid-body
 connect or read timeout            retries like a 5xx, then :class:`ProviderTimeoutError`
-slow drip (a body that trickles    the attempt is abandoned when ``attempt_timeout`` (default: what is left
-in past the limit)                 of the budget) runs out; retried; :class:`ProviderTimeoutError`
+slow drip (headers or body that    the attempt is abandoned when ``attempt_timeout`` (default: what is left
+trickle in past the limit)         of the budget) runs out; retried; :class:`ProviderTimeoutError`
+``RESEARCH_LIB_OFFLINE=1``         :class:`ProviderOfflineError` before any socket is opened, from every
+                                   provider and every command (the cache is not consulted either)
 ================================== =====================================================================
 
-A retry is only started when its wait fits in the remaining budget; each attempt's connect/read
-timeouts are capped to what is left of it. The waits go through an injectable ``sleep`` and the budget
+A retry is only started when its wait fits in the remaining budget; each attempt's connect, read
+and write operations are capped to what is left of it. (Name resolution, ``getaddrinfo``, is the one
+step the deadline cannot interrupt: the standard library gives it no timeout.) The waits go through an injectable ``sleep`` and the budget
 counts the *scheduled* waits, so tests can assert waits without sleeping.
 
 Secrets (API keys, tokens) never leave the client: they are redacted from exception messages, from
@@ -51,6 +63,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 import numpy as np
 import pandas as pd
@@ -67,6 +80,40 @@ REDACTED = "***"
 #: Largest response body accepted (bytes, after decompression). A full SPX chain is ~30 MB.
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 USER_AGENT = "research_lib (python-httpx)"
+#: Seconds one logical request may take when neither ``time_budget`` nor ``$RESEARCH_LIB_HTTP_BUDGET`` says.
+DEFAULT_TIME_BUDGET = 30.0
+#: Environment variable overriding :data:`DEFAULT_TIME_BUDGET` (positive seconds).
+BUDGET_ENV = "RESEARCH_LIB_HTTP_BUDGET"
+#: Environment variable that forbids every network request when set to 1/true/yes.
+OFFLINE_ENV = "RESEARCH_LIB_OFFLINE"
+#: Most same-origin redirects followed by one attempt.
+MAX_REDIRECTS = 3
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+def is_offline() -> bool:
+    """True when ``$RESEARCH_LIB_OFFLINE`` is 1, true or yes (any case): no request may be sent."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def default_time_budget() -> float:
+    """``$RESEARCH_LIB_HTTP_BUDGET`` as seconds when set, else :data:`DEFAULT_TIME_BUDGET`.
+
+    Raises
+    ------
+    ValueError
+        The variable is set but is not a positive, finite number of seconds.
+    """
+    raw = os.environ.get(BUDGET_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIME_BUDGET
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{BUDGET_ENV}={raw!r}: must be a positive number of seconds")
+    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -212,8 +259,27 @@ class ProviderConnectionError(ProviderError):
     """No connection (refused, reset, DNS) or the peer closed it mid-response."""
 
 
+class ProviderOfflineError(ProviderConnectionError):
+    """``RESEARCH_LIB_OFFLINE`` is set: the request was refused before any connection was opened."""
+
+
 class ProviderResponseError(ProviderError):
     """A response came but is unusable: HTML page, non-JSON or truncated body, wrong schema, empty chain."""
+
+
+class ProviderRedirectError(ProviderResponseError):
+    """The server redirected to another origin (scheme, host or port), or redirected too often.
+
+    Attributes
+    ----------
+    location : str
+        Where the redirect pointed (credential parameters replaced by ``***``).
+    """
+
+    def __init__(self, provider: str, endpoint: str, what: str, *, status: int | None = None,
+                 location: str = ""):
+        self.location = _FILTER.redact(location)
+        super().__init__(provider, endpoint, what, status=status)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,8 +296,117 @@ class _SlowBody(Exception):
         self.limit = limit
 
 
+class _SlowHeaders(Exception):
+    def __init__(self, limit: float):
+        self.limit = limit
+
+
 class _TooLarge(Exception):
     pass
+
+
+class _Redirect(Exception):
+    def __init__(self, what: str, status: int, location: str):
+        self.what = what
+        self.status = status
+        self.location = location
+
+
+# --------------------------------------------------------------------------------------------------
+# the whole-request deadline, enforced under httpcore
+
+_DEADLINE = threading.local()
+
+
+def _bounded(timeout: float | None, exc_cls: type[Exception]) -> float | None:
+    """``timeout`` shrunk to what is left of this thread's attempt deadline (``exc_cls`` once it passed)."""
+    deadline = getattr(_DEADLINE, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        _DEADLINE.fired = True
+        raise exc_cls("the attempt's deadline passed")
+    # Whether this operation's timeout is the deadline's: if it times out, the deadline is what ran out.
+    _DEADLINE.capped = timeout is None or left < timeout
+    return left if timeout is None else min(timeout, left)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every read, write and TLS handshake ends by the current attempt's deadline.
+
+    The deadline is read per operation from a thread-local set by :class:`HttpClient` around each
+    attempt, so a pooled keep-alive connection obeys the deadline of whichever attempt uses it. With no
+    deadline set the stream behaves exactly like the one it wraps.
+    """
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                     _bounded(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore network backend whose connects and streams obey the current attempt's deadline."""
+
+    def __init__(self, backend: httpcore.NetworkBackend):
+        self._backend = backend
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return DeadlineStream(self._backend.connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout),
+                                                        local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return DeadlineStream(self._backend.connect_unix_socket(path, _bounded(timeout, httpcore.ConnectTimeout),
+                                                                socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _install_deadline(client: httpx.Client) -> int:
+    """Put :class:`DeadlineBackend` under every network transport of ``client`` (proxy mounts included).
+
+    httpx offers no public way to choose httpcore's network backend, so this sets the pool's backend;
+    it fails loudly (RuntimeError) rather than silently leave requests unbounded if httpx/httpcore
+    change that layout. Returns the number of transports changed (0 for a mock transport).
+    """
+    transports = [client._transport, *(t for t in client._mounts.values() if t is not None)]
+    changed = 0
+    for transport in transports:
+        if not isinstance(transport, httpx.HTTPTransport):
+            continue
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is None:
+            raise RuntimeError("cannot bound the request time: httpx.HTTPTransport._pool._network_backend "
+                               "not found (httpx/httpcore changed); pin httpx 0.28 / httpcore 1.x")
+        if not isinstance(backend, DeadlineBackend):
+            pool._network_backend = DeadlineBackend(backend)
+        changed += 1
+    return changed
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    scheme = url.scheme.lower()
+    return scheme, (url.host or "").lower(), url.port or {"http": 80, "https": 443}.get(scheme)
 
 
 def _as_param(value: Any) -> str:
@@ -267,7 +442,8 @@ class HttpClient:
     provider : str
         Name used in errors and logs (``"cboe"``).
     base_url : str
-        Scheme and host (``"https://cdn.cboe.com"``); every request goes to this host only.
+        Scheme and host (``"https://cdn.cboe.com"``); every request goes to this origin only (a
+        redirect elsewhere raises :class:`ProviderRedirectError`).
     timeout : float
         Connect and per-read timeout in seconds (default 10). Capped, per attempt, to what is left of
         the budget.
@@ -276,8 +452,10 @@ class HttpClient:
     backoff : float
         Base of the exponential backoff in seconds (default 0.5): the wait before retry *n* (1-based) is
         drawn uniformly from ``[b·2^(n-1)/2, b·2^(n-1)]``.
-    time_budget : float
-        Wall-clock seconds one :meth:`get_json` call may take, attempts and waits included (default 30).
+    time_budget : float, optional
+        Wall-clock seconds one :meth:`get_json` call may take, from the first connect to the last body
+        byte, attempts and waits included. ``None`` (default): ``$RESEARCH_LIB_HTTP_BUDGET`` when set,
+        else :data:`DEFAULT_TIME_BUDGET` (30).
     cache_ttl : float
         Seconds a successful response is served from memory for the same method + URL + parameters
         (default 60; 0 disables the cache).
@@ -286,8 +464,9 @@ class HttpClient:
     headers : mapping, optional
         Default headers (``Authorization`` ...). ``Accept: application/json`` is always sent.
     attempt_timeout : float, optional
-        Most seconds one attempt (headers and whole body) may take; ``None`` (default) = what is left
-        of the budget. A body that trickles in slower is abandoned (``ProviderTimeoutError``).
+        Most seconds one attempt (connect, headers, same-origin redirects and the whole body) may take;
+        ``None`` (default) = what is left of the budget. Headers or a body that trickle in slower are
+        abandoned (``ProviderTimeoutError``).
     max_bytes : int
         Largest body accepted (default 256 MiB).
     secret_params : iterable of str
@@ -310,13 +489,15 @@ class HttpClient:
     """
 
     def __init__(self, provider: str, base_url: str, *, timeout: float = 10.0, max_retries: int = 3,
-                 backoff: float = 0.5, time_budget: float = 30.0, cache_ttl: float = 60.0,
+                 backoff: float = 0.5, time_budget: float | None = None, cache_ttl: float = 60.0,
                  secrets: Iterable[str] = (), headers: Mapping[str, str] | None = None,
                  attempt_timeout: float | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
                  secret_params: Iterable[str] = SECRET_PARAM_NAMES,
                  transport: httpx.BaseTransport | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  rng: Callable[[], float] = random.random, cache_size: int = 32):
+        if time_budget is None:
+            time_budget = default_time_budget()
         for name, value in (("timeout", timeout), ("time_budget", time_budget)):
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -351,8 +532,12 @@ class HttpClient:
         self._cache_size = cache_size
         default_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         default_headers.update(headers or {})
+        # Redirects are followed by _send, same origin only; the deadline backend bounds every attempt.
         self._client = httpx.Client(base_url=self.base_url, headers=default_headers, transport=transport,
-                                    follow_redirects=True, max_redirects=3, trust_env=transport is None)
+                                    follow_redirects=False, trust_env=transport is None)
+        self._origin = _origin(self._client.base_url)
+        if transport is None:
+            _install_deadline(self._client)
 
     # -- housekeeping --------------------------------------------------------------------------------
 
@@ -413,12 +598,17 @@ class HttpClient:
 
         Raises
         ------
+        ProviderOfflineError
+            ``$RESEARCH_LIB_OFFLINE`` is set: nothing is sent, no socket is opened.
         ProviderError
             Or one of its subclasses; see the module docstring for which failure raises what.
         """
         if not path.startswith("/") or "://" in path:
             raise ValueError(f"path must start with '/', got {self._redact(path)!r}")
         endpoint = urlsplit(path).path
+        if is_offline():
+            raise self._error(ProviderOfflineError, endpoint,
+                              f"{OFFLINE_ENV} is set: no network request made (unset it to fetch live data)")
         q = {str(k): _as_param(v) for k, v in (params or {}).items() if v is not None}
         key = ("GET", self.base_url + path, tuple(sorted(q.items())),
                tuple(sorted((headers or {}).items())))
@@ -466,7 +656,7 @@ class HttpClient:
             wait: float | None = None
             try:
                 status, resp_headers, body = self._send(path, params, headers, remaining)
-            except (_SlowBody, _TooLarge, httpx.RequestError) as exc:
+            except (_SlowBody, _SlowHeaders, _TooLarge, _Redirect, httpx.RequestError) as exc:
                 retryable = self._transport_error(exc)
                 if retryable is None:
                     raise self._fatal_transport_error(exc, endpoint) from None
@@ -519,25 +709,62 @@ class HttpClient:
 
     def _send(self, path: str, params: dict[str, str], headers: dict[str, str],
               remaining: float) -> tuple[int, httpx.Headers, bytes]:
+        """One attempt: the request, its same-origin redirects and the whole body, by one deadline."""
         per_op = max(min(self.timeout, remaining), 0.001)
         limit = min(self.attempt_timeout or remaining, remaining)
         deadline = time.monotonic() + limit
-        timeout = httpx.Timeout(per_op)
-        self.requests_sent += 1
-        with self._client.stream("GET", path, params=params or None, headers=headers or None,
-                                 timeout=timeout) as resp:
-            chunks: list[bytes] = []
-            received = 0
-            for chunk in resp.iter_bytes():
-                received += len(chunk)
-                if received > self.max_bytes:
-                    raise _TooLarge()
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise _SlowBody(received, limit)
-            logger.debug("%s %s: HTTP %d, %d bytes", self.provider, urlsplit(path).path, resp.status_code,
-                         received)
-            return resp.status_code, resp.headers, b"".join(chunks)
+        request = self._client.build_request("GET", path, params=params or None, headers=headers or None,
+                                             timeout=httpx.Timeout(per_op))
+        saved = (getattr(_DEADLINE, "at", None), getattr(_DEADLINE, "fired", False),
+                 getattr(_DEADLINE, "capped", False))
+        _DEADLINE.at, _DEADLINE.fired, _DEADLINE.capped = deadline, False, False
+        received: int | None = None  # None until the headers of the final response arrived
+        try:
+            for hop in range(MAX_REDIRECTS + 1):
+                self.requests_sent += 1
+                resp = self._client.send(request, stream=True)
+                try:
+                    if resp.status_code in REDIRECT_STATUSES and resp.next_request is not None:
+                        request = self._check_redirect(resp, hop)
+                        continue
+                    chunks: list[bytes] = []
+                    received = 0
+                    for chunk in resp.iter_bytes():
+                        received += len(chunk)
+                        if received > self.max_bytes:
+                            raise _TooLarge()
+                        chunks.append(chunk)
+                        if time.monotonic() > deadline:  # a transport without the deadline backend (mocks)
+                            raise _SlowBody(received, limit)
+                    logger.debug("%s %s: HTTP %d, %d bytes", self.provider, resp.url.path, resp.status_code,
+                                 received)
+                    return resp.status_code, resp.headers, b"".join(chunks)
+                finally:
+                    resp.close()
+            raise AssertionError("unreachable: _check_redirect raises after MAX_REDIRECTS hops")
+        except httpx.TimeoutException:
+            if not (_DEADLINE.fired or _DEADLINE.capped):  # an ordinary connect/read timeout
+                raise
+            if received is None:
+                raise _SlowHeaders(limit) from None
+            raise _SlowBody(received, limit) from None
+        finally:
+            _DEADLINE.at, _DEADLINE.fired, _DEADLINE.capped = saved
+
+    def _check_redirect(self, resp: httpx.Response, hop: int) -> httpx.Request:
+        """The next request of a same-origin redirect; :class:`_Redirect` for another origin or one hop too many."""
+        target = resp.next_request
+        location = self._redact(strip_secret_params(str(target.url), self._secret_params))
+        if _origin(target.url) != self._origin:
+            scheme, host, port = self._origin
+            raise _Redirect(f"HTTP {resp.status_code} redirect to another origin ({location}); requests stay on "
+                            f"{scheme}://{host}:{port}, so it was not followed", resp.status_code, location)
+        if hop >= MAX_REDIRECTS:
+            raise _Redirect(f"more than {MAX_REDIRECTS} redirects (the last to {location})", resp.status_code,
+                            location)
+        logger.debug("%s: HTTP %d redirect to %s (same origin, followed)", self.provider, resp.status_code,
+                     location)
+        return target
 
     @staticmethod
     def _transport_error(exc: Exception) -> tuple[type[ProviderError], str] | None:
@@ -545,6 +772,9 @@ class HttpClient:
         if isinstance(exc, _SlowBody):
             return ProviderTimeoutError, (f"slow response: body still incomplete after {exc.limit:.2g} s "
                                           f"({exc.received} bytes received)")
+        if isinstance(exc, _SlowHeaders):
+            return ProviderTimeoutError, (f"slow response: no complete response headers after {exc.limit:.2g} s "
+                                          f"(the budget bounds the whole request, connect to last byte)")
         if isinstance(exc, httpx.ConnectTimeout):
             return ProviderTimeoutError, "connect timeout"
         if isinstance(exc, httpx.ReadTimeout):
@@ -564,44 +794,58 @@ class HttpClient:
     def _fatal_transport_error(self, exc: Exception, endpoint: str) -> ProviderError:
         if isinstance(exc, _TooLarge):
             return self._error(ProviderResponseError, endpoint, f"body larger than {self.max_bytes} bytes")
+        if isinstance(exc, _Redirect):
+            return ProviderRedirectError(self.provider, endpoint, self._redact(exc.what), status=exc.status,
+                                         location=exc.location)
         if isinstance(exc, httpx.DecodingError):
             return self._error(ProviderResponseError, endpoint, f"undecodable body ({exc})")
-        if isinstance(exc, httpx.TooManyRedirects):
-            return self._error(ProviderError, endpoint, "too many redirects")
         return self._error(ProviderError, endpoint, f"request failed ({type(exc).__name__}: {exc})")
 
     def _check_body(self, body: bytes, content_type: str, endpoint: str, status: int) -> tuple[str, object]:
+        """The text and parsed value of a 2xx body that is JSON, whatever its ``Content-Type``.
+
+        A body that does not parse is named: an HTML page (by content type or a leading ``<``), a
+        truncated JSON text, not UTF-8, or not JSON.
+        """
         if not body.strip():
             raise self._error(ProviderResponseError, endpoint, f"empty body (HTTP {status})", status)
-        if _looks_html(body, content_type):
-            raise self._error(ProviderResponseError, endpoint,
-                              f"HTML page instead of JSON{_html_title(body)} (HTTP {status}, {len(body)} bytes)",
-                              status)
+
+        def html_page() -> ProviderError:
+            return self._error(ProviderResponseError, endpoint,
+                               f"HTML page instead of JSON{_html_title(body)} (HTTP {status}, {len(body)} bytes)",
+                               status)
+
         try:
             text = body.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
+            if _looks_html(body, content_type):
+                raise html_page() from None
             raise self._error(ProviderResponseError, endpoint, f"body is not UTF-8 text ({exc.reason})",
                               status) from None
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
+            if _looks_html(body, content_type):
+                raise html_page() from None
             if json_truncated(text, exc):
                 what = f"truncated JSON: the body ends after {len(body)} bytes ({exc.msg})"
             else:
                 snippet = text[max(0, exc.pos - 20): exc.pos + 20].replace("\n", " ")
                 what = f"not JSON ({exc.msg} at byte {exc.pos}: {snippet!r})"
             raise self._error(ProviderResponseError, endpoint, what, status) from None
+        if "html" in content_type.lower():
+            logger.debug("%s %s: body served as %r parsed as JSON; accepted", self.provider, endpoint, content_type)
         return text, value
 
     def _vendor_message(self, body: bytes, content_type: str) -> str:
         """A short, redacted description of an error body (``: Unknown API Key``)."""
         if not body.strip():
             return ""
-        if _looks_html(body, content_type):
-            return f" (HTML error page{_html_title(body)})"
         try:
             obj = json.loads(body.decode("utf-8", errors="replace"))
         except json.JSONDecodeError:
+            if _looks_html(body, content_type):
+                return f" (HTML error page{_html_title(body)})"
             text = " ".join(body[:200].decode("utf-8", errors="replace").split())
             return f": {self._redact(text)[:120]}" if text else ""
         if isinstance(obj, dict):
@@ -669,6 +913,11 @@ def require_env(provider: str, env_var: str, hint: str = "") -> str:
     return value
 
 
+def base_url_from_env(env_var: str, default: str) -> str:
+    """``$env_var`` when set and not blank (a mirror, proxy or test server of the provider), else ``default``."""
+    return os.environ.get(env_var, "").strip() or default
+
+
 def make_client(provider: str, base_url: str, client: HttpClient | None, *, secrets: Iterable[str] = (),
                 headers: Mapping[str, str] | None = None, **client_options: Any) -> HttpClient:
     """The provider's client: ``client`` when given (its secrets extended), else a new :class:`HttpClient`."""
@@ -719,15 +968,25 @@ __all__ = [
     "HttpClient",
     "MissingCredentialsError",
     "ProviderAuthError",
+    "BUDGET_ENV",
+    "DEFAULT_TIME_BUDGET",
+    "DeadlineBackend",
+    "DeadlineStream",
+    "OFFLINE_ENV",
     "ProviderConnectionError",
     "ProviderError",
+    "ProviderOfflineError",
     "ProviderRateLimitError",
+    "ProviderRedirectError",
     "ProviderResponseError",
     "ProviderTimeoutError",
     "REDACTED",
     "SECRET_PARAM_NAMES",
+    "base_url_from_env",
+    "default_time_budget",
     "drop_settled",
     "epoch_to_ny",
+    "is_offline",
     "json_truncated",
     "make_client",
     "redact",

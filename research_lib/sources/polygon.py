@@ -1,6 +1,7 @@
 """Polygon.io: option chain snapshots (paginated), reference contracts, daily aggregates.
 
-Needs ``POLYGON_API_KEY`` in the environment. The key travels as the ``apiKey`` query parameter on
+Needs ``POLYGON_API_KEY`` in the environment (``$RESEARCH_LIB_POLYGON_URL`` points the provider at a
+mirror, proxy or test server instead of ``https://api.polygon.io``). The key travels as the ``apiKey`` query parameter on
 every request, including each page of a paginated answer: Polygon's ``next_url`` does not carry it.
 ``next_url`` is only ever followed on the configured host (its path and cursor are kept, its host is
 ignored), so the key never goes anywhere else; a page count limit (``max_pages``) and a repeated-cursor
@@ -51,6 +52,7 @@ from research_lib.sources.http import (
     ProviderError,
     ProviderResponseError,
     ProviderTimeoutError,
+    base_url_from_env,
     drop_settled,
     epoch_to_ny,
     make_client,
@@ -61,6 +63,8 @@ logger = logging.getLogger("research_lib.http")
 
 POLYGON_BASE_URL = "https://api.polygon.io"
 KEY_ENV = "POLYGON_API_KEY"
+#: Environment variable naming another base URL (mirror, proxy, loopback test server).
+URL_ENV = "RESEARCH_LIB_POLYGON_URL"
 #: Results per page asked of the snapshot endpoint (Polygon's maximum).
 PAGE_LIMIT = 250
 AGG_COLUMNS = ("date", "open", "high", "low", "close", "volume", "vwap")
@@ -91,8 +95,8 @@ class PolygonProvider(ClientOwner):
 
     Parameters
     ----------
-    base_url : str
-        Default ``https://api.polygon.io``.
+    base_url : str, optional
+        Default ``$RESEARCH_LIB_POLYGON_URL`` when set, else ``https://api.polygon.io``.
     client : HttpClient, optional
         A configured client (tests); the key is added to its redaction list.
     max_pages : int
@@ -111,7 +115,7 @@ class PolygonProvider(ClientOwner):
 
     name = "polygon"
 
-    def __init__(self, *, base_url: str = POLYGON_BASE_URL, client: HttpClient | None = None,
+    def __init__(self, *, base_url: str | None = None, client: HttpClient | None = None,
                  max_pages: int = 200, chain_budget: float = 300.0, **client_options: Any):
         self._key = require_env(self.name, KEY_ENV, "your Polygon.io API key")
         if not isinstance(max_pages, int) or max_pages < 1:
@@ -120,6 +124,7 @@ class PolygonProvider(ClientOwner):
         if not (math.isfinite(chain_budget) and chain_budget > 0):
             raise ValueError(f"chain_budget must be positive seconds, got {chain_budget!r}")
         self.chain_budget = float(chain_budget)
+        base_url = base_url or base_url_from_env(URL_ENV, POLYGON_BASE_URL)
         self.client = make_client(self.name, base_url, client, secrets=(self._key,), **client_options)
 
     def __repr__(self) -> str:
@@ -380,5 +385,5 @@ class PolygonProvider(ClientOwner):
         return out.sort_values("date", kind="stable").drop_duplicates("date").reset_index(drop=True)
 
 
-__all__ = ["AGG_COLUMNS", "CONTRACT_REFERENCE_COLUMNS", "KEY_ENV", "PAGE_LIMIT", "POLYGON_BASE_URL",
+__all__ = ["AGG_COLUMNS", "CONTRACT_REFERENCE_COLUMNS", "KEY_ENV", "PAGE_LIMIT", "POLYGON_BASE_URL", "URL_ENV",
            "PolygonProvider"]

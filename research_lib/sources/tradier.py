@@ -2,7 +2,8 @@
 
 Needs a Tradier API token in the environment variable ``TRADIER_TOKEN`` (read when the provider is
 built; never a parameter, never printed). ``sandbox=True`` uses ``https://sandbox.tradier.com``
-(sandbox tokens, delayed data); otherwise ``https://api.tradier.com``.
+(sandbox tokens, delayed data); otherwise ``https://api.tradier.com``; ``$RESEARCH_LIB_TRADIER_URL``
+points the provider at a mirror, proxy or test server instead.
 
 Response shapes (checked on the recorded exchange in ``shared/data/api/tradier``)::
 
@@ -51,6 +52,7 @@ from research_lib.sources.http import (
     HttpClient,
     ProviderResponseError,
     ProviderTimeoutError,
+    base_url_from_env,
     drop_settled,
     epoch_to_ny,
     make_client,
@@ -60,6 +62,8 @@ from research_lib.sources.http import (
 TRADIER_BASE_URL = "https://api.tradier.com"
 TRADIER_SANDBOX_URL = "https://sandbox.tradier.com"
 TOKEN_ENV = "TRADIER_TOKEN"
+#: Environment variable naming another base URL (mirror, proxy, loopback test server).
+URL_ENV = "RESEARCH_LIB_TRADIER_URL"
 #: Index symbols whose chains also list other roots (SPX → SPXW, NDX → NDXP, RUT → RUTW ...).
 INDEX_SYMBOLS = frozenset({"SPX", "NDX", "RUT", "VIX", "XSP", "DJX", "OEX", "XEO", "XND", "MRUT"})
 HISTORY_COLUMNS = ("date", "open", "high", "low", "close", "volume")
@@ -115,7 +119,7 @@ class TradierProvider(ClientOwner):
     sandbox : bool
         Use ``https://sandbox.tradier.com`` (default False: ``https://api.tradier.com``).
     base_url : str, optional
-        Override the host (tests).
+        Override the host; default ``$RESEARCH_LIB_TRADIER_URL`` when set, else the sandbox or live host.
     client : HttpClient, optional
         A configured client; the token is added to its redaction list and sent per request.
     max_expirations : int
@@ -138,7 +142,7 @@ class TradierProvider(ClientOwner):
                  max_expirations: int = 120, chain_budget: float = 300.0, **client_options: Any):
         token = require_env(self.name, TOKEN_ENV, "a Tradier API access token; sandbox tokens need sandbox=True")
         self._auth = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        url = base_url or (TRADIER_SANDBOX_URL if sandbox else TRADIER_BASE_URL)
+        url = base_url or base_url_from_env(URL_ENV, TRADIER_SANDBOX_URL if sandbox else TRADIER_BASE_URL)
         self.sandbox = sandbox
         self.max_expirations = int(max_expirations)
         if not (math.isfinite(chain_budget) and chain_budget > 0):
@@ -410,5 +414,5 @@ def _is_iso(value: Any) -> bool:
     return True
 
 
-__all__ = ["HISTORY_COLUMNS", "INDEX_SYMBOLS", "TOKEN_ENV", "TRADIER_BASE_URL", "TRADIER_SANDBOX_URL", "Quote",
+__all__ = ["HISTORY_COLUMNS", "INDEX_SYMBOLS", "TOKEN_ENV", "TRADIER_BASE_URL", "URL_ENV", "TRADIER_SANDBOX_URL", "Quote",
            "TradierProvider"]
