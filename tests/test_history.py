@@ -134,6 +134,21 @@ def test_changed_snapshot_invalidates_its_row(tmp_path, snaps, market_dir, monke
     assert after.loc[DAYS[0], "net_gex"] == before.loc[DAYS[0], "net_gex"]
 
 
+def test_a_cache_of_another_rates_method_is_recomputed(tmp_path, snaps, market_dir, monkeypatch):
+    """The cache key holds the rates method: a cache written when history priced otherwise (r = q = 0
+    before issue 9) is rebuilt, not served."""
+    st = _small_store(tmp_path, snaps, days=DAYS[:1])
+    first = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert first.attrs["computed"] == 1
+    assert history.net_gex_history("SPX", store=st, market_dir=market_dir).attrs["from_cache"] == 1
+    monkeypatch.setattr(market, "RATES_METHOD", market.RATES_METHOD + " (changed)")
+    again = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert (again.attrs["computed"], again.attrs["from_cache"]) == (1, 0)
+    # and the rows are priced with the snapshot's own rates, as every other path prices them
+    want = market.snapshot_rates(snaps[DAYS[0]], market_dir=market_dir)
+    assert (again["rate"].iloc[0], again["div_yield"].iloc[0]) == (want.rate, want.div_yield) and want.rate > 0.03
+
+
 def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, snaps, market_dir):
     st = _small_store(tmp_path, snaps, days=DAYS[:1])
     first = history.net_gex_history("SPX", store=st, market_dir=market_dir)
