@@ -594,8 +594,11 @@ class HistoryContext:
     def summary(self) -> str:
         """A few readable lines: the window, each series' count and last value, the sign agreement, notes."""
         d = self.to_dict()
+        pricing = ("r = q = 0, the published method" if self.convention == "perfiliev"
+                   else "each date's own rate and dividend yield")
         lines = [f"{self.underlying} history context {d['start']}..{d['date']} ({self.days} days, "
-                 f"{self.convention} convention){'  [MODELLED DATA]' if self.modelled else ''}"]
+                 f"{self.convention} convention, priced with {pricing})"
+                 f"{'  [MODELLED DATA]' if self.modelled else ''}"]
         fmt = {"net_gex": ("net GEX (ours)", lambda v: f"${v / 1e9:,.2f}bn per 1%"),
                "published_gex": ("published GEX", lambda v: f"{v / 1e9:,.2f}bn (SqueezeMetrics units)"),
                "vix": ("VIX", lambda v: f"{v:.2f}"),
