@@ -1205,7 +1205,7 @@ class SnapshotRates:
         ``"model"`` or ``"perfiliev"`` (or the label of a custom convention).
     rate_source, div_yield_source : str
         One phrase each: ``"13-week T-bill (irx) of 2023-09-14"``, ``"given"``, ``"perfiliev convention"``,
-        ``"none: no rate history (MarketDataNotFoundError)"``...
+        ``"no rate history: 0"``...
     notes : tuple of str
         Fallbacks to 0 (market history missing); empty when both values are what the method asks for.
     """
@@ -1304,14 +1304,14 @@ def snapshot_rates(snapshot, convention: str = "model", *, rate: float | None = 
             r_src = (f"{_RATE_NAMES.get(row['source'], row['source'])} ({row['source']}) of "
                      f"{pd.Timestamp(row['as_of']).date()}")
         except ResearchLibError as exc:
-            r, r_src = 0.0, "none, 0"
+            r, r_src = 0.0, "no rate history: 0"
             notes.append(f"rate 0: no risk-free rate for {date} ({type(exc).__name__}: {exc})")
     if div_yield is not None:
         q, q_src = _given(div_yield, "div_yield"), "given"
     elif not looked_up:
         q, q_src = 0.0, f"{convention} convention: q = 0"
     elif underlying not in SP500_UNDERLYINGS:
-        q, q_src = 0.0, "none, 0"
+        q, q_src = 0.0, f"no yield known for {underlying}: 0"
         notes.append(f"dividend yield 0: the library knows the S&P 500's yield only, not {underlying}'s")
     else:
         try:
@@ -1319,7 +1319,7 @@ def snapshot_rates(snapshot, convention: str = "model", *, rate: float | None = 
             q = float(dy.value)
             q_src = f"S&P 500 implied, as of {dy.as_of.date()}" + (" (carried forward)" if dy.carried_forward else "")
         except ResearchLibError as exc:
-            q, q_src = 0.0, "none, 0"
+            q, q_src = 0.0, "no total-return history: 0"
             notes.append(f"dividend yield 0: no S&P 500 total-return history for {date} "
                          f"({type(exc).__name__}: {exc})")
     return SnapshotRates(rate=r, div_yield=q, date=date, underlying=underlying, convention=convention,

@@ -254,3 +254,30 @@ def test_the_date_dropdown_switches_the_snapshot_of_an_archive(count_loads):
     assert count_loads == ["2026-07-15", "2026-07-16"]  # each day read once
     expected = gex.analyze(read_chain(path, date="2026-07-15"), gex.config_from("perfiliev", max_dte=30))
     assert_levels_match(explorer.levels_dict(), expected.levels.to_dict())
+
+
+def test_the_panel_is_readable(offline):
+    """Issue 9 item 5: no raw floats, dates without a time, plain column names, no cell cut short, and no
+    pair of dollar signs for MathJax to read as LaTeX."""
+    import re
+
+    explorer = GexExplorer("SPX", "modelled")
+    lv = explorer.levels
+    shown = html_of(explorer.levels_out) + html_of(explorer.pins_out)
+    text = "".join(o["data"]["text/plain"] for out in (explorer.levels_out, explorer.pins_out)
+                   for o in out.outputs)
+    assert f"{lv.spot:,.2f}" in shown and repr(lv.spot) not in shown
+    assert repr(lv.net_gex) not in shown and re.search(r"\d{7,}\.\d", shown) is None  # no raw floats
+    assert "00:00:00" not in shown and "00:00:00" not in text
+    assert "…" not in shown and "..." not in shown
+    assert re.search(r"<th>[a-z]+_[a-z_]+</th>", shown) is None  # no snake_case headers
+    assert "max pain" in shown and "pin-risk score" in shown and "net GEX" in shown
+    first_expiry = explorer.analysis.pin_risk.index[0].date().isoformat()
+    assert f"<th>{first_expiry}</th>" in shown
+    assert lv.source in shown  # whole, not cut
+    for o in (*explorer.levels_out.outputs, *explorer.pins_out.outputs):
+        html = o["data"].get("text/html", "")
+        assert html.startswith('<div class="tex2jax_ignore mathjax_ignore">'), html[:80]
+    assert explorer.status.value.startswith('<div class="tex2jax_ignore mathjax_ignore">')
+    # the heading of the levels carries no "$" at all
+    assert "$" not in html_of(explorer.levels_out).split("</b>")[1].split("</div>")[0]
