@@ -189,6 +189,27 @@ def market_moment(ts) -> pd.Timestamp:
     return last_close_at_or_before(ts)
 
 
+def trading_date(ts) -> dt.date:
+    """The trading date whose prices a quote taken at ``ts`` shows: the session ``ts`` falls in, else the
+    last session that closed before it.
+
+    A Sunday download of Friday's close (2024-01-07 10:52 → 2024-01-05), a holiday download
+    (2026-06-19 → 2026-06-18) and a pre-open fetch (2026-06-23 08:50 → 2026-06-22) all belong to the
+    previous session; a quote taken during a session or after its close belongs to that session.
+
+    Parameters
+    ----------
+    ts : tz-aware timestamp
+        The quote time (any time zone; read in New York time).
+
+    Raises
+    ------
+    CalendarRangeError
+        ``ts`` outside the calendar's 1990–2040 range.
+    """
+    return market_moment(ts).tz_convert(NY).date()
+
+
 YEAR_SECONDS = 365.0 * 86400.0
 
 

@@ -34,6 +34,7 @@ run holds the lock.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -48,13 +49,25 @@ EXIT_BAD_INPUT = 3
 EXIT_NO_RESULT = 4
 
 
-def format_levels(levels, *, pin_risk=None, exclusions=None) -> str:
-    """A readable block for one :class:`~research_lib.gex.KeyLevels`."""
+def format_levels(levels, *, pin_risk=None, exclusions=None, rates=None) -> str:
+    """A readable block for one :class:`~research_lib.gex.KeyLevels`.
+
+    ``rates`` (a :class:`~research_lib.market.SnapshotRates`, optional) adds where the rate and the
+    dividend yield came from; the values themselves are always printed (from the levels).
+    """
     lv = levels
+    rate = getattr(lv, "rate", 0.0)
+    div_yield = getattr(lv, "div_yield", 0.0)
+    pricing = f"  pricing           rate {rate:.3%}, dividend yield {div_yield:.3%}"
+    if rates is not None:
+        pricing += f"   ({rates.rate_source}; {rates.div_yield_source})"
+    trading = getattr(lv, "date", None)
+    quoted = lv.quote_time
     lines = [
-        f"{lv.underlying} {lv.date}  spot {lv.spot:,.2f}  quoted {lv.quote_time:%Y-%m-%d %H:%M %Z}  "
+        f"{lv.underlying} {lv.date}  spot {lv.spot:,.2f}  quoted {quoted:%Y-%m-%d %H:%M %Z}  "
         f"convention {lv.convention}{'  [MODELLED DATA]' if lv.modelled else ''}",
         f"  source            {lv.source}",
+        pricing,
         f"  net GEX           {_fmt_money(lv.net_gex)} $/1% move   (calls {_fmt_money(lv.call_gex)}, "
         f"puts {_fmt_money(lv.put_gex)})",
         f"  zero gamma        {_fmt_level(lv.zero_gamma)}"
@@ -68,6 +81,9 @@ def format_levels(levels, *, pin_risk=None, exclusions=None) -> str:
         f"  contracts         {lv.n_contracts} counted, {lv.n_expired} expired, {lv.n_filtered} filtered, "
         f"{lv.n_unpriced} without gamma",
     ]
+    if trading is not None and quoted.tz_convert("America/New_York").date() != trading:
+        lines.insert(1, f"  trading date      {trading} (prices of that session; downloaded "
+                        f"{quoted:%Y-%m-%d %H:%M %Z})")
     mp = list(lv.max_pain.items())[:6]
     if mp:
         lines.append("  max pain          " + ", ".join(f"{d:%m-%d} {k:,.0f}" for d, k in mp)
@@ -75,6 +91,8 @@ def format_levels(levels, *, pin_risk=None, exclusions=None) -> str:
     if pin_risk is not None and len(pin_risk):
         lines.append("  pin risk          " + ", ".join(
             f"{d:%m-%d} {row.pin_strike:,.0f} ({row.score:.0f}/100)" for d, row in pin_risk.iterrows()))
+    if rates is not None:
+        lines += [f"  note: {n}" for n in rates.notes]
     return "\n".join(lines)
 
 
@@ -169,29 +187,39 @@ def _number_or_auto(value, name):
 
 
 def _config_for(args, snapshot):
-    """The GEX config of one snapshot: 'auto' rates are looked up for the snapshot's own date."""
-    import dataclasses
+    """(GexConfig, SnapshotRates) of one snapshot: the rate and dividend yield of the snapshot's trading
+    date (:func:`research_lib.market.snapshot_rates`, the one default of every path; ``auto`` is the
+    same lookup), unless ``--rate`` / ``--div-yield`` give numbers."""
+    from research_lib.market import snapshot_rates
 
-    config = _config_from_args(args)
-    changes = {}
-    if _number_or_auto(args.rate, "--rate") == "auto":
-        from research_lib.market import risk_free_rate
+    rate = _number_or_auto(args.rate, "--rate")
+    div_yield = _number_or_auto(args.div_yield, "--div-yield")
+    if div_yield == "auto" and args.convention == "model" and snapshot.underlying not in ("SPX", "SPXW", "SPY",
+                                                                                            "XSP"):
+        raise ValueError(f"--div-yield auto knows the S&P 500's yield only, not {snapshot.underlying}'s")
+    rates = snapshot_rates(snapshot, args.convention, rate=None if rate == "auto" else rate,
+                           div_yield=None if div_yield == "auto" else div_yield)
+    if "auto" in (rate, div_yield) and args.convention != "model":
+        # an explicit 'auto' asks for the market history even under a convention that defaults to 0
+        looked = snapshot_rates(snapshot, "model")
+        rates = dataclasses.replace(
+            rates, rate=looked.rate if rate == "auto" else rates.rate,
+            rate_source=looked.rate_source if rate == "auto" else rates.rate_source,
+            div_yield=looked.div_yield if div_yield == "auto" else rates.div_yield,
+            div_yield_source=looked.div_yield_source if div_yield == "auto" else rates.div_yield_source,
+            notes=looked.notes)
+    return _config_from_args(args, rates), rates
 
-        changes["rate"] = risk_free_rate(snapshot.snapshot_date)
-    if _number_or_auto(args.div_yield, "--div-yield") == "auto":
-        from research_lib.market import dividend_yield
 
-        if snapshot.underlying not in ("SPX", "SPY", "XSP"):
-            raise ValueError(f"--div-yield auto knows the S&P 500's yield only, not {snapshot.underlying}'s")
-        changes["div_yield"] = float(dividend_yield(snapshot.snapshot_date))
-    return dataclasses.replace(config, **changes) if changes else config
-
-
-def _config_from_args(args):
+def _config_from_args(args, rates=None):
+    """The GexConfig of the options; ``rates`` (SnapshotRates) supplies the rate and dividend yield, else
+    only explicit numbers are used (the preset's otherwise)."""
     from research_lib.gex import config_from
 
     rate = _number_or_auto(args.rate, "--rate")
     div_yield = _number_or_auto(args.div_yield, "--div-yield")
+    if rates is not None:
+        rate, div_yield = rates.rate, rates.div_yield
     return config_from(args.convention, rate=None if rate == "auto" else rate,
                        div_yield=None if div_yield == "auto" else div_yield, grid_points=args.grid,
                        days_per_year=args.days_per_year,
@@ -203,7 +231,7 @@ def _cmd_gex(args, out, err) -> int:
     from research_lib import gex
     from research_lib.sources import read_chain, read_chains
 
-    config = _config_from_args(args)
+    _config_from_args(args)  # bad options fail before any chain is read
     if args.path is None and args.source is None:
         raise ValueError("give a chain file PATH, or --source auto|cboe|tradier|polygon|store|modelled")
     if args.path is not None and args.source is not None:
@@ -222,16 +250,17 @@ def _cmd_gex(args, out, err) -> int:
         snapshots = iter([read_chain(args.path, date=args.date)])
     n = 0
     for snap in snapshots:
-        snap_config = _config_for(args, snap) if "auto" in (args.rate, args.div_yield) else config
+        snap_config, rates = _config_for(args, snap)
         analysis = gex.analyze(snap, snap_config)
         if args.json:
             record = analysis.levels.to_dict()
             record["config"] = snap_config.to_dict()
+            record["rates"] = rates.to_dict()
             out.write(json.dumps(record) + "\n")
         else:
             if n:
                 out.write("\n")
-            out.write(format_levels(analysis.levels, pin_risk=analysis.pin_risk) + "\n")
+            out.write(format_levels(analysis.levels, pin_risk=analysis.pin_risk, rates=rates) + "\n")
         out.flush()
         n += 1
     if n == 0:

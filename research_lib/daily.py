@@ -11,8 +11,10 @@ What one report holds
   levels priced with the date's rate and dividend yield, regime, strategy with legs, size, decision,
   alerts), optionally logged in the decision log;
 - the levels, tables and charts in the requested ``convention`` (``model``: the decision's own analysis;
-  ``perfiliev``: the same chain analysed with :meth:`research_lib.gex.GexConfig.perfiliev`). The regime
-  and the decision always use the ``model`` convention;
+  ``perfiliev``: the same chain analysed with :func:`research_lib.market.snapshot_config`, i.e. the
+  published method with r = q = 0). The regime, the decision and the alerts always use the ``model``
+  levels; with another convention the key-levels table shows both sets side by side and
+  :meth:`DailyReport.convention_markdown` says in one sentence which section uses which;
 - the history context over ``history_days`` (:func:`research_lib.history.history_context`): our net GEX
   from the local store beside SqueezeMetrics' published GEX, VIX and its IV rank.
 """
@@ -36,6 +38,20 @@ CONVENTIONS = ("model", "perfiliev")
 
 class ReportParameterError(ResearchLibError, ValueError):
     """A daily-report parameter is invalid; the message names the parameter, the value and what is allowed."""
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf, also inside lists, tuples and dicts) as None, so
+    :func:`json.dumps` with ``allow_nan=False`` and Jupyter's JSON display accept it."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "dtype") and getattr(obj, "shape", None) == ():  # numpy scalars
+        return json_safe(obj.item())
+    return obj
 
 
 def _age_text(age: pd.Timedelta | None) -> str:
@@ -77,6 +93,30 @@ class DailyReport:
     def levels(self):
         return self.analysis.levels
 
+    @property
+    def model_levels(self):
+        """The ``model`` levels the regime, the decision and the alerts are computed from."""
+        return self.decision.analysis.levels
+
+    @property
+    def two_conventions(self) -> bool:
+        """True when the levels shown (``params["convention"]``) are not the ones the decision uses."""
+        return self.levels.convention != self.model_levels.convention
+
+    def convention_markdown(self) -> str:
+        """One plain sentence saying which convention each section uses (and with which rates)."""
+        m = self.model_levels
+        model_pricing = f"rate {m.rate:.3%}, dividend yield {m.div_yield:.3%} of {m.date}"
+        if not self.two_conventions:
+            return (f"Every section uses the **{m.convention}** convention's levels ({model_pricing}): the key "
+                    "levels, the charts, the regime, the decision and the alerts.")
+        lv = self.levels
+        return (f"Key levels, the expiries table and the charts use the **{lv.convention}** convention (rate "
+                f"{lv.rate:.3%}, dividend yield {lv.div_yield:.3%}); the regime, the decision and the alerts "
+                f"are computed from the **{m.convention}** convention's levels ({model_pricing}). The key-levels "
+                f"table shows both sets side by side: they differ by construction (net GEX "
+                f"{_money(lv.net_gex)} {lv.convention}, {_money(m.net_gex)} {m.convention}).")
+
     # -- sections ---------------------------------------------------------------------------------------
 
     def banner_html(self) -> str:
@@ -99,7 +139,7 @@ class DailyReport:
             ("Quote age", html.escape("n/a — a modelled chain, priced as of its quote time" if snap.modelled
                                       else _age_text(s.age))),
             ("Served", html.escape(s.describe())),
-            ("Pricing", html.escape(f"rate {self.decision.rate:.4%}, dividend yield {self.decision.div_yield:.4%}")),
+            ("Pricing", html.escape(self._pricing_text())),
             ("research_lib", html.escape(__version__)),
             ("Parameters", html.escape(", ".join(f"{k}={v!r}" for k, v in self.params.items()))),
             ("Generated", html.escape(f"{self.generated_at:%Y-%m-%d %H:%M %Z}")),
@@ -111,12 +151,32 @@ class DailyReport:
         return (f"<div style='border:3px solid {colour};padding:0.6em 1em;border-radius:6px'>"
                 f"<h2 style='margin-top:0;color:{colour}'>{title}</h2><table>{body}</table></div>")
 
-    def levels_table(self) -> pd.DataFrame:
-        """The key levels as a readable table: columns ``value`` (formatted) and ``unit``, one row per level.
+    def _pricing_text(self) -> str:
+        m = self.model_levels
+        text = f"{m.convention}: rate {m.rate:.4%}, dividend yield {m.div_yield:.4%}"
+        if self.two_conventions:
+            lv = self.levels
+            text = (f"{lv.convention} (key levels, charts): rate {lv.rate:.4%}, dividend yield {lv.div_yield:.4%}; "
+                    f"{text} (regime, decision, alerts)")
+        return text
 
+    def levels_table(self) -> pd.DataFrame:
+        """The key levels as a readable table: one row per level, columns ``value`` (formatted) and ``unit``.
+
+        With a convention other than ``model`` the columns are ``<convention>`` (what the charts show),
+        ``model (regime, decision)`` (what the decision uses) and ``unit``: both sets side by side.
         GEX in $ per 1% move; vanna exposure in $ delta per vol point; charm in $ delta per calendar day.
         """
-        lv = self.levels
+        table = self._levels_rows(self.levels)
+        if not self.two_conventions:
+            return table
+        model = self._levels_rows(self.model_levels)
+        return pd.DataFrame({self.levels.convention: table["value"],
+                             f"{self.model_levels.convention} (regime, decision)": model["value"],
+                             "unit": table["unit"]}, index=table.index)
+
+    @staticmethod
+    def _levels_rows(lv) -> pd.DataFrame:
         crossings = ", ".join(f"{z:,.2f}" for z in lv.zero_gamma_crossings) or "none"
         rows = [
             ("spot", f"{lv.spot:,.2f}", "index points"),
@@ -133,6 +193,8 @@ class DailyReport:
             ("contracts", f"{lv.n_contracts:,} counted, {lv.n_expired} expired, {lv.n_filtered} filtered, "
                           f"{lv.n_unpriced} without gamma", ""),
             ("convention", lv.convention, ""),
+            ("rate", f"{lv.rate:.3%}", "continuously compounded, per year"),
+            ("dividend yield", f"{lv.div_yield:.3%}", "continuous, per year"),
         ]
         return pd.DataFrame(rows, columns=["level", "value", "unit"]).set_index("level")
 
@@ -162,6 +224,8 @@ class DailyReport:
         """The regime, trend, confidence and action, then every reason as a bullet."""
         r = self.decision.regime
         lines = [f"**{r.regime} / {r.trend}** — confidence **{r.confidence}/100** → action **{r.action}**", ""]
+        if self.two_conventions:
+            lines = [self._model_basis(), "", *lines]
         lines += [f"- {reason}" for reason in r.reasons]
         return "\n".join(lines)
 
@@ -169,7 +233,7 @@ class DailyReport:
         """Strategy, sizing and the decision's what / why / how (and whether it was logged)."""
         rep = self.decision
         strat = rep.strategy
-        lines = []
+        lines = [self._model_basis(), ""] if self.two_conventions else []
         if getattr(strat, "valid", False):
             lines.append(f"**Strategy:** {strat.summary()}")
         else:
@@ -195,9 +259,16 @@ class DailyReport:
     def alerts_markdown(self) -> str:
         """The alerts as bullets (``[SEVERITY] rule: message``), or a line saying there are none."""
         alerts = self.decision.alerts
+        basis = f"{self._model_basis()}\n\n" if self.two_conventions else ""
         if not alerts:
-            return "No alerts."
-        return "\n".join(f"- **[{a.severity}] {a.rule}:** {a.message}" for a in alerts)
+            return f"{basis}No alerts."
+        return basis + "\n".join(f"- **[{a.severity}] {a.rule}:** {a.message}" for a in alerts)
+
+    def _model_basis(self) -> str:
+        m = self.model_levels
+        return (f"*From the {m.convention} convention's levels (net GEX {_money(m.net_gex)}, zero gamma "
+                f"{_level(m.zero_gamma)}), not the {self.levels.convention} levels of the charts: see the "
+                f"{m.convention} column of Key levels.*")
 
     def history_markdown(self) -> str:
         """The history context's summary with its notes (what was missing and why), as a text block."""
@@ -212,12 +283,14 @@ class DailyReport:
 
         Keys: ``params``, ``provenance`` (served_by, source, quote_time, date, stale, age_hours, modelled,
         describe, version, generated_at), ``levels`` (requested convention), ``expiries``, ``decision``
-        (:meth:`DecisionReport.to_dict`, model convention), ``history`` (or None).
+        (:meth:`DecisionReport.to_dict`, model convention), ``model_levels`` (the levels the decision used),
+        ``convention_note`` (:meth:`convention_markdown`), ``history`` (or None). Strict JSON
+        (:func:`json_safe`: no NaN or infinity).
         """
         s = self.served
         snap = s.snapshot
         expiries = self.expiries_table()
-        return {
+        return json_safe({
             "params": dict(self.params),
             "provenance": {
                 "served_by": s.served_by, "source": snap.source, "underlying": snap.underlying,
@@ -231,8 +304,10 @@ class DailyReport:
                                                          for k, v in row.items()}}
                          for d, row in expiries.iterrows()],
             "decision": self.decision.to_dict(),
+            "model_levels": self.model_levels.to_dict(),
+            "convention_note": self.convention_markdown(),
             "history": None if self.history is None else self.history.to_dict(),
-        }
+        })
 
 
 def normalise_params(symbol: str = "SPX", date: str | None = "latest", source: str = "auto",
@@ -337,6 +412,7 @@ def build_daily(symbol: str = "SPX", *, date: str | None = "latest", source: str
     """
     from research_lib import gex
     from research_lib.decide import decide
+    from research_lib.market import snapshot_config
 
     params = normalise_params(symbol, date, source, convention, account, record_decision, history_days,
                               next_expiries)
@@ -345,7 +421,8 @@ def build_daily(symbol: str = "SPX", *, date: str | None = "latest", source: str
                     market_dir=market_dir)
     analysis = report.analysis
     if params["convention"] != "model":
-        analysis = gex.analyze(report.served.snapshot, gex.GexConfig.preset(params["convention"]))
+        snap = report.served.snapshot
+        analysis = gex.analyze(snap, snapshot_config(snap, params["convention"], market_dir=market_dir))
     history = None
     if params["history_days"] > 0:
         from research_lib.history import history_context

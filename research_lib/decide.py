@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from research_lib import gex
-from research_lib.chain import ResearchLibError
+from research_lib.chain import ResearchLibError  # noqa: F401  (model_rates no longer catches it; kept for the module)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -111,26 +111,16 @@ class DecisionReport:
 
 
 def model_rates(snapshot, *, market_dir=None) -> tuple[float, float, tuple[str, ...]]:
-    """(rate, dividend yield, notes) for the snapshot's date from :mod:`research_lib.market`.
+    """(rate, dividend yield, notes) for the snapshot's trading date: :func:`research_lib.market.snapshot_rates`
+    (``model``), the one default every GEX path uses.
 
-    The dividend yield is the S&P 500's for SPX/SPY/XSP and 0 otherwise; missing history gives 0 and a
-    note, never an exception.
+    The dividend yield is the S&P 500's for SPX/SPXW/SPY/XSP and 0 otherwise; missing history gives 0 and
+    a note, never an exception.
     """
     from research_lib import market
 
-    notes: list[str] = []
-    try:
-        rate = float(market.risk_free_rate(snapshot.snapshot_date, market_dir=market_dir))
-    except ResearchLibError as exc:
-        rate = 0.0
-        notes.append(f"rate 0: no rate history for {snapshot.snapshot_date} ({type(exc).__name__})")
-    q = 0.0
-    if snapshot.underlying in ("SPX", "SPY", "XSP"):
-        try:
-            q = float(market.dividend_yield(snapshot.snapshot_date, market_dir=market_dir))
-        except ResearchLibError as exc:
-            notes.append(f"dividend yield 0: no total-return history ({type(exc).__name__})")
-    return rate, q, tuple(notes)
+    rates = market.snapshot_rates(snapshot, "model", market_dir=market_dir)
+    return rates.rate, rates.div_yield, rates.notes
 
 
 def _previous_regime(log, underlying: str):

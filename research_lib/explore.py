@@ -26,6 +26,21 @@ Controls
 Units are those of :mod:`research_lib.gex`: GEX in $ per 1% move of the underlying, vanna in $ delta per
 vol point, charm in $ delta per calendar day, levels in index points; the charts show GEX in $bn.
 
+Pricing
+-------
+The rate and dividend yield are those of :func:`research_lib.market.snapshot_rates`, the default every
+path shares (``research-lib gex``, ``decide``, the daily report, the history): ``model`` prices with the
+selected snapshot's trading-date rate and dividend yield (0 with a note when the history is missing),
+``perfiliev`` with 0 and 0. Explicit ``rate`` / ``div_yield`` override both. The status line and the levels
+table say which values were used and where they came from.
+
+Tables
+------
+The panel shows readable tables (:func:`levels_display`, :func:`pin_risk_display`,
+:func:`expiries_display`): money as ``+16.08B``, levels with two decimals, dates without a time, plain
+column names, no cell cut short; :meth:`GexExplorer.levels_dict` and :attr:`GexExplorer.analysis` keep the
+raw numbers.
+
 Example
 -------
 >>> from research_lib.explore import GexExplorer
@@ -48,8 +63,9 @@ import ipywidgets as widgets
 import pandas as pd
 from IPython.display import HTML, Image
 
-from research_lib import gex, plots
+from research_lib import gex, market, plots
 from research_lib.chain import ResearchLibError
+from research_lib.formatting import fmt_level, fmt_money
 from research_lib.sources.auto import NAMED_SOURCES, NoChainAvailableError, ServedChain, get_chain
 
 #: Value of :attr:`GexExplorer.max_dte_select` that keeps every expiry.
@@ -82,8 +98,9 @@ class GexExplorer:
     convention : {"model", "perfiliev"}
         The starting convention.
     rate, div_yield : float, optional
-        Risk-free rate and dividend yield, decimals (0.05 = 5%); None = the convention's default (0).
-        Fixed for the life of the explorer.
+        Risk-free rate and dividend yield, decimals (0.05 = 5%); None = the default of every path
+        (:func:`research_lib.market.snapshot_rates`: ``model`` looks up the selected snapshot's trading
+        date, ``perfiliev`` uses 0). Fixed for the life of the explorer.
     grid_points : int, optional
         Profile grid points; None = the convention's default (model 400, perfiliev 60).
     max_dte : int, optional
@@ -97,6 +114,8 @@ class GexExplorer:
     ----------
     config : GexConfig or None
         The configuration of the current controls (None when the controls cannot make one).
+    rates : SnapshotRates or None
+        The rate and dividend yield of the current snapshot and convention, with their sources and notes.
     analysis : GexAnalysis or None
         The current result; None while :attr:`error` is set.
     error : Exception or None
@@ -132,15 +151,18 @@ class GexExplorer:
         if not isinstance(exclude_0dte, bool):
             raise gex.GexConfigError(f"exclude_0dte must be True or False, got {exclude_0dte!r}")
         # config_from names the bad convention, rate, div_yield, grid_points or max_dte.
-        self.config: gex.GexConfig | None = gex.config_from(
-            convention, rate=rate, div_yield=div_yield, grid_points=grid_points, max_dte=max_dte,
-            exclude_0dte=exclude_0dte)
+        gex.config_from(convention, rate=rate, div_yield=div_yield, grid_points=grid_points, max_dte=max_dte,
+                        exclude_0dte=exclude_0dte)
         self.symbol = symbol
         self.source = source
         self.rate = rate
         self.div_yield = div_yield
         self._store = store
+        self._rates: dict[tuple[str, str], market.SnapshotRates] = {}
         served = get_chain(symbol, source, date=date, store=store)
+        self.rates: market.SnapshotRates | None = self._rates_of(served, convention)
+        self.config: gex.GexConfig | None = self.rates.config(grid_points=grid_points, max_dte=max_dte,
+                                                              exclude_0dte=exclude_0dte)
         self.analysis: gex.GexAnalysis | None = gex.analyze(served.snapshot, self.config)
         self.error: Exception | None = None
         self.served: ServedChain = served
@@ -219,14 +241,14 @@ class GexExplorer:
         return self.analysis.levels.to_dict()
 
     def levels_table(self) -> pd.DataFrame:
-        """The scalar key levels as a one-column table (``value``): GEX in $ per 1% move, vanna in $ delta
-        per vol point, charm in $ delta per day, levels in index points.
+        """The key levels as people read them (:func:`levels_display`): one row per level, columns
+        ``value`` (formatted text) and ``unit``. :meth:`levels_dict` has the raw numbers.
 
         Raises the current :attr:`error` when the controls give no result.
         """
-        levels = self.levels_dict()
-        return pd.Series({k: v for k, v in levels.items() if not isinstance(v, dict | list)},
-                         name="value").to_frame()
+        if self.analysis is None:
+            raise self.error
+        return levels_display(self.analysis.levels, self.rates)
 
     def describe(self) -> str:
         """Where the selected chain came from (modelled and stale data say so), the snapshot and its notes."""
@@ -245,20 +267,29 @@ class GexExplorer:
         self.error = None
         self.analysis = None
         self.config = None
+        self.rates = None
         try:
             self.served = self._load(self.date_select.value)
+            self.rates = self._rates_of(self.served, self.convention_toggle.value)
             self.config = self._control_config()
             self.analysis = gex.analyze(self.served.snapshot, self.config)
         except CONTROL_ERRORS as exc:
             self.error = exc
         self._redraw()
 
+    def _rates_of(self, served: ServedChain, convention: str) -> market.SnapshotRates:
+        """The rates of a snapshot and convention (looked up once per date and convention)."""
+        key = (served.snapshot.snapshot_date.isoformat(), convention)
+        if key not in self._rates:
+            self._rates[key] = market.snapshot_rates(served.snapshot, convention, rate=self.rate,
+                                                     div_yield=self.div_yield)
+        return self._rates[key]
+
     def _control_config(self) -> gex.GexConfig:
         max_dte = self.max_dte_select.value
-        return gex.config_from(self.convention_toggle.value, rate=self.rate, div_yield=self.div_yield,
-                               grid_points=self.grid_points_input.value,
-                               max_dte=None if max_dte == ALL_EXPIRIES else max_dte,
-                               exclude_0dte=self.exclude_0dte_check.value)
+        return self.rates.config(grid_points=self.grid_points_input.value,
+                                 max_dte=None if max_dte == ALL_EXPIRIES else max_dte,
+                                 exclude_0dte=self.exclude_0dte_check.value)
 
     def _load(self, day: str) -> ServedChain:
         """The chain of ``day``, read once and cached."""
@@ -317,16 +348,18 @@ class GexExplorer:
             out.outputs = ()
         if self.analysis is None:
             return
-        self.levels_out.append_display_data(HTML("<b>Key levels</b> — GEX in $ per 1% move; vanna in $ delta "
-                                                 "per vol point; charm in $ delta per day"))
-        self.levels_out.append_display_data(self.levels_table())
+        self.levels_out.append_display_data(HTML(_no_math(
+            "<b>Key levels</b> — GEX in USD of dealer hedging per 1% move; vanna in USD of delta per vol "
+            "point; charm in USD of delta per day; levels in index points")))
+        self.levels_out.append_display_data(Table(self.levels_table()))
         for out, draw in ((self.by_strike_out, plots.gex_by_strike), (self.profile_out, plots.gamma_profile),
                           (self.heatmap_out, plots.gex_heatmap)):
             out.append_display_data(Image(data=figure_png(draw(self.analysis)), format="png"))
-        self.pins_out.append_display_data(HTML("<b>Pin risk and max pain of the next expiries</b>"))
-        self.pins_out.append_display_data(self.analysis.pin_risk)
-        self.pins_out.append_display_data(HTML("<b>Exposures of the next 10 expiries</b>"))
-        self.pins_out.append_display_data(self.analysis.expiries.head(10))
+        self.pins_out.append_display_data(HTML(_no_math("<b>Pin risk and max pain of the next expiries</b>")))
+        self.pins_out.append_display_data(Table(pin_risk_display(self.analysis.pin_risk)))
+        self.pins_out.append_display_data(HTML(_no_math("<b>Exposures of the next 10 expiries</b> — USD per "
+                                                        "1% move (GEX), per vol point (vanna), per day (charm)")))
+        self.pins_out.append_display_data(Table(expiries_display(self.analysis.expiries.head(10))))
 
     def _status_html(self) -> str:
         served = html.escape(self.served.describe())
@@ -344,7 +377,10 @@ class GexExplorer:
                 expiries += ", 0DTE excluded"
             lines.append(f"<div>{html.escape(cfg.convention)} convention · {expiries} · profile grid "
                          f"{cfg.grid_points} points · {self.levels.n_contracts:,} contracts counted</div>")
-        return "".join(lines)
+        if self.rates is not None:
+            lines.append(f"<div>pricing: {html.escape(self.rates.describe())}</div>")
+            lines += [f'<div style="{_ERROR_STYLE}">note: {html.escape(n)}</div>' for n in self.rates.notes]
+        return _no_math("".join(lines))
 
     # -- display -----------------------------------------------------------------------------------
 
@@ -370,3 +406,123 @@ def figure_png(fig) -> bytes:
     fig.savefig(buf, format="png")
     fig.clear()
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------
+# readable tables
+
+
+def _no_math(fragment: str) -> str:
+    """An HTML fragment that Jupyter's MathJax leaves alone (two ``$`` would otherwise read as LaTeX)."""
+    return f'<div class="tex2jax_ignore mathjax_ignore">{fragment}</div>'
+
+
+class Table:
+    """A table shown as HTML with every cell whole (no ``…``) and no LaTeX, and as plain text elsewhere."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def _repr_html_(self) -> str:
+        return _no_math(self.frame.to_html(escape=True, na_rep="n/a", border=0))
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.max_colwidth", None, "display.width", 1000,
+                               "display.max_columns", None):
+            return self.frame.to_string(na_rep="n/a")
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{x:.3%}"
+
+
+def levels_display(levels: gex.KeyLevels, rates: market.SnapshotRates | None = None) -> pd.DataFrame:
+    """The key levels as people read them: index ``level`` (plain words), columns ``value`` (text: money
+    as ``+16.08B``, levels with two decimals, the rate and dividend yield in %) and ``unit``.
+
+    Parameters
+    ----------
+    levels : KeyLevels
+    rates : SnapshotRates, optional
+        Adds where the rate and the dividend yield came from.
+    """
+    lv = levels
+    crossings = ", ".join(f"{z:,.2f}" for z in lv.zero_gamma_crossings) or "none"
+    rate_from = f" ({rates.rate_source})" if rates is not None else ""
+    q_from = f" ({rates.div_yield_source})" if rates is not None else ""
+    rows = [
+        ("underlying", lv.underlying, ""),
+        ("trading date", lv.date.isoformat(), ""),
+        ("quote time", f"{lv.quote_time:%Y-%m-%d %H:%M %Z}", "New York"),
+        ("spot", f"{lv.spot:,.2f}", "index points"),
+        ("convention", lv.convention, ""),
+        ("rate", _pct(getattr(lv, "rate", None)) + rate_from, "continuously compounded, per year"),
+        ("dividend yield", _pct(getattr(lv, "div_yield", None)) + q_from, "continuous, per year"),
+        ("net GEX", fmt_money(lv.net_gex), "USD per 1% move"),
+        ("call GEX", fmt_money(lv.call_gex), "USD per 1% move"),
+        ("put GEX", fmt_money(lv.put_gex), "USD per 1% move"),
+        ("zero gamma (reported)", fmt_level(lv.zero_gamma), "index points"),
+        ("all zero-gamma crossings", crossings, "index points"),
+        ("call wall", fmt_level(lv.call_wall), "strike"),
+        ("put wall", fmt_level(lv.put_wall), "strike"),
+        ("cumulative GEX flip", fmt_level(lv.cumulative_flip), "strike (running sum by strike)"),
+        ("vanna exposure", fmt_money(lv.net_vanna), "USD of delta per vol point"),
+        ("charm exposure", fmt_money(lv.net_charm), "USD of delta per calendar day"),
+        ("delta exposure", fmt_money(lv.net_delta), "USD of delta"),
+        ("contracts", f"{lv.n_contracts:,} counted, {lv.n_expired:,} expired, {lv.n_filtered:,} filtered, "
+                      f"{lv.n_unpriced:,} without gamma", ""),
+        ("source", lv.source, "MODELLED DATA" if lv.modelled else "market quotes"),
+    ]
+    return pd.DataFrame(rows, columns=["level", "value", "unit"]).set_index("level")
+
+
+#: Readable name and formatter of the pin-risk / expiry columns the panel knows; other columns keep their
+#: name with spaces for underscores and a general number format.
+_COLUMNS = {
+    "pin_strike": ("pin strike", fmt_level),
+    "distance_pct": ("pin strike vs spot", lambda x: f"{x:+.2f}%"),
+    "expected_move": ("expected move (points)", lambda x: f"±{x:,.1f}"),
+    "z": ("distance in expected moves", lambda x: f"{x:.2f}"),
+    "concentration": ("GEX concentration", lambda x: f"{x:.1%}"),
+    "pin_open_interest": ("open interest at pin", lambda x: f"{x:,.0f}"),
+    "gamma_share": ("share of gamma", lambda x: f"{x:.1%}"),
+    "max_pain": ("max pain", lambda x: f"{x:,.0f}"),
+    "score": ("pin-risk score", lambda x: f"{x:.0f}/100"),
+    "call_gex": ("call GEX", fmt_money),
+    "put_gex": ("put GEX", fmt_money),
+    "net_gex": ("net GEX", fmt_money),
+    "vanna_exposure": ("vanna exposure", fmt_money),
+    "charm_exposure": ("charm exposure", fmt_money),
+    "open_interest": ("open interest", lambda x: f"{x:,.0f}"),
+}
+
+
+def _general(x) -> str:
+    if isinstance(x, bool | str):
+        return str(x)
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.4g}"
+
+
+def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=pd.Index([pd.Timestamp(d).date().isoformat() for d in frame.index],
+                                      name="expiry"))
+    for col in frame.columns:
+        label, fmt = _COLUMNS.get(col, (str(col).replace("_", " "), _general))
+        out[label] = [("n/a" if v is None or (not isinstance(v, str) and pd.isna(v)) else fmt(v))
+                      for v in frame[col].tolist()]
+    return out
+
+
+def pin_risk_display(pin_risk: pd.DataFrame) -> pd.DataFrame:
+    """:attr:`GexAnalysis.pin_risk` for reading: expiry dates without a time, plain column names, formatted
+    numbers (text); missing values ``n/a``."""
+    return _display(pin_risk)
+
+
+def expiries_display(expiries: pd.DataFrame) -> pd.DataFrame:
+    """:attr:`GexAnalysis.expiries` for reading, as :func:`pin_risk_display`."""
+    return _display(expiries)

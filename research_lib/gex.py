@@ -29,8 +29,9 @@ Conventions
 ``perfiliev`` (:meth:`GexConfig.perfiliev`)
     Reproduces the widely copied public method (S. Perfiliev, "How to Calculate Gamma Exposure and Zero
     Gamma Level"): totals from the vendor's gamma column over all expiries, calls +, puts −. The profile
-    uses Black-Scholes gamma with r = q = 0 from each contract's IV, ``T = numpy.busday_count(snapshot
-    date, expiry) / 262`` (no holiday calendar; same-day expiries floored at 1/262), expired rows
+    uses Black-Scholes gamma with r = q = 0 from each contract's IV, ``T = numpy.busday_count(quote
+    date, expiry) / 262`` (the file header's date; no holiday calendar; same-day expiries floored at
+    1/262), expired rows
     dropped, 60 levels ``linspace(0.8 S, 1.2 S)``, and the reported zero gamma is the first (lowest)
     crossing by linear interpolation.
 
@@ -152,7 +153,8 @@ class GexConfig:
         Continuously compounded risk-free rate and dividend yield (decimals) of the BSM model.
     day_count : {"calendar", "weekdays"}
         ``calendar``: seconds from the valuation moment to the settlement moment / (``days_per_year`` ×
-        86400). ``weekdays``: ``numpy.busday_count(snapshot_date, expiry) / days_per_year``.
+        86400). ``weekdays``: ``numpy.busday_count(quote date, expiry) / days_per_year`` (see
+        :func:`weekday_count_start`).
     days_per_year : float
         365 for calendar time; 262 (or 252) for the weekday count.
     zero_dte_floor : bool
@@ -291,12 +293,23 @@ def time_to_expiry(snapshot: ChainSnapshot, config: GexConfig) -> np.ndarray:
         secs = (settle.asi8 - start.value) / 1e9
         return secs / (config.days_per_year * 86400.0)
     exp_days = c["expiration"].to_numpy().astype("datetime64[D]")
-    n = np.busday_count(np.datetime64(snapshot.snapshot_date, "D"), exp_days).astype(float)
+    start = weekday_count_start(snapshot)
+    n = np.busday_count(start, exp_days).astype(float)
     if config.zero_dte_floor:
         # Same-day expiries, and any live expiry with no weekday before it (a Saturday snapshot of a
         # Monday expiry), count as one day, as in the published method.
-        n = np.where((n == 0) & (exp_days >= np.datetime64(snapshot.snapshot_date, "D")), 1.0, n)
+        n = np.where((n == 0) & (exp_days >= start), 1.0, n)
     return n / config.days_per_year
+
+
+def weekday_count_start(snapshot: ChainSnapshot) -> np.datetime64:
+    """The day the ``weekdays`` count (perfiliev) starts from: the quote time's New York date.
+
+    That is the date in the file header, as the published method counts, even when the prices are an
+    earlier session's (a Sunday download of Friday's close counts from Sunday; its ``snapshot_date`` is
+    the Friday). Expiries before it are expired under that count.
+    """
+    return np.datetime64(snapshot.quote_time.tz_convert("America/New_York").date(), "D")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,7 +354,7 @@ def exposures(snapshot: ChainSnapshot, config: GexConfig | None = None, *,
     S = snapshot.spot
     T = time_to_expiry(snapshot, config) if T is None else T
     exp_dates = c["expiration"].to_numpy().astype("datetime64[D]")
-    today = np.datetime64(snapshot.snapshot_date, "D")
+    today = weekday_count_start(snapshot)
     if config.day_count == "weekdays":
         expired = exp_dates < today
         T_ok = T > 0
@@ -522,7 +535,7 @@ def _profile_inputs(snapshot: ChainSnapshot, config: GexConfig, T: np.ndarray | 
     c = snapshot.contracts
     T = time_to_expiry(snapshot, config) if T is None else T
     exp_dates = c["expiration"].to_numpy().astype("datetime64[D]")
-    live = exp_dates >= np.datetime64(snapshot.snapshot_date, "D") if config.day_count == "weekdays" else T > 0
+    live = exp_dates >= weekday_count_start(snapshot) if config.day_count == "weekdays" else T > 0
     keep = live & config.expiries.mask(c["expiration"], snapshot.snapshot_date)
     is_call = (c["right"] == "C").to_numpy()
     sign = np.where(is_call, config.dealer_sign[0], config.dealer_sign[1])
@@ -956,6 +969,8 @@ class KeyLevels:
     n_unpriced: int
     source: str
     modelled: bool
+    rate: float = 0.0
+    div_yield: float = 0.0
 
     def to_dict(self) -> dict:
         """JSON-ready: dates as ISO strings, numbers as floats, None as None."""
@@ -983,6 +998,8 @@ class KeyLevels:
             "n_unpriced": self.n_unpriced,
             "source": self.source,
             "modelled": self.modelled,
+            "rate": self.rate,
+            "div_yield": self.div_yield,
         }
 
 
@@ -1073,6 +1090,8 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
         n_unpriced=excl.unpriced,
         source=snapshot.source,
         modelled=snapshot.modelled,
+        rate=config.rate,
+        div_yield=config.div_yield,
     )
     return GexAnalysis(snapshot=snapshot, config=config, contracts=contracts, exclusions=excl, strikes=strikes,
                        expiries=expiries, profile=profile, zero=zero, walls=wall_levels, max_pain=mp, pin_risk=pins,

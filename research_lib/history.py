@@ -5,9 +5,9 @@ A flat module of two functions and one result type:
 
 :func:`net_gex_history`
     Our net GEX for every stored **market** snapshot (modelled chains left out) of one underlying, one row
-    per trading date (its latest quote), each priced exactly as :func:`research_lib.decide.decide` prices
-    the report's snapshot: ``model`` convention with the rate and dividend yield of
-    :func:`research_lib.decide.model_rates` for the snapshot's date, or ``gex.config_from("perfiliev")``.
+    per trading date (its latest quote), each priced exactly as every other path prices that snapshot:
+    :func:`research_lib.market.snapshot_config` of the convention (``model``: the rate and dividend yield of
+    the snapshot's trading date; ``perfiliev``: 0 and 0).
 :func:`history_context`
     A :class:`HistoryContext` for a report's :class:`~research_lib.gex.KeyLevels`: the four daily series
     over the trailing window up to the snapshot's date (never past it), with a note for every series that
@@ -18,12 +18,14 @@ The cache
 Pricing one archive day costs ~0.4 s, so :func:`net_gex_history` keeps its results in
 ``<store root>/cache/net_gex_<convention>.parquet``: one row per analysed snapshot (all underlyings in one
 file), keyed by the snapshot's catalogue ``path`` and content ``sha256``. The file's schema metadata holds
-:data:`CACHE_VERSION`, the library version and a hash of the convention's :class:`~research_lib.gex.GexConfig`
-(rate and dividend yield excluded: those are per row); when any of them differs the whole file is rebuilt.
+:data:`CACHE_VERSION`, the library version, a hash of the convention's :class:`~research_lib.gex.GexConfig`
+(rate and dividend yield excluded: those are per row) and of the rates method
+(:data:`research_lib.market.RATES_METHOD`); when any of them differs the whole file is rebuilt (so a cache
+written when this path priced with r = q = 0 is recomputed).
 A snapshot whose content changed (same path, new ``sha256``) or that left the store is recomputed or
 pruned. Rows priced with a fallback 0 rate or dividend yield (market history missing at the time) are
-provisional: the next call asks :func:`~research_lib.decide.model_rates` again and reprices them when the
-rates now differ. Snapshots that could not be analysed are cached too (with their error) so a rerun does
+provisional: the next call asks :func:`~research_lib.market.snapshot_rates` again and reprices them when
+the rates now differ. Snapshots that could not be analysed are cached too (with their error) so a rerun does
 not retry them; snapshots that could not be *read* are not cached. Writes take an ``fcntl.flock`` on
 ``<root>/cache/.lock``, merge with the file as it is then, and replace it atomically (temp file, fsync,
 ``os.replace``). An unreadable cache file is rebuilt with a :class:`HistoryCacheWarning`, never an
@@ -61,7 +63,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from research_lib import __version__, decide, gex
+from research_lib import __version__, gex, market
 from research_lib.chain import NY, ResearchLibError
 from research_lib.store import atomic_write
 
@@ -81,7 +83,7 @@ __all__ = [
 ]
 
 #: Version of the cache's layout and method; bump it when either changes (invalidates every cache file).
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: Folder under the store root holding the cache files.
 CACHE_DIR = "cache"
 #: Conventions :func:`net_gex_history` can reproduce.
@@ -183,19 +185,13 @@ def _check_symbol(symbol: Any) -> str:
     return symbol.strip().upper().lstrip("_")
 
 
-def _config(convention: str, rate: float = 0.0, div_yield: float = 0.0) -> gex.GexConfig:
-    """The config :func:`research_lib.decide.decide` would price with (``model``), or the perfiliev preset."""
-    if convention == "model":
-        return gex.GexConfig.model(rate=rate, div_yield=div_yield)
-    return gex.config_from("perfiliev")
-
-
 def _config_key(convention: str) -> str:
-    fields = _config(convention).to_dict()
+    fields = gex.config_from(convention).to_dict()
     fields.pop("rate")
     fields.pop("div_yield")
     blob = json.dumps({"cache_version": CACHE_VERSION, "library_version": __version__,
-                       "convention": convention, "config": fields}, sort_keys=True)
+                       "convention": convention, "config": fields, "rates": market.RATES_METHOD},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -292,7 +288,7 @@ def _write_cache(path: Path, key: str, convention: str, underlying: str, keep: s
 
 @dataclasses.dataclass(frozen=True)
 class _RateKey:
-    """What :func:`research_lib.decide.model_rates` reads of a snapshot (to re-ask without reading it)."""
+    """What :func:`research_lib.market.snapshot_rates` reads of a snapshot (to re-ask without reading it)."""
 
     snapshot_date: dt.date
     underlying: str
@@ -313,12 +309,10 @@ def _compute(store, entry, convention: str, market_dir) -> tuple[dict, bool]:
         snap = store.read(entry.path)
     except (ResearchLibError, OSError) as exc:
         return _record(entry, error=f"unreadable: {type(exc).__name__}: {exc}"), False
-    rate = q = 0.0
-    rate_notes: tuple[str, ...] = ()
-    if convention == "model":
-        rate, q, rate_notes = decide.model_rates(snap, market_dir=market_dir)
+    rates = market.snapshot_rates(snap, convention, market_dir=market_dir)
+    rate, q, rate_notes = rates.rate, rates.div_yield, rates.notes
     try:
-        lv = gex.analyze(snap, _config(convention, rate, q)).levels
+        lv = gex.analyze(snap, rates.config()).levels
     except ResearchLibError as exc:
         return _record(entry, rate=rate, div_yield=q, rate_notes="; ".join(rate_notes),
                        error=f"{type(exc).__name__}: {exc}"), True
@@ -340,9 +334,9 @@ def net_gex_history(symbol: str = "SPX", *, end: Any = None, days: int | None = 
                     convention: str = "model", market_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Our net GEX for every stored market snapshot of ``symbol`` in a window of trading dates.
 
-    Each snapshot is priced as :func:`research_lib.decide.decide` prices the report's: ``model``
-    convention with ``(rate, div_yield)`` from :func:`research_lib.decide.model_rates` for its date
-    (``GexConfig.model(rate=..., div_yield=...)``), or ``gex.config_from("perfiliev")``. Results are cached
+    Each snapshot is priced as every other path prices it (``research-lib gex``, :func:`research_lib.decide.decide`,
+    the report, the explorer): :func:`research_lib.market.snapshot_config` of the convention, with the rate
+    and dividend yield of its trading date (``model``) or 0 and 0 (``perfiliev``). Results are cached
     under the store root (see the module docstring): a rerun reads no snapshot and analyses nothing.
 
     Parameters
@@ -358,7 +352,7 @@ def net_gex_history(symbol: str = "SPX", *, end: Any = None, days: int | None = 
         Default :class:`~research_lib.store.ChainStore` (``$RESEARCH_LIB_DATA`` or ``data/``).
     convention : {"model", "perfiliev"}
     market_dir : path, optional
-        Passed to :func:`~research_lib.decide.model_rates` (``model`` only).
+        Passed to :func:`~research_lib.market.snapshot_rates` (``model`` only).
 
     Returns
     -------
@@ -390,11 +384,11 @@ def net_gex_history(symbol: str = "SPX", *, end: Any = None, days: int | None = 
     key = _config_key(convention)
 
     cat = store.list(und)
-    market = cat[~cat["modelled"].astype(bool)]
-    n_modelled = len(cat) - len(market)
-    hi = end_day if end_day is not None else (max(market["date"]) if len(market) else None)
+    observed = cat[~cat["modelled"].astype(bool)]
+    n_modelled = len(cat) - len(observed)
+    hi = end_day if end_day is not None else (max(observed["date"]) if len(observed) else None)
     lo = None if days is None or hi is None else hi - dt.timedelta(days=days)
-    sel = market
+    sel = observed
     if hi is not None:
         sel = sel[sel["date"] <= hi]
     if lo is not None:
@@ -415,14 +409,14 @@ def net_gex_history(symbol: str = "SPX", *, end: Any = None, days: int | None = 
     cached = _read_cache(path, key)
     cached = cached[cached["underlying"] == und]
     by_key = {(r["path"], r["sha256"]): r for r in cached.to_dict("records")}
-    in_store = set(zip(market["path"], market["sha256"], strict=True))
+    in_store = set(zip(observed["path"], observed["sha256"], strict=True))
     stale = any(k not in in_store for k in by_key)
 
     rows: list[dict] = []
     skipped: list[dict] = []
     new: list[dict] = []
     n_computed = n_cached = 0
-    rechecked: dict[dt.date, tuple[float, float, tuple[str, ...]]] = {}
+    rechecked: dict[dt.date, tuple[float, float]] = {}
     ordered = sel.sort_values(["date", "quote_time", "written_at"], kind="stable")
     for _, group in ordered.groupby("date", sort=True):
         for entry in reversed(list(group.itertuples(index=False))):
@@ -430,9 +424,10 @@ def net_gex_history(symbol: str = "SPX", *, end: Any = None, days: int | None = 
             if rec is not None and convention == "model" and rec["rate_notes"]:
                 # provisional: priced with a fallback 0 rate; reprice when the market history now differs
                 if entry.date not in rechecked:
-                    rechecked[entry.date] = decide.model_rates(_RateKey(entry.date, entry.underlying),
-                                                               market_dir=market_dir)
-                rate, q, _ = rechecked[entry.date]
+                    again = market.snapshot_rates(_RateKey(entry.date, entry.underlying), convention,
+                                                  market_dir=market_dir)
+                    rechecked[entry.date] = (again.rate, again.div_yield)
+                rate, q = rechecked[entry.date]
                 if (rate, q) != (rec["rate"], rec["div_yield"]):
                     rec = None
             if rec is None:
@@ -599,8 +594,11 @@ class HistoryContext:
     def summary(self) -> str:
         """A few readable lines: the window, each series' count and last value, the sign agreement, notes."""
         d = self.to_dict()
+        pricing = ("r = q = 0, the published method" if self.convention == "perfiliev"
+                   else "each date's own rate and dividend yield")
         lines = [f"{self.underlying} history context {d['start']}..{d['date']} ({self.days} days, "
-                 f"{self.convention} convention){'  [MODELLED DATA]' if self.modelled else ''}"]
+                 f"{self.convention} convention, priced with {pricing})"
+                 f"{'  [MODELLED DATA]' if self.modelled else ''}"]
         fmt = {"net_gex": ("net GEX (ours)", lambda v: f"${v / 1e9:,.2f}bn per 1%"),
                "published_gex": ("published GEX", lambda v: f"{v / 1e9:,.2f}bn (SqueezeMetrics units)"),
                "vix": ("VIX", lambda v: f"{v:.2f}"),

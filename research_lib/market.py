@@ -59,13 +59,16 @@ __all__ = [
     "ENV_VAR",
     "PUT_CALL_BROAD",
     "PUT_CALL_PLACEHOLDERS",
+    "RATES_METHOD",
     "RATE_SOURCES",
+    "SP500_UNDERLYINGS",
     "VOL_INDICES",
     "VVIX_CLEAN_START",
     "DividendYield",
     "MarketDataError",
     "MarketDataNotFoundError",
     "MarketDataWarning",
+    "SnapshotRates",
     "bond_equivalent_to_continuous",
     "dividend_yield",
     "dividend_yields",
@@ -84,6 +87,8 @@ __all__ = [
     "moving_average",
     "risk_free_rate",
     "risk_free_rates",
+    "snapshot_config",
+    "snapshot_rates",
     "tbill_discount_to_continuous",
 ]
 
@@ -1167,6 +1172,171 @@ def dividend_yield(date, *, window_days: int = 365, median_of: int = 5,
         note = f"estimated from data up to {as_of.date()} (source: {frame.attrs['source']})"
     return DividendYield(value=float(row["value"]), as_of=as_of, method=frame.attrs["method"], note=note,
                          carried_forward=carried)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The rate and dividend yield every GEX computation of a snapshot uses
+# --------------------------------------------------------------------------------------------------------
+#: Underlyings priced with the S&P 500's implied dividend yield; every other underlying gets 0 (with a note).
+SP500_UNDERLYINGS = ("SPX", "SPXW", "SPY", "XSP")
+#: How :func:`snapshot_rates` looks the rates up. Part of every cache key that depends on it (the net GEX
+#: history cache): change it whenever the lookup changes.
+RATES_METHOD = ("rates v2: model = risk_free_rate(snapshot_date, source='auto', max_staleness_days=14) and, "
+                "for S&P 500 underlyings, dividend_yield(snapshot_date, window_days=365, median_of=5); "
+                "0 with a note when the history is missing; perfiliev = 0 and 0 (the published method); "
+                "explicit numbers override")
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotRates:
+    """The risk-free rate and dividend yield one snapshot is priced with, and where they came from.
+
+    Build it with :func:`snapshot_rates`; :meth:`config` turns it into the snapshot's
+    :class:`~research_lib.gex.GexConfig`.
+
+    Attributes
+    ----------
+    rate, div_yield : float
+        Continuously compounded, decimals per year (0.054 = 5.4%).
+    date : datetime.date
+        The trading date they are for (the snapshot's ``snapshot_date``).
+    underlying : str
+    convention : str
+        ``"model"`` or ``"perfiliev"`` (or the label of a custom convention).
+    rate_source, div_yield_source : str
+        One phrase each: ``"13-week T-bill (irx) of 2023-09-14"``, ``"given"``, ``"perfiliev convention"``,
+        ``"no rate history: 0"``...
+    notes : tuple of str
+        Fallbacks to 0 (market history missing); empty when both values are what the method asks for.
+    """
+
+    rate: float
+    div_yield: float
+    date: Any
+    underlying: str
+    convention: str = "model"
+    rate_source: str = ""
+    div_yield_source: str = ""
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for every text output and panel: ``rate 5.405% (13-week T-bill ...), dividend yield ...``."""
+        return (f"rate {self.rate:.3%} ({self.rate_source}), dividend yield {self.div_yield:.3%} "
+                f"({self.div_yield_source})")
+
+    def config(self, **options):
+        """The :class:`~research_lib.gex.GexConfig` of this convention with these rates.
+
+        ``options`` are :func:`research_lib.gex.config_from`'s other parameters (``grid_points``,
+        ``days_per_year``, ``zero_dte_floor``, ``max_dte``, ``exclude_0dte``, ``expiries``).
+        """
+        from research_lib import gex
+
+        return gex.config_from(self.convention, rate=self.rate, div_yield=self.div_yield, **options)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: every field (the date as ISO text)."""
+        d = dataclasses.asdict(self)
+        d["date"] = None if self.date is None else pd.Timestamp(self.date).date().isoformat()
+        d["notes"] = list(self.notes)
+        return d
+
+
+_RATE_NAMES = {"irx": "13-week T-bill", "dgs3mo": "3-month Treasury", "fed_funds": "effective fed funds"}
+
+
+def _given(value, name: str) -> float:
+    """An explicit rate or yield, checked as :class:`~research_lib.gex.GexConfig` checks it."""
+    from research_lib.gex import GexConfigError
+
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer) \
+            or not np.isfinite(value) or abs(value) > 1:
+        raise GexConfigError(f"{name}={value!r}: must be a finite decimal rate in [-1, 1] (0.05 = 5%)")
+    return float(value)
+
+
+def snapshot_rates(snapshot, convention: str = "model", *, rate: float | None = None,
+                   div_yield: float | None = None, market_dir: str | os.PathLike | None = None) -> SnapshotRates:
+    """The rate and dividend yield of one snapshot: the one default of every GEX path.
+
+    ``research-lib gex``, :func:`research_lib.decide.decide`, the daily report, the explorer and the net
+    GEX history all call this (directly or through :func:`snapshot_config`), so one chain gives the same
+    levels everywhere.
+
+    Parameters
+    ----------
+    snapshot : ChainSnapshot or any object with ``snapshot_date`` and ``underlying``
+        The chain; only its trading date and underlying are read (no I/O on the chain).
+    convention : {"model", "perfiliev"}, default "model"
+        ``model``: the 13-week T-bill of the snapshot's trading date (:func:`risk_free_rate`, ``auto``
+        source, at most 14 days stale) and, for :data:`SP500_UNDERLYINGS`, the S&P 500's implied dividend
+        yield (:func:`dividend_yield`); other underlyings get a 0 yield with a note. A missing or too
+        short market history gives 0 with a note, never an exception. ``perfiliev``: 0 and 0, as the
+        published method prices (no note: that is the convention, not a fallback).
+    rate, div_yield : float, optional
+        Explicit values (decimals) override the lookup, for any convention.
+    market_dir : path, optional
+        See :func:`market_data_dirs`.
+
+    Returns
+    -------
+    SnapshotRates
+
+    Raises
+    ------
+    GexConfigError
+        ``rate`` or ``div_yield`` given but not a finite decimal in [-1, 1].
+    """
+    date = pd.Timestamp(snapshot.snapshot_date).date()
+    underlying = str(snapshot.underlying).upper().lstrip("_")
+    notes: list[str] = []
+    looked_up = convention == "model"
+    if rate is not None:
+        r, r_src = _given(rate, "rate"), "given"
+    elif not looked_up:
+        r, r_src = 0.0, f"{convention} convention: r = 0"
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MarketDataWarning)
+                row = risk_free_rates([date], market_dir=market_dir).iloc[0]
+            r = float(row["rate"])
+            r_src = (f"{_RATE_NAMES.get(row['source'], row['source'])} ({row['source']}) of "
+                     f"{pd.Timestamp(row['as_of']).date()}")
+        except ResearchLibError as exc:
+            r, r_src = 0.0, "no rate history: 0"
+            notes.append(f"rate 0: no risk-free rate for {date} ({type(exc).__name__}: {exc})")
+    if div_yield is not None:
+        q, q_src = _given(div_yield, "div_yield"), "given"
+    elif not looked_up:
+        q, q_src = 0.0, f"{convention} convention: q = 0"
+    elif underlying not in SP500_UNDERLYINGS:
+        q, q_src = 0.0, f"no yield known for {underlying}: 0"
+        notes.append(f"dividend yield 0: the library knows the S&P 500's yield only, not {underlying}'s")
+    else:
+        try:
+            dy = dividend_yield(date, market_dir=market_dir)
+            q = float(dy.value)
+            q_src = f"S&P 500 implied, as of {dy.as_of.date()}" + (" (carried forward)" if dy.carried_forward else "")
+        except ResearchLibError as exc:
+            q, q_src = 0.0, "no total-return history: 0"
+            notes.append(f"dividend yield 0: no S&P 500 total-return history for {date} "
+                         f"({type(exc).__name__}: {exc})")
+    return SnapshotRates(rate=r, div_yield=q, date=date, underlying=underlying, convention=convention,
+                         rate_source=r_src, div_yield_source=q_src, notes=tuple(notes))
+
+
+def snapshot_config(snapshot, convention: str = "model", *, rate: float | None = None,
+                    div_yield: float | None = None, market_dir: str | os.PathLike | None = None, **options):
+    """The :class:`~research_lib.gex.GexConfig` of a snapshot for a convention, rates from
+    :func:`snapshot_rates` (see there); ``options`` as :meth:`SnapshotRates.config`.
+
+    >>> cfg = snapshot_config(read_chain("spx_2023-09-14.csv"))          # doctest: +SKIP
+    >>> cfg.rate, cfg.div_yield                                          # doctest: +SKIP
+    (0.05404793352528693, 0.016961365432853537)
+    """
+    return snapshot_rates(snapshot, convention, rate=rate, div_yield=div_yield,
+                          market_dir=market_dir).config(**options)
 
 
 # --------------------------------------------------------------------------------------------------------

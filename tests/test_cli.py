@@ -12,6 +12,7 @@ from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
 
 from research_lib import gex
 from research_lib.cli import EXIT_BAD_INPUT, EXIT_NO_RESULT, EXIT_OK, EXIT_USAGE, main
+from research_lib.market import snapshot_config
 from research_lib.sources import read_chain
 
 REQUIRED = {"date", "quote_time", "spot", "net_gex", "call_gex", "put_gex", "zero_gamma", "zero_gamma_crossings",
@@ -28,7 +29,8 @@ def test_gex_table_output():
     path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
     code, out, err = run("gex", path)
     assert code == EXIT_OK and err == ""
-    assert "SPX 2024-01-07" in out and "zero gamma" in out and "call wall" in out and "max pain" in out
+    # the Sunday download of Friday's close is a 2024-01-05 snapshot quoted 2024-01-07 (issue 9)
+    assert "SPX 2024-01-05" in out and "quoted 2024-01-07" in out and "zero gamma" in out and "call wall" in out and "max pain" in out
 
 
 @pytest.mark.parametrize("convention", ["model", "perfiliev"])
@@ -40,7 +42,8 @@ def test_gex_json_matches_library(convention):
     assert len(lines) == 1
     record = json.loads(lines[0])
     assert REQUIRED <= set(record)
-    expected = gex.analyze(read_chain(path), gex.GexConfig.preset(convention)).levels
+    snap = read_chain(path)
+    expected = gex.analyze(snap, snapshot_config(snap, convention)).levels  # the one default (issue 9)
     assert record["net_gex"] == pytest.approx(expected.net_gex)
     assert record["zero_gamma"] == pytest.approx(expected.zero_gamma)
     assert record["call_wall"] == expected.call_wall and record["put_wall"] == expected.put_wall
@@ -67,7 +70,7 @@ def test_date_all_prints_one_line_per_clean_day():
     code, out, _ = run("gex", path, "--date", "all", "--json")
     assert code == EXIT_OK
     records = [json.loads(line) for line in out.strip().splitlines()]
-    assert len(records) == 46
+    assert len(records) == 47  # the file labelled 08-07 serves 08-06 (issue 9)
     dates = [r["date"] for r in records]
     assert dates == sorted(dates) and "2026-06-19" not in dates and "2026-08-21" in dates
     assert all(r["zero_gamma"] is None or r["zero_gamma"] > 0 for r in records)
@@ -75,7 +78,7 @@ def test_date_all_prints_one_line_per_clean_day():
 
 def test_scan_command():
     code, out, _ = run("scan", shared_file(EOD_ARCHIVE))
-    assert code == EXIT_OK and "51 snapshot(s), 46 usable" in out and "Juneteenth" in out
+    assert code == EXIT_OK and "51 snapshot(s), 47 usable" in out and "Juneteenth" in out
 
 
 @pytest.mark.parametrize("content, code", [("hello,world\n", EXIT_BAD_INPUT), ("", EXIT_BAD_INPUT)])

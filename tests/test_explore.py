@@ -13,6 +13,7 @@ from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
 
 from research_lib import explore, gex
 from research_lib.explore import ALL_EXPIRIES, GexExplorer
+from research_lib.market import snapshot_config, snapshot_rates
 from research_lib.sources import read_chain, scan
 from research_lib.sources.auto import NoChainAvailableError
 
@@ -69,13 +70,17 @@ def count_loads(monkeypatch):
 
 def test_modelled_explorer_shows_the_library_levels_and_charts(offline):
     explorer = GexExplorer("SPX", "modelled")
-    direct = gex.analyze(explorer.snapshot, gex.config_from("model"))
-    assert explorer.config == gex.config_from("model")
+    # the one default of every path: the snapshot's own rate and dividend yield (issue 9; was r = q = 0)
+    config = snapshot_config(explorer.snapshot, "model")
+    direct = gex.analyze(explorer.snapshot, config)
+    assert explorer.config == config and explorer.rates == snapshot_rates(explorer.snapshot, "model")
     assert explorer.error is None
     assert_levels_match(explorer.levels_dict(), direct.levels.to_dict())
     assert explorer.levels == explorer.analysis.levels
     assert len(chart_pngs(explorer)) == 3
-    assert "net_gex" in html_of(explorer.levels_out)
+    shown = html_of(explorer.levels_out)
+    assert "net GEX" in shown and "net_gex" not in shown  # plain words, not snake_case
+    assert f"{config.rate:.3%}" in shown and f"{config.rate:.3%}" in explorer.status.value
     assert "MODELLED DATA" in explorer.status.value and "MODELLED DATA" in explorer.describe()
     # one served snapshot: the date control offers it alone, labelled with who served it
     assert explorer.dates == (explorer.snapshot.snapshot_date.isoformat(),)
@@ -104,16 +109,16 @@ def test_switching_convention_recomputes_in_place_without_reloading(offline, cou
 def test_grid_points_override_sticks_across_conventions_until_set_back(offline):
     explorer = GexExplorer("SPX", "modelled")
     explorer.grid_points_input.value = 120
-    assert explorer.config == gex.config_from("model", grid_points=120)
+    assert explorer.config == snapshot_config(explorer.snapshot, "model", grid_points=120)
     assert len(explorer.analysis.profile.levels) == 120
     explorer.convention_toggle.value = "perfiliev"
     assert explorer.config == gex.config_from("perfiliev", grid_points=120)
     explorer.grid_points_input.value = 60  # the perfiliev default: follows the convention again
     explorer.convention_toggle.value = "model"
     assert explorer.grid_points_input.value == 400
-    assert explorer.config == gex.config_from("model")
+    assert explorer.config == snapshot_config(explorer.snapshot, "model")
     assert_levels_match(explorer.levels_dict(),
-                        gex.analyze(explorer.snapshot, gex.config_from("model")).levels.to_dict())
+                        gex.analyze(explorer.snapshot, snapshot_config(explorer.snapshot)).levels.to_dict())
 
 
 def test_an_impossible_filter_shows_the_error_and_the_next_change_recovers(offline):
@@ -129,7 +134,7 @@ def test_an_impossible_filter_shows_the_error_and_the_next_change_recovers(offli
         explorer.levels_dict()
     explorer.max_dte_select.value = ALL_EXPIRIES
     assert explorer.error is None and "Error" not in explorer.status.value
-    expected = gex.config_from("model", exclude_0dte=True)
+    expected = snapshot_config(explorer.snapshot, "model", exclude_0dte=True)
     assert explorer.config == expected
     assert_levels_match(explorer.levels_dict(), gex.analyze(explorer.snapshot, expected).levels.to_dict())
     assert len(chart_pngs(explorer)) == 3
@@ -176,7 +181,8 @@ def test_the_store_offers_its_stored_dates(offline, tmp_path):
     assert explorer.date_select.value == second and not explorer.date_select.disabled
     explorer.date_select.value = first
     assert explorer.levels.date.isoformat() == first
-    direct = gex.analyze(store.get("SPX", date=first), gex.config_from("model"))
+    snap = store.get("SPX", date=first)
+    direct = gex.analyze(snap, snapshot_config(snap, "model"))
     assert_levels_match(explorer.levels_dict(), direct.levels.to_dict())
 
 
@@ -210,13 +216,14 @@ def test_a_real_chain_file_recomputes_each_control_like_the_library():
     path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
     snap = read_chain(path)
     explorer = GexExplorer("SPX", str(path), convention="perfiliev", rate=0.05)
-    assert explorer.dates == ("2024-01-07",)
+    assert explorer.dates == ("2024-01-05",)  # the Sunday download's trading date
     assert_levels_match(explorer.levels_dict(),
                         gex.analyze(snap, gex.config_from("perfiliev", rate=0.05)).levels.to_dict())
     explorer.max_dte_select.value = 30
     explorer.exclude_0dte_check.value = True
     explorer.convention_toggle.value = "model"
-    expected = gex.config_from("model", rate=0.05, max_dte=30, exclude_0dte=True)
+    expected = snapshot_config(snap, "model", rate=0.05, max_dte=30, exclude_0dte=True)
+    assert expected.div_yield > 0.01  # only the rate was given: the yield is the date's
     assert explorer.config == expected
     want = gex.analyze(snap, expected).levels.to_dict()
     assert want["n_filtered"] > 0
@@ -236,7 +243,8 @@ def test_the_date_dropdown_switches_the_snapshot_of_an_archive(count_loads):
 
     explorer.date_select.value = "2026-07-16"
     assert explorer.snapshot.snapshot_date.isoformat() == "2026-07-16"
-    expected = gex.analyze(read_chain(path, date="2026-07-16"), gex.config_from("model", max_dte=30))
+    day = read_chain(path, date="2026-07-16")
+    expected = gex.analyze(day, snapshot_config(day, "model", max_dte=30))
     assert_levels_match(explorer.levels_dict(), expected.levels.to_dict())
     assert explorer.levels_dict()["date"] == "2026-07-16"
     assert len(chart_pngs(explorer)) == 3 and set(chart_pngs(explorer)).isdisjoint(first_pngs)
@@ -246,3 +254,30 @@ def test_the_date_dropdown_switches_the_snapshot_of_an_archive(count_loads):
     assert count_loads == ["2026-07-15", "2026-07-16"]  # each day read once
     expected = gex.analyze(read_chain(path, date="2026-07-15"), gex.config_from("perfiliev", max_dte=30))
     assert_levels_match(explorer.levels_dict(), expected.levels.to_dict())
+
+
+def test_the_panel_is_readable(offline):
+    """Issue 9 item 5: no raw floats, dates without a time, plain column names, no cell cut short, and no
+    pair of dollar signs for MathJax to read as LaTeX."""
+    import re
+
+    explorer = GexExplorer("SPX", "modelled")
+    lv = explorer.levels
+    shown = html_of(explorer.levels_out) + html_of(explorer.pins_out)
+    text = "".join(o["data"]["text/plain"] for out in (explorer.levels_out, explorer.pins_out)
+                   for o in out.outputs)
+    assert f"{lv.spot:,.2f}" in shown and repr(lv.spot) not in shown
+    assert repr(lv.net_gex) not in shown and re.search(r"\d{7,}\.\d", shown) is None  # no raw floats
+    assert "00:00:00" not in shown and "00:00:00" not in text
+    assert "…" not in shown and "..." not in shown
+    assert re.search(r"<th>[a-z]+_[a-z_]+</th>", shown) is None  # no snake_case headers
+    assert "max pain" in shown and "pin-risk score" in shown and "net GEX" in shown
+    first_expiry = explorer.analysis.pin_risk.index[0].date().isoformat()
+    assert f"<th>{first_expiry}</th>" in shown
+    assert lv.source in shown  # whole, not cut
+    for o in (*explorer.levels_out.outputs, *explorer.pins_out.outputs):
+        html = o["data"].get("text/html", "")
+        assert html.startswith('<div class="tex2jax_ignore mathjax_ignore">'), html[:80]
+    assert explorer.status.value.startswith('<div class="tex2jax_ignore mathjax_ignore">')
+    # the heading of the levels carries no "$" at all
+    assert "$" not in html_of(explorer.levels_out).split("</b>")[1].split("</div>")[0]

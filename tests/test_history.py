@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import EOD_ARCHIVE, SHARED_DATA, shared_file
+from conftest import EOD_ARCHIVE, QUOTEDATA, SHARED_DATA, shared_file
 from matplotlib.figure import Figure
 
 from research_lib import decide, gex, history, market, plots
@@ -132,6 +132,21 @@ def test_changed_snapshot_invalidates_its_row(tmp_path, snaps, market_dir, monke
     assert after.loc[DAYS[1], "net_gex"] == pytest.approx(want, rel=1e-12)
     assert after.loc[DAYS[1], "net_gex"] == pytest.approx(2 * before.loc[DAYS[1], "net_gex"], rel=1e-9)
     assert after.loc[DAYS[0], "net_gex"] == before.loc[DAYS[0], "net_gex"]
+
+
+def test_a_cache_of_another_rates_method_is_recomputed(tmp_path, snaps, market_dir, monkeypatch):
+    """The cache key holds the rates method: a cache written when history priced otherwise (r = q = 0
+    before issue 9) is rebuilt, not served."""
+    st = _small_store(tmp_path, snaps, days=DAYS[:1])
+    first = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert first.attrs["computed"] == 1
+    assert history.net_gex_history("SPX", store=st, market_dir=market_dir).attrs["from_cache"] == 1
+    monkeypatch.setattr(market, "RATES_METHOD", market.RATES_METHOD + " (changed)")
+    again = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert (again.attrs["computed"], again.attrs["from_cache"]) == (1, 0)
+    # and the rows are priced with the snapshot's own rates, as every other path prices them
+    want = market.snapshot_rates(snaps[DAYS[0]], market_dir=market_dir)
+    assert (again["rate"].iloc[0], again["div_yield"].iloc[0]) == (want.rate, want.div_yield) and want.rate > 0.03
 
 
 def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, snaps, market_dir):
@@ -274,3 +289,21 @@ def test_plot_full_and_empty(ctx, analyses, tmp_path):
     assert _texts(fig).count("no data") == 4
     given = Figure()
     assert plots.history_context(ctx, ax=given.add_subplot()) is given and len(given.axes) == 4
+
+
+def test_a_weekend_download_lines_up_with_the_published_series(tmp_path, market_dir):
+    """spx_2024-01-07.csv (a Sunday download of Friday's close) is stored and charted as 2024-01-05, the
+    session SqueezeMetrics' published GEX has a value for (issue 9: it was 2024-01-07, a day without one)."""
+    st = ChainStore(tmp_path / "store")
+    report = st.import_file(shared_file(QUOTEDATA / "spx_2024-01-07.csv"), progress=False)
+    assert [e.snapshot_date.isoformat() for e in report.imported] == ["2024-01-05"]
+    assert st.get("SPX", date="2024-01-05").quote_time.date().isoformat() == "2024-01-07"
+    h = history.net_gex_history("SPX", store=st, market_dir=market_dir)
+    assert list(h.index) == [pd.Timestamp("2024-01-05")]
+    ctx = history.history_context(gex.analyze(st.get("SPX", date="2024-01-05"),
+                                              market.snapshot_config(st.get("SPX"), market_dir=market_dir)),
+                                  days=10, store=st, market_dir=market_dir)
+    row = ctx.frame.loc[pd.Timestamp("2024-01-05")]
+    assert np.isfinite(row["net_gex"]) and np.isfinite(row["published_gex"])
+    assert ctx.sign_agreement()["n"] >= 1
+    assert pd.Timestamp("2024-01-07") not in ctx.frame.index

@@ -11,6 +11,7 @@ import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
 
 from research_lib import gex
+from research_lib.market import snapshot_config
 from research_lib.sources import read_chain
 
 papermill = pytest.importorskip("papermill")
@@ -43,7 +44,8 @@ def test_explore_gex_on_a_real_chain(tmp_path, convention):
     path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
     nb = _execute("explore_gex.ipynb", tmp_path, source=str(path), convention=convention, rate=0.05)
     recorded = _recorded_levels(nb)
-    expected = gex.analyze(read_chain(path), gex.config_from(convention, rate=0.05)).levels.to_dict()
+    snap = read_chain(path)
+    expected = gex.analyze(snap, snapshot_config(snap, convention, rate=0.05)).levels.to_dict()
     for key in ("net_gex", "call_gex", "put_gex", "zero_gamma", "call_wall", "put_wall", "net_vanna"):
         assert recorded[key] == pytest.approx(expected[key], rel=1e-12), key
     assert recorded["max_pain"] == expected["max_pain"]
@@ -56,7 +58,8 @@ def test_explore_gex_on_an_archive_day(tmp_path):
     path = shared_file(EOD_ARCHIVE)
     nb = _execute("explore_gex.ipynb", tmp_path, source=str(path), date="2026-07-15", max_dte=30)
     recorded = _recorded_levels(nb)
-    expected = gex.analyze(read_chain(path, date="2026-07-15"), gex.config_from("model", max_dte=30)).levels
+    day = read_chain(path, date="2026-07-15")
+    expected = gex.analyze(day, snapshot_config(day, "model", max_dte=30)).levels  # the date's rates
     assert recorded["date"] == "2026-07-15"
     assert recorded["net_gex"] == pytest.approx(expected.net_gex, rel=1e-12)
     assert recorded["n_filtered"] == expected.n_filtered > 0
@@ -100,6 +103,9 @@ def test_decision_notebook_matches_the_library(tmp_path, monkeypatch, where):
     assert recorded["decision"]["what"] == expected.decision.what
     assert recorded["levels"]["net_gex"] == pytest.approx(expected.analysis.levels.net_gex, rel=1e-12)
     assert recorded["decision"]["id"] is None  # record=False: nothing written
+    stderr = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", [])
+                     if o.get("name") == "stderr")
+    assert "not JSON compliant" not in stderr  # the record is strict JSON (no NaN)
 
 
 def _marked_notebook(fn: ast.FunctionDef) -> bool:

@@ -480,8 +480,9 @@ def test_real_chain_2024_01_07(spx_2024_analysis):
     shared_file(SHARED_DATA / "market")
     levels = spx_2024_analysis.levels
     inputs = regime_inputs_for(levels, market_dir=SHARED_DATA / "market")
-    # a Sunday snapshot of Friday's close: histories end on Friday 2024-01-05, nothing later
-    assert inputs.date == dt.date(2024, 1, 7)
+    # a Sunday download of Friday's close: its trading date is Friday 2024-01-05 (issue 9), the histories
+    # end there, nothing later
+    assert inputs.date == dt.date(2024, 1, 5)
     assert inputs.price_history.index[-1] == pd.Timestamp("2024-01-05")
     assert inputs.vix_history.index[-1] == pd.Timestamp("2024-01-05")
     assert inputs.vix == pytest.approx(13.35) and inputs.vix3m == pytest.approx(15.51)

@@ -28,17 +28,18 @@ from research_lib.sources import (
 )
 from research_lib.sources.cboe_csv import parse_cboe_timestamp
 
-# file → (format, underlying, spot, header moment, expected roots)
+# file → (format, underlying, spot, header moment, trading date of the prices, expected roots);
+# the trading dates are SOURCES.md's: weekend downloads hold the Friday close.
 QUOTE_FILES = {
-    "spx_2022-02-05.csv": ("cboe_csv", "SPX", 4500.5298, "2022-02-05 20:09", {"SPX", "SPXW"}),
-    "ndx_2022-02-05.csv": ("cboe_csv", "NDX", 14694.3506, "2022-02-05 20:26", {"NDX", "NDXP"}),
-    "spx_2022-06-11.csv": ("cboe_csv", "SPX", 3900.8601, "2022-06-11 20:47", {"SPX", "SPXW"}),
-    "spx_2022-07-12.csv": ("cboe_csv", "SPX", 3856.28, "2022-07-12 11:55", {"SPX", "SPXW"}),
-    "spx_2023-09-14.csv": ("cboe_csv", "SPX", 4505.1001, "2023-09-14 16:31", {"SPX", "SPXW"}),
-    "spy_2023-09-14.csv": ("cboe_csv", "SPY", 450.81, "2023-09-14 16:31", {"SPY"}),
-    "xsp_2023-09-14.csv": ("cboe_csv", "XSP", 450.51, "2023-09-14 16:30", {"XSP"}),
-    "spx_2024-01-07.csv": ("cboe_csv", "SPX", 4697.2402, "2024-01-07 10:52", {"SPX", "SPXW"}),
-    "spy_2020-06-22.dat": ("cboe_dat", "SPY", 310.68, "2020-06-22 20:42", {"SPY"}),
+    "spx_2022-02-05.csv": ("cboe_csv", "SPX", 4500.5298, "2022-02-05 20:09", "2022-02-04", {"SPX", "SPXW"}),
+    "ndx_2022-02-05.csv": ("cboe_csv", "NDX", 14694.3506, "2022-02-05 20:26", "2022-02-04", {"NDX", "NDXP"}),
+    "spx_2022-06-11.csv": ("cboe_csv", "SPX", 3900.8601, "2022-06-11 20:47", "2022-06-10", {"SPX", "SPXW"}),
+    "spx_2022-07-12.csv": ("cboe_csv", "SPX", 3856.28, "2022-07-12 11:55", "2022-07-12", {"SPX", "SPXW"}),
+    "spx_2023-09-14.csv": ("cboe_csv", "SPX", 4505.1001, "2023-09-14 16:31", "2023-09-14", {"SPX", "SPXW"}),
+    "spy_2023-09-14.csv": ("cboe_csv", "SPY", 450.81, "2023-09-14 16:31", "2023-09-14", {"SPY"}),
+    "xsp_2023-09-14.csv": ("cboe_csv", "XSP", 450.51, "2023-09-14 16:30", "2023-09-14", {"XSP"}),
+    "spx_2024-01-07.csv": ("cboe_csv", "SPX", 4697.2402, "2024-01-07 10:52", "2024-01-05", {"SPX", "SPXW"}),
+    "spy_2020-06-22.dat": ("cboe_dat", "SPY", 310.68, "2020-06-22 20:42", "2020-06-22", {"SPY"}),
 }
 
 
@@ -53,7 +54,7 @@ def test_every_shared_chain_file_is_covered():
 
 @pytest.mark.parametrize("name", sorted(QUOTE_FILES))
 def test_quote_files_parse(name):
-    fmt, underlying, spot, moment, roots = QUOTE_FILES[name]
+    fmt, underlying, spot, moment, trading, roots = QUOTE_FILES[name]
     path = shared_file(QUOTEDATA / name)
     assert detect_format(path).name == fmt
     snap = read_chain(path)
@@ -61,7 +62,7 @@ def test_quote_files_parse(name):
     assert snap.spot == pytest.approx(spot)
     assert snap.quote_time == pd.Timestamp(moment).tz_localize(NY)
     assert str(snap.quote_time.tz) == NY
-    assert snap.snapshot_date == pd.Timestamp(moment).date()
+    assert snap.snapshot_date == dt.date.fromisoformat(trading)  # the session the prices belong to
     c = snap.contracts
     assert tuple(c.columns) == CONTRACT_COLUMNS
     assert set(c["root"]) == roots
@@ -181,29 +182,131 @@ def test_missing_file():
 
 def test_single_snapshot_file_rejects_other_dates():
     path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
-    assert read_chain(path, date="2024-01-07").snapshot_date == dt.date(2024, 1, 7)
-    with pytest.raises(SnapshotNotFoundError, match="2024-01-07"):
+    # the Sunday download of Friday's close: found by its trading date and by its header date
+    assert read_chain(path, date="2024-01-05").snapshot_date == dt.date(2024, 1, 5)
+    assert read_chain(path, date="2024-01-07").snapshot_date == dt.date(2024, 1, 5)
+    with pytest.raises(SnapshotNotFoundError, match="of 2024-01-05, downloaded 2024-01-07, not 2024-01-08"):
         read_chain(path, date="2024-01-08")
 
 
 # ------------------------------------------------------------------------------------------------
 # archives
 
-EOD_SKIPPED = {dt.date(2026, 6, 13), dt.date(2026, 6, 19), dt.date(2026, 6, 23), dt.date(2026, 7, 3),
-               dt.date(2026, 8, 7)}
+EOD_SKIPPED = {dt.date(2026, 6, 13), dt.date(2026, 6, 19), dt.date(2026, 6, 23), dt.date(2026, 7, 3)}
 
 
 def test_eod_archive_catalogue():
     cat = scan(shared_file(EOD_ARCHIVE))
     assert len(cat) == 51
     assert set(cat.loc[cat["status"] == "skipped", "date"]) == EOD_SKIPPED
-    # 49 sessions minus 06-23 and 08-07 (true closes missing) and 08-06 (only inside the mislabelled
-    # 08-07 file) = 46 clean days (SOURCES.md says 45)
-    assert (cat["status"] == "ok").sum() == 46
+    # 49 sessions minus 06-23 and 08-07 (true closes missing) = 47 clean days: the file labelled 08-07
+    # holds the 08-06 close (its price_date) and serves 08-06 (SOURCES.md counts 45 clean files).
+    assert (cat["status"] == "ok").sum() == 47
     assert cat["rows"].sum() == 1_132_015
+    assert cat["date"].is_unique
     reasons = dict(zip(cat["date"], cat["reason"], strict=True))
     assert "Juneteenth" in reasons[dt.date(2026, 6, 19)]
     assert "weekend" in reasons[dt.date(2026, 6, 13)]
+    # the duplicates repeat a session their own file serves; the catalogue says so
+    assert "2026-06-18, a session served by its own file" in reasons[dt.date(2026, 6, 19)]
+    relabelled = cat[cat["date"] != cat["file_date"]]
+    assert list(zip(relabelled["date"], relabelled["file_date"], relabelled["status"], strict=True)) == [
+        (dt.date(2026, 8, 6), dt.date(2026, 8, 7), "ok")]
+    ok_dates = set(cat.loc[cat["status"] == "ok", "date"])
+    assert dt.date(2026, 8, 7) not in ok_dates and dt.date(2026, 8, 6) in ok_dates
+
+
+def test_eod_archive_mislabelled_file_serves_its_trading_date():
+    path = shared_file(EOD_ARCHIVE)
+    raw = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp("2026-08-07"))])
+    assert set(raw["price_date"]) == {pd.Timestamp("2026-08-06")}  # the file's own record
+    snap = read_chain(path, date="2026-08-06")
+    assert snap.snapshot_date == dt.date(2026, 8, 6)
+    assert snap.quote_time == pd.Timestamp("2026-08-06 16:00").tz_localize(NY)
+    assert snap.spot == pytest.approx(float(raw["spot"].iloc[0])) and len(snap.contracts) == len(raw)
+    assert any("labelled 2026-08-07" in n and "MISLABELED" in n for n in snap.notes)
+    with pytest.raises(SnapshotNotFoundError, match="labelled 2026-08-07 holds the close of 2026-08-06"):
+        read_chain(path, date="2026-08-07")
+    # read_chains (one read of the file) gives the same snapshot
+    many = list(read_chains(path, dates=["2026-08-05", "2026-08-06"]))
+    assert [s.snapshot_date for s in many] == [dt.date(2026, 8, 5), dt.date(2026, 8, 6)]
+    pd.testing.assert_frame_equal(many[1].contracts, snap.contracts)
+
+
+def _tiny_eod_archive(path, files):
+    """An archive in the spx_eod layout: ``files`` maps file_date → (price_date, flag, spot)."""
+    frames = []
+    for file_date, (price_date, flag, spot) in files.items():
+        fd = pd.Timestamp(file_date)
+        exp = pd.to_datetime(["2024-03-15", "2024-03-15", "2024-03-28", "2024-03-28"])
+        frames.append(pd.DataFrame({
+            "file_date": fd, "price_date": pd.Timestamp(price_date), "feed_timestamp": str(fd),
+            "spot": spot, "strike": [5000.0, 5100.0, 5000.0, 5100.0], "dte": (exp - fd).days,
+            "cp": ["C", "P", "C", "P"], "oi": [100.0, 200.0, 300.0, 400.0], "gamma": 0.001, "delta": 0.5,
+            "iv": 0.15, "bid": 10.0, "ask": 11.0, "expiration": exp, "flag": flag}))
+    pd.concat(frames, ignore_index=True).to_parquet(path)
+    return path
+
+
+def test_eod_archive_trading_dates_without_shared_data(tmp_path):
+    path = _tiny_eod_archive(tmp_path / "tiny.parquet", {
+        "2024-03-01": ("2024-03-01", "OK", 5100.0),
+        "2024-03-02": ("2024-03-01", "DROP: weekend duplicate", 5100.0),   # a repeat of a served session
+        "2024-03-05": ("2024-03-04", "MISLABELED: prices of 03-04", 5050.0),  # the only copy of 03-04
+        "2024-03-06": ("2024-03-06", "OK", 5080.0),
+    })
+    cat = scan(path)
+    assert list(zip(cat["date"], cat["file_date"], cat["status"], strict=True)) == [
+        (dt.date(2024, 3, 1), dt.date(2024, 3, 1), "ok"),
+        (dt.date(2024, 3, 2), dt.date(2024, 3, 2), "skipped"),
+        (dt.date(2024, 3, 4), dt.date(2024, 3, 5), "ok"),
+        (dt.date(2024, 3, 6), dt.date(2024, 3, 6), "ok")]
+    snap = read_chain(path, date="2024-03-04")
+    assert (snap.snapshot_date, snap.spot) == (dt.date(2024, 3, 4), 5050.0)
+    assert snap.quote_time == pd.Timestamp("2024-03-04 16:00").tz_localize(NY)
+    with pytest.raises(SnapshotNotFoundError, match="labelled 2024-03-05 holds the close of 2024-03-04"):
+        read_chain(path, date="2024-03-05")
+    assert [s.snapshot_date for s in read_chains(path)] == [dt.date(2024, 3, 1), dt.date(2024, 3, 4),
+                                                            dt.date(2024, 3, 6)]
+    assert [s.spot for s in read_chains(path)] == [5100.0, 5050.0, 5080.0]
+
+
+def test_weekend_download_gets_the_previous_session_as_trading_date(tmp_path):
+    """A Cboe CSV downloaded on a Sunday (or a holiday, or before the open) is the previous session's
+    snapshot; the quote time stays the header's and the perfiliev weekday count starts from it."""
+    from research_lib import gex
+
+    def write(name, header):
+        text = ("\nS&P 500 INDEX,Last: 4697.24,Change: 0\n"
+                f'"Date: {header}",Bid: 0,Ask: 0,Size: 0*0,Volume: 0\n'
+                "Expiration Date,Calls,Last Sale,Net,Bid,Ask,Volume,IV,Delta,Gamma,Open Interest,Strike,Puts,"
+                "Last Sale,Net,Bid,Ask,Volume,IV,Delta,Gamma,Open Interest\n"
+                "Fri Jan 05 2024,SPXW240105C04700000,1,0,1,1.1,0,0.1,0.5,0.01,100,4700.00,SPXW240105P04700000,"
+                "1,0,1,1.1,0,0.1,-0.5,0.01,100\n"
+                "Mon Jan 08 2024,SPXW240108C04700000,1,0,1,1.1,0,0.12,0.5,0.01,200,4700.00,SPXW240108P04700000,"
+                "1,0,1,1.1,0,0.12,-0.5,0.01,300\n")
+        (tmp_path / name).write_text(text)
+        return tmp_path / name
+
+    cases = {"January 7, 2024 at 10:52 AM EST": dt.date(2024, 1, 5),   # Sunday
+             "January 6, 2024 at 9:00 PM EST": dt.date(2024, 1, 5),     # Saturday
+             "January 8, 2024 at 8:00 AM EST": dt.date(2024, 1, 5),     # Monday before the open
+             "January 5, 2024 at 4:31 PM EST": dt.date(2024, 1, 5),     # Friday after the close
+             "January 5, 2024 at 11:00 AM EST": dt.date(2024, 1, 5)}    # Friday, in the session
+    for i, (header, trading) in enumerate(cases.items()):
+        snap = read_chain(write(f"f{i}.csv", header))
+        assert snap.snapshot_date == trading, header
+        assert snap.quote_time.strftime("%B %-d, %Y") == header.split(" at ")[0]
+        assert read_chain(tmp_path / f"f{i}.csv", date=trading.isoformat()).snapshot_date == trading
+    sunday = read_chain(tmp_path / "f0.csv")
+    # the published method counts weekdays from the header's date: the Friday expiry has expired, the
+    # Monday one is floored at one day
+    assert gex.weekday_count_start(sunday) == np.datetime64("2024-01-07")
+    perf = gex.analyze(sunday, gex.GexConfig.perfiliev())
+    assert perf.levels.n_expired == 2 and perf.levels.n_contracts == 2
+    T = gex.time_to_expiry(sunday, gex.GexConfig.perfiliev())
+    monday = (sunday.contracts["expiration"] == "2024-01-08").to_numpy()
+    assert np.allclose(T[monday], 1 / 262) and (T[~monday] <= 0).all()
 
 
 def test_eod_archive_skipped_day_says_why():

@@ -305,7 +305,8 @@ def test_default_root(monkeypatch, tmp_path):
 
 @pytest.mark.shared_data
 def test_eod_archive_import_then_reimport(tmp_path):
-    """46 clean days imported, the archive's 5 unusable days reported with its reasons; a re-import
+    """47 clean days imported (the file labelled 08-07 as 08-06, its trading date), the archive's 4 unusable
+    days reported with its reasons; a re-import
     creates nothing and says so. (One test: the import takes ~8 s and should run once under xdist.)"""
     path = shared_file(EOD_ARCHIVE)
     store = ChainStore(tmp_path)
@@ -313,17 +314,18 @@ def test_eod_archive_import_then_reimport(tmp_path):
     listing = scan(path)
     ok = listing[listing["status"] == "ok"]
     bad = listing[listing["status"] != "ok"]
-    assert (len(ok), len(bad)) == (46, 5)
-    assert report.snapshots_imported == 46 and report.files == (path,)
+    assert (len(ok), len(bad)) == (47, 4)
+    assert report.snapshots_imported == 47 and report.files == (path,)
     assert [e.snapshot_date for e in report.imported] == list(ok["date"])
     assert report.rows_imported == int(store.list("SPX")["rows"].sum())
     assert [(s.date, s.reason) for s in report.skipped] == list(zip(bad["date"], bad["reason"], strict=True))
-    assert report.snapshots_skipped == 5 and report.already_stored == ()
+    assert report.snapshots_skipped == 4 and report.already_stored == ()
     text = report.summary()
-    assert "imported 46 snapshots" in text and "5 skipped by the file" in text
+    assert "imported 47 snapshots" in text and "4 skipped by the file" in text
     for reason in bad["reason"]:
         assert reason in text
-    assert len(store.list()) == 46 and len(files_in(store.root)) == 46
+    assert len(store.list()) == 47 and len(files_in(store.root)) == 47
+    assert store.get("SPX", date="2026-08-06").snapshot_date == dt.date(2026, 8, 6)
 
     # What is stored is what the archive holds.
     assert_same(store.get("SPX"), read_chain(path))  # the latest clean day

@@ -2,9 +2,15 @@
 
 ``spx_eod_archive`` — Parquet of daily Cboe JSON chains saved after the close
     Columns ``file_date, price_date, feed_timestamp, spot, strike, dte, cp, oi, gamma, delta, iv, bid, ask,
-    expiration, flag``. A day is used only when ``flag == "OK"`` and ``price_date == file_date``; other
-    days (a weekend duplicate, holidays repeating the previous close, a pre-open fetch, a mislabelled
-    day) are skipped and :func:`scan` says why, quoting the file's own flag. There is no root column:
+    expiration, flag``. A snapshot's date is the session its prices belong to (``price_date``). A file
+    with ``flag == "OK"`` and ``price_date == file_date`` serves its day. A file whose prices are of another
+    session is served as that session when it is the only copy of that close and its flag does not mark
+    it as a duplicate or a stale fetch (``DROP``/``STALE``): the 2026 archive's file labelled 08-07 holds
+    the 08-06 close (flag ``MISLABELED``) and is the 08-06 snapshot. The other unclean files repeat a
+    session another file already serves (the weekend duplicate 06-13 of 06-12, the holiday files 06-19
+    and 07-03 with the 06-18 and 07-02 closes, the pre-open fetch 06-23 of 06-22): they are skipped and
+    :func:`scan` says why, quoting the file's own flag. The catalogue keeps the file's label in a
+    ``file_date`` column (skipped rows are listed under it). There is no root column:
     SPX (AM-settled monthlies) and SPXW (PM) share (strike, expiry, right) on monthly expiries. The rows
     come in Cboe's symbol order — every ``SPX…`` symbol before every ``SPXW…`` one — so the SPXW block
     starts where the expiry sequence first steps back; rows before it get root ``SPX`` (AM), rows from
@@ -89,23 +95,35 @@ def _scan_eod_cached(key: tuple[str, int, int]) -> pd.DataFrame:
     g = meta.groupby("file_date", observed=True, sort=True)
     cat = g.agg(price_date=("price_date", "first"), flag=("flag", "first"), rows=("flag", "size"))
     nflags = g["flag"].nunique()
-    status, reason = [], []
+    nprices = g["price_date"].nunique()
+    clean = {pd.Timestamp(p).date() for f, p, flag in zip(cat.index, cat["price_date"], cat["flag"], strict=True)
+             if str(flag) == "OK" and p == f}
+    served: set[dt.date] = set()
+    dates, status, reason = [], [], []
     for file_date, row in cat.iterrows():
+        label = file_date.date()
+        price = pd.Timestamp(row["price_date"]).date()
         flag = str(row["flag"])
-        if nflags.loc[file_date] != 1:
-            status.append("skipped")
-            reason.append("mixed flags within the day")
-        elif flag != "OK":
-            status.append("skipped")
-            reason.append(f"flag {flag}")
-        elif row["price_date"] != file_date:
-            status.append("skipped")
-            reason.append(f"prices are of {row['price_date'].date()}, not of the file date")
+        date, ok, why = label, False, ""
+        if nflags.loc[file_date] != 1 or nprices.loc[file_date] != 1:
+            why = "mixed flags or price dates within the day"
+        elif flag == "OK" and price == label:
+            ok = True
+        elif price == label:
+            why = f"flag {flag}"
+        elif price in clean or price in served:
+            why = f"flag {flag}; its prices are of {price}, a session served by its own file"
+        elif not is_session(price) or flag.upper().startswith(("DROP", "STALE")):
+            why = f"flag {flag}; prices are of {price}, not of the file date"
         else:
-            status.append("ok")
-            reason.append("")
-    return pd.DataFrame({"date": [d.date() for d in cat.index], "status": status, "reason": reason,
-                         "rows": cat["rows"].to_numpy()})
+            # the only copy of that session's close, under another label: serve it as its trading date
+            date, ok = price, True
+            served.add(price)
+        dates.append(date)
+        status.append("ok" if ok else "skipped")
+        reason.append(why)
+    return pd.DataFrame({"date": dates, "status": status, "reason": reason, "rows": cat["rows"].to_numpy(),
+                         "file_date": [d.date() for d in cat.index]})
 
 
 def _is_monthly_or_leaps(exp: pd.Series) -> pd.Series:
@@ -137,22 +155,39 @@ def split_spx_spxw(day: pd.DataFrame, *, where: str) -> np.ndarray:
     return roots
 
 
+def _file_dates(catalogue: pd.DataFrame) -> dict[dt.date, dt.date]:
+    """Trading date → the file date holding its prices, for the usable days."""
+    ok = catalogue[catalogue["status"] == "ok"]
+    return dict(zip(ok["date"], ok["file_date"], strict=True))
+
+
 def _load_eod(path: Path, date: dt.date | None) -> ChainSnapshot:
-    date = _pick_date(_scan_eod(path), date, path.name)
-    day = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp(date))])
-    return _eod_snapshot(day.reset_index(drop=True), date, path)
+    catalogue = _scan_eod(path)
+    if date is not None and not (catalogue["date"] == date).any():
+        relabelled = catalogue[(catalogue["file_date"] == date) & (catalogue["status"] == "ok")]
+        if len(relabelled):
+            raise SnapshotNotFoundError(
+                f"no snapshot for {date}: the file labelled {date} holds the close of "
+                f"{relabelled['date'].iloc[0]} and is served as that date; the {date} close is missing",
+                where=path.name)
+    date = _pick_date(catalogue, date, path.name)
+    file_date = _file_dates(catalogue)[date]
+    day = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp(file_date))])
+    return _eod_snapshot(day.reset_index(drop=True), date, path, file_date=file_date)
 
 
 def _load_eod_many(path: Path, dates: list[dt.date]) -> Iterator[ChainSnapshot]:
+    files = _file_dates(_scan_eod(path))
     table = pd.read_parquet(path)
-    wanted = pd.DatetimeIndex([pd.Timestamp(d) for d in dates])
+    wanted = pd.DatetimeIndex([pd.Timestamp(files[d]) for d in dates])
     table = table[table["file_date"].isin(wanted)]
     groups = dict(iter(table.groupby("file_date", sort=True)))
     for d in sorted(dates):
-        yield _eod_snapshot(groups[pd.Timestamp(d)].reset_index(drop=True), d, path)
+        yield _eod_snapshot(groups[pd.Timestamp(files[d])].reset_index(drop=True), d, path, file_date=files[d])
 
 
-def _eod_snapshot(day: pd.DataFrame, date: dt.date, path: Path) -> ChainSnapshot:
+def _eod_snapshot(day: pd.DataFrame, date: dt.date, path: Path, *, file_date: dt.date | None = None
+                  ) -> ChainSnapshot:
     where = path.name
     roots = split_spx_spxw(day, where=where)
     spot = day["spot"].unique()
@@ -172,6 +207,10 @@ def _eod_snapshot(day: pd.DataFrame, date: dt.date, path: Path) -> ChainSnapshot
     feed = str(day["feed_timestamp"].iloc[0]) if "feed_timestamp" in day else "unknown"
     notes = [f"roots inferred from Cboe symbol order: {n_spx} SPX (AM) rows, {len(day) - n_spx} SPXW (PM)",
              f"fetched {feed}; quote time set to the session close of {date}"]
+    if file_date is not None and file_date != date:
+        flag = str(day["flag"].iloc[0]) if "flag" in day else "?"
+        notes.append(f"from the file labelled {file_date} (flag {flag!r}): its prices are the {date} close, "
+                     f"served as {date}")
     return ChainSnapshot.create(underlying="SPX", spot=float(spot[0]), quote_time=session_close(date),
                                 source=f"spx_eod_archive:{path.name}", contracts=contracts,
                                 snapshot_date=date, notes=notes)

@@ -22,8 +22,12 @@ above which two lines give the underlying and the moment:
 
 Roots, expiries, rights and strikes come from the OCC symbols (and are cross-checked against the
 ``Expiration Date`` and ``Strike`` columns); SPX (AM-settled monthlies) and SPXW (PM) rows of one file
-stay separate contracts. The snapshot's date is the date in the header, even on a weekend download of
-Friday's prices (``quote_time`` keeps the header's time).
+stay separate contracts. The snapshot's date is the trading date its prices belong to
+(:func:`research_lib.calendar.trading_date`): the session the header's moment falls in, else the last
+session before it, so a Sunday download of Friday's close (``spx_2024-01-07.csv``) is a snapshot of
+2024-01-05. ``quote_time`` keeps the header's moment (2024-01-07 10:52), and the ``perfiliev`` weekday
+count still starts from the header's date (:func:`research_lib.gex.weekday_count_start`). Asking for the
+header's date finds the snapshot too.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 import pandas as pd
 from dateutil import parser as dateparser
 
+from research_lib.calendar import trading_date
 from research_lib.chain import NY, ChainError, ChainSnapshot, contracts_from_occ, parse_occ_symbols
 from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, open_text
 
@@ -208,9 +213,14 @@ def _load(path: Path, date: dt.date | None, *, layout: str) -> ChainSnapshot:
     underlying = underlying_from_roots(contracts["root"], where=where)
     if name_symbol and name_symbol.upper() != underlying:
         notes.append(f"header names {name_symbol}; roots say {underlying}")
-    snapshot_date = quote_time.date()
-    if date is not None and date != snapshot_date:
-        raise SnapshotNotFoundError(f"the file holds one snapshot, of {snapshot_date}, not {date}", where=where)
+    snapshot_date = trading_date(quote_time)
+    if snapshot_date != quote_time.date():
+        notes.append(f"prices of the {snapshot_date} session, downloaded {quote_time:%Y-%m-%d %H:%M %Z} "
+                     f"(trading date {snapshot_date}; the quote time is the header's)")
+    if date is not None and date not in (snapshot_date, quote_time.date()):
+        header = "" if snapshot_date == quote_time.date() else f", downloaded {quote_time.date()}"
+        raise SnapshotNotFoundError(f"the file holds one snapshot, of {snapshot_date}{header}, not {date}",
+                                    where=where)
     return ChainSnapshot.create(underlying=underlying, spot=spot, quote_time=quote_time,
                                 source=f"cboe_{layout}:{path.name}", contracts=contracts,
                                 snapshot_date=snapshot_date, notes=notes)
