@@ -10,7 +10,8 @@ GEX measure
     With a ``net_gex_history`` of at least ``min_gex_history`` [60] observations: net GEX relative to its own
     trailing typical size, ``net_gex / median(|net_gex_history|)`` over the last ``gex_window`` [252]
     observations (a signed, unit-free number: +1 means "as long gamma as usual"). Otherwise the share of
-    gross GEX, ``net_gex / (|call_gex| + |put_gex|)`` (in [-1, 1]). A centred z-score is deliberately not
+    gross GEX, ``net_gex / (|call_gex| + |put_gex|)`` (in [-1, 1]). A gross GEX or a trailing median below
+    :data:`MIN_GEX_SCALE` [$1 per 1% move] is "no exposure": that scale is not used (nothing to divide by). A centred z-score is deliberately not
     used: published GEX is positive on ~90% of days, so "below its mean" would call ordinary long-gamma
     days negative. The history must be in the same units and convention as ``net_gex``.
 Gamma regime
@@ -293,6 +294,12 @@ MAX_VOL_INDEX = 1000.0
 MAX_GEX = 1e18
 #: Smallest positive price or vol-index value accepted (smaller would overflow the ratios).
 MIN_POSITIVE = 1e-6
+#: Smallest GEX scale, $ per 1% move, that counts as exposure: a gross GEX ``|call_gex| + |put_gex|`` or a
+#: trailing median ``|net_gex|`` below it is "no exposure" (no scale to divide by). One dollar per 1% move
+#: is far below any listed chain (a single SPX contract near the money is ~$10^4) and keeps
+#: ``net / scale`` finite for every accepted ``net`` (|net| <= MAX_GEX); without it a subnormal
+#: denominator such as 2.2e-311 makes the share of gross GEX overflow to inf.
+MIN_GEX_SCALE = 1.0
 _LIMITS = {"spot": MAX_PRICE, "zero_gamma": MAX_PRICE, "price_history": MAX_PRICE, "vix": MAX_VOL_INDEX,
            "vix9d": MAX_VOL_INDEX, "vix3m": MAX_VOL_INDEX, "vix_history": MAX_VOL_INDEX, "net_gex": MAX_GEX,
            "call_gex": MAX_GEX, "put_gex": MAX_GEX, "net_gex_history": MAX_GEX}
@@ -693,12 +700,15 @@ def _gex_measure(inputs: RegimeInputs, params: RegimeParams, hist: pd.Series | N
                            "gex_percentile": None, "gex_ratio": None}
     net = inputs.net_gex
     gross = inputs.gross_gex
-    if net is not None and gross is not None and gross > 0:
+    if net is not None and gross is not None and gross >= MIN_GEX_SCALE:
         out["gex_ratio"] = net / gross
+    elif net is not None and gross is not None:
+        reasons.append(f"Gross GEX {gross:.3g} $/1% is below the {MIN_GEX_SCALE:g} $/1% floor (MIN_GEX_SCALE): "
+                       f"no exposure to scale net GEX by.")
     if net is not None and hist is not None:
         window = hist.iloc[-params.gex_window:]
         scale = float(np.median(np.abs(window.to_numpy()))) if len(window) else 0.0
-        if len(window) >= params.min_gex_history and scale > 0:
+        if len(window) >= params.min_gex_history and scale >= MIN_GEX_SCALE:
             out["gex_relative"] = net / scale
             out["gex_percentile"] = float((window.to_numpy() < net).mean() * 100.0)
         else:

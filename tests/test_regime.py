@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import QUOTEDATA, SHARED_DATA, shared_file
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from research_lib import gex, market
@@ -361,6 +361,9 @@ def _series(values, dated):
        params=st.sampled_from([RegimeParams(), RegimeParams(min_iv_history=2, iv_window=10, min_gex_history=2),
                                RegimeParams(zero_gamma_buffer_em=0.5, trend_band_pct=0.0, zero_gamma_buffer_pct=0.0,
                                             min_iv_history=5, trend_short=2, trend_long=5)]))
+# found on a fresh clone: a subnormal gross GEX made the share of gross GEX overflow to inf
+@example(spot=100.0, net=1.0, call=2.2e-311, put=0.0, zg=None, vix=None, v3=None, v9=None, vhist=None, prices=None,
+         ghist=None, dated=False, params=RegimeParams())
 def test_fuzzed_inputs_give_a_named_error_or_a_valid_result(spot, net, call, put, zg, vix, v3, v9, vhist, prices,
                                                             ghist, dated, params):
     try:
@@ -383,6 +386,25 @@ def test_fuzzed_inputs_give_a_named_error_or_a_valid_result(spot, net, call, put
         assert r.regime == Regime.POSITIVE_GAMMA and r.scores.iv_rank > params.iv_rank_sell
     if r.action == Action.BUY_DIRECTIONAL:
         assert r.regime == Regime.NEGATIVE_GAMMA and r.trend != Trend.SIDEWAYS
+
+
+def test_a_gross_or_typical_gex_below_the_floor_is_no_exposure_not_an_infinite_measure():
+    from research_lib.regime import MIN_GEX_SCALE
+
+    # a subnormal gross GEX: no share of gross (it would be 1 / 2.2e-311 = inf)
+    r = classify_regime(RegimeInputs(spot=100.0, net_gex=1.0, call_gex=2.2e-311, put_gex=0.0, date=DATE))
+    assert r.scores.gex_ratio is None and r.scores.gex_measure is None
+    assert r.regime == Regime.NEUTRAL and "gex_scale" in r.scores.missing
+    assert any("Gross GEX 2.2e-311 $/1% is below the 1 $/1% floor" in x for x in r.reasons)
+    # a history whose typical size is subnormal: no relative measure either, the gross share decides
+    hist = pd.Series(np.full(100, 1e-310), index=DAYS[-100:])
+    r = classify_regime(RegimeInputs(spot=100.0, net_gex=5e9, call_gex=6e9, put_gex=-1e9, net_gex_history=hist,
+                                     date=DATE))
+    assert r.scores.gex_relative is None and r.scores.gex_measure_kind == "ratio"
+    assert r.scores.gex_measure == pytest.approx(5e9 / 7e9)
+    # at the floor it is a scale again
+    r = classify_regime(RegimeInputs(spot=100.0, net_gex=0.5, call_gex=MIN_GEX_SCALE, put_gex=0.0, date=DATE))
+    assert r.scores.gex_ratio == 0.5
 
 
 # --------------------------------------------------------------------------------------------------
