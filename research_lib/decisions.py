@@ -84,6 +84,7 @@ import pandas as pd
 
 from research_lib import __version__
 from research_lib.chain import NY, ResearchLibError
+from research_lib.regime import describe_zero_gamma_distance
 
 #: Schema version this code writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
@@ -539,9 +540,11 @@ def describe_what(action: str, contracts: int | None, underlying: str, strategy_
 
 
 def describe_why(context: MarketContext, *, iv_rank: float | None = None, reasons: Iterable[str] = ()) -> str:
-    """``"Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.6% above zero gamma 575.00; regime
+    """``"Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.57% above zero gamma 575.00; regime
     positive gamma; VIX 14.1."`` -- built from the context (parts it lacks are left out), then
-    ``reasons`` (sentences of your own) appended. ``iv_rank`` is a percent in [0, 100].
+    ``reasons`` (sentences of your own) appended. ``iv_rank`` is a percent in [0, 100]. The distance to
+    zero gamma is :func:`research_lib.regime.describe_zero_gamma_distance` (% of spot, two decimals), the
+    same figure the regime's reasons and the alerts print.
     """
     if not isinstance(context, MarketContext):
         raise DecisionError(f"context must be a MarketContext, got {type(context).__name__}")
@@ -556,9 +559,7 @@ def describe_why(context: MarketContext, *, iv_rank: float | None = None, reason
         head += f" with {rank:.0f}% IV rank"
     parts = [head]
     if context.zero_gamma is not None:
-        rel = context.spot / context.zero_gamma - 1.0
-        side = "above" if rel > 0 else "below" if rel < 0 else "at"
-        dist = f"{abs(rel):.1%} {side}" if side != "at" else "at"
+        dist = describe_zero_gamma_distance(context.spot, context.zero_gamma)
         parts.append(f"spot {context.spot:,.2f} is {dist} zero gamma {context.zero_gamma:,.2f}")
     else:
         parts.append(f"spot {context.spot:,.2f}")

@@ -96,11 +96,11 @@ def test_reference_sentences():
         "BUY 2x SPX Iron Condor 5800/5790/5900/5910.5 0DTE"
     assert describe_what("SKIP", 0, "QQQ", "Bull Put Spread") == "SKIP QQQ Bull Put Spread"
     assert describe_what("CLOSE", None, "SPY", strikes=582.5) == "CLOSE SPY 582.5"
-    assert describe_why(CTX, iv_rank=45) == ("Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.6% above "
+    assert describe_why(CTX, iv_rank=45) == ("Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.57% above "
                                              "zero gamma 575.00; regime positive gamma; VIX 14.1.")
     neg = MarketContext("SPX", 5012.5, vix=24.0, net_gex=-8.5e8, zero_gamma=5100.0, modelled=True)
     assert describe_why(neg, reasons=["Put wall 5000 holds."]) == (
-        "Negative GEX -850.00M; spot 5,012.50 is 1.7% below zero gamma 5,100.00; VIX 24.0; modelled chain; "
+        "Negative GEX -850.00M; spot 5,012.50 is 1.75% below zero gamma 5,100.00; VIX 24.0; modelled chain; "
         "Put wall 5000 holds.")
     assert describe_why(MarketContext("SPY", 500)) == "GEX unknown; spot 500.00."
     assert describe_how(SIZING) == ("Half-Kelly 4.4% of $50,000 = $2,200 at risk; $500 max loss per contract "

@@ -186,6 +186,40 @@ def test_term_structure_moves_the_confidence_of_a_sale():
     assert inverted.scores.front_ratio == pytest.approx(30 / 25)
 
 
+def test_term_structure_wording_names_each_segment_from_its_own_ratio():
+    # issue 9: VIX/VIX3M 0.93 with VIX9D/VIX 1.04 was called "contango"; the front end is inverted
+    words = lambda **kw: next(x for x in classify_regime(make(**kw)).reasons if x.startswith("Term"))  # noqa: E731
+    mixed = words(vix=25.0, vix3m=25 / 0.93, vix9d=26.0)
+    assert mixed.startswith("Term structure mixed, the front end is inverted (VIX9D above VIX)")
+    assert "VIX/VIX3M 0.93 contango" in mixed and "VIX9D/VIX 1.04 backwardation" in mixed
+    assert words(vix3m=29.0, vix9d=22.0) == "Term structure in contango: VIX/VIX3M 0.86, VIX9D/VIX 0.88."
+    assert words(vix3m=22.0, vix9d=30.0) == "Term structure in backwardation (stress): VIX/VIX3M 1.14, VIX9D/VIX 1.20."
+    assert "the 1-3 month segment is inverted" in words(vix3m=24.0, vix9d=24.0)
+    assert words(vix9d=26.0) == "Term structure in backwardation (stress): VIX9D/VIX 1.04."  # VIX3M missing
+    assert not any(x.startswith("Term") for x in classify_regime(make()).reasons)
+
+
+def test_one_zero_gamma_distance_in_the_regime_the_alerts_and_the_decision():
+    """issue 9: "7.84% below zero gamma" in the regime and "7.3% below" in the why line, from one chain."""
+    from research_lib import alerts
+    from research_lib.decisions import MarketContext, describe_why
+    from research_lib.regime import describe_zero_gamma_distance, zero_gamma_distance_pct
+
+    spot, zg = 3900.86, 4206.73                      # spx_2022-06-11.csv, model convention
+    assert zero_gamma_distance_pct(spot, zg) == pytest.approx((3900.86 - 4206.73) / 3900.86 * 100, rel=1e-15)
+    assert describe_zero_gamma_distance(spot, zg) == "7.84% below"
+    assert describe_zero_gamma_distance(100.0, 99.9999) == "at"
+    r = classify_regime(make(spot=spot, zero_gamma=zg, net_gex=-44.88e9, call_gex=39.49e9, put_gex=-84.37e9))
+    why = describe_why(MarketContext("SPX", spot, net_gex=-44.88e9, zero_gamma=zg))
+    levels_like = dataclasses.make_dataclass("L", ["spot", "net_gex", "call_gex", "put_gex", "zero_gamma",
+                                                   "underlying", "date"])(spot, -44.88e9, 39.49e9, -84.37e9, zg,
+                                                                          "SPX", DATE)
+    alert = alerts.dealers_destabilising(levels_like)
+    phrase = "3,900.86 is 7.84% below zero gamma 4,206.73"
+    assert phrase in r.reasons[0] and phrase in why and phrase in alert.message
+    assert r.scores.distance_to_zero_gamma_pct == pytest.approx(zero_gamma_distance_pct(spot, zg), rel=1e-15)
+
+
 def test_iv_rank_and_percentile_match_the_market_helpers():
     rng = np.random.default_rng(7)
     v = pd.Series(15 + 5 * np.abs(rng.standard_normal(300)).cumsum() % 30, index=DAYS)
