@@ -11,10 +11,13 @@ The steps, each a documented function of its own module:
 5. the strategy and its legs from the same chain (:mod:`research_lib.strategy`);
 6. the position size (:mod:`research_lib.sizing`): fractional Kelly from the trade statistics given, or
    the small bootstrap risk when there are none;
-7. the alerts (:mod:`research_lib.alerts`), with the regime change measured against the previous
-   decision logged for the underlying;
-8. a :class:`~research_lib.decisions.TradeDecision` (ENTRY, or SKIP with the reason) recorded with its
-   alerts in the decision log (:class:`~research_lib.decisions.DecisionLog`), one transaction.
+7. the alerts (:mod:`research_lib.alerts`), with the regime change measured against the decision of
+   the previous trading day for the underlying (:meth:`~research_lib.decisions.DecisionLog.last_for`:
+   the latest chain trading date before this chain's ``snapshot_date``, whatever order the runs were
+   logged in), naming that day;
+8. a :class:`~research_lib.decisions.TradeDecision` (ENTRY, or SKIP with the reason) carrying the chain's
+   trading date, recorded with its alerts in the decision log
+   (:class:`~research_lib.decisions.DecisionLog`), one transaction.
 """
 
 from __future__ import annotations
@@ -133,13 +136,39 @@ def model_rates(snapshot, *, market_dir=None) -> tuple[float, float, tuple[str, 
     return rate, q, tuple(notes)
 
 
-def _previous_regime(log, underlying: str):
-    """The regime name of the last decision logged for ``underlying`` (None when there is none)."""
-    table = log.read(underlying=underlying)
-    if table.empty or "regime" not in table.columns:
-        return None
-    value = table.sort_values("timestamp")["regime"].iloc[-1]
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+def previous_regime(log, regime, trading_date) -> tuple[Any, str | None]:
+    """The regime of the previous trading day's decision, as a result to compare ``regime`` with.
+
+    Parameters
+    ----------
+    log : DecisionLog or None
+    regime : RegimeResult
+        Today's result (its underlying selects the decisions).
+    trading_date : datetime.date
+        Today's chain trading date; the previous decision is the latest one of an earlier trading date
+        (:meth:`~research_lib.decisions.DecisionLog.last_for`).
+
+    Returns
+    -------
+    (RegimeResult or None, str or None)
+        ``regime`` with the previous decision's regime and trading date (None when there is no earlier
+        decision, or it holds no regime), and a note when the stored regime is not a
+        :class:`~research_lib.regime.Regime` name (a decision logged by hand).
+    """
+    from research_lib import regime as regime_mod
+
+    if log is None:
+        return None, None
+    before = log.last_for(regime.underlying, before=trading_date)
+    if before is None or before.context is None or before.context.regime is None:
+        return None, None
+    try:
+        name = regime_mod.Regime(before.context.regime)
+    except ValueError:
+        return None, (f"no regime-change check: the previous decision {before.decision_id} "
+                      f"({before.trading_date}) holds regime {before.context.regime!r}, not one of "
+                      f"{', '.join(regime_mod.Regime)}")
+    return dataclasses.replace(regime, regime=name, date=before.trading_date), None
 
 
 def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: float = 50_000.0,
@@ -199,10 +228,9 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
 
     if log is None and record:
         log = DecisionLog()
-    previous = _previous_regime(log, snap.underlying) if log is not None else None
-    prev_result = None
-    if previous is not None and previous != str(regime.regime):
-        prev_result = dataclasses.replace(regime, regime=regime_mod.Regime(previous))
+    prev_result, prev_note = previous_regime(log, regime, snap.snapshot_date)
+    if prev_note is not None:
+        notes = (*notes, prev_note)
     alerts = tuple(alerts_mod.alerts_for(analysis, regime, prev_result, alert_params))
 
     vix = inputs.vix
