@@ -8,9 +8,15 @@ The steps, each a documented function of its own module:
    history is not available);
 3. exposures and key levels (:func:`research_lib.gex.analyze`, ``model`` convention);
 4. the regime from the levels and the market history up to that date (:mod:`research_lib.regime`);
-5. the strategy and its legs from the same chain (:mod:`research_lib.strategy`);
-6. the position size (:mod:`research_lib.sizing`): fractional Kelly from the trade statistics given, or
-   the small bootstrap risk when there are none;
+5. the risk budget (:func:`research_lib.sizing.risk_budget`: fractional Kelly from the trade statistics
+   given, or the small bootstrap risk when there are none, × confidence, within the caps), then the
+   strategy and its legs from the same chain, fitted to that budget and to the liquidity rules
+   (:func:`research_lib.strategy.build_strategy`);
+6. the position size (:func:`research_lib.sizing.size_position`) on the structure's max loss. When no
+   structure fits the budget, the SKIP says which account would, at the same caps
+   (:func:`research_lib.sizing.account_needed`), and which smaller listed relative
+   (:data:`research_lib.strategy.SMALLER_UNDERLYINGS`: XSP or SPY for SPX) would fit
+   (:func:`budget_advice`);
 7. the alerts (:mod:`research_lib.alerts`), with the regime change measured against the decision of
    the previous trading day for the underlying (:meth:`~research_lib.decisions.DecisionLog.last_for`:
    the latest chain trading date before this chain's ``snapshot_date``, whatever order the runs were
@@ -24,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from typing import Any
 
 import pandas as pd
@@ -76,8 +81,7 @@ class DecisionReport:
             "regime": {"regime": str(self.regime.regime), "trend": str(self.regime.trend),
                        "confidence": self.regime.confidence, "action": str(self.regime.action),
                        "reasons": list(self.regime.reasons)},
-            "strategy": strat.to_dict() if getattr(strat, "valid", False) else
-            {"valid": False, "reason": getattr(strat, "reason", None), "code": getattr(strat, "code", None)},
+            "strategy": strat.to_dict(),
             "sizing": None if self.sizing is None else {
                 "contracts": self.sizing.contracts, "risk_budget": self.sizing.risk_budget,
                 "risk_used": self.sizing.risk_used, "kelly": self.sizing.kelly, "how": self.sizing.how},
@@ -97,7 +101,7 @@ class DecisionReport:
                  f"regime   {r.regime} / {r.trend}, confidence {r.confidence}/100 → {r.action}"]
         lines += [f"         - {reason}" for reason in r.reasons]
         strat = self.strategy
-        if getattr(strat, "valid", False):
+        if getattr(strat, "valid", False) or str(getattr(strat, "kind", "none")) != "none":
             lines.append(f"strategy {strat.summary()}")
         else:
             lines.append(f"strategy none: {strat.reason}")
@@ -171,6 +175,58 @@ def previous_regime(log, regime, trading_date) -> tuple[Any, str | None]:
     return dataclasses.replace(regime, regime=name, date=before.trading_date), None
 
 
+def budget_advice(strat, budget: float, *, stats=None, confidence: float = 100.0, open_risk: float = 0.0,
+                  sizing_params=None) -> str:
+    """What would fit when no structure fits the risk budget: the account, and the smaller relatives.
+
+    Parameters
+    ----------
+    strat : NoValidStrategy
+        With ``code="over_budget"``: ``min_max_loss`` (dollars per contract) and ``candidates`` (width,
+        max loss) of every structure tried.
+    budget : float
+        The risk budget it had to fit, dollars.
+    stats, confidence, open_risk, sizing_params
+        As given to the sizer (the account needed is at the same caps).
+
+    Returns
+    -------
+    str
+        ``"one contract of the narrowest needs an account of at least $60,107 at these caps; XSP (Mini-SPX,
+        1/10 of SPX, cash-settled) would fit: the same spread 4 points wide (the 40-point one × 0.1) ≈
+        $209.50 max loss per contract"``. Every figure computed: the account by
+        :func:`research_lib.sizing.account_needed`, a relative's loss as ``scale`` × the loss of the widest
+        structure tried whose scaled loss fits and whose scaled width is a whole number of the relative's
+        strike steps (``≈``: the relative's own quotes were not read).
+    """
+    from research_lib import sizing as sizing_mod
+    from research_lib import strategy as strategy_mod
+
+    loss = float(strat.min_max_loss)
+    need = sizing_mod.account_needed(loss, stats, confidence=confidence, open_risk=open_risk, params=sizing_params)
+    if need is None:
+        parts = ["no account size fits at these caps (the risk fraction is 0)"]
+    else:
+        parts = [f"one contract of the narrowest needs an account of at least ${need:,.0f} at these caps"]
+    for symbol, scale, step, what in strategy_mod.SMALLER_UNDERLYINGS.get(strat.underlying.upper(), ()):
+        # the structures tried, at the relative's scale, that it lists (a whole number of its strike steps)
+        listed = [(w, x * scale) for w, x in strat.candidates
+                  if abs(w * scale / step - round(w * scale / step)) < 1e-9 and round(w * scale / step) >= 1]
+        fits = [(w, x) for w, x in listed if x <= budget]
+        if fits:
+            w, x = fits[0]
+            parts.append(f"{symbol} ({what}) would fit: the same spread {w * scale:g} points wide (the {w:g}-point "
+                         f"one × {scale:g}) ≈ ${x:,.2f} max loss per contract")
+        elif listed:
+            small = min(x for _, x in listed)
+            acct = sizing_mod.account_needed(small, stats, confidence=confidence, open_risk=open_risk,
+                                             params=sizing_params)
+            more = f", needs an account of ${acct:,.0f}" if acct is not None else ""
+            parts.append(f"{symbol} ({what}) would not fit either: ≈ ${small:,.2f} per contract at its narrowest"
+                         f"{more}")
+    return "; ".join(parts)
+
+
 def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: float = 50_000.0,
            stats=None, open_risk: float = 0.0, log=None, record: bool = True, decided_by: str = "research-lib",
            strategy_params=None, sizing_params=None, regime_params=None, alert_params=None,
@@ -219,12 +275,19 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
 
     choice = strategy_mod.select_strategy(regime.action, regime.trend)
     sp = strategy_params or strategy_mod.StrategyParams(rate=rate, div_yield=q)
-    strat = strategy_mod.build_strategy(choice, snap, sp)
+    size_kw = dict(confidence=regime.confidence, open_risk=open_risk, params=sizing_params)
+    budget = sizing_mod.risk_budget(account, stats, **size_kw)
+    # a zero budget (no edge, no confidence, the open-risk cap reached) has nothing to fit: the sizer says why
+    strat = strategy_mod.build_strategy(choice, snap, sp, risk_budget=budget if budget > 0 else None)
 
     sizing = None
+    advice = None
     if getattr(strat, "valid", False):
-        sizing = sizing_mod.size_position(account, strat.max_loss, stats, confidence=regime.confidence,
-                                          open_risk=open_risk, params=sizing_params)
+        sizing = sizing_mod.size_position(account, strat.max_loss, stats, **size_kw)
+    elif getattr(strat, "code", None) == "over_budget":
+        sizing = sizing_mod.size_position(account, strat.min_max_loss, stats, **size_kw)
+        advice = budget_advice(strat, budget, stats=stats, confidence=regime.confidence, open_risk=open_risk,
+                               sizing_params=sizing_params)
 
     if log is None and record:
         log = DecisionLog()
@@ -247,15 +310,26 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
                              [leg.strike for leg in strat.legs], strat.dte)
         decision = TradeDecision.create(DecisionType.ENTRY, source=decided_by, what=what, why=why,
                                         context=context, legs=[dataclasses.asdict(leg) for leg in strat.legs],
-                                        sizing=sizing, strategy=strat.kind.label)
+                                        sizing=sizing, strategy=strat.kind.label,
+                                        trading_date=snap.snapshot_date)
     else:
-        reason = (strat.reason if not getattr(strat, "valid", False)
-                  else f"size is 0 contracts ({sizing.capped_by or 'budget below one max loss'})")
-        label = strat.kind.label if getattr(strat, "valid", False) else str(choice.kind)
-        what = describe_what("SKIP", None, snap.underlying, label)
+        if getattr(strat, "valid", False):
+            reason = f"size is 0 contracts ({sizing.capped_by or 'budget below one max loss'})"
+            what = describe_what("SKIP", None, snap.underlying, strat.kind.label,
+                                 [leg.strike for leg in strat.legs], strat.dte)
+        elif choice.kind is strategy_mod.StrategyKind.NONE:
+            reason = strat.reason
+            what = describe_what("SKIP", None, snap.underlying,
+                                 f"no position ({regime.action}: {regime.regime}, {regime.trend})")
+        else:
+            reason = strat.reason + (f"; {advice}" if advice else "")
+            what = describe_what("SKIP", None, snap.underlying, f"{strat.kind.label} ({strat.code})")
         decision = TradeDecision.create(DecisionType.SKIP, source=decided_by, what=what,
                                         why=f"{why} No trade: {reason}", context=context, sizing=sizing,
-                                        how=(sizing.how if sizing is not None else "No position."))
+                                        how=(sizing.how if sizing is not None else "No position."),
+                                        strategy=None if choice.kind is strategy_mod.StrategyKind.NONE
+                                        else choice.kind.label,
+                                        trading_date=snap.snapshot_date)
     if record:
         decision = log.record(decision, alerts)
     return DecisionReport(served=served, analysis=analysis, rate=rate, div_yield=q, regime=regime, strategy=strat,

@@ -131,9 +131,11 @@ def years_to(expiry: str, settlement: str = "PM") -> float:
     return (pd.Timestamp(f"{expiry} {hour}", tz="America/New_York") - QUOTE).total_seconds() / (365 * 86400)
 
 
-def bsm_chain(*, spot=100.0, vol=0.20, expiries=("2024-04-15",), strikes=None, half_spread=0.05,
-              roots=(("SPXW", "PM"),), skew=0.0) -> ChainSnapshot:
-    """A chain priced by BSM at ``vol`` (plus ``skew`` per unit of log-moneyness), quoted mid ± half_spread."""
+def bsm_chain(*, spot=100.0, vol=0.20, expiries=("2024-04-15",), strikes=None, half_spread=0.01,
+              rel_half_spread=0.02, roots=(("SPXW", "PM"),), skew=0.0) -> ChainSnapshot:
+    """A chain priced by BSM at ``vol`` (plus ``skew`` per unit of log-moneyness), quoted mid ± the larger of
+    ``half_spread`` and ``rel_half_spread`` × price: a 4% market on a 0.15-delta wing, like SPX's, so the
+    default liquidity rules (spread <= 10% of mid) keep the strikes a spread uses."""
     strikes = np.arange(60.0, 141.0, 1.0) if strikes is None else strikes
     tables = []
     for root, settlement in roots:
@@ -143,8 +145,9 @@ def bsm_chain(*, spot=100.0, vol=0.20, expiries=("2024-04-15",), strikes=None, h
         iv = vol - skew * np.log(t["strike"].to_numpy() / spot)
         price, delta = bs_ref(spot, t["strike"].to_numpy(), T, iv, (t["right"] == "C").to_numpy())
         t["iv"] = iv
-        t["bid"] = np.round(np.maximum(price - half_spread, 0.0), 6)
-        t["ask"] = np.round(price + half_spread, 6)
+        half = np.maximum(half_spread, rel_half_spread * price)
+        t["bid"] = np.round(np.maximum(price - half, 0.0), 6)
+        t["ask"] = np.round(price + half, 6)
         t["last"] = price
         t["delta"] = delta
         tables.append(t)
@@ -153,8 +156,9 @@ def bsm_chain(*, spot=100.0, vol=0.20, expiries=("2024-04-15",), strikes=None, h
 
 
 def expected_pick(snap: ChainSnapshot, expiry: str, right: str, target: float, *, need_bid: bool,
-                  beyond: float | None = None, root: str = "SPXW", max_spread=0.5) -> float:
-    """The strike an independent scan of the chain picks for ``|delta|`` nearest ``target``."""
+                  beyond: float | None = None, root: str = "SPXW", max_spread=0.10) -> float:
+    """The strike an independent scan of the chain picks for ``|delta|`` nearest ``target`` (spread limit: the
+    default StrategyParams.max_spread_pct, 10% of mid)."""
     c = snap.contracts
     c = c[(c["expiration"] == pd.Timestamp(expiry)) & (c["right"] == right) & (c["root"] == root)]
     settlement = c["settlement"].iloc[0]
@@ -336,7 +340,7 @@ def test_crossed_quotes_and_wide_spreads_are_skipped(flat_chain):
     assert not res.valid and "crossed quotes" in res.reason
     wide = _with(flat_chain, ask=lambda t: t["bid"] * 3 + 0.1)
     res = build_strategy(K.BEAR_CALL_SPREAD, wide)
-    assert not res.valid and "above 50% of mid" in res.reason
+    assert not res.valid and "above 10% of mid" in res.reason
     assert build_strategy(K.BEAR_CALL_SPREAD, wide, StrategyParams(max_spread_pct=None)).valid
     thin = _with(flat_chain, open_interest=3.0)
     res = build_strategy(K.BEAR_CALL_SPREAD, thin, StrategyParams(min_open_interest=10))
@@ -463,7 +467,9 @@ def test_real_chain_deltas_are_near_their_targets(real_chain, kind):
         i = int(np.flatnonzero(strikes == leg.strike)[0])
         steps = [abs(deltas[i] - deltas[j]) for j in (i - 1, i + 1) if 0 <= j < len(deltas)]
         assert abs(abs(leg.delta) - target) <= max(steps) + 1e-12
-        assert abs(abs(leg.delta) - target) <= 0.03
+        # the liquidity rules thin the strikes out: on the 2026-08-21 archive day the 0.50-delta 7675P holds
+        # 3 contracts (< 5), so the bear put spread buys 7650P at |Δ| 0.46
+        assert abs(abs(leg.delta) - target) <= 0.04
 
 
 @pytest.mark.shared_data
