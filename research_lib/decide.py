@@ -308,7 +308,8 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
         side = "SELL" if strat.kind.is_credit else "BUY"
         what = describe_what(side, sizing.contracts, snap.underlying, strat.kind.label,
                              [leg.strike for leg in strat.legs], strat.dte)
-        decision = TradeDecision.create(DecisionType.ENTRY, source=decided_by, what=what, why=why,
+        how = sizing.how + (f"; {strat.budget_note}" if strat.budget_note else "")
+        decision = TradeDecision.create(DecisionType.ENTRY, source=decided_by, what=what, why=why, how=how,
                                         context=context, legs=[dataclasses.asdict(leg) for leg in strat.legs],
                                         sizing=sizing, strategy=strat.kind.label,
                                         trading_date=snap.snapshot_date)

@@ -154,6 +154,7 @@ def test_the_budget_is_fitted_or_the_skip_says_what_would_fit(log, account, trad
         assert report.decision.type == "ENTRY" and report.sizing.contracts >= 1
         assert report.strategy.max_loss <= budget and report.strategy.risk_budget == report.sizing.risk_budget
         assert "to fit the" in report.strategy.budget_note
+        assert report.decision.how == f"{report.sizing.how}; {report.strategy.budget_note}"
     else:
         s = report.strategy
         assert report.decision.type == "SKIP" and s.code == "over_budget" and s.min_max_loss > budget
