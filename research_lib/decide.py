@@ -86,7 +86,8 @@ class DecisionReport:
                 "contracts": self.sizing.contracts, "risk_budget": self.sizing.risk_budget,
                 "risk_used": self.sizing.risk_used, "kelly": self.sizing.kelly, "how": self.sizing.how},
             "decision": {"id": d.decision_id, "type": str(d.type), "what": d.what, "why": d.why, "how": d.how,
-                         "timestamp": d.timestamp.isoformat()},
+                         "timestamp": d.timestamp.isoformat(),
+                         "trading_date": None if d.trading_date is None else d.trading_date.isoformat()},
             "alerts": [{"rule": str(a.rule), "severity": str(a.severity), "message": a.message}
                        for a in self.alerts],
             "notes": list(self.notes),

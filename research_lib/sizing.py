@@ -73,6 +73,12 @@ Steps of :func:`size_position`
    ``contracts * max_loss_per_contract <= risk_budget`` always holds (to within half a cent when the
    max loss per contract has fractions of a cent).
 
+Before the spread is known
+    :func:`risk_budget` runs steps 1-5 alone: the dollars the next position may lose, which the strategy
+    builder fits a spread's width to (:func:`research_lib.strategy.build_strategy`, ``risk_budget=``).
+    :func:`account_needed` inverts them: the smallest account whose budget buys one contract of a given
+    max loss at the same caps (what a SKIP says when nothing fits).
+
 Rounding: why down
     The reference system rounded 4.4 contracts up to 5: $2,500 at risk, 5.0% of the account, 14% over
     its own $2,200 half-Kelly budget. The budget is a ceiling on what a max loss may cost; rounding up

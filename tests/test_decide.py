@@ -121,7 +121,9 @@ def test_a_skip_without_a_strategy_says_what_was_skipped_and_why(log):
     r = report.regime
     assert report.decision.what == f"SKIP SPX no position ({r.action}: {r.regime}, {r.trend})"
     assert "SKIP SPX none" not in report.summary()
-    json.dumps(report.to_dict(), allow_nan=False)
+    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert d["decision"]["trading_date"] == report.served.snapshot.snapshot_date.isoformat()
+    assert d["strategy"] == {**report.strategy.to_dict(), "expiration": None}
 
 
 def test_decide_offline_on_the_modelled_chain(log):

@@ -800,14 +800,21 @@ def fuzz_params(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fuzz_chains(), fuzz_params(), st.sampled_from(BUILDABLE))
-def test_fuzzed_chains_give_a_result_or_a_reason(snap, params, kind):
-    res = build_strategy(kind, snap, params)
+@given(fuzz_chains(), fuzz_params(), st.sampled_from(BUILDABLE),
+       st.one_of(st.none(), st.floats(1.0, 1e6)))
+def test_fuzzed_chains_give_a_result_or_a_reason(snap, params, kind, budget):
+    res = build_strategy(kind, snap, params, risk_budget=budget)
     assert isinstance(res, StrategyResult | NoValidStrategy)
     if not res.valid:
         assert res.reason and res.code in {"no_expiry", "no_quotes", "no_short_leg", "no_long_leg", "bad_prices",
-                                           "overlap"}
+                                           "overlap", "over_budget"}
+        if res.code == "over_budget":
+            assert budget is not None and res.min_max_loss > budget
+            assert all(x > budget for _, x in res.candidates)
+            json.dumps(res.to_dict(), allow_nan=False)
         return
+    if budget is not None:
+        assert res.max_loss <= budget + 1e-9 and res.risk_budget == budget
     assert 0 <= res.pop <= 1 and 0 <= res.natural.pop <= 1
     assert res.credit_natural <= res.credit_mid + 1e-12
     assert abs(res.dte - params.target_dte) <= params.dte_tolerance
