@@ -12,7 +12,7 @@ from research_lib import gex
 from research_lib.cli import main
 from research_lib.decide import decide
 from research_lib.decisions import DecisionLog, MarketContext, TradeDecision
-from research_lib.regime import classify_regime, regime_inputs_for
+from research_lib.regime import RegimeParams, classify_regime, regime_inputs_for
 from research_lib.sizing import account_needed
 from research_lib.strategy import select_strategy
 
@@ -116,8 +116,11 @@ def test_regime_change_names_the_previous_trading_day_offline(log):
 
 
 def test_a_skip_without_a_strategy_says_what_was_skipped_and_why(log):
-    report = decide("SPX", "auto", log=log)
-    assert report.strategy.kind == "none" and report.decision.type == "SKIP"   # the modelled chain: STAY_OUT
+    # thresholds no two-sided book reaches: NEUTRAL, so STAY_OUT whatever market history is at hand
+    never = RegimeParams(gex_ratio_positive=0.999, gex_ratio_negative=-0.999, zero_gamma_buffer_pct=1e6)
+    report = decide("SPX", "auto", log=log, regime_params=never)
+    assert report.strategy.kind == "none" and report.decision.type == "SKIP"
+    assert str(report.regime.action) == "STAY_OUT"
     r = report.regime
     assert report.decision.what == f"SKIP SPX no position ({r.action}: {r.regime}, {r.trend})"
     assert "SKIP SPX none" not in report.summary()
