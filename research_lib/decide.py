@@ -325,7 +325,7 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
                                  f"no position ({regime.action}: {regime.regime}, {regime.trend})")
         else:
             reason = strat.reason + (f"; {advice}" if advice else "")
-            what = describe_what("SKIP", None, snap.underlying, f"{strat.kind.label} ({strat.code})")
+            what = describe_what("SKIP", None, snap.underlying, f"{strat.kind.label} ({strat.code.replace('_', ' ')})")
         decision = TradeDecision.create(DecisionType.SKIP, source=decided_by, what=what,
                                         why=f"{why} No trade: {reason}", context=context, sizing=sizing,
                                         how=(sizing.how if sizing is not None else "No position."),

@@ -171,5 +171,5 @@ def test_the_budget_is_fitted_or_the_skip_says_what_would_fit(log, account, trad
         w, x = fits[0]
         assert f"XSP (Mini-SPX, 1/10 of SPX, cash-settled) would fit: the same spread {w / 10:g} points wide" in why
         assert f"≈ ${x:,.2f} max loss per contract" in why
-        assert report.decision.what == "SKIP SPX bull call spread (over_budget)"
+        assert report.decision.what == "SKIP SPX bull call spread (over budget)"
         assert report.sizing.contracts == 0 and report.decision.how == report.sizing.how
