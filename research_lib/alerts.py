@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 
 from research_lib.chain import ResearchLibError
-from research_lib.regime import RegimeResult
+from research_lib.regime import RegimeResult, describe_zero_gamma_distance, zero_gamma_distance_pct
 
 __all__ = [
     "Alert",
@@ -277,13 +277,13 @@ def spot_near_zero_gamma(levels, params: AlertParams | None = None) -> Alert | N
     lv = _levels(levels)
     if lv.zero_gamma is None:
         return None
-    dist = (lv.spot - lv.zero_gamma) / lv.spot * 100.0
+    dist = zero_gamma_distance_pct(lv.spot, lv.zero_gamma)
     if abs(dist) > p.near_zero_gamma_pct:
         return None
-    side = "above" if dist >= 0 else "below"
     return Alert(
         rule=AlertRule.SPOT_NEAR_ZERO_GAMMA, severity=p.near_zero_gamma_severity,
-        message=(f"{lv.underlying} {lv.spot:,.2f} is {abs(dist):.2f}% {side} zero gamma {lv.zero_gamma:,.2f} "
+        message=(f"{lv.underlying} {lv.spot:,.2f} is {describe_zero_gamma_distance(lv.spot, lv.zero_gamma)} zero "
+                 f"gamma {lv.zero_gamma:,.2f} "
                  f"(alert within {p.near_zero_gamma_pct:.2f}%): dealer hedging flips from dampening to "
                  f"amplifying moves nearby."),
         value=abs(dist), threshold=p.near_zero_gamma_pct, underlying=lv.underlying, date=_date(lv.date),
@@ -412,10 +412,11 @@ def dealers_destabilising(levels, params: AlertParams | None = None) -> Alert | 
     if lv.zero_gamma is None:
         where = "no zero-gamma level in the profile grid (negative throughout)"
     else:
-        below = (lv.zero_gamma - lv.spot) / lv.spot * 100.0
+        below = -zero_gamma_distance_pct(lv.spot, lv.zero_gamma)
         if below < p.destabilising_below_pct:
             return None
-        where = f"spot {lv.spot:,.2f} is {below:.2f}% below zero gamma {lv.zero_gamma:,.2f}"
+        where = (f"spot {lv.spot:,.2f} is {describe_zero_gamma_distance(lv.spot, lv.zero_gamma)} zero gamma "
+                 f"{lv.zero_gamma:,.2f}")
     return Alert(
         rule=AlertRule.DEALERS_DESTABILISING, severity=p.destabilising_severity,
         message=(f"{lv.underlying} dealers short gamma: net GEX {_money(lv.net_gex)}/1% is {ratio:+.2f} of gross "

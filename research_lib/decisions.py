@@ -43,6 +43,19 @@ Schema versions
     A file of a newer version raises :class:`SchemaVersionError` (upgrade research_lib), as does a
     file whose ``user_version`` and ``schema_version`` table disagree.
 
+    * 1 → 2: ``decisions.trading_date`` (TEXT ``YYYY-MM-DD``, the trading session of the chain the
+      decision was taken on: ``ChainSnapshot.snapshot_date``) and the index
+      ``decisions_by_underlying_day (underlying, trading_date)`` behind :meth:`DecisionLog.last_for`.
+      Rows written before have no trading date (NULL): the wall-clock time they were logged says
+      nothing about which session's chain they read, so they are left unknown rather than guessed, and
+      :meth:`DecisionLog.last_for` never returns them.
+
+Trading date
+    The regime-change alert compares a decision with the one taken on the previous trading day for the
+    same underlying — by the chain's trading date, not by when it was logged (a backtest or a re-run of
+    an old chain is logged "now" but belongs to its own day). :meth:`DecisionLog.last_for` is that one
+    indexed query.
+
 Example
 -------
 >>> from research_lib.decisions import DecisionLog, DecisionType, MarketContext, TradeDecision
@@ -84,9 +97,10 @@ import pandas as pd
 
 from research_lib import __version__
 from research_lib.chain import NY, ResearchLibError
+from research_lib.regime import describe_zero_gamma_distance
 
-#: Schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+#: Schema version this code writes (``PRAGMA user_version``). 2 added ``decisions.trading_date``.
+SCHEMA_VERSION = 2
 #: File name of the log in the data root.
 DB_NAME = "decisions.sqlite"
 ID_PREFIX = "DEC-"
@@ -188,6 +202,20 @@ def _ny(value: Any, name: str = "timestamp") -> pd.Timestamp:
     if ts.tzinfo is None:
         ts = ts.tz_localize(NY, ambiguous=True, nonexistent="shift_forward")
     return _floor(ts, "us")
+
+
+def _day(value: Any, name: str) -> dt.date | None:
+    """A calendar date or None: a ``datetime.date``, ``"YYYY-MM-DD"``, or a timestamp (its New York date)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise DecisionError(f"{name} {value!r} is not a valid date") from None
+    return _ny(value, name).date()
 
 
 def _floor(ts: pd.Timestamp, unit: str) -> pd.Timestamp:
@@ -365,6 +393,11 @@ class TradeDecision:
         Signal confidence, percent in [0, 100].
     ref_id : str or None
         For an EXIT, the id of the ENTRY it closes (not checked against the log).
+    trading_date : datetime.date or None
+        The trading session of the chain the decision was taken on (``ChainSnapshot.snapshot_date``), as
+        opposed to ``timestamp``, the wall-clock time it was taken. None when unknown (decisions logged
+        before schema 2, or taken without a chain). A date, an ISO ``"YYYY-MM-DD"`` string or a
+        timestamp (its New York date) is accepted.
     """
 
     decision_id: str | None = None
@@ -387,6 +420,7 @@ class TradeDecision:
     capped_by: str | None = None
     confidence: float | None = None
     ref_id: str | None = None
+    trading_date: dt.date | None = None
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -428,12 +462,14 @@ class TradeDecision:
         if conf is not None and not 0 <= conf <= 100:
             raise DecisionError(f"confidence must be in [0, 100] (percent), got {self.confidence!r}")
         s(self, "confidence", conf)
+        s(self, "trading_date", _day(self.trading_date, "trading_date"))
 
     @classmethod
     def create(cls, type: DecisionType | str, *, source: str, what: str, why: str, how: str | None = None,
                context: MarketContext | None = None, underlying: str | None = None,
                legs: Iterable[Any] = (), sizing: Any = None, strategy: str | None = None,
-               timestamp: Any = None, contracts: int | None = None, ref_id: str | None = None) -> TradeDecision:
+               timestamp: Any = None, contracts: int | None = None, ref_id: str | None = None,
+               trading_date: Any = None) -> TradeDecision:
         """A decision with the obvious fields filled in.
 
         ``underlying`` defaults to ``context.underlying``; ``timestamp`` to now; the sizing fields
@@ -441,6 +477,7 @@ class TradeDecision:
         ``capped_by``, ``confidence``) are read from ``sizing`` (any object with those attributes, e.g. a
         :class:`~research_lib.sizing.SizingResult`); ``how`` defaults to ``sizing.how``, or ``"No
         position."`` for a SKIP. A SKIP keeps the sizing figures but trades 0 contracts.
+        ``trading_date`` is the chain's trading session (``snapshot.snapshot_date``).
         """
         dtype = DecisionType(_norm_type(type))
         if underlying is None:
@@ -462,7 +499,7 @@ class TradeDecision:
             contracts = 0
         return cls(timestamp=_now() if timestamp is None else timestamp, source=source, type=dtype,
                    underlying=underlying, what=what, why=why, how=how, context=context, legs=tuple(legs),
-                   strategy=strategy, contracts=contracts, ref_id=ref_id, **fields)
+                   strategy=strategy, contracts=contracts, ref_id=ref_id, trading_date=trading_date, **fields)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -539,9 +576,11 @@ def describe_what(action: str, contracts: int | None, underlying: str, strategy_
 
 
 def describe_why(context: MarketContext, *, iv_rank: float | None = None, reasons: Iterable[str] = ()) -> str:
-    """``"Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.6% above zero gamma 575.00; regime
+    """``"Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.57% above zero gamma 575.00; regime
     positive gamma; VIX 14.1."`` -- built from the context (parts it lacks are left out), then
-    ``reasons`` (sentences of your own) appended. ``iv_rank`` is a percent in [0, 100].
+    ``reasons`` (sentences of your own) appended. ``iv_rank`` is a percent in [0, 100]. The distance to
+    zero gamma is :func:`research_lib.regime.describe_zero_gamma_distance` (% of spot, two decimals), the
+    same figure the regime's reasons and the alerts print.
     """
     if not isinstance(context, MarketContext):
         raise DecisionError(f"context must be a MarketContext, got {type(context).__name__}")
@@ -556,9 +595,7 @@ def describe_why(context: MarketContext, *, iv_rank: float | None = None, reason
         head += f" with {rank:.0f}% IV rank"
     parts = [head]
     if context.zero_gamma is not None:
-        rel = context.spot / context.zero_gamma - 1.0
-        side = "above" if rel > 0 else "below" if rel < 0 else "at"
-        dist = f"{abs(rel):.1%} {side}" if side != "at" else "at"
+        dist = describe_zero_gamma_distance(context.spot, context.zero_gamma)
         parts.append(f"spot {context.spot:,.2f} is {dist} zero gamma {context.zero_gamma:,.2f}")
     else:
         parts.append(f"spot {context.spot:,.2f}")
@@ -647,14 +684,20 @@ _SCHEMA_V1: tuple[str, ...] = (
 )
 
 #: ``MIGRATIONS[v]`` takes a log from schema v to v + 1: SQL statements, or a callable given the
-#: connection (inside the upgrade transaction). Empty while version 1 is the only one.
-MIGRATIONS: dict[int, Sequence[str] | Callable[[sqlite3.Connection], None]] = {}
+#: connection (inside the upgrade transaction; see the module docstring for what each step does).
+MIGRATIONS: dict[int, Sequence[str] | Callable[[sqlite3.Connection], None]] = {
+    1: (
+        "ALTER TABLE decisions ADD COLUMN trading_date TEXT CHECK (trading_date IS NULL OR "
+        "trading_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]')",
+        "CREATE INDEX decisions_by_underlying_day ON decisions (underlying, trading_date)",
+    ),
+}
 
 _DECISION_COLUMNS: tuple[str, ...] = (
     "decision_id", "ts_utc_us", "timestamp", "source", "type", "underlying", "strategy", "what", "why", "how",
     "spot", "vix", "regime", "net_gex", "zero_gamma", "context_source", "modelled", "legs", "contracts",
     "risk_budget", "risk_used", "kelly", "fractional_kelly", "risk_fraction", "capped_by", "confidence",
-    "ref_id", "recorded_at",
+    "ref_id", "recorded_at", "trading_date",
 )
 _ALERT_COLUMNS: tuple[str, ...] = (
     "decision_id", "ts_utc_us", "timestamp", "date", "rule", "severity", "message", "value", "threshold",
@@ -965,6 +1008,7 @@ class DecisionLog:
             "contracts": d.contracts, "risk_budget": d.risk_budget, "risk_used": d.risk_used, "kelly": d.kelly,
             "fractional_kelly": d.fractional_kelly, "risk_fraction": d.risk_fraction, "capped_by": d.capped_by,
             "confidence": d.confidence, "ref_id": d.ref_id, "recorded_at": recorded_at,
+            "trading_date": None if d.trading_date is None else d.trading_date.isoformat(),
         }
         return tuple(row[k] for k in _DECISION_COLUMNS)
 
@@ -1058,8 +1102,8 @@ class DecisionLog:
         pandas.DataFrame
             Columns :data:`DECISION_COLUMNS`: ``timestamp`` tz-aware New York, ``recorded_at`` UTC,
             ``legs`` a list of dicts, ``modelled`` nullable boolean (NA without a context), context and
-            sizing numbers float (NaN when absent), ``contracts`` int64, text columns strings (missing
-            values NA: test with ``pd.isna``).
+            sizing numbers float (NaN when absent), ``contracts`` int64, ``trading_date`` a
+            ``datetime.date`` or None, text columns strings (missing values NA: test with ``pd.isna``).
         """
         where, params = self._filters(start, end, [("type", _values("type", type, _norm_type)),
                                                    ("underlying", _values("underlying", underlying, _underlying)),
@@ -1076,6 +1120,8 @@ class DecisionLog:
         df["modelled"] = pd.array([None if v is None else bool(v) for v in df["modelled"]], dtype="boolean")
         df["legs"] = [json.loads(v) for v in df["legs"]]
         df["recorded_at"] = pd.to_datetime(df["recorded_at"], utc=True, format="ISO8601")
+        df["trading_date"] = pd.Series([None if pd.isna(v) else dt.date.fromisoformat(v) for v in df["trading_date"]],
+                                       index=df.index, dtype=object)
         return df[list(DECISION_COLUMNS)]
 
     def read_alerts(self, start: Any = None, end: Any = None, *, underlying: Any = None, rule: Any = None,
@@ -1141,6 +1187,46 @@ class DecisionLog:
                                (decision_id,)).fetchone()
         if row is None:
             raise DecisionNotFoundError(f"no decision {decision_id} in the log", path=self.path)
+        return self._decision_from_row(row)
+
+    def last_for(self, underlying: Any, before: Any = None, *, source: Any = None) -> TradeDecision | None:
+        """The decision of the latest trading day before ``before`` for ``underlying``, or None.
+
+        One indexed query (``decisions_by_underlying_day``): among the decisions for ``underlying`` whose
+        ``trading_date`` is strictly before ``before``, those of the latest such day, and of them the one
+        logged last (then the highest id). Decisions without a trading date (logged before schema 2) are
+        never returned. This is what a regime change is measured against: the previous trading day's
+        decision, whatever the wall-clock order the runs were logged in.
+
+        Parameters
+        ----------
+        underlying : str
+        before : date-like, optional
+            The current decision's trading date (``"2026-08-21"``, a ``datetime.date``, or a timestamp:
+            its New York date). None: the latest trading day in the log.
+        source : str or several, optional
+            Only decisions with this ``source`` (``"paper"``, ``"backtest:<name>"``); None: any.
+        """
+        und = _underlying(underlying)
+        day = _day(before, "before")
+        sql = f"SELECT {', '.join(_DECISION_COLUMNS)} FROM decisions WHERE underlying = ? AND trading_date "
+        params: list[Any] = [und]
+        if day is None:
+            sql += "IS NOT NULL"
+        else:
+            sql += "< ?"
+            params.append(day.isoformat())
+        sources = _values("source", source, lambda v: _text("source", v))
+        if sources is not None:
+            sql += f" AND source IN ({', '.join('?' * len(sources))})"
+            params.extend(sources)
+        sql += " ORDER BY trading_date DESC, ts_utc_us DESC, decision_id DESC LIMIT 1"
+        with self._connect() as conn:
+            row = conn.execute(sql, params).fetchone()
+        return None if row is None else self._decision_from_row(row)
+
+    @staticmethod
+    def _decision_from_row(row: Sequence[Any]) -> TradeDecision:
         r = dict(zip(_DECISION_COLUMNS, row, strict=True))
         ctx = None
         if r["spot"] is not None:
@@ -1152,7 +1238,7 @@ class DecisionLog:
             legs=tuple(json.loads(r["legs"])), strategy=r["strategy"], contracts=r["contracts"],
             risk_budget=r["risk_budget"], risk_used=r["risk_used"], kelly=r["kelly"],
             fractional_kelly=r["fractional_kelly"], risk_fraction=r["risk_fraction"], capped_by=r["capped_by"],
-            confidence=r["confidence"], ref_id=r["ref_id"])
+            confidence=r["confidence"], ref_id=r["ref_id"], trading_date=r["trading_date"])
 
     def count(self) -> int:
         """Number of decisions in the log."""

@@ -10,7 +10,8 @@ GEX measure
     With a ``net_gex_history`` of at least ``min_gex_history`` [60] observations: net GEX relative to its own
     trailing typical size, ``net_gex / median(|net_gex_history|)`` over the last ``gex_window`` [252]
     observations (a signed, unit-free number: +1 means "as long gamma as usual"). Otherwise the share of
-    gross GEX, ``net_gex / (|call_gex| + |put_gex|)`` (in [-1, 1]). A centred z-score is deliberately not
+    gross GEX, ``net_gex / (|call_gex| + |put_gex|)`` (in [-1, 1]). A gross GEX or a trailing median below
+    :data:`MIN_GEX_SCALE` [$1 per 1% move] is "no exposure": that scale is not used (nothing to divide by). A centred z-score is deliberately not
     used: published GEX is positive on ~90% of days, so "below its mean" would call ordinary long-gamma
     days negative. The history must be in the same units and convention as ``net_gex``.
 Gamma regime
@@ -43,6 +44,16 @@ Confidence
     IV rank 100 or -full at 0), ``trend_score`` in ±``weight_trend`` [15] (+ up: the two MA gaps summed
     over 4 × the band), ``term_score`` in ±``weight_term`` [10] (+ contango: ``(backwardation_ratio -
     VIX/VIX3M) / term_full_scale``).
+Term structure (wording)
+    Each segment is named from its own ratio: VIX/VIX3M at or above ``backwardation_ratio`` [1.0] is
+    backwardation, below it contango; VIX9D/VIX above ``front_backwardation_ratio`` [1.0] (VIX9D above VIX)
+    is a front-end backwardation, at or below it contango. Both in contango: "in contango"; both inverted:
+    "in backwardation (stress)"; otherwise the sentence says which segment is which. Only VIX/VIX3M feeds
+    the score.
+Distance to zero gamma
+    One computation everywhere (regime reasons, alerts, the decision's *why*):
+    :func:`zero_gamma_distance_pct` ``= (spot - zero_gamma) / spot × 100`` (% of spot, the unit of the
+    buffer), worded by :func:`describe_zero_gamma_distance` with two decimals ("7.84% below").
 
 Missing and bad input
 ---------------------
@@ -88,7 +99,9 @@ __all__ = [
     "RegimeScores",
     "Trend",
     "classify_regime",
+    "describe_zero_gamma_distance",
     "regime_inputs_for",
+    "zero_gamma_distance_pct",
 ]
 
 NY = "America/New_York"
@@ -179,6 +192,9 @@ class RegimeParams:
         VIX / VIX3M at or above which the term structure counts as inverted (stress). Default 1.0.
     term_full_scale : float
         |1 - VIX / VIX3M| at which the term score is full. Default 0.10.
+    front_backwardation_ratio : float
+        VIX9D / VIX above which the front end of the term structure counts as inverted (VIX9D above VIX).
+        Default 1.0. Wording only (see "Term structure" in the module docstring).
     confidence_base : float
         Confidence before evidence, 0-100.
     weight_gex, weight_iv, weight_trend, weight_term : float
@@ -209,6 +225,7 @@ class RegimeParams:
     trend_band_pct: float = 0.5
     backwardation_ratio: float = 1.0
     term_full_scale: float = 0.10
+    front_backwardation_ratio: float = 1.0
     confidence_base: float = 50.0
     weight_gex: float = 25.0
     weight_iv: float = 20.0
@@ -254,6 +271,9 @@ class RegimeParams:
             raise RegimeParamsError("confidence_base", f"must lie in [0, 100], got {self.confidence_base!r}")
         if not num("backwardation_ratio") > 0:
             raise RegimeParamsError("backwardation_ratio", f"must be > 0, got {self.backwardation_ratio!r}")
+        if not num("front_backwardation_ratio") > 0:
+            raise RegimeParamsError("front_backwardation_ratio",
+                                    f"must be > 0, got {self.front_backwardation_ratio!r}")
         if not num("term_full_scale") > 0:
             raise RegimeParamsError("term_full_scale", f"must be > 0, got {self.term_full_scale!r}")
         for window, minimum in (("gex_window", "min_gex_history"), ("iv_window", "min_iv_history")):
@@ -293,6 +313,12 @@ MAX_VOL_INDEX = 1000.0
 MAX_GEX = 1e18
 #: Smallest positive price or vol-index value accepted (smaller would overflow the ratios).
 MIN_POSITIVE = 1e-6
+#: Smallest GEX scale, $ per 1% move, that counts as exposure: a gross GEX ``|call_gex| + |put_gex|`` or a
+#: trailing median ``|net_gex|`` below it is "no exposure" (no scale to divide by). One dollar per 1% move
+#: is far below any listed chain (a single SPX contract near the money is ~$10^4) and keeps
+#: ``net / scale`` finite for every accepted ``net`` (|net| <= MAX_GEX); without it a subnormal
+#: denominator such as 2.2e-311 makes the share of gross GEX overflow to inf.
+MIN_GEX_SCALE = 1.0
 _LIMITS = {"spot": MAX_PRICE, "zero_gamma": MAX_PRICE, "price_history": MAX_PRICE, "vix": MAX_VOL_INDEX,
            "vix9d": MAX_VOL_INDEX, "vix3m": MAX_VOL_INDEX, "vix_history": MAX_VOL_INDEX, "net_gex": MAX_GEX,
            "call_gex": MAX_GEX, "put_gex": MAX_GEX, "net_gex_history": MAX_GEX}
@@ -693,12 +719,15 @@ def _gex_measure(inputs: RegimeInputs, params: RegimeParams, hist: pd.Series | N
                            "gex_percentile": None, "gex_ratio": None}
     net = inputs.net_gex
     gross = inputs.gross_gex
-    if net is not None and gross is not None and gross > 0:
+    if net is not None and gross is not None and gross >= MIN_GEX_SCALE:
         out["gex_ratio"] = net / gross
+    elif net is not None and gross is not None:
+        reasons.append(f"Gross GEX {gross:.3g} $/1% is below the {MIN_GEX_SCALE:g} $/1% floor (MIN_GEX_SCALE): "
+                       f"no exposure to scale net GEX by.")
     if net is not None and hist is not None:
         window = hist.iloc[-params.gex_window:]
         scale = float(np.median(np.abs(window.to_numpy()))) if len(window) else 0.0
-        if len(window) >= params.min_gex_history and scale > 0:
+        if len(window) >= params.min_gex_history and scale >= MIN_GEX_SCALE:
             out["gex_relative"] = net / scale
             out["gex_percentile"] = float((window.to_numpy() < net).mean() * 100.0)
         else:
@@ -781,6 +810,47 @@ def _pct(x: float) -> str:
     return f"{abs(x):.2f}% {'above' if x >= 0 else 'below'}"
 
 
+def zero_gamma_distance_pct(spot: float, zero_gamma: float) -> float:
+    """Distance of spot from zero gamma, % of spot: ``(spot - zero_gamma) / spot × 100``.
+
+    Positive when spot is above zero gamma. The one computation behind every "x% above/below zero gamma"
+    (regime reasons and scores, alerts, :func:`research_lib.decisions.describe_why`); % of spot is the unit
+    of the zero-gamma buffer. Both inputs in points, > 0 (not checked: callers validate them).
+    """
+    return (float(spot) - float(zero_gamma)) / float(spot) * 100.0
+
+
+def describe_zero_gamma_distance(spot: float, zero_gamma: float) -> str:
+    """``"7.84% below"``, ``"0.36% above"``, or ``"at"`` when the distance rounds to 0.00%: the wording of
+    :func:`zero_gamma_distance_pct` (two decimals), to be followed by ``"zero gamma <level>"``."""
+    d = zero_gamma_distance_pct(spot, zero_gamma)
+    if round(abs(d), 2) == 0:
+        return "at"
+    return _pct(d)
+
+
+def _term_text(term_ratio: float | None, front_ratio: float | None, p: RegimeParams) -> str | None:
+    """The term-structure sentence: each segment named from its own ratio (module docstring)."""
+    parts = []
+    if term_ratio is not None:
+        parts.append(("VIX/VIX3M", term_ratio, term_ratio >= p.backwardation_ratio))
+    if front_ratio is not None:
+        parts.append(("VIX9D/VIX", front_ratio, front_ratio > p.front_backwardation_ratio))
+    if not parts:
+        return None
+    figures = ", ".join(f"{name} {x:.2f}" for name, x, _ in parts)
+    inverted = [inv for _, _, inv in parts]
+    if not any(inverted):
+        return f"Term structure in contango: {figures}."
+    if all(inverted):
+        return f"Term structure in backwardation (stress): {figures}."
+    each = "; ".join(f"{name} {x:.2f} {'backwardation' if inv else 'contango'}" for name, x, inv in parts)
+    front_inv = front_ratio is not None and front_ratio > p.front_backwardation_ratio
+    where = ("the front end is inverted (VIX9D above VIX)" if front_inv
+             else "the 1-3 month segment is inverted (VIX above VIX3M)")
+    return f"Term structure mixed, {where}: {each}."
+
+
 def classify_regime(inputs: RegimeInputs, params: RegimeParams | None = None) -> RegimeResult:
     """Classify one day: gamma regime, trend, confidence, action and reasons (rules in the module docstring).
 
@@ -831,7 +901,7 @@ def classify_regime(inputs: RegimeInputs, params: RegimeParams | None = None) ->
                        f"expected move at VIX {inputs.vix:.1f}")
     dist = None
     if inputs.spot is not None and inputs.zero_gamma is not None:
-        dist = (inputs.spot - inputs.zero_gamma) / inputs.spot * 100.0
+        dist = zero_gamma_distance_pct(inputs.spot, inputs.zero_gamma)
     elif inputs.zero_gamma is None:
         missing.append("zero_gamma")
         notes.append("No zero-gamma level (none given, or no flip in the profile grid): the GEX measure alone "
@@ -858,8 +928,8 @@ def classify_regime(inputs: RegimeInputs, params: RegimeParams | None = None) ->
     def zg_text() -> str:
         if dist is None:
             return "zero gamma unknown"
-        return (f"spot {inputs.spot:,.2f} is {_pct(dist)} zero gamma {inputs.zero_gamma:,.2f} "
-                f"({buffer_text})")
+        return (f"spot {inputs.spot:,.2f} is {describe_zero_gamma_distance(inputs.spot, inputs.zero_gamma)} zero "
+                f"gamma {inputs.zero_gamma:,.2f} ({buffer_text})")
 
     required_missing = [x for x in missing if x in ("spot", "net_gex", "gex_scale")]
     if p.require_complete and missing:
@@ -904,11 +974,7 @@ def classify_regime(inputs: RegimeInputs, params: RegimeParams | None = None) ->
     # term structure
     term_ratio = inputs.vix / inputs.vix3m if inputs.vix is not None and inputs.vix3m is not None else None
     front_ratio = inputs.vix9d / inputs.vix if inputs.vix is not None and inputs.vix9d is not None else None
-    term_reason = None
-    if term_ratio is not None:
-        shape = "backwardation (stress)" if term_ratio >= p.backwardation_ratio else "contango"
-        term_reason = f"Term structure in {shape}: VIX/VIX3M {term_ratio:.2f}"
-        term_reason += f", VIX9D/VIX {front_ratio:.2f}." if front_ratio is not None else "."
+    term_reason = _term_text(term_ratio, front_ratio, p)
 
     # signed scores
     s_g = None

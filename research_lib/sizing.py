@@ -73,6 +73,12 @@ Steps of :func:`size_position`
    ``contracts * max_loss_per_contract <= risk_budget`` always holds (to within half a cent when the
    max loss per contract has fractions of a cent).
 
+Before the spread is known
+    :func:`risk_budget` runs steps 1-5 alone: the dollars the next position may lose, which the strategy
+    builder fits a spread's width to (:func:`research_lib.strategy.build_strategy`, ``risk_budget=``).
+    :func:`account_needed` inverts them: the smallest account whose budget buys one contract of a given
+    max loss at the same caps (what a SKIP says when nothing fits).
+
 Rounding: why down
     The reference system rounded 4.4 contracts up to 5: $2,500 at risk, 5.0% of the account, 14% over
     its own $2,200 half-Kelly budget. The budget is a ceiling on what a max loss may cost; rounding up
@@ -430,46 +436,27 @@ def _contracts_within(budget: float, per_contract: float) -> int:
     return n
 
 
-def size_position(account: float, max_loss_per_contract: float, stats: TradeStats | None, *,
-                  confidence: float = 100.0, open_risk: float = 0.0,
-                  params: SizingParams | None = None) -> SizingResult:
-    """How many contracts to trade (see the module docstring for the steps, units and formula).
+@dataclasses.dataclass(frozen=True)
+class _Budget:
+    """Steps 1-5 of :func:`size_position`: everything before the max loss per contract matters."""
 
-    Parameters
-    ----------
-    account : float
-        Account value, dollars (> 0).
-    max_loss_per_contract : float
-        Worst-case loss of one contract, dollars (> 0).
-    stats : TradeStats or None
-        The trade history; None (no history) bootstraps.
-    confidence : float, default 100
-        Signal confidence in [0, 100]; scales the base risk by ``confidence / 100`` when
-        ``params.scale_by_confidence``.
-    open_risk : float, default 0
-        Max loss of the positions already open, dollars (>= 0).
-    params : SizingParams, optional
-        Defaults to ``SizingParams()``.
+    kelly: float
+    fractional_kelly: float
+    budget: float               # dollars, rounded down to the cent
+    capped_by: str | None
+    reasons: tuple[str, ...]
+    how: str                    # "... = $2,200 at risk" (or the whole sentence when no_edge)
+    base: str
+    no_edge: bool = False       # Kelly <= 0: the sizing stops here
 
-    Returns
-    -------
-    SizingResult
 
-    Raises
-    ------
-    SizingError
-        A bad argument (named in the message).
-    """
+def _check_common(account, confidence, open_risk, stats, params) -> tuple[SizingParams, float, float, float]:
     params = SizingParams() if params is None else params
     if not isinstance(params, SizingParams):
         raise SizingError("must be a SizingParams", argument="params", value=params)
     acct = _real("account", account)
     if acct <= 0:
         raise SizingError("must be > 0 (dollars)", argument="account", value=account)
-    per = _real("max_loss_per_contract", max_loss_per_contract)
-    if per <= 0:
-        raise SizingError("must be > 0 (dollars lost by one contract in the worst case)",
-                          argument="max_loss_per_contract", value=max_loss_per_contract)
     conf = _real("confidence", confidence)
     if not 0 <= conf <= 100:
         raise SizingError("must be in [0, 100] (percent)", argument="confidence", value=confidence)
@@ -479,7 +466,11 @@ def size_position(account: float, max_loss_per_contract: float, stats: TradeStat
                           value=open_risk)
     if stats is not None and not isinstance(stats, TradeStats):
         raise SizingError("must be a TradeStats or None", argument="stats", value=stats)
+    return params, acct, conf, open_
 
+
+def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: float,
+                  params: SizingParams) -> _Budget:
     reasons: list[str] = []
     capped_by: str | None = None
     label = kelly_label(params.kelly_fraction)
@@ -506,8 +497,7 @@ def size_position(account: float, max_loss_per_contract: float, stats: TradeStat
             reasons.append(f"Kelly {_pct(k)} ≤ 0: the history shows no edge (expectancy "
                            f"{_signed_pct(stats.expectancy)} of the risk per trade), so no position.")
             how = f"Kelly {_pct(k)} ≤ 0 (no edge) → 0 contracts"
-            return SizingResult(k, fk, 0.0, 0.0, 0, 0.0, capped_by, tuple(reasons), how, acct, per, conf,
-                                open_, base)
+            return _Budget(k, fk, 0.0, capped_by, tuple(reasons), how, base, no_edge=True)
         base_risk = fk
         reasons.append(f"{label} (× {params.kelly_fraction:g}): {_pct(fk)} of the account at risk.")
         step = f"{label} {_pct(fk)}"
@@ -542,7 +532,104 @@ def size_position(account: float, max_loss_per_contract: float, stats: TradeStat
         capped_by = OPEN_RISK_CAP
         how += (f", cut to {_money(_cents_down(budget))} by the {_pct(params.max_total_open_risk)} open-risk cap "
                 f"({_money(open_)} already at risk)")
-    budget = _cents_down(budget)
+    return _Budget(k, fk, _cents_down(budget), capped_by, tuple(reasons), how, base)
+
+
+def risk_budget(account: float, stats: TradeStats | None = None, *, confidence: float = 100.0,
+                open_risk: float = 0.0, params: SizingParams | None = None) -> float:
+    """Dollars the next position may lose at most: steps 1-5 of :func:`size_position`, before any max loss
+    per contract is known (what the strategy builder fits a spread's width to).
+
+    Same arguments as :func:`size_position` without ``max_loss_per_contract``; equals
+    ``size_position(...).risk_budget`` for any max loss. 0 when Kelly <= 0, the confidence is 0 or the
+    open-risk cap is reached. Rounded down to the cent.
+
+    Raises
+    ------
+    SizingError
+        A bad argument (named in the message).
+    """
+    params, acct, conf, open_ = _check_common(account, confidence, open_risk, stats, params)
+    return _budget_steps(acct, stats, conf, open_, params).budget
+
+
+def account_needed(max_loss_per_contract: float, stats: TradeStats | None = None, *, confidence: float = 100.0,
+                   open_risk: float = 0.0, params: SizingParams | None = None) -> float | None:
+    """The smallest account (whole dollars) whose risk budget buys one contract of this max loss.
+
+    The budget is ``f × account`` (``f`` the bootstrap or fractional-Kelly risk × confidence, capped at
+    ``max_risk_per_trade``), and at most ``max_total_open_risk × account − open_risk``; one contract needs
+    the budget >= ``max_loss_per_contract``, so the account must be at least
+    ``max(L / f, (L + open_risk) / max_total_open_risk)``, rounded up to the dollar (then checked against
+    :func:`size_position`, the cent rounding included).
+
+    Returns
+    -------
+    float or None
+        None when no account size gives a position (Kelly <= 0 or confidence 0: ``f = 0``).
+
+    Raises
+    ------
+    SizingError
+        A bad argument (named in the message).
+    """
+    per = _real("max_loss_per_contract", max_loss_per_contract)
+    if per <= 0:
+        raise SizingError("must be > 0 (dollars lost by one contract in the worst case)",
+                          argument="max_loss_per_contract", value=max_loss_per_contract)
+    params, _, conf, open_ = _check_common(1.0, confidence, open_risk, stats, params)
+    f = _budget_steps(1e6, stats, conf, 0.0, params).budget / 1e6   # the risk fraction, per dollar of account
+    if not f > 0:
+        return None
+    need = max(per / f, (per + open_) / params.max_total_open_risk)
+    acct = float(math.ceil(need - 1e-9))
+    while size_position(acct, per, stats, confidence=conf, open_risk=open_, params=params).contracts < 1:
+        acct += 1.0
+    return acct
+
+
+def size_position(account: float, max_loss_per_contract: float, stats: TradeStats | None, *,
+                  confidence: float = 100.0, open_risk: float = 0.0,
+                  params: SizingParams | None = None) -> SizingResult:
+    """How many contracts to trade (see the module docstring for the steps, units and formula).
+
+    Parameters
+    ----------
+    account : float
+        Account value, dollars (> 0).
+    max_loss_per_contract : float
+        Worst-case loss of one contract, dollars (> 0).
+    stats : TradeStats or None
+        The trade history; None (no history) bootstraps.
+    confidence : float, default 100
+        Signal confidence in [0, 100]; scales the base risk by ``confidence / 100`` when
+        ``params.scale_by_confidence``.
+    open_risk : float, default 0
+        Max loss of the positions already open, dollars (>= 0).
+    params : SizingParams, optional
+        Defaults to ``SizingParams()``.
+
+    Returns
+    -------
+    SizingResult
+
+    Raises
+    ------
+    SizingError
+        A bad argument (named in the message).
+    """
+    params, acct, conf, open_ = _check_common(account, confidence, open_risk, stats, params)
+    per = _real("max_loss_per_contract", max_loss_per_contract)
+    if per <= 0:
+        raise SizingError("must be > 0 (dollars lost by one contract in the worst case)",
+                          argument="max_loss_per_contract", value=max_loss_per_contract)
+    steps = _budget_steps(acct, stats, conf, open_, params)
+    k, fk, base = steps.kelly, steps.fractional_kelly, steps.base
+    reasons, capped_by, how = list(steps.reasons), steps.capped_by, steps.how
+    if steps.no_edge:
+        return SizingResult(k, fk, 0.0, 0.0, 0, 0.0, capped_by, tuple(reasons), how, acct, per, conf,
+                            open_, base)
+    budget = steps.budget
     n = _contracts_within(budget, per)
     used = round(n * per, 2)
     if n == 0 and budget > 0:
@@ -573,7 +660,9 @@ __all__ = [
     "SizingParams",
     "SizingResult",
     "TradeStats",
+    "account_needed",
     "kelly",
     "kelly_label",
+    "risk_budget",
     "size_position",
 ]

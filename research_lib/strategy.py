@@ -44,8 +44,22 @@ How legs are chosen (:class:`StrategyParams`)
   chain to the roots listed, preferred in the order given.
 * **Usable contract.** A live contract (``T > 0``) with a finite IV > 0 (or, with
   ``fill_iv_from_mid=True``, an IV implied from the mid when the vendor gave none), a two-sided quote
-  (finite bid >= 0, ask > 0, bid <= ask), open interest >= ``min_open_interest`` and a bid/ask spread of
-  at most ``max_spread_pct`` of the mid. A short leg must in addition have a bid > 0.
+  (finite bid >= 0, ask > 0, bid <= ask) that passes the **liquidity rules**:
+
+  - open interest at least ``min_open_interest`` [5 contracts] — a strike nobody holds is a strike
+    nobody makes a market in (issue 9: an ENTRY bought a put with open interest 0). Index options are
+    spread over many strikes: on the 2026-08-21 archive day the 45-DTE puts at 7425-7475 (|Δ| 0.26-0.30)
+    hold 4-9 contracts each with markets under 1% of mid, so 10 would move the 0.30-delta short put to
+    0.25; raise it for single stocks and ETFs;
+  - a relative bid/ask spread ``(ask − bid) / mid`` of at most ``max_spread_pct`` [0.10, i.e. 10% of the
+    mid; on the shared SPX chains 99% of the 0.05-0.60-delta contracts are within 8%];
+  - a bid > 0 on every **sold** leg (a short at a zero bid sells for nothing). With a spread limit below
+    200% a zero bid fails the spread rule too, so zero-bid contracts are never used.
+
+  A contract failing several is counted under the first that applies (data problems — expired, no ask,
+  crossed, no IV — then no bid, spread, open interest). :attr:`StrategyResult.liquidity` (a
+  :class:`LiquidityReport`) says how many contracts each rule removed at the chosen expiry and root, and
+  the summary prints it.
 * **Delta.** Selection uses the model delta recomputed from each contract's IV
   (:func:`research_lib.pricing.delta` with ``S = snapshot.spot``, ``T`` as above, ``rate``, ``div_yield``),
   not the vendor's column.
@@ -57,12 +71,25 @@ How legs are chosen (:class:`StrategyParams`)
   nearest ``debit_long_delta`` (default 0.50, near the money); the short leg is strictly further out of
   the money, with a bid: ``|delta|`` nearest ``short_delta``, or the strike nearest ``long strike ± width``.
 * Ties between strikes equally near a delta target go to the one further out of the money.
+* **Risk budget.** ``build_strategy(..., risk_budget=dollars)`` (what :func:`research_lib.sizing.risk_budget`
+  allows the position to lose) fits the structure to it: when the legs above lose more than the budget per
+  contract (mid price, the figure sizing divides by), the far legs are moved in toward the near legs, one
+  listed strike at a time, and the **widest** structure whose max loss per contract fits is taken — its
+  legs pass the same liquidity rules, its quotes the same price checks, and at the natural price it must
+  still be a credit (credit spreads) or a debit below the width (debit spreads). The near legs (the
+  short-delta or the at-the-money leg) do not move. The narrowest width tried is ``min_width_pct`` [0.2%]
+  of spot (about 10 SPX points, 1 XSP point) and at least one listed strike. When nothing fits, a
+  :class:`NoValidStrategy` with ``code="over_budget"`` gives the narrowest structure's max loss
+  (``min_max_loss``) and every width tried (``candidates``), from which the SKIP says what account, or which
+  smaller underlying (:data:`SMALLER_UNDERLYINGS`), would fit.
 
 Prices and payoff (units)
 -------------------------
 * ``credit_mid`` / ``credit_natural``: premium **per share** (index points), positive = credit received,
   negative = debit paid. Mid prices every leg at ``(bid + ask) / 2``; natural sells at the bid and buys at
-  the ask, so ``credit_natural <= credit_mid`` always.
+  the ask, so ``credit_natural <= credit_mid`` always. Printed as magnitudes after the word that gives
+  the sign: ``"debit 41.55 mid / 42.00 natural"``, ``"credit 1.20 mid / 1.05 natural"``, and
+  ``"credit 0.05 mid / debit 0.10 natural"`` when the natural price crosses zero.
 * ``width``: the distance between the strikes of a vertical, in points; for an iron condor the wider of
   its two sides.
 * ``max_profit``, ``max_loss``, ``expected_value``: dollars **per contract** (one spread, ×
@@ -117,7 +144,9 @@ __all__ = [
     "ACTIONS",
     "CANDIDATE_COLUMNS",
     "TRENDS",
+    "SMALLER_UNDERLYINGS",
     "Leg",
+    "LiquidityReport",
     "NoValidStrategy",
     "PayoffStats",
     "PositionGreeks",
@@ -301,9 +330,14 @@ class StrategyParams:
         Choose the far leg by width instead of delta: ``width_points`` in underlying points, or
         ``width_pct`` as a decimal fraction of spot (0.01 = 1 %). At most one of the two.
     min_open_interest : float
-        Contracts with less open interest are not used (0: all).
+        Liquidity rule: contracts with less open interest are not used (5; 0: all). See the module
+        docstring for why not more on index options.
     max_spread_pct : float or None
-        Largest bid/ask spread accepted, as a decimal fraction of the mid (0.5 = 50 %); None: no limit.
+        Liquidity rule: largest relative bid/ask spread ``(ask − bid) / mid`` accepted, as a decimal fraction
+        of the mid (0.10 = 10 %); None: no limit (then a zero-bid contract may still be bought, never sold).
+    min_width_pct : float
+        Narrowest structure the risk-budget fit tries, as a decimal fraction of spot (0.002 = 0.2 %: ~10
+        points on SPX at 4,700, 1 point on XSP); at least one listed strike apart in any case.
     rate, div_yield : float
         Continuously compounded risk-free rate and dividend yield (decimals) for deltas, greeks, the
         forward and the lognormal drift.
@@ -326,8 +360,9 @@ class StrategyParams:
     debit_long_delta: float = 0.50
     width_points: float | None = None
     width_pct: float | None = None
-    min_open_interest: float = 0.0
-    max_spread_pct: float | None = 0.5
+    min_open_interest: float = 5.0
+    max_spread_pct: float | None = 0.10
+    min_width_pct: float = 0.002
     rate: float = 0.0
     div_yield: float = 0.0
     roots: tuple[str, ...] | None = None
@@ -359,6 +394,8 @@ class StrategyParams:
             bad("width_points", "must be a positive number of points")
         if self.width_pct is not None and (not _finite_number(self.width_pct) or not 0 < self.width_pct < 1):
             bad("width_pct", "must be a decimal fraction of spot in (0, 1) (0.01 = 1%)")
+        if not _finite_number(self.min_width_pct) or not 0 <= self.min_width_pct < 1:
+            bad("min_width_pct", "must be a decimal fraction of spot in [0, 1) (0.002 = 0.2%)")
         if not _finite_number(self.min_open_interest) or self.min_open_interest < 0:
             bad("min_open_interest", "must be a non-negative number")
         if self.max_spread_pct is not None and (not _finite_number(self.max_spread_pct)
@@ -516,6 +553,101 @@ class PayoffStats:
     expected_value: float
 
 
+#: Smaller listed relatives of an underlying a SKIP may suggest when a spread does not fit the budget:
+#: ``{underlying: ((symbol, scale, strike step, description), ...)}``. ``scale`` is the relative's price
+#: per unit of the underlying's, so the same spread on it (strikes × scale) loses about ``scale`` × as
+#: much: exact for XSP (the Mini-SPX index is SPX / 10 by definition), approximate for SPY (the ETF trades
+#: near SPX / 10, less its accumulated dividend and fee drift). ``strike step``: the relative's listed
+#: strike spacing near the money, in its own points (a spread there is a whole number of steps wide).
+SMALLER_UNDERLYINGS: dict[str, tuple[tuple[str, float, float, str], ...]] = {
+    "SPX": (("XSP", 0.1, 1.0, "Mini-SPX, 1/10 of SPX, cash-settled"),
+            ("SPY", 0.1, 1.0, "the S&P 500 ETF, about 1/10 of SPX, physically settled")),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LiquidityReport:
+    """What the liquidity rules removed among the contracts a structure could use.
+
+    Counted over the rights the structure needs (puts, calls or both) at the chosen expiry and root. A
+    contract failing several rules is counted once, under the first that applies (see the module
+    docstring).
+
+    Attributes
+    ----------
+    where : str
+        ``"SPXW 2022-07-22 puts"``.
+    considered : int
+        Contracts of those rights at that expiry and root.
+    usable : int
+        Contracts that pass every rule (any leg); ``usable_to_sell`` of them have a bid > 0.
+    usable_to_sell : int
+    open_interest : int
+        Removed by ``min_open_interest`` (open interest below it).
+    spread : int
+        Removed by ``max_spread_pct`` (relative spread above it).
+    no_bid : int
+        Removed for having no bid (zero or missing; with a spread limit a zero bid is also too wide).
+    data : int
+        Not usable for a data reason: expired, no ask, crossed quotes, no implied volatility.
+    min_open_interest, max_spread_pct : float or None
+        The rules applied.
+    """
+
+    where: str
+    considered: int
+    usable: int
+    usable_to_sell: int
+    open_interest: int
+    spread: int
+    no_bid: int
+    data: int
+    min_open_interest: float
+    max_spread_pct: float | None
+
+    def summary(self) -> str:
+        """``"liquidity at SPXW 2022-07-22 puts: 181 contracts, 120 usable (118 with a bid to sell);
+        removed 40 with open interest < 10, 3 with a bid/ask spread > 10% of mid, 15 without a bid; 3 with
+        bad data"``."""
+        removed = [f"{self.open_interest} with open interest < {self.min_open_interest:g}",
+                   f"{self.spread} with a bid/ask spread > "
+                   + ("(no limit)" if self.max_spread_pct is None else f"{self.max_spread_pct:.0%} of mid"),
+                   f"{self.no_bid} without a bid"]
+        text = (f"liquidity at {self.where}: {self.considered} contracts, {self.usable} usable "
+                f"({self.usable_to_sell} with a bid to sell); removed {', '.join(removed)}")
+        if self.data:
+            text += f"; {self.data} with bad data (expired, no ask, crossed or no IV)"
+        return text
+
+    def to_dict(self) -> dict:
+        """JSON-ready."""
+        return dataclasses.asdict(self)
+
+
+def _liquidity_report(rows: pd.DataFrame, params: StrategyParams, where: str) -> LiquidityReport:
+    problem = rows["problem"]
+    return LiquidityReport(
+        where=where, considered=len(rows), usable=int(rows["usable"].sum()),
+        usable_to_sell=int((rows["usable"] & (rows["bid"] > 0)).sum()),
+        open_interest=int((problem == "low_oi").sum()), spread=int((problem == "wide").sum()),
+        no_bid=int((problem == "no_bid").sum()),
+        data=int(problem.isin(["expired", "no_ask", "crossed", "no_iv"]).sum()),
+        min_open_interest=float(params.min_open_interest),
+        max_spread_pct=None if params.max_spread_pct is None else float(params.max_spread_pct))
+
+
+def premium_text(credit_mid: float, credit_natural: float) -> str:
+    """``"debit 41.55 mid / 42.00 natural"``: each premium as a magnitude after the word giving its sign
+    (``credit`` received, ``debit`` paid); the word is repeated only when the natural price has the other
+    sign (``"credit 0.05 mid / debit 0.10 natural"``). Per share."""
+    def word(x: float) -> str:
+        return "credit" if x >= 0 else "debit"
+
+    mid_w, nat_w = word(credit_mid), word(credit_natural)
+    nat = f"{abs(credit_natural):.2f} natural" if nat_w == mid_w else f"{nat_w} {abs(credit_natural):.2f} natural"
+    return f"{mid_w} {abs(credit_mid):.2f} mid / {nat}"
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class StrategyResult:
     """A structure built from a chain and priced (``valid`` is always True; see :class:`NoValidStrategy`).
@@ -558,6 +690,12 @@ class StrategyResult:
     source : str
         The snapshot's source.
     params : StrategyParams
+    liquidity : LiquidityReport or None
+        What the liquidity rules removed at the chosen expiry and root.
+    risk_budget : float or None
+        The budget (dollars) the structure was fitted to; None when none was given.
+    budget_note : str
+        How the budget changed the structure (``""`` when it did not).
     """
 
     kind: StrategyKind
@@ -582,6 +720,9 @@ class StrategyResult:
     reason: str
     source: str
     params: StrategyParams
+    liquidity: LiquidityReport | None = None
+    risk_budget: float | None = None
+    budget_note: str = ""
 
     @property
     def valid(self) -> bool:
@@ -628,17 +769,24 @@ class StrategyResult:
             "reason": self.reason,
             "source": self.source,
             "params": self.params.to_dict(),
+            "liquidity": None if self.liquidity is None else self.liquidity.to_dict(),
+            "risk_budget": self.risk_budget,
+            "budget_note": self.budget_note,
         }
 
     def summary(self) -> str:
         """A few lines for a notebook or a log."""
         legs = ", ".join(leg.label for leg in self.legs)
-        word = "credit" if self.credit_mid >= 0 else "debit"
-        return (f"{self.kind.label} on {self.underlying} ({self.spot:g}), {self.expiration} ({self.dte} DTE): {legs}\n"
-                f"  {word} {abs(self.credit_mid):.2f} mid / {self.credit_natural:+.2f} natural per share; "
+        text = (f"{self.kind.label} on {self.underlying} ({self.spot:g}), {self.expiration} ({self.dte} DTE): {legs}\n"
+                f"  {premium_text(self.credit_mid, self.credit_natural)} per share; "
                 f"max profit ${self.max_profit:,.0f}, max loss ${self.max_loss:,.0f} per contract; "
                 f"breakevens {', '.join(f'{b:.2f}' for b in self.breakevens)}; "
                 f"POP {self.pop:.1%}, EV ${self.expected_value:,.0f} (σ {self.sigma:.1%})")
+        if self.budget_note:
+            text += f"\n  {self.budget_note}"
+        if self.liquidity is not None:
+            text += f"\n  {self.liquidity.summary()}"
+        return text
 
     def __str__(self) -> str:
         return self.summary()
@@ -660,10 +808,20 @@ class NoValidStrategy:
         target DTE), ``"no_quotes"`` (no expiry near the target has usable quotes for the rights needed),
         ``"no_short_leg"``, ``"no_long_leg"`` (no contract qualifies for that leg at the chosen expiry),
         ``"bad_prices"`` (the quotes give an impossible premium, e.g. a credit above the width),
-        ``"overlap"`` (an iron condor's put side reaches its call side).
+        ``"overlap"`` (an iron condor's put side reaches its call side), ``"over_budget"`` (no width down
+        to the minimum loses at most ``risk_budget`` per contract).
     expiration : datetime.date, optional
         The expiry chosen before the failure, if any.
     source : str
+    liquidity : LiquidityReport or None
+        What the liquidity rules removed at the chosen expiry and root (None before one was chosen).
+    risk_budget : float or None
+        The budget the structure had to fit (dollars), when one was given.
+    min_max_loss : float or None
+        ``over_budget``: the smallest max loss per contract (dollars, mid) of any structure tried.
+    candidates : tuple of (width, max_loss)
+        ``over_budget``: every structure tried, widest first: its width (points) and max loss per contract
+        (dollars, mid). Only those whose legs and quotes pass the checks.
     """
 
     kind: StrategyKind
@@ -672,6 +830,10 @@ class NoValidStrategy:
     code: str
     expiration: dt.date | None = None
     source: str = ""
+    liquidity: LiquidityReport | None = None
+    risk_budget: float | None = None
+    min_max_loss: float | None = None
+    candidates: tuple[tuple[float, float], ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -682,10 +844,15 @@ class NoValidStrategy:
         """JSON-ready."""
         return {"valid": False, "kind": str(self.kind), "underlying": self.underlying, "reason": self.reason,
                 "code": self.code, "expiration": None if self.expiration is None else self.expiration.isoformat(),
-                "source": self.source}
+                "source": self.source, "liquidity": None if self.liquidity is None else self.liquidity.to_dict(),
+                "risk_budget": self.risk_budget, "min_max_loss": self.min_max_loss,
+                "candidates": [list(c) for c in self.candidates]}
 
     def summary(self) -> str:
-        return f"no valid {self.kind.label} on {self.underlying}: {self.reason}"
+        text = f"no valid {self.kind.label} on {self.underlying}: {self.reason}"
+        if self.liquidity is not None:
+            text += f"\n  {self.liquidity.summary()}"
+        return text
 
     def __str__(self) -> str:
         return self.summary()
@@ -965,11 +1132,13 @@ _RIGHT_WORD = {"P": "puts", "C": "calls"}
 class _Fail(Exception):
     """Internal: leg selection failed (becomes a NoValidStrategy)."""
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, **extra: Any):
         super().__init__(reason)
         self.code = code
         self.reason = reason
         self.expiration: dt.date | None = None
+        self.liquidity: LiquidityReport | None = None
+        self.extra = extra
 
 
 def _problem_summary(rows: pd.DataFrame, params: StrategyParams) -> str:
@@ -1064,8 +1233,9 @@ def _beyond(rows: pd.DataFrame, right: str, strike: float) -> pd.DataFrame:
 
 
 def _pick_vertical(rows: pd.DataFrame, right: str, params: StrategyParams, spot: float, *,
-                   debit: bool, where: str) -> tuple[pd.Series, pd.Series, str]:
-    """(near leg row, far leg row, description) of one vertical of ``right`` from usable ``rows``."""
+                   debit: bool, where: str) -> tuple[pd.Series, pd.Series, str, pd.DataFrame]:
+    """(near leg row, far leg row, description, far-leg pool) of one vertical of ``right`` from usable
+    ``rows``; the pool holds every contract that could be the far leg (beyond the near leg)."""
     rows = _otm_sorted(rows[(rows["right"] == right) & rows["usable"]], right)
     word = _RIGHT_WORD[right]
     width = params.width_for(spot)
@@ -1099,7 +1269,7 @@ def _pick_vertical(rows: pd.DataFrame, right: str, params: StrategyParams, spot:
         far_how = f"|Δ| target {far_target:.2f}"
     desc = (f"{near_role} {near['strike']:g}{right} Δ{near['delta']:+.3f} (|Δ| target {near_target:.2f}), "
             f"{far_role} {far['strike']:g}{right} Δ{far['delta']:+.3f} ({far_how})")
-    return near, far, desc
+    return near, far, desc, far_pool
 
 
 def _leg(row: pd.Series, side: int) -> Leg:
@@ -1120,8 +1290,8 @@ def _atm_iv(rows: pd.DataFrame, forward: float) -> float:
     return float(np.interp(forward, smile.index.to_numpy(), smile.to_numpy()))
 
 
-def build_strategy(choice: Any, snapshot: ChainSnapshot,
-                   params: StrategyParams | None = None) -> StrategyResult | NoValidStrategy:
+def build_strategy(choice: Any, snapshot: ChainSnapshot, params: StrategyParams | None = None, *,
+                   risk_budget: float | None = None) -> StrategyResult | NoValidStrategy:
     """Build and price the chosen structure from ``snapshot``'s contracts.
 
     Parameters
@@ -1132,6 +1302,11 @@ def build_strategy(choice: Any, snapshot: ChainSnapshot,
     snapshot : ChainSnapshot
     params : StrategyParams, optional
         Leg selection and pricing assumptions (defaults: 45 DTE, short |Δ| 0.30, wing |Δ| 0.15).
+    risk_budget : float, optional
+        Dollars the position may lose (:func:`research_lib.sizing.risk_budget`). When given, the
+        structure is narrowed until one contract's max loss fits (module docstring, "Risk budget"), or a
+        :class:`NoValidStrategy` with ``code="over_budget"`` says what the narrowest would lose. None: no
+        fitting.
 
     Returns
     -------
@@ -1144,8 +1319,11 @@ def build_strategy(choice: Any, snapshot: ChainSnapshot,
     UnknownStrategyError
         ``choice`` is not a strategy kind.
     StrategyError
-        ``snapshot`` is not a ChainSnapshot, ``params`` not a StrategyParams.
+        ``snapshot`` is not a ChainSnapshot, ``params`` not a StrategyParams, ``risk_budget`` not a
+        positive finite number of dollars.
     """
+    if risk_budget is not None and (not _finite_number(risk_budget) or risk_budget <= 0):
+        raise StrategyError(f"risk_budget must be a positive finite number of dollars or None, got {risk_budget!r}")
     if isinstance(choice, StrategyChoice):
         kind, why = choice.kind, choice.reason
     else:
@@ -1157,13 +1335,101 @@ def build_strategy(choice: Any, snapshot: ChainSnapshot,
         return NoValidStrategy(kind, snapshot.underlying, why or "no strategy chosen", "no_trade",
                                source=snapshot.source)
     try:
-        return _build(kind, why, snapshot, params)
+        return _build(kind, why, snapshot, params, risk_budget)
     except _Fail as fail:
         return NoValidStrategy(kind, snapshot.underlying, fail.reason, fail.code,
-                               expiration=fail.expiration, source=snapshot.source)
+                               expiration=fail.expiration, source=snapshot.source, liquidity=fail.liquidity,
+                               risk_budget=None if risk_budget is None else float(risk_budget), **fail.extra)
 
 
-def _build(kind: StrategyKind, why: str, snapshot: ChainSnapshot, params: StrategyParams) -> StrategyResult:
+def _assemble(kind: StrategyKind, pairs: Sequence[tuple[pd.Series, pd.Series]], where: str,
+              ) -> tuple[list[Leg], float, float, float]:
+    """(legs, width, credit_mid, credit_natural) of the (near row, far row) verticals, checked."""
+    debit = not kind.is_credit
+    legs: list[Leg] = []
+    widths: list[float] = []
+    for near, far in pairs:
+        near_side, far_side = (1, -1) if debit else (-1, 1)
+        legs += [_leg(near, near_side), _leg(far, far_side)]
+        widths.append(abs(float(near["strike"]) - float(far["strike"])))
+    legs.sort(key=lambda leg: (leg.right != "P", leg.strike))
+    if kind is StrategyKind.IRON_CONDOR:
+        short_put = next(leg for leg in legs if leg.right == "P" and leg.side < 0)
+        short_call = next(leg for leg in legs if leg.right == "C" and leg.side < 0)
+        if not short_put.strike < short_call.strike:
+            raise _Fail("overlap", f"the short put {short_put.strike:g} is not below the short call "
+                                   f"{short_call.strike:g} at {where}")
+    width = max(widths)
+    credit_mid = float(sum(-leg.side * leg.quantity * leg.mid for leg in legs))
+    credit_natural = float(sum(-leg.side * leg.quantity * leg.natural for leg in legs))
+    if kind.is_credit and not 0 < credit_mid < width:
+        raise _Fail("bad_prices", f"the mid credit {credit_mid:.4g} is not between 0 and the width {width:g} at "
+                                  f"{where} ({', '.join(leg.label for leg in legs)}): inconsistent quotes")
+    if not kind.is_credit and not 0 < -credit_mid < width:
+        raise _Fail("bad_prices", f"the mid debit {-credit_mid:.4g} is not between 0 and the width {width:g} at "
+                                  f"{where} ({', '.join(leg.label for leg in legs)}): inconsistent quotes")
+    return legs, width, credit_mid, credit_natural
+
+
+def _max_loss(kind: StrategyKind, width: float, credit: float, multiplier: float) -> float:
+    """Dollars per contract at ``credit`` (per share, + received): the closed form of the module docstring."""
+    return (width - credit) * multiplier if kind.is_credit else -credit * multiplier
+
+
+def _fit_budget(kind: StrategyKind, sides: list[tuple[pd.Series, pd.Series, pd.DataFrame]], where: str,
+                params: StrategyParams, spot: float, budget: float, full_loss: float, full_width: float,
+                ) -> tuple[list[tuple[pd.Series, pd.Series]], str]:
+    """The widest (near, far) pairs whose max loss per contract fits ``budget`` (module docstring)."""
+    m = float(params.multiplier)
+    min_w = float(params.min_width_pct) * spot
+    eps = 1e-9 * max(spot, 1.0)
+    pools = []
+    for near, far, pool in sides:
+        k0 = float(near["strike"])
+        dist = (pool["strike"] - k0).abs()
+        keep = (dist <= abs(float(far["strike"]) - k0) + eps) & (dist >= min_w - eps)
+        pools.append((near, pool.loc[keep].assign(_dist=dist[keep])))
+    widths = sorted({float(w) for _, p in pools for w in p["_dist"]}, reverse=True)
+    tried: list[tuple[float, float]] = []
+    best: tuple[float, float, str] | None = None      # (max loss, width, legs) of the cheapest tried
+    for w in widths:
+        pairs = []
+        for near, pool in pools:
+            fit = pool[pool["_dist"] <= w + eps]
+            if fit.empty:
+                break
+            pairs.append((near, fit.loc[fit["_dist"].idxmax()]))
+        else:
+            try:
+                legs, width, credit_mid, credit_natural = _assemble(kind, pairs, where)
+            except _Fail:
+                continue
+            if (credit_natural <= 0) if kind.is_credit else (-credit_natural >= width):
+                continue                                # not tradeable at the natural price
+            if tried and tried[-1][0] == width:
+                continue                                # the same structure as the previous width
+            loss = _max_loss(kind, width, credit_mid, m)
+            tried.append((width, loss))
+            if best is None or loss < best[0]:
+                best = (loss, width, ", ".join(leg.label for leg in legs))
+            if loss <= budget:
+                note = (f"width {width:g} points instead of {full_width:g} to fit the ${budget:,.2f} risk budget: max "
+                        f"loss ${loss:,.2f} per contract instead of ${full_loss:,.2f}")
+                return pairs, note
+    floor = f"the minimum width {min_w:.4g} points ({params.min_width_pct:.2%} of spot)"
+    if best is None:
+        raise _Fail("over_budget", f"the {kind.label} loses ${full_loss:,.2f} per contract, more than the "
+                                   f"${budget:,.2f} risk budget, and no narrower one down to {floor} passes the "
+                                   f"liquidity and price checks at {where}",
+                    min_max_loss=float(full_loss), candidates=((float(full_width), float(full_loss)),))
+    raise _Fail("over_budget", f"the narrowest {kind.label} down to {floor} that passes the liquidity and price "
+                               f"checks at {where} ({best[2]}, {best[1]:g} points) loses ${best[0]:,.2f} per "
+                               f"contract, more than the ${budget:,.2f} risk budget",
+                min_max_loss=float(best[0]), candidates=tuple(tried))
+
+
+def _build(kind: StrategyKind, why: str, snapshot: ChainSnapshot, params: StrategyParams,
+           risk_budget: float | None = None) -> StrategyResult:
     moment = _valuation(snapshot, params)
     cands = leg_candidates(snapshot, params)
     rights = _RIGHTS_NEEDED[kind]
@@ -1171,34 +1437,26 @@ def _build(kind: StrategyKind, why: str, snapshot: ChainSnapshot, params: Strate
     rows = cands[(cands["expiration"] == exp) & (cands["root"] == root)]
     exp_date = pd.Timestamp(exp).date()
     where = f"{root} {exp_date}"
+    liquidity = _liquidity_report(rows[rows["right"].isin(rights)], params,
+                                  f"{where} {' and '.join(_RIGHT_WORD[r] for r in rights)}")
+    budget_note = ""
     try:
         spot = snapshot.spot
         debit = not kind.is_credit
-        legs: list[Leg] = []
         descs: list[str] = []
-        widths: list[float] = []
+        sides = []
         for right in rights:
-            near, far, desc = _pick_vertical(rows, right, params, spot, debit=debit, where=where)
-            near_side, far_side = (1, -1) if debit else (-1, 1)
-            legs += [_leg(near, near_side), _leg(far, far_side)]
+            near, far, desc, pool = _pick_vertical(rows, right, params, spot, debit=debit, where=where)
             descs.append(desc)
-            widths.append(abs(float(near["strike"]) - float(far["strike"])))
-        legs.sort(key=lambda leg: (leg.right != "P", leg.strike))
-        if kind is StrategyKind.IRON_CONDOR:
-            short_put = next(leg for leg in legs if leg.right == "P" and leg.side < 0)
-            short_call = next(leg for leg in legs if leg.right == "C" and leg.side < 0)
-            if not short_put.strike < short_call.strike:
-                raise _Fail("overlap", f"the short put {short_put.strike:g} is not below the short call "
-                                       f"{short_call.strike:g} at {where}")
-        width = max(widths)
-        credit_mid = float(sum(-leg.side * leg.quantity * leg.mid for leg in legs))
-        credit_natural = float(sum(-leg.side * leg.quantity * leg.natural for leg in legs))
-        if kind.is_credit and not 0 < credit_mid < width:
-            raise _Fail("bad_prices", f"the mid credit {credit_mid:.4g} is not between 0 and the width {width:g} at "
-                                      f"{where} ({', '.join(leg.label for leg in legs)}): inconsistent quotes")
-        if not kind.is_credit and not 0 < -credit_mid < width:
-            raise _Fail("bad_prices", f"the mid debit {-credit_mid:.4g} is not between 0 and the width {width:g} at "
-                                      f"{where} ({', '.join(leg.label for leg in legs)}): inconsistent quotes")
+            sides.append((near, far, pool))
+        pairs = [(near, far) for near, far, _ in sides]
+        legs, width, credit_mid, credit_natural = _assemble(kind, pairs, where)
+        if risk_budget is not None:
+            full_loss = _max_loss(kind, width, credit_mid, float(params.multiplier))
+            if full_loss > risk_budget:
+                pairs, budget_note = _fit_budget(kind, sides, where, params, spot, float(risk_budget), full_loss,
+                                                 width)
+                legs, width, credit_mid, credit_natural = _assemble(kind, pairs, where)
         T = float(rows["T"].iloc[0])
         r, q = float(params.rate), float(params.div_yield)
         forward = spot * math.exp((r - q) * T)
@@ -1217,21 +1475,24 @@ def _build(kind: StrategyKind, why: str, snapshot: ChainSnapshot, params: Strate
         )
     except _Fail as fail:
         fail.expiration = exp_date
+        fail.liquidity = liquidity
         raise
     dte = int((pd.Timestamp(exp) - pd.Timestamp(moment.date())).days)
     reason = (f"{why}; expiry {exp_date} ({dte} DTE, nearest the {params.target_dte}-DTE target with usable quotes"
               f"{root_note}); " + "; ".join(descs)
-              + f"; POP/EV under a lognormal at the ATM-forward IV {sigma:.2%}")
+              + (f"; {budget_note}" if budget_note else "")
+              + f"; POP/EV under a lognormal at the ATM-forward IV {sigma:.2%}; {liquidity.summary()}")
     return StrategyResult(
         kind=kind, underlying=snapshot.underlying, spot=float(spot), valuation_time=moment, expiration=exp_date,
         dte=dte, T=T, legs=tuple(legs), credit_mid=credit_mid, credit_natural=credit_natural, width=width,
         max_profit=mid_stats.max_profit, max_loss=mid_stats.max_loss, breakevens=mid_stats.breakevens,
         pop=mid_stats.pop, expected_value=mid_stats.expected_value, sigma=sigma, greeks=greeks,
-        natural=nat_stats, reason=reason, source=snapshot.source, params=params,
+        natural=nat_stats, reason=reason, source=snapshot.source, params=params, liquidity=liquidity,
+        risk_budget=None if risk_budget is None else float(risk_budget), budget_note=budget_note,
     )
 
 
-def strategy_for(action: Any, trend: Any, snapshot: ChainSnapshot,
-                 params: StrategyParams | None = None) -> StrategyResult | NoValidStrategy:
-    """``build_strategy(select_strategy(action, trend), snapshot, params)``."""
-    return build_strategy(select_strategy(action, trend), snapshot, params)
+def strategy_for(action: Any, trend: Any, snapshot: ChainSnapshot, params: StrategyParams | None = None, *,
+                 risk_budget: float | None = None) -> StrategyResult | NoValidStrategy:
+    """``build_strategy(select_strategy(action, trend), snapshot, params, risk_budget=risk_budget)``."""
+    return build_strategy(select_strategy(action, trend), snapshot, params, risk_budget=risk_budget)

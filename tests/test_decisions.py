@@ -96,11 +96,11 @@ def test_reference_sentences():
         "BUY 2x SPX Iron Condor 5800/5790/5900/5910.5 0DTE"
     assert describe_what("SKIP", 0, "QQQ", "Bull Put Spread") == "SKIP QQQ Bull Put Spread"
     assert describe_what("CLOSE", None, "SPY", strikes=582.5) == "CLOSE SPY 582.5"
-    assert describe_why(CTX, iv_rank=45) == ("Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.6% above "
+    assert describe_why(CTX, iv_rank=45) == ("Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.57% above "
                                              "zero gamma 575.00; regime positive gamma; VIX 14.1.")
     neg = MarketContext("SPX", 5012.5, vix=24.0, net_gex=-8.5e8, zero_gamma=5100.0, modelled=True)
     assert describe_why(neg, reasons=["Put wall 5000 holds."]) == (
-        "Negative GEX -850.00M; spot 5,012.50 is 1.7% below zero gamma 5,100.00; VIX 24.0; modelled chain; "
+        "Negative GEX -850.00M; spot 5,012.50 is 1.75% below zero gamma 5,100.00; VIX 24.0; modelled chain; "
         "Put wall 5000 holds.")
     assert describe_why(MarketContext("SPY", 500)) == "GEX unknown; spot 500.00."
     assert describe_how(SIZING) == ("Half-Kelly 4.4% of $50,000 = $2,200 at risk; $500 max loss per contract "
@@ -561,8 +561,9 @@ def test_default_location_is_the_data_root(tmp_path, monkeypatch):
     with sqlite3.connect(log.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert conn.execute("SELECT version, library_version FROM schema_version").fetchall() == [
-            (1, decisions_module.__version__)]
+        # a new log is created at version 1 and migrated: every step is stamped
+        assert conn.execute("SELECT version, library_version FROM schema_version ORDER BY version").fetchall() == [
+            (v, decisions_module.__version__) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 def test_a_newer_schema_is_refused(tmp_path):
@@ -599,32 +600,116 @@ def test_version_table_and_pragma_must_agree(tmp_path):
 def test_migration_to_a_future_schema(tmp_path, monkeypatch):
     path = tmp_path / DB_NAME
     old = DecisionLog(path).record(entry())
+    now, future = SCHEMA_VERSION, SCHEMA_VERSION + 1
 
-    # a research_lib with schema 2 but no way to get there refuses, and changes nothing
-    monkeypatch.setattr(decisions_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(decisions_module, "MIGRATIONS", {})
-    with pytest.raises(SchemaVersionError, match="no migration from decision log schema 1 to 2"):
+    # a research_lib with the next schema but no way to get there refuses, and changes nothing
+    monkeypatch.setattr(decisions_module, "SCHEMA_VERSION", future)
+    steps = dict(decisions_module.MIGRATIONS)
+    monkeypatch.setattr(decisions_module, "MIGRATIONS", steps)
+    with pytest.raises(SchemaVersionError, match=f"no migration from decision log schema {now} to {future}"):
         DecisionLog(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == now
 
     # with a migration step, the file is upgraded in place and its rows kept
-    monkeypatch.setattr(decisions_module, "MIGRATIONS", {1: ["ALTER TABLE decisions ADD COLUMN note TEXT"]})
+    steps[now] = ["ALTER TABLE decisions ADD COLUMN note TEXT"]
     upgraded = DecisionLog(path)
-    assert upgraded.schema_version == 2
+    assert upgraded.schema_version == future
     assert upgraded.get(old.decision_id) == old
     upgraded.record(entry("2024-03-16 10:00"))
     with sqlite3.connect(path) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == list(
+            range(1, future + 1))
         assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(decisions)")]
     # a new log runs every migration from version 1
     fresh = DecisionLog(tmp_path / "fresh.sqlite")
-    assert fresh.schema_version == 2
+    assert fresh.schema_version == future
 
-    # and this (schema 1) research_lib now refuses the upgraded file
+    # and this research_lib now refuses the upgraded file
     monkeypatch.undo()
-    with pytest.raises(SchemaVersionError, match="schema version 2 is newer"):
+    with pytest.raises(SchemaVersionError, match=f"schema version {future} is newer"):
         DecisionLog(path)
+
+
+def _v1_log(path, monkeypatch) -> None:
+    """A decision log exactly as the schema-1 research_lib wrote it, holding one decision."""
+    with monkeypatch.context() as m:
+        m.setattr(decisions_module, "SCHEMA_VERSION", 1)
+        m.setattr(decisions_module, "MIGRATIONS", {})
+        DecisionLog(path).close()
+    with sqlite3.connect(path) as conn:
+        assert "trading_date" not in [r[1] for r in conn.execute("PRAGMA table_info(decisions)")]
+        conn.execute(
+            "INSERT INTO decisions (decision_id, ts_utc_us, timestamp, source, type, underlying, what, why, how, "
+            "spot, regime, legs, contracts, recorded_at) VALUES ('DEC-2026071510300000', 1784125800000000, "
+            "'2026-07-15T10:30:00-04:00', 'research-lib', 'SKIP', 'SPX', 'SKIP SPX bull call spread', 'why', "
+            "'No position.', 6250.0, 'POSITIVE_GAMMA', '[]', 0, '2026-07-15T14:30:00+00:00')")
+
+
+def test_a_schema_1_log_is_migrated_in_place(tmp_path, monkeypatch):
+    path = tmp_path / DB_NAME
+    _v1_log(path, monkeypatch)
+    log = DecisionLog(path)
+    assert log.schema_version == SCHEMA_VERSION == 2
+    # the old row is kept, with an unknown trading date
+    old = log.get("DEC-2026071510300000")
+    assert old.trading_date is None and old.context.regime == "POSITIVE_GAMMA" and old.type == "SKIP"
+    assert log.read()["trading_date"].tolist() == [None]
+    # ... which last_for never returns (its wall-clock time says nothing about the chain's day)
+    assert log.last_for("SPX") is None and log.last_for("SPX", before="2026-08-21") is None
+    with sqlite3.connect(path) as conn:
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert "trading_date" in [r[1] for r in conn.execute("PRAGMA table_info(decisions)")]
+        assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'decisions_by_underlying_day'").fetchone()[0] \
+            == "CREATE INDEX decisions_by_underlying_day ON decisions (underlying, trading_date)"
+    # new decisions carry theirs
+    log.record(entry(trading_date="2026-08-20", underlying="SPX"))
+    assert log.last_for("SPX", before="2026-08-21").trading_date == dt.date(2026, 8, 20)
+
+
+def test_a_failed_migration_leaves_the_schema_1_file_untouched(tmp_path, monkeypatch):
+    path = tmp_path / DB_NAME
+    _v1_log(path, monkeypatch)
+    broken = {1: (*decisions_module.MIGRATIONS[1], "CREATE INDEX broken ON no_such_table (x)")}
+    monkeypatch.setattr(decisions_module, "MIGRATIONS", broken)
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        DecisionLog(path)
+    with sqlite3.connect(path) as conn:     # one transaction: the column added before the failure is gone too
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert "trading_date" not in [r[1] for r in conn.execute("PRAGMA table_info(decisions)")]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == [1]
+        assert conn.execute("SELECT count(*) FROM decisions").fetchone()[0] == 1
+    monkeypatch.undo()
+    assert DecisionLog(path).schema_version == 2
+
+
+def test_last_for_is_the_previous_trading_day_not_the_last_logged(log):
+    spx = dict(underlying="SPX")
+    # logged in wall-clock order 08-21's chain first, then a re-run of 07-15's, then 08-20's
+    d0821 = log.record(entry("2026-08-21 16:30", trading_date="2026-08-21", **spx))
+    d0715 = log.record(entry("2026-08-22 09:00", trading_date=dt.date(2026, 7, 15), **spx))
+    d0820a = log.record(entry("2026-08-22 10:00", trading_date="2026-08-20", **spx))
+    d0820b = log.record(entry("2026-08-22 11:00", trading_date="2026-08-20", type="SKIP", **spx))
+    log.record(entry("2026-08-22 12:00", trading_date="2026-08-21", underlying="QQQ"))
+    log.record(entry("2026-08-22 12:30", **spx))                         # no trading date: never returned
+    assert log.last_for("SPX", before="2026-08-21") == d0820b            # that day's last decision
+    assert log.last_for("spx", before=dt.date(2026, 8, 20)) == d0715
+    assert log.last_for("SPX", before="2026-07-15") is None
+    assert log.last_for("SPX", before="2026-08-22") == d0821
+    assert log.last_for("SPX") == d0821
+    assert log.last_for("SPX", before=pd.Timestamp("2026-08-21 09:30", tz=NY)) == d0820b
+    assert log.last_for("SPX", before="2026-08-21", source="backtest:x") is None
+    assert d0820a.trading_date == dt.date(2026, 8, 20)
+    assert log.read(underlying="SPX")["trading_date"].tolist()[:2] == [dt.date(2026, 8, 21), dt.date(2026, 7, 15)]
+    with log._connect() as conn:            # one indexed lookup, not a scan of the log
+        plan = " ".join(r[-1] for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM decisions WHERE underlying = ? AND trading_date < ? "
+            "ORDER BY trading_date DESC, ts_utc_us DESC, decision_id DESC LIMIT 1", ("SPX", "2026-08-21")))
+    assert "decisions_by_underlying_day" in plan
+    with pytest.raises(DecisionError, match="before"):
+        log.last_for("SPX", before="2026-02-30")
+    with pytest.raises(DecisionError, match="trading_date"):
+        entry(trading_date="yesterday")
 
 
 def test_files_that_are_not_decision_logs(tmp_path):

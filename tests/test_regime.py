@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import QUOTEDATA, SHARED_DATA, shared_file
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from research_lib import gex, market
@@ -184,6 +184,40 @@ def test_term_structure_moves_the_confidence_of_a_sale():
     assert any("backwardation" in x for x in inverted.reasons)
     assert inverted.scores.term_ratio == pytest.approx(25 / 22)
     assert inverted.scores.front_ratio == pytest.approx(30 / 25)
+
+
+def test_term_structure_wording_names_each_segment_from_its_own_ratio():
+    # issue 9: VIX/VIX3M 0.93 with VIX9D/VIX 1.04 was called "contango"; the front end is inverted
+    words = lambda **kw: next(x for x in classify_regime(make(**kw)).reasons if x.startswith("Term"))  # noqa: E731
+    mixed = words(vix=25.0, vix3m=25 / 0.93, vix9d=26.0)
+    assert mixed.startswith("Term structure mixed, the front end is inverted (VIX9D above VIX)")
+    assert "VIX/VIX3M 0.93 contango" in mixed and "VIX9D/VIX 1.04 backwardation" in mixed
+    assert words(vix3m=29.0, vix9d=22.0) == "Term structure in contango: VIX/VIX3M 0.86, VIX9D/VIX 0.88."
+    assert words(vix3m=22.0, vix9d=30.0) == "Term structure in backwardation (stress): VIX/VIX3M 1.14, VIX9D/VIX 1.20."
+    assert "the 1-3 month segment is inverted" in words(vix3m=24.0, vix9d=24.0)
+    assert words(vix9d=26.0) == "Term structure in backwardation (stress): VIX9D/VIX 1.04."  # VIX3M missing
+    assert not any(x.startswith("Term") for x in classify_regime(make()).reasons)
+
+
+def test_one_zero_gamma_distance_in_the_regime_the_alerts_and_the_decision():
+    """issue 9: "7.84% below zero gamma" in the regime and "7.3% below" in the why line, from one chain."""
+    from research_lib import alerts
+    from research_lib.decisions import MarketContext, describe_why
+    from research_lib.regime import describe_zero_gamma_distance, zero_gamma_distance_pct
+
+    spot, zg = 3900.86, 4206.73                      # spx_2022-06-11.csv, model convention
+    assert zero_gamma_distance_pct(spot, zg) == pytest.approx((3900.86 - 4206.73) / 3900.86 * 100, rel=1e-15)
+    assert describe_zero_gamma_distance(spot, zg) == "7.84% below"
+    assert describe_zero_gamma_distance(100.0, 99.9999) == "at"
+    r = classify_regime(make(spot=spot, zero_gamma=zg, net_gex=-44.88e9, call_gex=39.49e9, put_gex=-84.37e9))
+    why = describe_why(MarketContext("SPX", spot, net_gex=-44.88e9, zero_gamma=zg))
+    levels_like = dataclasses.make_dataclass("L", ["spot", "net_gex", "call_gex", "put_gex", "zero_gamma",
+                                                   "underlying", "date"])(spot, -44.88e9, 39.49e9, -84.37e9, zg,
+                                                                          "SPX", DATE)
+    alert = alerts.dealers_destabilising(levels_like)
+    phrase = "3,900.86 is 7.84% below zero gamma 4,206.73"
+    assert phrase in r.reasons[0] and phrase in why and phrase in alert.message
+    assert r.scores.distance_to_zero_gamma_pct == pytest.approx(zero_gamma_distance_pct(spot, zg), rel=1e-15)
 
 
 def test_iv_rank_and_percentile_match_the_market_helpers():
@@ -361,6 +395,9 @@ def _series(values, dated):
        params=st.sampled_from([RegimeParams(), RegimeParams(min_iv_history=2, iv_window=10, min_gex_history=2),
                                RegimeParams(zero_gamma_buffer_em=0.5, trend_band_pct=0.0, zero_gamma_buffer_pct=0.0,
                                             min_iv_history=5, trend_short=2, trend_long=5)]))
+# found on a fresh clone: a subnormal gross GEX made the share of gross GEX overflow to inf
+@example(spot=100.0, net=1.0, call=2.2e-311, put=0.0, zg=None, vix=None, v3=None, v9=None, vhist=None, prices=None,
+         ghist=None, dated=False, params=RegimeParams())
 def test_fuzzed_inputs_give_a_named_error_or_a_valid_result(spot, net, call, put, zg, vix, v3, v9, vhist, prices,
                                                             ghist, dated, params):
     try:
@@ -383,6 +420,25 @@ def test_fuzzed_inputs_give_a_named_error_or_a_valid_result(spot, net, call, put
         assert r.regime == Regime.POSITIVE_GAMMA and r.scores.iv_rank > params.iv_rank_sell
     if r.action == Action.BUY_DIRECTIONAL:
         assert r.regime == Regime.NEGATIVE_GAMMA and r.trend != Trend.SIDEWAYS
+
+
+def test_a_gross_or_typical_gex_below_the_floor_is_no_exposure_not_an_infinite_measure():
+    from research_lib.regime import MIN_GEX_SCALE
+
+    # a subnormal gross GEX: no share of gross (it would be 1 / 2.2e-311 = inf)
+    r = classify_regime(RegimeInputs(spot=100.0, net_gex=1.0, call_gex=2.2e-311, put_gex=0.0, date=DATE))
+    assert r.scores.gex_ratio is None and r.scores.gex_measure is None
+    assert r.regime == Regime.NEUTRAL and "gex_scale" in r.scores.missing
+    assert any("Gross GEX 2.2e-311 $/1% is below the 1 $/1% floor" in x for x in r.reasons)
+    # a history whose typical size is subnormal: no relative measure either, the gross share decides
+    hist = pd.Series(np.full(100, 1e-310), index=DAYS[-100:])
+    r = classify_regime(RegimeInputs(spot=100.0, net_gex=5e9, call_gex=6e9, put_gex=-1e9, net_gex_history=hist,
+                                     date=DATE))
+    assert r.scores.gex_relative is None and r.scores.gex_measure_kind == "ratio"
+    assert r.scores.gex_measure == pytest.approx(5e9 / 7e9)
+    # at the floor it is a scale again
+    r = classify_regime(RegimeInputs(spot=100.0, net_gex=0.5, call_gex=MIN_GEX_SCALE, put_gex=0.0, date=DATE))
+    assert r.scores.gex_ratio == 0.5
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,8 +23,10 @@ from research_lib.sizing import (
     SizingParams,
     SizingResult,
     TradeStats,
+    account_needed,
     kelly,
     kelly_label,
+    risk_budget,
     size_position,
 )
 
@@ -333,3 +335,42 @@ def test_fuzzed_stats_raise_only_sizing_error(value, field):
         return
     r = size_position(10_000, 100, s)
     assert r.contracts >= 0
+
+
+# --------------------------------------------------------------------------------------------------
+# the budget before the spread is known, and the account a spread needs
+
+
+@pytest.mark.parametrize("stats, conf, open_risk", [
+    (None, 94, 0.0), (None, 100, 0.0), (TradeStats(0.68, 0.15, 0.25, 120), 70, 0.0),
+    (TradeStats(0.68, 0.15, 0.25, 120), 100, 48_000.0), (TradeStats(0.3, 0.1, 0.5, 120), 100, 0.0)])
+def test_risk_budget_is_size_positions_budget_for_any_max_loss(stats, conf, open_risk):
+    budget = risk_budget(250_000, stats, confidence=conf, open_risk=open_risk)
+    for per in (1.0, 415.5, 4155.0, 1e7):
+        assert size_position(250_000, per, stats, confidence=conf, open_risk=open_risk).risk_budget == budget
+    assert budget == {(None, 94): 2350.0, (None, 100): 2500.0}.get((stats, conf), budget)
+
+
+def test_the_issue_case_needs_an_account_of_442022():
+    """issue 9: bootstrap 1% × 94% of $250,000 = $2,350 against a $4,155 spread: 0 contracts."""
+    assert size_position(250_000, 4155, None, confidence=94).contracts == 0
+    need = account_needed(4155, None, confidence=94)
+    assert need == math.ceil(4155 / 0.0094)                 # 442,021.28 → the next whole dollar
+    assert size_position(need, 4155, None, confidence=94).contracts == 1
+    assert size_position(need - 1, 4155, None, confidence=94).contracts == 0
+
+
+def test_account_needed_with_kelly_caps_and_open_risk():
+    stats = TradeStats(0.68, 0.15, 0.25, 120)                # half Kelly 4.4%
+    assert account_needed(500, stats) == math.ceil(500 / 0.044)
+    assert account_needed(500, TradeStats(0.9, 1.0, 0.1, 120)) == 500 / 0.05     # per-trade cap 5%
+    # $9,900 already open: the 20% open-risk cap needs (500 + 9,900) / 0.2 = 52,000, not 500 / 1%
+    need = account_needed(500, None, open_risk=9_900)
+    assert need == 52_000
+    assert size_position(need, 500, None, open_risk=9_900).contracts == 1
+    assert size_position(need - 1, 500, None, open_risk=9_900).contracts == 0
+    # no edge or no confidence: no account is big enough
+    assert account_needed(500, TradeStats(0.3, 0.1, 0.5, 120)) is None
+    assert account_needed(500, None, confidence=0) is None
+    with pytest.raises(SizingError, match="max_loss_per_contract"):
+        account_needed(0.0)
