@@ -1084,6 +1084,19 @@ class ChainStore:
         best = sel.sort_values(["quote_time", "written_at"], kind="stable").tail(1)
         return self._entry_from_row(next(best.itertuples(index=False)))
 
+    def require(self, underlying: str, date: Any = None, source: str | None = None, *, as_of: Any = None,
+                modelled: bool | None = None) -> StoreEntry:
+        """The entry :meth:`get` would read, without reading it (the catalogue only).
+
+        Raises :class:`SnapshotNotStoredError` like :meth:`get` when nothing matches, with the same
+        message (what was asked, what the store holds, the nearest dates).
+        """
+        sel, mine, asked = self._select(underlying, date, source, as_of=as_of, modelled=modelled)
+        if sel.empty:
+            raise self._not_stored(asked, mine, _norm_underlying(underlying), date)
+        best = sel.sort_values(["quote_time", "written_at"], kind="stable").tail(1)
+        return self._entry_from_row(next(best.itertuples(index=False)))
+
     def get(self, underlying: str, date: Any = None, source: str | None = None, *, as_of: Any = None,
             modelled: bool | None = None) -> ChainSnapshot:
         """The stored snapshot of ``underlying`` with the latest quote time among those matching.
