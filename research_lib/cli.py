@@ -52,6 +52,7 @@ Exit codes (:data:`EXIT_CODES`; the error's class decides, see :func:`exit_code_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -580,8 +581,9 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     parser = _build_parser()
-    try:
-        args = parser.parse_args(argv)
+    try:  # argparse writes its usage errors and --help to sys.stderr/stdout: send them to err/out
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
     handler = {"gex": _cmd_gex, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
