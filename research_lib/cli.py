@@ -122,8 +122,8 @@ def _symbol_type(value: str) -> str:
 
 #: Why a command refuses ``--date all`` (the commands not listed accept it).
 DATE_ALL_REFUSED = {
-    "gex --source": "--date all means every clean day of a multi-day chain file; --source serves one "
-                    "snapshot (give the file as PATH instead)",
+    "gex --source": "it means every clean day of a multi-day chain file, and --source serves one snapshot "
+                    "(give the file as PATH instead)",
     "decide": "a decision is for one trading day; give --date YYYY-MM-DD or latest "
               "(every day of a file: research-lib gex FILE --date all)",
     "report daily": "a report is for one trading day; give --date YYYY-MM-DD or latest (run one report per date)",
@@ -178,11 +178,19 @@ def _positive_money(value: str) -> float:
     return x
 
 
-def _check_symbol(args) -> None:
-    """``--symbol`` against the chain file: with a PATH (or ``--source FILE``) and an explicit ``--symbol``,
+def _check_args(args) -> None:
+    """What every command checks the same way before it reads a chain.
+
+    ``--date all`` where the command cannot take it (:data:`DATE_ALL_REFUSED`), with the reason; and
+    ``--symbol`` against the chain file: with a PATH (or ``--source FILE``) and an explicit ``--symbol``,
     the file's underlying must be that symbol (``gex SPXFILE --symbol QQQ`` is an error, not SPX). Without
-    a file, a missing ``--symbol`` means SPX."""
+    a file, a missing ``--symbol`` means SPX.
+    """
     from research_lib.sources.auto import NAMED_SOURCES
+
+    command = "gex --source" if args.command == "gex" and args.source is not None else args.command
+    if command in DATE_ALL_REFUSED:
+        _refuse_all(getattr(args, "date", None), command)
 
     path = getattr(args, "path", None)
     if path is None and getattr(args, "source", None) not in (None, *NAMED_SOURCES):
@@ -380,7 +388,7 @@ def _config_from_args(args):
 
 
 def _cmd_gex(args, out, err) -> int:
-    _check_symbol(args)
+    _check_args(args)
     from research_lib import gex
     from research_lib.sources import read_chain, read_chains
 
@@ -499,8 +507,7 @@ def _cmd_import(args, out, err) -> int:
 def _cmd_decide(args, out, err) -> int:
     from research_lib.decide import decide, report_json
 
-    _refuse_all(args.date, "decide")
-    _check_symbol(args)
+    _check_args(args)
     report = decide(args.symbol, args.source, date=args.date, account=args.account, record=not args.no_record)
     err.write(f"research-lib: {report.served.describe()}\n")
     out.write((report_json(report) if args.json else report.summary()) + "\n")

@@ -1160,7 +1160,9 @@ def run_reports(symbols: Sequence[str] = ("SPX",), *, date: str | None = "latest
                              results=tuple(results), exit_code=code, log=log_path, summary=summary_path,
                              error=error)
         if summary_path is not None:
-            _write_text(summary_path, scrub_secrets(json.dumps(summary.to_dict(), indent=1), secrets))
+            from research_lib.formatting import to_json
+
+            _write_text(summary_path, scrub_secrets(to_json(summary.to_dict(), indent=1), secrets))
         return summary
     finally:
         for h in handlers:
