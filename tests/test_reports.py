@@ -645,3 +645,9 @@ def test_prune_refuses_bad_filters_and_a_held_lock(tmp_path, capsys):
     (root / "index.json").write_text(json.dumps(data))
     reports.prune_reports(root, failed=True)
     assert outside.exists()
+
+
+@pytest.mark.parametrize("name", ["daily_report.ipynb", "decision.ipynb", "explore_gex.ipynb"])
+def test_every_notebook_says_latest_the_same_way(name):
+    """Before: daily_report said date = "latest", decision and explore_gex date = None."""
+    assert reports.notebook_parameters(ROOT / "notebooks" / name)["date"] == "latest"
