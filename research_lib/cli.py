@@ -65,151 +65,9 @@ from research_lib.formatting import fmt_money as _fmt_money
 from research_lib.formatting import to_json
 
 EXIT_OK = 0
-EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_NO_RESULT = 4
-EXIT_REPORT_FAILED = 5
-EXIT_LOCKED = 6
-EXIT_DECISION_LOG = 7
-
-#: Every exit code of ``research-lib`` and what it means (the README's table).
-EXIT_CODES: dict[int, str] = {
-    EXIT_OK: "success",
-    EXIT_INTERNAL: "an unexpected error (a bug: the traceback is printed)",
-    EXIT_USAGE: "bad usage: an unknown option, a bad value (date, symbol, number, report parameter)",
-    EXIT_BAD_INPUT: "bad or unknown input file, a chain file or archive without any usable row, a corrupt store file",
-    EXIT_NO_RESULT: "nothing to compute, or no source answered (offline, provider down, not in the store)",
-    EXIT_REPORT_FAILED: "a report FAILED (its failed notebook and HTML are kept)",
-    EXIT_LOCKED: "another report run holds the lock",
-    EXIT_DECISION_LOG: "the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)",
-}
-
-#: The stderr label of each error exit code.
-_LABELS = {EXIT_USAGE: "bad option", EXIT_BAD_INPUT: "bad input", EXIT_NO_RESULT: "nothing to compute",
-           EXIT_LOCKED: "locked", EXIT_DECISION_LOG: "decision log"}
-
-
-class UsageError(ValueError):
-    """A command-line argument is invalid (exit 2). The command line's own error: raised while it reads
-    its arguments and turned into an exit code by :func:`main`, never seen by library callers."""
-
-
-# --------------------------------------------------------------------------------------------------------
-# arguments every command reads the same way
-
-_TICKER = re.compile(r"_?[A-Za-z][A-Za-z0-9.]{0,9}")
-
-
-def parse_symbol(value: str, *, name: str = "--symbol") -> str:
-    """A ticker (``SPX``, ``spy``, ``BRK.B``, Cboe's ``_SPX``) upper-cased, without Cboe's leading ``_``.
-
-    Raises :class:`UsageError` for an empty or malformed value (``--symbol ""`` is not SPX).
-    """
-    text = str(value).strip()
-    if not _TICKER.fullmatch(text):
-        shown = "an empty value" if not text else repr(value)
-        raise UsageError(f"{name}: {shown} is not a ticker (letters, digits and '.', at most 10, e.g. SPX)")
-    return text.upper().lstrip("_")
-
-
-def _symbol_type(value: str) -> str:
-    try:
-        return parse_symbol(value)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--symbol: ")) from None
-
-
-#: Why a command refuses ``--date all`` (the commands not listed accept it).
-DATE_ALL_REFUSED = {
-    "gex --source": "it means every clean day of a multi-day chain file, and --source serves one snapshot "
-                    "(give the file as PATH instead)",
-    "decide": "a decision is for one trading day; give --date YYYY-MM-DD or latest "
-              "(every day of a file: research-lib gex FILE --date all)",
-    "report daily": "a report is for one trading day; give --date YYYY-MM-DD or latest (run one report per date)",
-}
-
-
-def parse_date_option(value: str | None, *, allow_all: bool = False) -> str | None:
-    """``--date`` as every command reads it: ``None`` for latest (``None``, ``""``, ``latest``, any case),
-    ``"all"`` when ``allow_all``, else the ISO text of a real calendar date.
-
-    Raises :class:`UsageError`: ``is not YYYY-MM-DD`` (the shape is wrong), ``does not exist`` (the shape is
-    right, the day is not in the calendar: 2026-02-30), or ``all`` when not ``allow_all``.
-    """
-    from research_lib.formatting import parse_date
-
-    if value is None:
-        return None
-    text = str(value).strip()
-    if text.lower() in ("", "latest"):
-        return None
-    if text.lower() == "all":
-        if allow_all:
-            return "all"
-        raise UsageError("--date all is not accepted here; give YYYY-MM-DD or latest")
-    try:
-        return parse_date(text, name="--date").isoformat()
-    except ValueError as exc:
-        raise UsageError(f"{exc}; give YYYY-MM-DD or latest") from None
-
-
-def _date_arg(value: str) -> str | None:
-    """argparse ``type`` of every ``--date``: the shape and the calendar are checked here; a command that
-    cannot take ``all`` refuses it with :func:`_refuse_all`."""
-    try:
-        return parse_date_option(value, allow_all=True)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--date ")) from None
-
-
-def _refuse_all(date: str | None, command: str) -> None:
-    if date == "all":
-        raise UsageError(f"--date all is not accepted by {command}: {DATE_ALL_REFUSED[command]}")
-
-
-def _positive_money(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of dollars") from None
-    if not math.isfinite(x) or x <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a positive, finite number of dollars")
-    return x
-
-
-def _check_args(args) -> None:
-    """What every command checks the same way before it reads a chain.
-
-    ``--date all`` where the command cannot take it (:data:`DATE_ALL_REFUSED`), with the reason; and
-    ``--symbol`` against the chain file: with a PATH (or ``--source FILE``) and an explicit ``--symbol``,
-    the file's underlying must be that symbol (``gex SPXFILE --symbol QQQ`` is an error, not SPX). Without
-    a file, a missing ``--symbol`` means SPX.
-    """
-    from research_lib.sources.auto import NAMED_SOURCES
-
-    command = "gex --source" if args.command == "gex" and args.source is not None else args.command
-    if command in DATE_ALL_REFUSED:
-        _refuse_all(getattr(args, "date", None), command)
-
-    path = getattr(args, "path", None)
-    if path is None and getattr(args, "source", None) not in (None, *NAMED_SOURCES):
-        path = args.source
-    if args.symbol is None:
-        if path is None:
-            args.symbol = "SPX"
-        return
-    if path is None:
-        return
-    from research_lib.sources import read_chain
-
-    date = getattr(args, "date", None)
-    snap = read_chain(path, date=None if date in (None, "all") else date)
-    held = snap.underlying.upper().lstrip("_")
-    if held != args.symbol:
-        raise UsageError(f"--symbol {args.symbol} does not match {path}: that file holds {held} options "
-                         f"(drop --symbol, or give a {args.symbol} chain)")
-
 
 
 def format_levels(levels, *, pin_risk=None, exclusions=None) -> str:
@@ -345,6 +203,151 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
     pr.add_argument("--json", action="store_true", help="what was (or would be) removed, as JSON")
     return parser
+
+
+# --------------------------------------------------------------------------------------------------------
+# exit codes
+
+EXIT_INTERNAL = 1
+EXIT_REPORT_FAILED = 5
+EXIT_LOCKED = 6
+EXIT_DECISION_LOG = 7
+
+#: Every exit code of ``research-lib`` and what it means (the README's table).
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_INTERNAL: "an unexpected error (a bug: the traceback is printed)",
+    EXIT_USAGE: "bad usage: an unknown option, a bad value (date, symbol, number, report parameter)",
+    EXIT_BAD_INPUT: "bad or unknown input file, a chain file or archive without any usable row, a corrupt store file",
+    EXIT_NO_RESULT: "nothing to compute, or no source answered (offline, provider down, not in the store)",
+    EXIT_REPORT_FAILED: "a report FAILED (its failed notebook and HTML are kept)",
+    EXIT_LOCKED: "another report run holds the lock",
+    EXIT_DECISION_LOG: "the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)",
+}
+
+#: The stderr label of each error exit code.
+_LABELS = {EXIT_USAGE: "bad option", EXIT_BAD_INPUT: "bad input", EXIT_NO_RESULT: "nothing to compute",
+           EXIT_LOCKED: "locked", EXIT_DECISION_LOG: "decision log"}
+
+
+class UsageError(ValueError):
+    """A command-line argument is invalid (exit 2). The command line's own error: raised while it reads
+    its arguments and turned into an exit code by :func:`main`, never seen by library callers."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# arguments every command reads the same way
+
+_TICKER = re.compile(r"_?[A-Za-z][A-Za-z0-9.]{0,9}")
+
+
+def parse_symbol(value: str, *, name: str = "--symbol") -> str:
+    """A ticker (``SPX``, ``spy``, ``BRK.B``, Cboe's ``_SPX``) upper-cased, without Cboe's leading ``_``.
+
+    Raises :class:`UsageError` for an empty or malformed value (``--symbol ""`` is not SPX).
+    """
+    text = str(value).strip()
+    if not _TICKER.fullmatch(text):
+        shown = "an empty value" if not text else repr(value)
+        raise UsageError(f"{name}: {shown} is not a ticker (letters, digits and '.', at most 10, e.g. SPX)")
+    return text.upper().lstrip("_")
+
+
+def _symbol_type(value: str) -> str:
+    try:
+        return parse_symbol(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--symbol: ")) from None
+
+
+#: Why a command refuses ``--date all`` (the commands not listed accept it).
+DATE_ALL_REFUSED = {
+    "gex --source": "it means every clean day of a multi-day chain file, and --source serves one snapshot "
+                    "(give the file as PATH instead)",
+    "decide": "a decision is for one trading day; give --date YYYY-MM-DD or latest "
+              "(every day of a file: research-lib gex FILE --date all)",
+    "report daily": "a report is for one trading day; give --date YYYY-MM-DD or latest (run one report per date)",
+}
+
+
+def parse_date_option(value: str | None, *, allow_all: bool = False) -> str | None:
+    """``--date`` as every command reads it: ``None`` for latest (``None``, ``""``, ``latest``, any case),
+    ``"all"`` when ``allow_all``, else the ISO text of a real calendar date.
+
+    Raises :class:`UsageError`: ``is not YYYY-MM-DD`` (the shape is wrong), ``does not exist`` (the shape is
+    right, the day is not in the calendar: 2026-02-30), or ``all`` when not ``allow_all``.
+    """
+    from research_lib.formatting import parse_date
+
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lower() in ("", "latest"):
+        return None
+    if text.lower() == "all":
+        if allow_all:
+            return "all"
+        raise UsageError("--date all is not accepted here; give YYYY-MM-DD or latest")
+    try:
+        return parse_date(text, name="--date").isoformat()
+    except ValueError as exc:
+        raise UsageError(f"{exc}; give YYYY-MM-DD or latest") from None
+
+
+def _date_arg(value: str) -> str | None:
+    """argparse ``type`` of every ``--date``: the shape and the calendar are checked here; a command that
+    cannot take ``all`` refuses it with :func:`_refuse_all`."""
+    try:
+        return parse_date_option(value, allow_all=True)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--date ")) from None
+
+
+def _refuse_all(date: str | None, command: str) -> None:
+    if date == "all":
+        raise UsageError(f"--date all is not accepted by {command}: {DATE_ALL_REFUSED[command]}")
+
+
+def _positive_money(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of dollars") from None
+    if not math.isfinite(x) or x <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a positive, finite number of dollars")
+    return x
+
+
+def _check_args(args) -> None:
+    """What every command checks the same way before it reads a chain.
+
+    ``--date all`` where the command cannot take it (:data:`DATE_ALL_REFUSED`), with the reason; and
+    ``--symbol`` against the chain file: with a PATH (or ``--source FILE``) and an explicit ``--symbol``,
+    the file's underlying must be that symbol (``gex SPXFILE --symbol QQQ`` is an error, not SPX). Without
+    a file, a missing ``--symbol`` means SPX.
+    """
+    from research_lib.sources.auto import NAMED_SOURCES
+
+    command = "gex --source" if args.command == "gex" and args.source is not None else args.command
+    if command in DATE_ALL_REFUSED:
+        _refuse_all(getattr(args, "date", None), command)
+
+    path = getattr(args, "path", None)
+    if path is None and getattr(args, "source", None) not in (None, *NAMED_SOURCES):
+        path = args.source
+    if args.symbol is None:  # not given: SPX for a named source; a file says its own underlying
+        args.symbol = "SPX"
+        return
+    if path is None:
+        return
+    from research_lib.sources import read_chain
+
+    date = getattr(args, "date", None)
+    snap = read_chain(path, date=None if date in (None, "all") else date)
+    held = snap.underlying.upper().lstrip("_")
+    if held != args.symbol:
+        raise UsageError(f"--symbol {args.symbol} does not match {path}: that file holds {held} options "
+                         f"(drop --symbol, or give a {args.symbol} chain)")
 
 
 def _number_or_auto(value, name):
