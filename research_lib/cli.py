@@ -318,6 +318,16 @@ def _positive_money(value: str) -> float:
     return x
 
 
+def _provider_order() -> tuple[str, ...]:
+    """The live providers' order; a bad ``RESEARCH_LIB_PROVIDERS`` is a usage error (exit 2)."""
+    from research_lib.sources.auto import provider_order
+
+    try:
+        return provider_order()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _check_args(args) -> None:
     """What every command checks the same way before it reads a chain.
 
@@ -331,6 +341,8 @@ def _check_args(args) -> None:
     command = "gex --source" if args.command == "gex" and args.source is not None else args.command
     if command in DATE_ALL_REFUSED:
         _refuse_all(getattr(args, "date", None), command)
+    if getattr(args, "source", None) == "auto":
+        _provider_order()
 
     path = getattr(args, "path", None)
     if path is None and getattr(args, "source", None) not in (None, *NAMED_SOURCES):
@@ -452,13 +464,12 @@ def _cmd_fetch(args, out, err) -> int:
         NoChainAvailableError,
         get_chain,
         offline,
-        provider_order,
     )
 
     source = args.provider
     if source not in ("auto", *DEFAULT_PROVIDERS):
         raise UsageError(f"--provider {source!r}: use auto, cboe, tradier or polygon")
-    names = provider_order() if source == "auto" else (source,)
+    names = _provider_order() if source == "auto" else (source,)
     nothing = f"no live provider answered for {args.symbol}; nothing was fetched or stored"
     if offline():
         raise NoChainAvailableError(f"{nothing}: RESEARCH_LIB_OFFLINE is set, so no network connection was "

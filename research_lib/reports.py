@@ -926,6 +926,12 @@ def check_sources(params: dict, *, store=None) -> None:
                                        f"chain only (use source='store' or a chain file for a past date)")
         return
     if src == "auto" and day is None and not offline():
+        from research_lib.sources.auto import provider_order
+
+        try:
+            provider_order()
+        except ValueError as exc:
+            raise ReportParameterError(f"report parameter source='auto': {exc}") from None
         return  # a live provider will be asked: only it can say whether it serves the symbol
     said: list[str] = []
     if src == "auto":

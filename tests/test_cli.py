@@ -522,3 +522,10 @@ def test_import_of_nothing_is_an_error_naming_what_was_empty(sandbox, tmp_path):
     header.write_text("\n".join(src.read_text().splitlines()[:4]) + "\n")
     code, out, err = run("import", header, "--no-progress")
     assert code == EXIT_BAD_INPUT and "header_only.csv" in err
+
+
+def test_a_bad_provider_order_is_a_usage_error(sandbox, monkeypatch):
+    monkeypatch.setenv("RESEARCH_LIB_PROVIDERS", "cboe,nasdaq")
+    for argv in (["fetch", "SPX"], ["gex", "--source", "auto"], ["decide", "--no-record"]):
+        code, out, err = run(*argv)
+        assert code == EXIT_USAGE and "unknown providers ['nasdaq']" in err, argv

@@ -464,6 +464,10 @@ def test_a_date_the_store_does_not_hold_is_refused_before_anything_runs(offline,
 def test_online_auto_leaves_the_symbol_to_the_live_provider(offline, monkeypatch):
     monkeypatch.delenv("RESEARCH_LIB_OFFLINE")
     reports.check_sources(normalise_params("QQQ", "latest", "auto"))  # only a live provider can answer
+    monkeypatch.setenv("RESEARCH_LIB_PROVIDERS", "cboe,nasdaq")
+    with pytest.raises(ReportParameterError, match="unknown providers"):
+        reports.check_sources(normalise_params("QQQ", "latest", "auto"))
+    monkeypatch.delenv("RESEARCH_LIB_PROVIDERS")
     with pytest.raises(ReportParameterError, match="serves today's chain only"):
         reports.check_sources(normalise_params("SPY", "2024-01-05", "cboe"))
 
