@@ -11,37 +11,59 @@ Commands
 ``research-lib scan PATH``
     The snapshots a file holds, and the days skipped with the reason.
 ``research-lib fetch SYMBOL [--provider auto|cboe|tradier|polygon] [--json]``
-    Today's chain from a live provider, kept in the local store.
-``research-lib import PATH... [--no-progress]``
+    Today's chain from a live provider, kept in the local store. Never falls back to the store: when no
+    live provider answers it says why and exits 4.
+``research-lib import PATH... [--no-progress] [--json]``
     Chain files (every clean day of an archive) into the local store; idempotent; says what it skipped.
-``research-lib store [--symbol SYM]``
+    Every readable file is imported; each bad one is reported with its reason and the exit code is 3.
+``research-lib store [--symbol SYM] [--json]``
     What the local store holds.
 ``research-lib report daily [--symbol SPX | --symbols SPX,SPY,QQQ] [--date latest|YYYY-MM-DD]
 [--source auto|...|PATH] [--convention model|perfiliev] [--account 50000] [--no-record] [--quiet]``
     The daily GEX report notebook run with papermill, exported to static HTML, listed in
     ``reports/index.html`` (:mod:`research_lib.reports`). Safe under cron: a lock, a log file and a JSON
     run summary per run in ``reports/logs/``.
+``research-lib report prune [--failed] [--older-than DAYS | --before YYYY-MM-DD] [--dry-run]``
+    Remove rows of the reports index and their files (:func:`research_lib.reports.prune_reports`).
 ``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
     Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
-    alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-log`` to skip).
+    alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-record`` to skip; ``--no-log``
+    is its old name and still works).
 
-Exit codes: 0 success; 2 bad usage (a bad report parameter included, found before any kernel starts);
-3 bad or unknown input file / empty chain; 4 nothing to compute or no source answered; 5 a report
-FAILED (its failed notebook and HTML are kept, the last good report is not touched); 6 another report
-run holds the lock.
+Options shared by every command: ``--date`` is a real calendar date ``YYYY-MM-DD`` or ``latest`` (the
+default); ``all`` (every clean day of a multi-day file) is accepted by ``gex PATH`` only, every other
+command refuses it and says why. ``--symbol`` must be a ticker; with a chain file it must match the
+file's underlying. Every ``--json`` output is strict JSON (``null``, never ``NaN``).
+
+Exit codes (:data:`EXIT_CODES`; the error's class decides, see :func:`exit_code_for`):
+
+== ==========================================================================================
+0  success
+1  an unexpected error (a bug: the traceback is printed)
+2  bad usage: an unknown option, a bad value (date, symbol, number, report parameter)
+3  bad or unknown input file, a chain file or archive without any usable row, a corrupt store file
+4  nothing to compute, or no source answered (offline, provider down, not in the store)
+5  a report FAILED (its failed notebook and HTML are kept, the last good report is not touched)
+6  another report run holds the lock
+7  the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)
+== ==========================================================================================
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import json
+import math
+import os
+import re
 import sys
 from collections.abc import Sequence
 
 from research_lib import __version__
 from research_lib.formatting import fmt_level as _fmt_level
 from research_lib.formatting import fmt_money as _fmt_money
+from research_lib.formatting import to_json
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -107,11 +129,13 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("path", nargs="?", default=None,
                    help="a chain file (Cboe CSV/.dat/JSON, Parquet archive, iVolatility CSV); "
                         "or omit it and use --source")
-    g.add_argument("--symbol", default="SPX", help="underlying for --source (default SPX)")
+    g.add_argument("--symbol", default=None, type=_symbol_type,
+                   help="underlying for --source (default SPX); with a PATH it must match the file's")
     g.add_argument("--source", default=None,
                    help="auto (live -> store -> modelled), cboe, tradier, polygon, store or modelled")
-    g.add_argument("--date", default=None,
-                   help="YYYY-MM-DD for a multi-day archive, or 'all' for every clean day (default: latest)")
+    g.add_argument("--date", default=None, type=_date_arg,
+                   help="YYYY-MM-DD for a multi-day archive, 'all' for every clean day of a file, or latest "
+                        "(default)")
     g.add_argument("--convention", choices=["model", "perfiliev"], default="model")
     g.add_argument("--days-per-year", type=float, default=None,
                    help="perfiliev: weekday count divisor (default 262; 252 is common); model: 365")
@@ -132,7 +156,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fetch", help="fetch a live chain into the local store",
                        description="Fetch today's chain of SYMBOL from a live provider and keep it in the store.")
-    f.add_argument("symbol")
+    f.add_argument("symbol", type=_symbol_type)
     f.add_argument("--provider", default="auto",
                    help="cboe (no key), tradier (TRADIER_TOKEN), polygon (POLYGON_API_KEY), or auto: the first "
                         "that answers")
@@ -141,18 +165,24 @@ def _build_parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import", help="import chain files (archives included) into the local store")
     im.add_argument("paths", nargs="+")
     im.add_argument("--no-progress", action="store_true")
+    im.add_argument("--json", action="store_true", help="what was imported, skipped and failed, as JSON")
 
     d = sub.add_parser("decide", help="chain + history -> regime, strategy, size, logged decision, alerts",
                        description="Turn a chain into a logged, explained trade decision (research_lib.decide).")
     d.add_argument("--source", default="auto", help="auto, cboe, tradier, polygon, store, modelled, or a file")
-    d.add_argument("--symbol", default="SPX")
-    d.add_argument("--date", default=None, help="YYYY-MM-DD (archives, the store); default latest")
-    d.add_argument("--account", type=float, default=50_000.0, help="account value in dollars (default 50000)")
-    d.add_argument("--no-log", action="store_true", help="build the decision but do not record it")
+    d.add_argument("--symbol", default=None, type=_symbol_type,
+                   help="underlying (default SPX); with a chain file as --source it must match the file's")
+    d.add_argument("--date", default=None, type=_date_arg,
+                   help="YYYY-MM-DD (archives, the store) or latest (default)")
+    d.add_argument("--account", type=_positive_money, default=50_000.0,
+                   help="account value in dollars (default 50000)")
+    d.add_argument("--no-record", action="store_true", help="build the decision but do not log it")
+    d.add_argument("--no-log", action="store_true", dest="no_record", help=argparse.SUPPRESS)  # old name
     d.add_argument("--json", action="store_true")
 
     st = sub.add_parser("store", help="list what the local store holds")
-    st.add_argument("--symbol", default=None)
+    st.add_argument("--symbol", default=None, type=_symbol_type)
+    st.add_argument("--json", action="store_true", help="one JSON object per stored snapshot, one per line")
 
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
     rsub = rp.add_subparsers(dest="report_kind", required=True)
@@ -160,21 +190,194 @@ def _build_parser() -> argparse.ArgumentParser:
                          description="Run notebooks/daily_report.ipynb for each symbol, write "
                                      "reports/daily/<date>/<SYMBOL>.ipynb and .html, update reports/index.html.")
     who = rd.add_mutually_exclusive_group()
-    who.add_argument("--symbol", default=None, help="one underlying (default SPX)")
+    who.add_argument("--symbol", default=None, type=_symbol_type, help="one underlying (default SPX)")
     who.add_argument("--symbols", default=None, help="comma-separated underlyings, e.g. SPX,SPY,QQQ")
-    rd.add_argument("--date", default="latest", help="YYYY-MM-DD (archives, the store) or latest (default)")
+    rd.add_argument("--date", default=None, type=_date_arg,
+                    help="YYYY-MM-DD (archives, the store) or latest (default)")
     rd.add_argument("--source", default="auto",
                     help="auto (live -> store -> modelled), cboe, tradier, polygon, store, modelled, or a file")
     rd.add_argument("--convention", default="model", help="levels and charts: model (default) or perfiliev")
     rd.add_argument("--account", type=float, default=50_000.0, help="account value in dollars (default 50000)")
     rd.add_argument("--no-record", action="store_true", help="do not log the decision in data/decisions.sqlite")
+    rd.add_argument("--no-log", action="store_true", dest="no_record", help=argparse.SUPPRESS)  # decide's old name
     rd.add_argument("--history-days", type=int, default=365, help="history context window, days (0: none)")
     rd.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
     rd.add_argument("--notebook", default=None, help="another notebook with the same parameters")
     rd.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per notebook cell")
     rd.add_argument("--quiet", action="store_true", help="no progress lines (the log file has them)")
     rd.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    pr = rsub.add_parser("prune", help="remove old or FAILED rows of the reports index, and their files",
+                         description="Remove index rows and their files (notebooks, HTML). With no filter it "
+                                     "removes nothing; filters combine (a row must match all of them).")
+    pr.add_argument("--failed", action="store_true",
+                    help="rows whose last run FAILED (a kept good report of the same row stays), and the "
+                         "failed files of rows that have a good report")
+    age = pr.add_mutually_exclusive_group()
+    age.add_argument("--older-than", type=int, default=None, metavar="DAYS",
+                     help="rows whose report date is more than DAYS days before today (New York)")
+    age.add_argument("--before", default=None, type=_date_arg, metavar="YYYY-MM-DD",
+                     help="rows whose report date is before this date")
+    pr.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    pr.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
+    pr.add_argument("--json", action="store_true", help="what was (or would be) removed, as JSON")
     return parser
+
+
+# --------------------------------------------------------------------------------------------------------
+# exit codes
+
+EXIT_INTERNAL = 1
+EXIT_REPORT_FAILED = 5
+EXIT_LOCKED = 6
+EXIT_DECISION_LOG = 7
+
+#: Every exit code of ``research-lib`` and what it means (the README's table).
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_INTERNAL: "an unexpected error (a bug: the traceback is printed)",
+    EXIT_USAGE: "bad usage: an unknown option, a bad value (date, symbol, number, report parameter)",
+    EXIT_BAD_INPUT: "bad or unknown input file, a chain file or archive without any usable row, a corrupt store file",
+    EXIT_NO_RESULT: "nothing to compute, or no source answered (offline, provider down, not in the store)",
+    EXIT_REPORT_FAILED: "a report FAILED (its failed notebook and HTML are kept)",
+    EXIT_LOCKED: "another report run holds the lock",
+    EXIT_DECISION_LOG: "the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)",
+}
+
+#: The stderr label of each error exit code.
+_LABELS = {EXIT_USAGE: "bad option", EXIT_BAD_INPUT: "bad input", EXIT_NO_RESULT: "nothing to compute",
+           EXIT_LOCKED: "locked", EXIT_DECISION_LOG: "decision log"}
+
+
+class UsageError(ValueError):
+    """A command-line argument is invalid (exit 2). The command line's own error: raised while it reads
+    its arguments and turned into an exit code by :func:`main`, never seen by library callers."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# arguments every command reads the same way
+
+_TICKER = re.compile(r"_?[A-Za-z][A-Za-z0-9.]{0,9}")
+
+
+def parse_symbol(value: str, *, name: str = "--symbol") -> str:
+    """A ticker (``SPX``, ``spy``, ``BRK.B``, Cboe's ``_SPX``) upper-cased, without Cboe's leading ``_``.
+
+    Raises :class:`UsageError` for an empty or malformed value (``--symbol ""`` is not SPX).
+    """
+    text = str(value).strip()
+    if not _TICKER.fullmatch(text):
+        shown = "an empty value" if not text else repr(value)
+        raise UsageError(f"{name}: {shown} is not a ticker (letters, digits and '.', at most 10, e.g. SPX)")
+    return text.upper().lstrip("_")
+
+
+def _symbol_type(value: str) -> str:
+    try:
+        return parse_symbol(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--symbol: ")) from None
+
+
+#: Why a command refuses ``--date all`` (the commands not listed accept it).
+DATE_ALL_REFUSED = {
+    "gex --source": "it means every clean day of a multi-day chain file, and --source serves one snapshot "
+                    "(give the file as PATH instead)",
+    "decide": "a decision is for one trading day; give --date YYYY-MM-DD or latest "
+              "(every day of a file: research-lib gex FILE --date all)",
+    "report daily": "a report is for one trading day; give --date YYYY-MM-DD or latest (run one report per date)",
+}
+
+
+def parse_date_option(value: str | None, *, allow_all: bool = False) -> str | None:
+    """``--date`` as every command reads it: ``None`` for latest (``None``, ``""``, ``latest``, any case),
+    ``"all"`` when ``allow_all``, else the ISO text of a real calendar date.
+
+    Raises :class:`UsageError`: ``is not YYYY-MM-DD`` (the shape is wrong), ``does not exist`` (the shape is
+    right, the day is not in the calendar: 2026-02-30), or ``all`` when not ``allow_all``.
+    """
+    from research_lib.formatting import parse_date
+
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lower() in ("", "latest"):
+        return None
+    if text.lower() == "all":
+        if allow_all:
+            return "all"
+        raise UsageError("--date all is not accepted here; give YYYY-MM-DD or latest")
+    try:
+        return parse_date(text, name="--date").isoformat()
+    except ValueError as exc:
+        raise UsageError(f"{exc}; give YYYY-MM-DD or latest") from None
+
+
+def _date_arg(value: str) -> str | None:
+    """argparse ``type`` of every ``--date``: the shape and the calendar are checked here; a command that
+    cannot take ``all`` refuses it with :func:`_refuse_all`."""
+    try:
+        return parse_date_option(value, allow_all=True)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--date ")) from None
+
+
+def _refuse_all(date: str | None, command: str) -> None:
+    if date == "all":
+        raise UsageError(f"--date all is not accepted by {command}: {DATE_ALL_REFUSED[command]}")
+
+
+def _positive_money(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of dollars") from None
+    if not math.isfinite(x) or x <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a positive, finite number of dollars")
+    return x
+
+
+def _provider_order() -> tuple[str, ...]:
+    """The live providers' order; a bad ``RESEARCH_LIB_PROVIDERS`` is a usage error (exit 2)."""
+    from research_lib.sources.auto import provider_order
+
+    try:
+        return provider_order()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_args(args) -> None:
+    """What every command checks the same way before it reads a chain.
+
+    ``--date all`` where the command cannot take it (:data:`DATE_ALL_REFUSED`), with the reason; and
+    ``--symbol`` against the chain file: with a PATH (or ``--source FILE``) and an explicit ``--symbol``,
+    the file's underlying must be that symbol (``gex SPXFILE --symbol QQQ`` is an error, not SPX). Without
+    a file, a missing ``--symbol`` means SPX.
+    """
+    from research_lib.sources.auto import NAMED_SOURCES
+
+    command = "gex --source" if args.command == "gex" and args.source is not None else args.command
+    if command in DATE_ALL_REFUSED:
+        _refuse_all(getattr(args, "date", None), command)
+    if getattr(args, "source", None) == "auto":
+        _provider_order()
+
+    path = getattr(args, "path", None)
+    if path is None and getattr(args, "source", None) not in (None, *NAMED_SOURCES):
+        path = args.source
+    if args.symbol is None:  # not given: SPX for a named source; a file says its own underlying
+        args.symbol = "SPX"
+        return
+    if path is None:
+        return
+    from research_lib.sources import read_chain
+
+    date = getattr(args, "date", None)
+    snap = read_chain(path, date=None if date in (None, "all") else date)
+    held = snap.underlying.upper().lstrip("_")
+    if held != args.symbol:
+        raise UsageError(f"--symbol {args.symbol} does not match {path}: that file holds {held} options "
+                         f"(drop --symbol, or give a {args.symbol} chain)")
 
 
 def _number_or_auto(value, name):
@@ -228,6 +431,7 @@ def _config_from_args(args, rates=None):
 
 
 def _cmd_gex(args, out, err) -> int:
+    _check_args(args)
     from research_lib import gex
     from research_lib.sources import read_chain, read_chains
 
@@ -256,7 +460,7 @@ def _cmd_gex(args, out, err) -> int:
             record = analysis.levels.to_dict()
             record["config"] = snap_config.to_dict()
             record["rates"] = rates.to_dict()
-            out.write(json.dumps(record) + "\n")
+            out.write(to_json(record) + "\n")
         else:
             if n:
                 out.write("\n")
@@ -281,20 +485,45 @@ def _cmd_scan(args, out, err) -> int:
 
 
 def _cmd_fetch(args, out, err) -> int:
-    from research_lib.sources.auto import get_chain
+    """Live providers only: no store fallback (``fetch`` is how the store is filled, not read)."""
+    from research_lib.chain import ResearchLibError
+    from research_lib.sources.auto import (
+        DEFAULT_PROVIDERS,
+        PROVIDER_KEYS,
+        NoChainAvailableError,
+        get_chain,
+        offline,
+    )
 
     source = args.provider
-    if source not in ("auto", "cboe", "tradier", "polygon"):
-        raise ValueError(f"--provider {source!r}: use auto, cboe, tradier or polygon")
-    served = get_chain(args.symbol, source, allow_modelled=False, save=True, providers=None)
-    if served.served_by == "store":
-        err.write(f"research-lib: no live provider answered; nothing fetched. {served.describe()}\n")
-        return EXIT_NO_RESULT
+    if source not in ("auto", *DEFAULT_PROVIDERS):
+        raise UsageError(f"--provider {source!r}: use auto, cboe, tradier or polygon")
+    names = _provider_order() if source == "auto" else (source,)
+    nothing = f"no live provider answered for {args.symbol}; nothing was fetched or stored"
+    if offline():
+        raise NoChainAvailableError(f"{nothing}: RESEARCH_LIB_OFFLINE is set, so no network connection was "
+                                    f"tried ({', '.join(names)}); unset it to fetch")
+    tried: list[str] = []
+    served = None
+    for name in names:
+        key = PROVIDER_KEYS.get(name)
+        if key and not os.environ.get(key):
+            tried.append(f"{name}: not tried, {key} is not set")
+            continue
+        try:
+            served = get_chain(args.symbol, name, save=True)
+            break
+        except (ResearchLibError, OSError) as exc:
+            tried.append(f"{name}: {type(exc).__name__}: {exc}")
+    if served is None:
+        raise NoChainAvailableError(f"{nothing}: " + "; ".join(tried))
     snap = served.snapshot
+    if tried:
+        err.write("research-lib: tried first: " + "; ".join(tried) + "\n")
     if args.json:
-        out.write(json.dumps({"symbol": snap.underlying, "provider": served.served_by, "source": snap.source,
-                              "quote_time": snap.quote_time.isoformat(), "spot": snap.spot,
-                              "contracts": len(snap.contracts)}) + "\n")
+        out.write(to_json({"symbol": snap.underlying, "provider": served.served_by, "source": snap.source,
+                           "quote_time": snap.quote_time, "date": snap.snapshot_date, "spot": snap.spot,
+                           "contracts": len(snap.contracts)}) + "\n")
     else:
         out.write(f"{served.describe()}\n{len(snap.contracts):,} contracts stored\n")
     return EXIT_OK
@@ -304,15 +533,25 @@ def _cmd_import(args, out, err) -> int:
     from research_lib.store import ChainStore
 
     store = ChainStore()
-    report = store.import_paths(args.paths, progress=False if args.no_progress else None)
-    out.write(report.summary() + "\n")
+    report = store.import_paths(args.paths, progress=False if args.no_progress else None, errors="skip")
+    if args.json:
+        out.write(to_json(report.to_dict()) + "\n")
+    else:
+        out.write(report.summary() + "\n")
+    if report.failed:
+        n, total = len(report.failed), len(report.files)
+        rest = "; every other one was imported" if n < total else ""
+        err.write(f"research-lib: bad input: {n} of {total} path{'s' if total != 1 else ''} could not be "
+                  f"imported{rest}: " + "; ".join(f"{f.file}: {f.error}" for f in report.failed) + "\n")
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 
 def _cmd_decide(args, out, err) -> int:
     from research_lib.decide import decide, report_json
 
-    report = decide(args.symbol, args.source, date=args.date, account=args.account, record=not args.no_log)
+    _check_args(args)
+    report = decide(args.symbol, args.source, date=args.date, account=args.account, record=not args.no_record)
     err.write(f"research-lib: {report.served.describe()}\n")
     out.write((report_json(report) if args.json else report.summary()) + "\n")
     return EXIT_OK
@@ -323,6 +562,10 @@ def _cmd_store(args, out, err) -> int:
 
     store = ChainStore()
     table = store.list(args.symbol)
+    if args.json:
+        for row in table.to_dict(orient="records"):
+            out.write(to_json(row) + "\n")
+        return EXIT_OK
     out.write(f"store {store.root}: {len(table)} snapshot(s)\n")
     if len(table):
         shown = [c for c in ("underlying", "date", "quote_time", "source", "rows", "spot", "modelled", "path")
@@ -332,8 +575,11 @@ def _cmd_store(args, out, err) -> int:
 
 
 def _cmd_report(args, out, err) -> int:
+    if args.report_kind == "prune":
+        return _cmd_report_prune(args, out, err)
     from research_lib import reports
 
+    _refuse_all(args.date, "report daily")
     symbols = (args.symbols or args.symbol or "SPX").split(",")
     symbols = [s.strip() for s in symbols if s.strip()]
 
@@ -341,16 +587,16 @@ def _cmd_report(args, out, err) -> int:
         err.write(f"research-lib report: {line}\n")
         err.flush()
 
-    summary = reports.run_reports(symbols, date=args.date, source=args.source, convention=args.convention,
-                                  account=args.account, record_decision=not args.no_record,
-                                  history_days=args.history_days, reports_dir=args.reports_dir,
-                                  notebook=args.notebook, timeout=args.timeout,
+    summary = reports.run_reports(symbols, date=args.date or "latest", source=args.source,
+                                  convention=args.convention, account=args.account,
+                                  record_decision=not args.no_record, history_days=args.history_days,
+                                  reports_dir=args.reports_dir, notebook=args.notebook, timeout=args.timeout,
                                   progress=None if args.quiet else progress)
     if args.json:
-        out.write(json.dumps(summary.to_dict()) + "\n")
+        out.write(to_json(summary.to_dict()) + "\n")
     else:
         for r in summary.results:
-            out.write(f"{r.status:6} {r.date} {r.symbol:6} {r.html}" + (f"  ({r.error})" if r.error else "") + "\n")
+            out.write(reports.result_line(r) + "\n")
         if summary.error:
             out.write(f"NOT RUN: {summary.error}\n")
         out.write(f"index: {reports.reports_root(args.reports_dir) / 'index.html'}\n")
@@ -361,13 +607,33 @@ def _cmd_report(args, out, err) -> int:
     return summary.exit_code
 
 
+def _cmd_report_prune(args, out, err) -> int:
+    from research_lib import reports
+
+    if args.older_than is not None and args.older_than < 0:
+        raise UsageError(f"--older-than {args.older_than}: expected a whole number of days >= 0")
+    if args.before == "all":
+        raise UsageError("--before all: give a date YYYY-MM-DD")
+    if not (args.failed or args.older_than is not None or args.before is not None):
+        raise UsageError("report prune needs a filter: --failed, --older-than DAYS or --before YYYY-MM-DD "
+                         "(add --dry-run to see what would go)")
+    result = reports.prune_reports(args.reports_dir, failed=args.failed, older_than_days=args.older_than,
+                                   before=args.before, dry_run=args.dry_run)
+    if args.json:
+        out.write(to_json(result.to_dict()) + "\n")
+    else:
+        out.write(result.summary() + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
-    """Entry point of ``research-lib``. Returns the exit code (see the module docstring)."""
+    """Entry point of ``research-lib``. Returns the exit code (:data:`EXIT_CODES`, :func:`exit_code_for`)."""
     out = out or sys.stdout
     err = err or sys.stderr
     parser = _build_parser()
-    try:
-        args = parser.parse_args(argv)
+    try:  # argparse writes its usage errors and --help to sys.stderr/stdout: send them to err/out
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
     handler = {"gex": _cmd_gex, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
@@ -379,37 +645,100 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
         sys.stdout = None
         return EXIT_OK
     except Exception as exc:  # mapped to an exit code below; anything unknown is re-raised
-        code = _exit_code_for(exc, err)
+        code = exit_code_for(exc)
         if code is None:
             raise
+        err.write(f"research-lib: {_error_line(exc, code)}\n")
         return code
 
 
-def _exit_code_for(exc: Exception, err) -> int | None:
-    """The exit code and stderr line for a known error (None: not ours, let it raise).
+def _error_classes() -> list[tuple[type, int]]:
+    """(exception class, exit code) in dispatch order: the first class an error is an instance of decides.
 
-    The library's exception classes are imported here, not at start-up, so ``research-lib report`` does
-    not pay for pandas and scipy before its kernel starts.
+    The library's classes come first and the most specific before their bases (most of them are also
+    ``ValueError``s, so a plain ``ValueError`` rule must never see them). Imported here, not at start-up,
+    so ``research-lib report`` does not pay for pandas and scipy before its kernel starts.
     """
+    from research_lib.alerts import AlertInputError, AlertParamsError
+    from research_lib.calendar import CalendarRangeError
     from research_lib.chain import ChainError, ResearchLibError
+    from research_lib.daily import ReportParameterError
+    from research_lib.decisions import DecisionError, DecisionLogError
     from research_lib.gex import GexConfigError, NoExposureError
+    from research_lib.history import HistoryArgumentError
+    from research_lib.market import MarketDataError, MarketDataNotFoundError
+    from research_lib.modelled import ModelledChainError
+    from research_lib.regime import RegimeInputError, RegimeParamsError
+    from research_lib.reports import ReportLockedError
+    from research_lib.sizing import SizingError
+    from research_lib.sources.auto import NoChainAvailableError
+    from research_lib.sources.http import ProviderError
+    from research_lib.store import NothingToImportError, SnapshotNotStoredError, StoreError
+    from research_lib.strategy import StrategyError, StrategyParamsError
 
-    if isinstance(exc, FileNotFoundError):
-        err.write(f"research-lib: {exc}\n")
-        return EXIT_BAD_INPUT
-    if isinstance(exc, NoExposureError):  # before ChainError: it is one
-        err.write(f"research-lib: {exc}\n")
-        return EXIT_NO_RESULT
-    if isinstance(exc, ChainError):
-        err.write(f"research-lib: {type(exc).__name__}: {exc}\n")
-        return EXIT_BAD_INPUT
-    if isinstance(exc, GexConfigError | ValueError):
-        err.write(f"research-lib: bad option: {exc}\n")
+    return [
+        (UsageError, EXIT_USAGE),
+        (ReportLockedError, EXIT_LOCKED),
+        # bad parameters: what the user typed
+        (ReportParameterError, EXIT_USAGE), (GexConfigError, EXIT_USAGE), (RegimeParamsError, EXIT_USAGE),
+        (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
+        (SizingError, EXIT_USAGE),
+        # the decision log
+        (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
+        # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)
+        (NoExposureError, EXIT_NO_RESULT), (SnapshotNotStoredError, EXIT_NO_RESULT),
+        (MarketDataNotFoundError, EXIT_NO_RESULT),
+        # bad or unknown input files
+        (NothingToImportError, EXIT_BAD_INPUT), (ChainError, EXIT_BAD_INPUT), (StoreError, EXIT_BAD_INPUT),
+        (CalendarRangeError, EXIT_BAD_INPUT), (FileNotFoundError, EXIT_BAD_INPUT),
+        (IsADirectoryError, EXIT_BAD_INPUT), (NotADirectoryError, EXIT_BAD_INPUT),
+        (PermissionError, EXIT_BAD_INPUT),
+        # nothing to compute: no source answered, or an input the computation needs is missing or impossible
+        (NoChainAvailableError, EXIT_NO_RESULT), (ProviderError, EXIT_NO_RESULT),
+        (MarketDataError, EXIT_NO_RESULT), (ModelledChainError, EXIT_NO_RESULT),
+        (RegimeInputError, EXIT_NO_RESULT), (AlertInputError, EXIT_NO_RESULT), (StrategyError, EXIT_NO_RESULT),
+        # any other error of the library (a class added later): no result
+        (ResearchLibError, EXIT_NO_RESULT),
+    ]
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The exit code of an error reaching :func:`main` (None: not one of ours, let it raise: exit 1).
+
+    The library's own classes decide first (:func:`_error_classes`). A plain ``ValueError`` gives 2 only
+    when the command line raised it while reading its arguments (in this module); a plain ``ValueError``
+    from deeper down is a bug or an unnamed bad input and is not passed off as a bad option.
+    """
+    for cls, code in _error_classes():
+        if isinstance(exc, cls):
+            return code
+    if type(exc) is ValueError and _raised_here(exc):
         return EXIT_USAGE
-    if isinstance(exc, ResearchLibError):  # provider, store and market-data errors, no chain available
-        err.write(f"research-lib: {type(exc).__name__}: {exc}\n")
-        return EXIT_NO_RESULT
     return None
+
+
+def _raised_here(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename == __file__
+
+
+def _error_line(exc: BaseException, code: int) -> str:
+    """One stderr line: what kind of failure (the exit code's label), the error's class, its message."""
+    label = _LABELS.get(code, "error")
+    if isinstance(exc, UsageError) or type(exc) is ValueError:
+        return f"{label}: {exc}"
+    from research_lib.sources.auto import NoChainAvailableError
+    from research_lib.sources.http import ProviderError
+
+    if isinstance(exc, NoChainAvailableError | ProviderError):
+        label = "no source answered"
+    elif type(exc) in (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return f"{label}: {exc}"  # the OS's own message names the path
+    return f"{label}: {type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,13 +29,9 @@ The steps, each a documented function of its own module:
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
-import pandas as pd
-
 from research_lib import gex
-from research_lib.chain import ResearchLibError  # noqa: F401  (model_rates no longer catches it; kept for the module)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -330,4 +326,6 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
 
 def report_json(report: DecisionReport) -> str:
     """:meth:`DecisionReport.to_dict` as one JSON line."""
-    return json.dumps(report.to_dict(), default=lambda o: o.isoformat() if isinstance(o, pd.Timestamp) else str(o))
+    from research_lib.formatting import to_json
+
+    return to_json(report.to_dict())

@@ -1,8 +1,15 @@
-"""Numbers as people read them in tables, banners and the CLI (one place, so every report agrees)."""
+"""Numbers as people read them in tables, banners and the CLI (one place, so every report agrees), dates as
+people type them (:func:`parse_date`), and strict JSON for every ``--json`` output (:func:`to_json`)."""
 
 from __future__ import annotations
 
+import calendar
+import dataclasses
+import datetime as dt
+import json
 import math
+import re
+from typing import Any
 
 
 def fmt_money(x: float | None) -> str:
@@ -19,3 +26,96 @@ def fmt_money(x: float | None) -> str:
 def fmt_level(x: float | None) -> str:
     """A price level with two decimals and thousands separators; ``none`` for None or NaN."""
     return "none" if x is None or not math.isfinite(x) else f"{x:,.2f}"
+
+
+# --------------------------------------------------------------------------------------------------------
+# dates as people type them
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date(value: str | dt.date, *, name: str = "date") -> dt.date:
+    """A real calendar date from ``YYYY-MM-DD`` text (or a date, returned as is).
+
+    Parameters
+    ----------
+    value : str or datetime.date
+        ``"2026-02-27"``; surrounding spaces are ignored. A ``datetime`` is cut to its date.
+    name : str
+        What the value is, for the message (``"--date"``).
+
+    Raises
+    ------
+    ValueError
+        Two different messages: ``--date '2026-2-3' is not YYYY-MM-DD`` when the text does not have that
+        shape, and ``--date 2026-02-30 does not exist (February 2026 has 28 days)`` when it has the shape
+        but is not a day of the calendar. Callers wrap it in their own named error.
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError(f"{name} {value!r} is not YYYY-MM-DD")
+    year, month, day = (int(x) for x in text.split("-"))
+    if year < 1:
+        raise ValueError(f"{name} {text} does not exist (there is no year 0)")
+    if not 1 <= month <= 12:
+        raise ValueError(f"{name} {text} does not exist (there is no month {month:02d})")
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        raise ValueError(f"{name} {text} does not exist ({calendar.month_name[month]} {year} has {last} days)")
+    return dt.date(year, month, day)
+
+
+# --------------------------------------------------------------------------------------------------------
+# strict JSON
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with every value strict JSON can hold: NaN and ±inf become None, timestamps, dates and
+    times ISO 8601 text, numpy scalars and arrays Python numbers and lists, paths and other objects
+    their ``str``; dict keys become text (dates as ISO). Tuples and sets become lists."""
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if type(obj).__name__ in ("NAType", "NaTType"):  # pandas' missing values (NaT is a datetime)
+        return None
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {_json_key(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, dt.datetime | dt.date | dt.time):
+        return obj.isoformat()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj))
+    # numpy and pandas without importing them (``research-lib report`` starts without pandas)
+    if hasattr(obj, "isoformat"):  # pandas.Timestamp and other date-likes
+        return obj.isoformat()
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy scalar or array, pandas Series
+        return jsonable(obj.tolist())
+    if hasattr(obj, "total_seconds"):  # timedelta
+        return obj.total_seconds()
+    return str(obj)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, dt.date | dt.datetime) or hasattr(key, "isoformat"):
+        return key.isoformat()
+    return str(key)
+
+
+def to_json(obj: Any, *, indent: int | None = None) -> str:
+    """``obj`` as strict JSON text (:func:`jsonable`, then ``json.dumps(..., allow_nan=False)``).
+
+    Every ``--json`` output of the command line and every JSON file this package writes goes through
+    here, so a strict parser (one that rejects ``NaN`` and ``Infinity``) reads them all.
+    """
+    return json.dumps(jsonable(obj), indent=indent, allow_nan=False)

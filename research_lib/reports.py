@@ -3,7 +3,8 @@ keep an index of every report. The CLI is ``research-lib report daily`` (see :mo
 
 Layout under the reports folder (``$RESEARCH_LIB_REPORTS``, else ``reports/`` in the repository)::
 
-    reports/index.html                  every report: date, symbol, status, data source, links
+    reports/index.html                  every report: date, symbol, status, data source, convention, net GEX,
+                                        regime, links; every time in New York time with its zone
     reports/index.json                  the same, as data (rebuilt from the files when missing or corrupt)
     reports/daily/<date>/<SYMBOL>.ipynb the executed notebook, outputs included
     reports/daily/<date>/<SYMBOL>.html  static HTML: code hidden, images embedded, no script from the network
@@ -15,7 +16,9 @@ for a failed run it is the requested ``--date``, or today in New York for ``late
 
 Guarantees
 ----------
-- Parameters are checked before any kernel starts (:class:`~research_lib.daily.ReportParameterError`).
+- Parameters are checked before any kernel starts (:class:`~research_lib.daily.ReportParameterError`),
+  and so is whether a source can serve them when that is knowable without the network
+  (:func:`check_sources`: a symbol no source can serve offline, a date the store does not hold).
 - A run writes into ``daily/.staging`` and moves its files into place only when they are complete; a
   failed run never replaces the last good report of that date and symbol.
 - One run at a time per reports folder: a second run exits at once with :data:`EXIT_LOCKED`
@@ -23,6 +26,8 @@ Guarantees
 - Secrets: notebooks take no secret parameters, and every value of a credential-like environment variable
   (``TRADIER_TOKEN``, ``POLYGON_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``, ``*API_KEY``...) is
   replaced by ``***`` in every notebook, HTML page, log line and summary written here.
+- A FAILED page starts with one readable paragraph saying what went wrong; the traceback is folded below.
+- ``research-lib report prune`` (:func:`prune_reports`) removes old or FAILED rows and their files.
 - The kernel is this Python interpreter (not whatever ``python3`` kernelspec is installed elsewhere), so
   the notebook sees the same ``research_lib``.
 
@@ -39,6 +44,7 @@ import fcntl
 import html
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -55,6 +61,7 @@ import pandas as pd
 from research_lib import __version__
 from research_lib.chain import NY, ResearchLibError
 from research_lib.daily import ReportParameterError, normalise_params
+from research_lib.formatting import fmt_money
 
 logger = logging.getLogger("research_lib.reports")
 
@@ -78,12 +85,16 @@ SECRET_ENV_NAMES = ("TRADIER_TOKEN", "POLYGON_API_KEY")
 _SECRET_NAME_RE = re.compile(r"(?i)(TOKEN|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)")
 #: Shorter values are not scrubbed (they would match ordinary text); real credentials are longer.
 MIN_SECRET_LENGTH = 6
+#: A report's chain older than this (hours) is marked STALE on the terminal and in the index even when it
+#: came from a file: no session is more than four days from the next one (a long weekend).
+STALE_AFTER_HOURS = 96.0
 
 __all__ = [
     "DAILY_NOTEBOOK", "ENV_ROOT", "EXIT_LOCKED", "EXIT_OK", "EXIT_REPORT_FAILED", "EXIT_USAGE", "FAILED", "OK",
     "ReportError", "ReportLockedError", "ReportParameterError", "ReportResult", "RunSummary",
-    "export_html", "read_index", "rebuild_index", "recorded", "reports_root", "run_daily", "run_reports",
-    "notebook_parameters", "scrub_secrets", "secret_values",
+    "PruneResult", "check_sources", "data_tag", "export_html", "prune_reports", "read_index", "rebuild_index",
+    "recorded", "reports_root", "result_line", "run_daily", "run_reports", "notebook_parameters",
+    "scrub_secrets", "secret_values",
 ]
 
 
@@ -146,6 +157,23 @@ def _write_text(path: Path, text: str) -> None:
 
 def _today_ny() -> str:
     return pd.Timestamp.now(tz=NY).date().isoformat()
+
+
+def _now_ny() -> str:
+    """Now in New York, ISO 8601 with its offset: every time in the index is New York time."""
+    return pd.Timestamp.now(tz=NY).isoformat(timespec="seconds")
+
+
+def _ny_text(value: str | None) -> str:
+    """An ISO time shown in New York time with its zone (``2026-08-21 16:15 EDT``); '' for none."""
+    if not value:
+        return ""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return str(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+    return f"{ts.tz_convert(NY):%Y-%m-%d %H:%M %Z}"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -252,6 +280,36 @@ class ReportResult:
         return d
 
 
+def data_tag(provenance: dict | None) -> str:
+    """``MODELLED``, ``STALE (1,173 days old)`` or ``""`` for a report's provenance record.
+
+    STALE when no live source answered (a store copy), or the chain is older than
+    :data:`STALE_AFTER_HOURS` whatever served it (a file from another year is not today's market).
+    """
+    prov = provenance or {}
+    if prov.get("modelled"):
+        return "MODELLED"
+    hours = prov.get("age_hours")
+    old = isinstance(hours, int | float) and hours > STALE_AFTER_HOURS
+    if prov.get("stale") or old:
+        if not isinstance(hours, int | float):
+            return "STALE"
+        return f"STALE ({hours / 24:,.0f} days old)" if hours >= 48 else f"STALE ({hours:,.1f} hours old)"
+    return ""
+
+
+def result_line(result: ReportResult) -> str:
+    """The terminal line of one report: status, date, symbol, page, and what the page's banner says about
+    the data (``MODELLED`` or ``STALE (N days old)``), or the error of a FAILED report."""
+    tag = data_tag((result.record or {}).get("provenance")) if result.ok else ""
+    line = f"{result.status:6} {result.date} {result.symbol:6} {result.html}"
+    if tag:
+        line += f"  {tag}"
+    if result.error:
+        line += f"  ({result.error})"
+    return line
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSummary:
     """One invocation of :func:`run_reports`: what ran, how it ended, where its log and summary are."""
@@ -329,10 +387,79 @@ def export_html(notebook: str | os.PathLike | dict, destination: str | os.PathLi
     return body
 
 
-def _error_page(title: str, message: str) -> str:
+def _error_page(title: str, paragraph: str, traceback_text: str = "") -> str:
+    """A page for a run without a notebook to export: the readable paragraph, the traceback folded."""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"</head><body><h1 style='color:#b00020'>{html.escape(title)}</h1><pre>{html.escape(message)}</pre>"
-            f"</body></html>")
+            f"</head><body>{_failure_block(title, paragraph, traceback_text)}</body></html>")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _failure_block(title: str, paragraph: str, traceback_text: str = "") -> str:
+    """The head of a FAILED page: a title, one readable paragraph, the traceback folded below it."""
+    folded = ""
+    if traceback_text.strip():
+        folded = ("<details style='margin-top:0.6em'><summary>Traceback (for whoever fixes it)</summary>"
+                  f"<pre style='white-space:pre-wrap'>{html.escape(_ANSI.sub('', traceback_text))}</pre></details>")
+    return (f"<div class='report-failed' style='border:3px solid #b00020;padding:0.6em 1em;border-radius:6px'>"
+            f"<h2 style='margin-top:0;color:#b00020'>{html.escape(title)}</h2>"
+            f"<p>{html.escape(paragraph)}</p>{folded}</div>")
+
+
+def failure_paragraph(symbol: str, date: str, error: str, *, section: str | None = None,
+                      good_kept: bool = False) -> str:
+    """One paragraph a person reads first on a FAILED page: what could not be done, why (the error's own
+    message), where (the report section), and what was kept."""
+    kind, _, message = error.partition(": ")
+    if not message:
+        kind, message = "", error
+    where = f" in the section \u201c{section}\u201d" if section else ""
+    kept = ("The last good report of this date and symbol is kept and still listed in the index."
+            if good_kept else "There is no good report of this date and symbol yet.")
+    return (f"The {symbol} daily report for {date} could not be built: {message.rstrip('.')}. "
+            f"({kind or 'Error'}{where}.) {kept} The traceback is folded below.")
+
+
+def _failed_page_notebook(nb, title: str, paragraph: str):
+    """A copy of a failed notebook for its HTML page: the failure block first, each traceback folded."""
+    import copy
+
+    import nbformat
+
+    page = copy.deepcopy(nb)
+    for cell in page.cells:
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                text = "\n".join(out.get("traceback") or [f"{out.get('ename')}: {out.get('evalue')}"])
+                head = html.escape(f"{out.get('ename')}: {out.get('evalue')}")
+                out = nbformat.v4.new_output("display_data", data={"text/html": (
+                    f"<p style='color:#b00020'><b>{head}</b></p><details><summary>Traceback</summary>"
+                    f"<pre style='white-space:pre-wrap'>{html.escape(_ANSI.sub('', text))}</pre></details>")})
+            outputs.append(out)
+        if cell.cell_type == "code":
+            cell.outputs = outputs
+    head = nbformat.v4.new_code_cell("")
+    head.outputs = [nbformat.v4.new_output("display_data", data={"text/html": _failure_block(title, paragraph)})]
+    page.cells.insert(0, head)
+    return page
+
+
+def _error_section(nb) -> tuple[str | None, str]:
+    """The section title of the first cell with an error output, and that output's traceback."""
+    section = None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    section = line.lstrip("#").strip()
+                    break
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return section, _ANSI.sub("", "\n".join(out.get("traceback") or []))
+    return None, ""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -370,12 +497,21 @@ def _sorted(entries: list[dict]) -> list[dict]:
 
 
 def _good_info(root: Path, nb_path: Path, record: dict | None) -> dict:
-    prov = (record or {}).get("provenance") or {}
+    """What the index keeps of a good report: its files, where the data came from, and the headline
+    figures (convention of the levels shown, net GEX in $ per 1% move in that convention, the regime)."""
+    record = record or {}
+    prov = record.get("provenance") or {}
+    levels = record.get("levels") or {}
+    regime = ((record.get("decision") or {}).get("regime") or {}).get("regime")
+    net_gex = levels.get("net_gex")
     return {"notebook": nb_path.relative_to(root).as_posix(),
             "html": nb_path.with_suffix(".html").relative_to(root).as_posix(),
             "served_by": prov.get("served_by"), "source": prov.get("source"), "modelled": prov.get("modelled"),
-            "stale": prov.get("stale"), "quote_time": prov.get("quote_time"),
-            "generated_at": prov.get("generated_at")}
+            "stale": prov.get("stale"), "age_hours": prov.get("age_hours"), "quote_time": prov.get("quote_time"),
+            "generated_at": prov.get("generated_at"),
+            "convention": levels.get("convention") or (record.get("params") or {}).get("convention"),
+            "net_gex": net_gex if isinstance(net_gex, int | float) and math.isfinite(net_gex) else None,
+            "regime": regime}
 
 
 def rebuild_index(root: str | os.PathLike | None = None, *, write: bool = True) -> list[dict]:
@@ -394,14 +530,14 @@ def rebuild_index(root: str | os.PathLike | None = None, *, write: bool = True) 
             nb = json.loads(nb_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             nb = {}
-        mtime = dt.datetime.fromtimestamp(nb_path.stat().st_mtime, tz=dt.UTC).isoformat()
+        mtime = pd.Timestamp(nb_path.stat().st_mtime, unit="s", tz="UTC").tz_convert(NY).isoformat(timespec="seconds")
         if failed:
             e["failed"] = {"notebook": nb_path.relative_to(root).as_posix(),
                            "html": nb_path.with_suffix(".html").relative_to(root).as_posix(),
                            "error": "see the failed notebook", "at": mtime}
         else:
             e["good"] = _good_info(root, nb_path, recorded(nb))
-        if e["last_run_at"] is None or mtime > e["last_run_at"]:
+        if e["last_run_at"] is None or pd.Timestamp(mtime) > pd.Timestamp(e["last_run_at"]):
             e["last_run_at"] = mtime
             e["status"] = FAILED if failed else OK
     result = _sorted(list(entries.values()))
@@ -433,8 +569,11 @@ def _update_index(root: Path, result: ReportResult, finished_at: str) -> list[di
 
 
 def _write_index(root: Path, entries: list[dict]) -> None:
+    """Both index files, each written atomically (a reader never sees half of one)."""
+    from research_lib.formatting import to_json
+
     json_path, html_path = _index_paths(root)
-    _write_text(json_path, json.dumps({"version": 1, "reports": entries}, indent=1))
+    _write_text(json_path, to_json({"version": 1, "timezone": "America/New_York", "reports": entries}, indent=1))
     _write_text(html_path, _index_html(entries))
 
 
@@ -451,11 +590,15 @@ def _index_html(entries: list[dict]) -> str:
             status_html = f"<td class='failed'>{html.escape(text)}</td>"
         else:
             status_html = "<td class='ok'>OK</td>"
-        data = ""
+        data = convention = net_gex = regime = ""
         if good:
-            tags = (" <b>MODELLED</b>" if good.get("modelled") else "") + (" <b>STALE</b>" if good.get("stale") else "")
+            tag = data_tag(good)
+            tags = f" <b>{html.escape(tag)}</b>" if tag else ""
             data = f"{html.escape(str(good.get('served_by') or ''))}: {html.escape(str(good.get('source') or ''))}{tags}"
-        quote = html.escape(str((good or {}).get("quote_time") or ""))
+            convention = html.escape(str(good.get("convention") or ""))
+            net_gex = html.escape(fmt_money(good.get("net_gex")) if good.get("net_gex") is not None else "")
+            regime = html.escape(str(good.get("regime") or ""))
+        quote = html.escape(_ny_text((good or {}).get("quote_time")))
         report_links = " · ".join(x for x in (link((good or {}).get("html"), "HTML"),
                                                link((good or {}).get("notebook"), "notebook")) if x)
         failed_links = ""
@@ -464,7 +607,8 @@ def _index_html(entries: list[dict]) -> str:
                                                   link(failed.get("notebook"), "notebook")) if x)
             failed_links += f"<br><small>{html.escape(str(failed.get('error') or '')[:300])}</small>"
         rows.append(f"<tr><td>{html.escape(e['date'])}</td><td>{html.escape(e['symbol'])}</td>{status_html}"
-                    f"<td>{data}</td><td>{quote}</td><td>{html.escape(str(e.get('last_run_at') or ''))}</td>"
+                    f"<td>{data}</td><td>{convention}</td><td class='num'>{net_gex}</td><td>{regime}</td>"
+                    f"<td>{quote}</td><td>{html.escape(_ny_text(e.get('last_run_at')))}</td>"
                     f"<td>{report_links}</td><td>{failed_links}</td></tr>")
     generated = pd.Timestamp.now(tz=NY).strftime("%Y-%m-%d %H:%M %Z")
     return f"""<!DOCTYPE html>
@@ -476,16 +620,156 @@ th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertic
 th {{ background: #f0f0f0; }}
 td.ok {{ color: #1b7f3b; font-weight: bold; }}
 td.failed {{ color: #b00020; font-weight: bold; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 </style></head>
 <body><h1>research_lib reports</h1>
-<p>{len(entries)} report(s), newest first. Updated {html.escape(generated)}. Data marked MODELLED is not
-market quotes; STALE is the newest stored chain when no live source answered.</p>
-<table><thead><tr><th>date</th><th>symbol</th><th>status</th><th>data source</th><th>quote time</th>
-<th>last run (UTC)</th><th>report</th><th>failed run</th></tr></thead>
+<p>{len(entries)} report(s), newest first. Updated {html.escape(generated)}. Every time is New York time
+(America/New_York). Data marked MODELLED is not market quotes; STALE is a chain more than
+{STALE_AFTER_HOURS / 24:.0f} days old, or the newest stored chain when no live source answered. Net GEX is in $
+per 1% move, in the convention shown; the regime is the decision's. Old or FAILED rows:
+<code>research-lib report prune</code>.</p>
+<table><thead><tr><th>date</th><th>symbol</th><th>status</th><th>data source</th><th>convention</th>
+<th>net GEX</th><th>regime</th><th>quote time</th><th>last run</th><th>report</th><th>failed run</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>
 """
+
+
+# --------------------------------------------------------------------------------------------------------
+# pruning
+
+
+_SAFE_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,19}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneResult:
+    """What :func:`prune_reports` removed (or, with ``dry_run``, would remove).
+
+    Attributes
+    ----------
+    removed_rows : tuple of (date, symbol)
+        Index rows removed entirely.
+    cleared_failed : tuple of (date, symbol)
+        Rows kept (they have a good report) whose failed run was removed.
+    files : tuple of Path
+        Files deleted (notebooks and pages), absolute.
+    kept : int
+        Rows left in the index.
+    dry_run : bool
+    """
+
+    removed_rows: tuple[tuple[str, str], ...]
+    cleared_failed: tuple[tuple[str, str], ...]
+    files: tuple[Path, ...]
+    kept: int
+    dry_run: bool
+
+    def to_dict(self) -> dict:
+        return {"removed_rows": [{"date": d, "symbol": s} for d, s in self.removed_rows],
+                "cleared_failed": [{"date": d, "symbol": s} for d, s in self.cleared_failed],
+                "files": [str(f) for f in self.files], "kept": self.kept, "dry_run": self.dry_run}
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        lines = [f"{verb} {len(self.removed_rows)} row(s) and {len(self.files)} file(s); "
+                 f"{'would clear' if self.dry_run else 'cleared'} the failed run of {len(self.cleared_failed)} "
+                 f"row(s) that keep their good report; {self.kept} row(s) kept"]
+        lines += [f"  row     {d} {s}" for d, s in self.removed_rows]
+        lines += [f"  failed  {d} {s} (good report kept)" for d, s in self.cleared_failed]
+        return "\n".join(lines)
+
+
+def prune_reports(root: str | os.PathLike | None = None, *, failed: bool = False,
+                  older_than_days: int | None = None, before: str | dt.date | None = None,
+                  dry_run: bool = False, today: str | dt.date | None = None) -> PruneResult:
+    """Remove rows of the reports index and their files, under the reports lock.
+
+    Parameters
+    ----------
+    root : path, optional
+        The reports folder (:func:`reports_root`).
+    failed : bool
+        Only FAILED runs: a row whose last run failed and that has no good report goes with its files; a
+        row with a good report keeps it (and becomes OK) and loses its failed files.
+    older_than_days : int, optional
+        Rows whose report date is more than this many days before ``today``.
+    before : str or date, optional
+        Rows whose report date is before this date. Not with ``older_than_days``.
+    dry_run : bool
+        Say what would go; change nothing.
+    today : date, optional
+        Default: today in New York.
+
+    Filters combine (a row must match every one given); with none, nothing is removed. Only the files a
+    row owns are deleted (``daily/<date>/<SYMBOL>[.FAILED].ipynb|.html``, names checked), the index is
+    rewritten atomically first (a crash leaves stray files, which :func:`rebuild_index` would list again,
+    never an index pointing at deleted pages), and an emptied date folder is removed.
+
+    Raises
+    ------
+    ReportParameterError
+        A negative ``older_than_days``, both age filters, or a ``before`` that is not a date.
+    ReportLockedError
+        A report run holds the lock.
+    """
+    from research_lib.formatting import parse_date
+
+    if older_than_days is not None and before is not None:
+        raise ReportParameterError("prune: give --older-than or --before, not both")
+    if older_than_days is not None and (isinstance(older_than_days, bool) or not isinstance(older_than_days, int)
+                                        or older_than_days < 0):
+        raise ReportParameterError(f"prune: older_than_days={older_than_days!r}: expected a whole number >= 0")
+    try:
+        now = parse_date(today or _today_ny(), name="today")
+        cutoff = (parse_date(before, name="before") if before is not None
+                  else now - dt.timedelta(days=older_than_days) if older_than_days is not None else None)
+    except ValueError as exc:
+        raise ReportParameterError(f"prune: {exc}") from None
+    root = reports_root(root)
+    if not failed and cutoff is None:
+        return PruneResult((), (), (), len(read_index(root)) if root.is_dir() else 0, dry_run)
+    lock = contextlib.nullcontext() if dry_run or not root.is_dir() else _run_lock(root)
+    with lock:
+        entries = read_index(root) if root.is_dir() else []
+        keep, removed, cleared, files = [], [], [], []
+        for e in entries:
+            date, symbol = str(e.get("date")), str(e.get("symbol"))
+            safe = re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) and _SAFE_SYMBOL.fullmatch(symbol)
+            old = cutoff is None or (safe and dt.date.fromisoformat(date) < cutoff)
+            if not safe or not old:
+                keep.append(e)
+                continue
+            folder = root / "daily" / date
+            failed_files = [folder / f"{symbol}.{FAILED}.ipynb", folder / f"{symbol}.{FAILED}.html"]
+            good_files = [folder / f"{symbol}.ipynb", folder / f"{symbol}.html"]
+            if not failed:
+                removed.append((date, symbol))
+                files += [f for f in good_files + failed_files if f.exists()]
+            elif e.get("good"):
+                if e.get("failed") or any(f.exists() for f in failed_files):
+                    cleared.append((date, symbol))
+                    files += [f for f in failed_files if f.exists()]
+                    e = {**e, "failed": None, "status": OK}
+                keep.append(e)
+            elif e.get("status") == FAILED or e.get("failed"):
+                removed.append((date, symbol))
+                files += [f for f in failed_files if f.exists()]
+            else:
+                keep.append(e)
+        result = PruneResult(tuple(removed), tuple(cleared), tuple(files), len(keep), dry_run)
+        if dry_run or not (removed or cleared):
+            return result
+        _write_index(root, _sorted(keep))
+        for f in files:
+            f.unlink(missing_ok=True)
+        for folder in {f.parent for f in files}:
+            with contextlib.suppress(OSError):  # only when empty
+                folder.rmdir()
+        logger.info("pruned %d row(s), cleared %d failed run(s), %d file(s) removed", len(removed), len(cleared),
+                    len(files))
+        return result
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -609,6 +893,78 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
     raise ReportParameterError(f"{path.name} has no code cell tagged 'parameters'")
 
 
+def check_sources(params: dict, *, store=None) -> None:
+    """Refuse, before any kernel starts, a report no source can serve, when that is knowable without the
+    network: the same order as :func:`research_lib.sources.auto.get_chain`, asking nothing live.
+
+    - ``source="store"``: the store must hold the symbol (on ``date``, when one is given);
+    - ``source="auto"`` when the live providers will not be asked (``RESEARCH_LIB_OFFLINE`` is set, or a
+      past ``date``): the store must hold it, or it must be SPX (the modelled chain, a session date);
+    - ``source="modelled"`` with a date: the modelled chain must exist for that date;
+    - a provider name: refused offline, and with a past date (a live provider serves today's chain only).
+
+    When a live provider will be asked (``auto`` online, latest), the answer is the provider's and comes
+    from the run. A chain file is read by the run (its errors are the file's).
+
+    Raises
+    ------
+    ReportParameterError
+        Naming the symbol or date, and what each source said.
+    """
+    from research_lib.sources.auto import DEFAULT_PROVIDERS, NAMED_SOURCES, offline
+
+    src, symbol, date = params["source"], params["symbol"], params["date"]
+    day = None if date in (None, "latest") else date
+    if src not in NAMED_SOURCES:
+        return
+    if src in DEFAULT_PROVIDERS:
+        if offline():
+            raise ReportParameterError(f"report parameter source={src!r}: RESEARCH_LIB_OFFLINE is set, so the "
+                                       f"live provider {src} cannot be asked (use source='store' or 'auto')")
+        if day is not None:
+            raise ReportParameterError(f"report parameter date={day!r}: the live provider {src} serves today's "
+                                       f"chain only (use source='store' or a chain file for a past date)")
+        return
+    if src == "auto" and day is None and not offline():
+        from research_lib.sources.auto import provider_order
+
+        try:
+            provider_order()
+        except ValueError as exc:
+            raise ReportParameterError(f"report parameter source='auto': {exc}") from None
+        return  # a live provider will be asked: only it can say whether it serves the symbol
+    said: list[str] = []
+    if src == "auto":
+        said.append("live providers: not asked (" + ("RESEARCH_LIB_OFFLINE is set" if offline()
+                                                     else f"a past date ({day}) was asked") + ")")
+    if src in ("auto", "store"):
+        from research_lib.store import ChainStore, SnapshotNotStoredError, StoreError
+
+        try:
+            (store or ChainStore()).require(symbol, date=day)
+            return
+        except SnapshotNotStoredError as exc:
+            said.append(f"store: {exc}")
+        except StoreError as exc:  # a damaged store: the run's fallback may still serve
+            said.append(f"store: {type(exc).__name__}: {exc}")
+    if src in ("auto", "modelled"):
+        if symbol != "SPX":
+            said.append(f"modelled: the modelled chain exists for SPX only, not {symbol}")
+        elif day is None:
+            return
+        else:
+            from research_lib.modelled import ModelledChainError, modelled_chain
+
+            try:
+                modelled_chain("SPX", date=day)
+                return
+            except ModelledChainError as exc:
+                said.append(f"modelled: {exc}")
+    name, value = ("date", day) if day is not None and symbol == "SPX" else ("symbol", symbol)
+    raise ReportParameterError(f"report parameter {name}={value!r}: no source can serve a {symbol} chain"
+                               + (f" of {day}" if day else "") + f" with source={src!r}; " + "; ".join(said))
+
+
 def _check_notebook_params(notebook: Path, params: dict) -> None:
     declared = notebook_parameters(notebook)
     unknown = sorted(set(params) - set(declared))
@@ -625,6 +981,7 @@ def _run_one(root: Path, notebook: Path, params: dict, *, timeout: float, secret
     out_nb, out_html = staging / f"{stem}.ipynb", staging / f"{stem}.html"
     start = time.perf_counter()
     error = record = None
+    traceback_text = ""
     logger.info("%s: running %s (source %s, date %s)", symbol, notebook.name, params["source"], params["date"])
     # nbconvert takes a second to import: do it while the kernel works on the other core
     preload = threading.Thread(target=_import_nbconvert, daemon=True)
@@ -632,7 +989,11 @@ def _run_one(root: Path, notebook: Path, params: dict, *, timeout: float, secret
     try:
         _execute(notebook, out_nb, params, symbol=symbol, timeout=timeout, secrets=secrets)
     except Exception as exc:  # any failure of the run is reported as FAILED, with its type
+        import traceback
+
         error = _describe_error(exc)
+        if getattr(exc, "ename", None) is None:  # not the notebook's own error: the runner's traceback
+            traceback_text = "".join(traceback.format_exception(exc))
         logger.error("%s: notebook failed: %s", symbol, scrub_secrets(error, secrets))
     import nbformat  # imported by papermill by now
 
@@ -650,15 +1011,28 @@ def _run_one(root: Path, notebook: Path, params: dict, *, timeout: float, secret
     if date is None:
         date = params["date"] if params["date"] != "latest" else _today_ny()
     logger.info("%s: exporting HTML", symbol)
+    title = f"{symbol} daily GEX report {date} — FAILED"
+    good_kept = (root / "daily" / date / f"{symbol}.ipynb").exists()
     if nb is not None:
         nb.metadata["title"] = f"{symbol} daily GEX report {date}" + ("" if error is None else " — FAILED")
+        page = nb
+        if error is not None:
+            section, nb_traceback = _error_section(nb)
+            traceback_text = traceback_text or nb_traceback
+            page = _failed_page_notebook(nb, title, failure_paragraph(symbol, date, error, section=section,
+                                                                      good_kept=good_kept))
         try:
-            export_html(nb, out_html)
+            export_html(page, out_html)
         except Exception as exc:  # an export failure fails the report, it does not crash the run
+            import traceback
+
             error = error or f"HTML export failed: {_describe_error(exc)}"
-            _write_text(out_html, _error_page(f"{symbol} {date}: HTML export failed", _describe_error(exc)))
+            _write_text(out_html, _error_page(title, failure_paragraph(symbol, date, error, good_kept=good_kept),
+                                              traceback_text or "".join(traceback.format_exception(exc))))
     else:
-        _write_text(out_html, _error_page(f"{symbol} {date}: report FAILED", error or "no output notebook"))
+        error = error or "no output notebook"
+        _write_text(out_html, _error_page(title, failure_paragraph(symbol, date, error, good_kept=good_kept),
+                                          traceback_text))
     _scrub_file(out_html, secrets)
     if error is not None:
         error = scrub_secrets(error, secrets)
@@ -678,7 +1052,7 @@ def _run_one(root: Path, notebook: Path, params: dict, *, timeout: float, secret
     duration = time.perf_counter() - start
     result = ReportResult(symbol=symbol, date=date, status=OK if error is None else FAILED, notebook=nb_final,
                           html=html_final, params=params, duration_s=duration, error=error, record=record)
-    _update_index(root, result, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    _update_index(root, result, _now_ny())
     logger.info("%s: %s in %.1f s -> %s", symbol, result.status, duration, html_final)
     return result
 
@@ -749,6 +1123,8 @@ def run_reports(symbols: Sequence[str] = ("SPX",), *, date: str | None = "latest
     nb_path = Path(notebook) if notebook is not None else DAILY_NOTEBOOK
     for p in all_params[:1]:
         _check_notebook_params(nb_path, p)
+    for p in all_params:
+        check_sources(p)
 
     root = reports_root(reports_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -790,7 +1166,9 @@ def run_reports(symbols: Sequence[str] = ("SPX",), *, date: str | None = "latest
                              results=tuple(results), exit_code=code, log=log_path, summary=summary_path,
                              error=error)
         if summary_path is not None:
-            _write_text(summary_path, scrub_secrets(json.dumps(summary.to_dict(), indent=1), secrets))
+            from research_lib.formatting import to_json
+
+            _write_text(summary_path, scrub_secrets(to_json(summary.to_dict(), indent=1), secrets))
         return summary
     finally:
         for h in handlers:

@@ -138,6 +138,11 @@ class SnapshotNotStoredError(StoreError, LookupError):
     and what the store holds."""
 
 
+class NothingToImportError(StoreError, ValueError):
+    """An import was given nothing to import: a chain file or archive without a single row, a folder
+    without a file, or no path at all. The message names what was empty."""
+
+
 @dataclasses.dataclass(frozen=True)
 class StoreEntry:
     """One stored snapshot, as :meth:`ChainStore.put` and :meth:`ChainStore.latest` return it.
@@ -263,6 +268,21 @@ class ImportReport:
                             self.imported_from + other.imported_from, self.skipped + other.skipped,
                             self.failed + other.failed, self.seconds + other.seconds)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (strict-JSON ready with :func:`research_lib.formatting.to_json`)."""
+        return {
+            "snapshots_imported": self.snapshots_imported, "rows_imported": self.rows_imported,
+            "snapshots_skipped": self.snapshots_skipped, "files": [str(f) for f in self.files],
+            "imported": [{"file": str(src), "underlying": e.underlying, "date": e.snapshot_date.isoformat(),
+                          "quote_time": e.quote_time.isoformat(), "source": e.source, "rows": e.rows,
+                          "replaced": e.replaced, "path": str(e.path)}
+                         for e, src in zip(self.imported, self.imported_from, strict=True)],
+            "skipped": [{"file": str(x.file), "date": None if x.date is None else x.date.isoformat(),
+                         "reason": x.reason, "already_stored": x.stored} for x in self.skipped],
+            "failed": [{"file": str(x.file), "error": x.error} for x in self.failed],
+            "seconds": round(self.seconds, 3),
+        }
+
     def skipped_table(self) -> pd.DataFrame:
         """The skipped snapshots: columns ``file, date, reason``."""
         return pd.DataFrame({"file": [s.file.name for s in self.skipped],
@@ -279,7 +299,10 @@ class ImportReport:
         if self.failed:
             head += f"; {len(self.failed)} file{_s(len(self.failed))} failed"
         lines = [head]
+        failed_files = {x.file for x in self.failed}
         for f in self.files:
+            if f in failed_files:
+                continue
             imp = [e for e, src in zip(self.imported, self.imported_from, strict=True) if src == f]
             stored = [s for s in self.skipped if s.file == f and s.stored]
             by_file = [s for s in self.skipped if s.file == f and not s.stored]
@@ -401,10 +424,9 @@ def _as_date(value: Any) -> dt.date:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError as exc:
-        raise ValueError(f"date {value!r} is not YYYY-MM-DD") from exc
+    from research_lib.formatting import parse_date
+
+    return parse_date(value)  # "is not YYYY-MM-DD", or "does not exist" for 2026-02-30
 
 
 def _norm_underlying(underlying: str) -> str:
@@ -1062,6 +1084,19 @@ class ChainStore:
         best = sel.sort_values(["quote_time", "written_at"], kind="stable").tail(1)
         return self._entry_from_row(next(best.itertuples(index=False)))
 
+    def require(self, underlying: str, date: Any = None, source: str | None = None, *, as_of: Any = None,
+                modelled: bool | None = None) -> StoreEntry:
+        """The entry :meth:`get` would read, without reading it (the catalogue only).
+
+        Raises :class:`SnapshotNotStoredError` like :meth:`get` when nothing matches, with the same
+        message (what was asked, what the store holds, the nearest dates).
+        """
+        sel, mine, asked = self._select(underlying, date, source, as_of=as_of, modelled=modelled)
+        if sel.empty:
+            raise self._not_stored(asked, mine, _norm_underlying(underlying), date)
+        best = sel.sort_values(["quote_time", "written_at"], kind="stable").tail(1)
+        return self._entry_from_row(next(best.itertuples(index=False)))
+
     def get(self, underlying: str, date: Any = None, source: str | None = None, *, as_of: Any = None,
             modelled: bool | None = None) -> ChainSnapshot:
         """The stored snapshot of ``underlying`` with the latest quote time among those matching.
@@ -1167,12 +1202,16 @@ class ChainStore:
         ------
         FileNotFoundError, UnknownFormatError, ChainError
             From the reader. Snapshots put before an error stay stored (re-running is safe).
+        NothingToImportError
+            The file holds no snapshot at all (a zero-row archive, a header without rows).
         """
         from research_lib.sources import read_chain, read_chains, scan
 
         t0 = time.perf_counter()
         p = Path(path)
         listing = scan(p)
+        if listing.empty:
+            raise NothingToImportError("holds no snapshot: the file has no rows to import", path=p)
         wanted = None if dates is None else {_as_date(d) for d in dates}
         skipped: list[SkippedSnapshot] = []
         ok_days: list[dt.date] = []
@@ -1218,32 +1257,56 @@ class ChainStore:
         """:meth:`import_file` over several files (a folder stands for the files under it, hidden ones
         excluded). One combined :class:`ImportReport`.
 
-        ``errors="skip"`` records a file that cannot be read (unknown format, corrupt, missing) in the
-        report's ``failed`` and goes on; ``"raise"`` (default) stops at it.
-        """
-        from research_lib.chain import ChainError
+        ``errors="skip"`` imports every file it can and records each one that cannot be imported (unknown
+        format, corrupt, missing, empty; a folder without files) in the report's ``failed`` with the
+        reason; ``"raise"`` (default) stops at the first.
 
+        Raises
+        ------
+        NothingToImportError
+            No path given, or (``errors="raise"``) a folder without a file or a file without a row.
+        """
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors={errors!r}: use 'raise' or 'skip'")
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
+        paths = list(paths)
+        if not paths:
+            raise NothingToImportError("nothing to import: no path given")
+        report = ImportReport()
         files: list[Path] = []
         for item in paths:
             p = Path(item)
             if p.is_dir():
-                files.extend(sorted(f for f in p.rglob("*") if f.is_file()
-                                    and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+                found = sorted(f for f in p.rglob("*") if f.is_file()
+                               and not any(part.startswith(".") for part in f.relative_to(p).parts))
+                if not found:
+                    empty = NothingToImportError("the folder holds no file to import (hidden files are "
+                                                 "not imported)", path=p)
+                    if errors == "raise":
+                        raise empty
+                    report = report + ImportReport((p,), failed=(ImportFailure(p, _failure_text(empty)),))
+                files.extend(found)
             else:
                 files.append(p)
-        report = ImportReport()
         for f in files:
             try:
                 report = report + self.import_file(f, progress=progress)
-            except (ChainError, OSError) as exc:
+            except (ResearchLibError, OSError, EOFError, ValueError) as exc:  # any unreadable file
                 if errors == "raise":
                     raise
-                report = report + ImportReport((f,), failed=(ImportFailure(f, f"{type(exc).__name__}: {exc}"),))
+                report = report + ImportReport((f,), failed=(ImportFailure(f, _failure_text(exc)),))
         return report
+
+
+def _failure_text(exc: BaseException) -> str:
+    """Why a file failed, without repeating its path (the report names the file)."""
+    text = str(exc)
+    path = getattr(exc, "path", None) or getattr(exc, "filename", None) or getattr(exc, "where", None)
+    if path is not None:
+        for prefix in (f"{path}: ", f"{Path(str(path)).name}: "):
+            text = text.removeprefix(prefix)
+    return f"{type(exc).__name__}: {text}"
 
 
 def _scandir(path: str | os.PathLike) -> list[os.DirEntry]:
@@ -1278,6 +1341,7 @@ __all__ = [
     "ChainStore",
     "ImportFailure",
     "ImportReport",
+    "NothingToImportError",
     "SkippedSnapshot",
     "SnapshotNotStoredError",
     "StoreEntry",

@@ -5,6 +5,7 @@ tests read back what the notebook recorded and compare it with the library calle
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import math
@@ -229,6 +230,10 @@ def test_failed_run_keeps_the_last_good_report(offline):
     page = failed.html.read_text(encoding="utf-8")
     assert "UnknownFormatError" in page and "FAILED" in page
     _html_checks(page, failed=True)
+    body = page[page.index("<body"):]
+    assert body.index(f"The SPX daily report for {day} could not be built: ") < body.index("<details")
+    assert "The last good report of this date and symbol is kept" in body
+    assert body.index("<details") < body.index("Traceback")  # folded below the paragraph
 
     (entry,) = reports.read_index(root)
     assert entry["status"] == "FAILED" and entry["good"]["html"] == f"daily/{day}/SPX.html"
@@ -250,17 +255,34 @@ def test_failed_run_keeps_the_last_good_report(offline):
 
 @pytest.mark.notebook
 def test_cron_run_of_several_symbols_from_the_command_line(offline):
-    """`research-lib report daily --symbols SPX,QQQ` as cron runs it: SPX served by the modelled chain,
-    QQQ has no source (its source raises) -> a FAILED report, exit code 5, a log and a JSON summary."""
+    """`research-lib report daily --symbols SPX,QQQ` as cron runs it: SPX served by the store, QQQ's
+    notebook fails in a cell -> a FAILED report, exit code 5, a log and a JSON summary.
+
+    (A QQQ that no source can serve offline is refused before anything runs: see
+    test_an_unservable_symbol_is_refused_before_anything_runs.)"""
+    from research_lib.modelled import modelled_chain
+    from research_lib.store import ChainStore
+
     root = offline / "reports"
+    day = _modelled_day_before()
+    for symbol in ("SPX", "QQQ"):  # a stored QQQ chain: the up-front check lets it through
+        snap = modelled_chain("SPX", date=day)
+        ChainStore().put(dataclasses.replace(snap, underlying=symbol, source=f"test:{symbol}"))
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    setup = next(i for i, c in enumerate(nb.cells) if "build_daily(" in c.source)
+    nb.cells.insert(setup, nbformat.v4.new_code_cell(
+        "if symbol == 'QQQ':\n    raise RuntimeError('QQQ cell failed on purpose')"))
+    notebook = offline / "cron.ipynb"
+    nbformat.write(nb, str(notebook))
     env = {k: v for k, v in os.environ.items()}
     proc = subprocess.run([sys.executable, "-m", "research_lib", "report", "daily", "--symbols", "SPX,QQQ",
-                           "--reports-dir", str(root), "--history-days", "0", "--no-record", "--json"],
+                           "--source", "store", "--notebook", str(notebook), "--reports-dir", str(root),
+                           "--history-days", "0", "--no-record", "--json"],
                           capture_output=True, text=True, env=env, timeout=600, stdin=subprocess.DEVNULL)
     assert proc.returncode == reports.EXIT_REPORT_FAILED, proc.stderr
-    summary = json.loads(proc.stdout)
+    summary = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert [(r["symbol"], r["status"]) for r in summary["results"]] == [("SPX", "OK"), ("QQQ", "FAILED")]
-    assert "NoChainAvailableError" in summary["results"][1]["error"]
+    assert "RuntimeError: QQQ cell failed on purpose" in summary["results"][1]["error"]
     assert "SPX: cell" in proc.stderr and "[2/2] QQQ" in proc.stderr  # progress while it runs
     assert os.path.exists(summary["log"]) and os.path.exists(summary["summary"])
     assert json.loads(open(summary["summary"]).read())["exit_code"] == reports.EXIT_REPORT_FAILED
@@ -392,3 +414,244 @@ def test_daily_report_tables_without_a_kernel(offline):
     assert daily.history_markdown().startswith("History context left out")
     record = json.loads(json.dumps(daily.to_dict()))  # JSON-ready
     assert record["history"] is None and record["params"]["history_days"] == 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# refused before anything starts: a symbol or a store date no source can serve
+
+
+def _no_kernel(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("a kernel was started")
+
+    monkeypatch.setattr(reports, "_start_kernel", boom)
+
+
+def test_an_unservable_symbol_is_refused_before_anything_runs(offline, monkeypatch, capsys):
+    """Before: `report daily --symbol FOO` started a kernel, failed, and left a FAILED row for ever."""
+    _no_kernel(monkeypatch)
+    root = offline / "reports"
+    with pytest.raises(ReportParameterError, match=r"symbol='FOO'.*modelled chain exists for SPX only"):
+        reports.run_reports(["FOO"], reports_dir=root)
+    code = cli.main(["report", "daily", "--symbols", "SPX,FOO", "--reports-dir", str(root), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and "FOO" in err and "RESEARCH_LIB_OFFLINE is set" in err
+    assert not root.exists()  # no index row, no log, no folder
+
+
+def test_a_date_the_store_does_not_hold_is_refused_before_anything_runs(offline, monkeypatch, capsys):
+    """Before: `--source store --date 2026-06-13` started a kernel and left a FAILED row."""
+    from research_lib.modelled import modelled_chain
+    from research_lib.store import ChainStore
+
+    _no_kernel(monkeypatch)
+    root = offline / "reports"
+    day = _modelled_day_before()
+    ChainStore().put(modelled_chain("SPX", date=day))
+    code = cli.main(["report", "daily", "--source", "store", "--date", "2026-06-13", "--reports-dir", str(root)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and "date='2026-06-13'" in err and f"dated {day}" in err
+    assert not root.exists()
+    # what the store holds, and what auto can serve offline, passes the check (nothing is read)
+    for source, date in (("store", day), ("store", "latest"), ("auto", day), ("modelled", day), ("auto", "latest")):
+        reports.check_sources(normalise_params("SPX", date, source))
+    with pytest.raises(ReportParameterError, match="not an NYSE session"):  # neither store nor modelled
+        reports.check_sources(normalise_params("SPX", "2026-06-13", "auto"))
+    with pytest.raises(ReportParameterError, match="RESEARCH_LIB_OFFLINE"):
+        reports.check_sources(normalise_params("SPY", "latest", "cboe"))
+
+
+def test_online_auto_leaves_the_symbol_to_the_live_provider(offline, monkeypatch):
+    monkeypatch.delenv("RESEARCH_LIB_OFFLINE")
+    reports.check_sources(normalise_params("QQQ", "latest", "auto"))  # only a live provider can answer
+    monkeypatch.setenv("RESEARCH_LIB_PROVIDERS", "cboe,nasdaq")
+    with pytest.raises(ReportParameterError, match="unknown providers"):
+        reports.check_sources(normalise_params("QQQ", "latest", "auto"))
+    monkeypatch.delenv("RESEARCH_LIB_PROVIDERS")
+    with pytest.raises(ReportParameterError, match="serves today's chain only"):
+        reports.check_sources(normalise_params("SPY", "2024-01-05", "cboe"))
+
+
+# --------------------------------------------------------------------------------------------------------
+# what the terminal says
+
+
+def _result(tmp_path, *, status="OK", provenance=None, error=None):
+    return reports.ReportResult(symbol="SPX", date="2023-09-14", status=status,
+                                notebook=tmp_path / "SPX.ipynb", html=tmp_path / "SPX.html", params={},
+                                duration_s=1.0, error=error,
+                                record=None if provenance is None else {"provenance": provenance})
+
+
+def test_the_terminal_line_says_stale_or_modelled_as_the_page_does(tmp_path):
+    """Before: `OK 2023-09-14 SPX .../SPX.html` for a chain 1,173 days old."""
+    old = _result(tmp_path, provenance={"modelled": False, "stale": False, "age_hours": 1173.4 * 24})
+    assert reports.result_line(old).startswith("OK     2023-09-14 SPX    ")
+    assert reports.result_line(old).endswith("STALE (1,173 days old)")
+    store = _result(tmp_path, provenance={"modelled": False, "stale": True, "age_hours": 20.0})
+    assert reports.result_line(store).endswith("STALE (20.0 hours old)")
+    modelled = _result(tmp_path, provenance={"modelled": True, "stale": False, "age_hours": None})
+    assert reports.result_line(modelled).endswith("MODELLED")
+    live = _result(tmp_path, provenance={"modelled": False, "stale": False, "age_hours": 0.3})
+    assert reports.result_line(live).endswith("SPX.html")
+    failed = _result(tmp_path, status="FAILED", error="NoChainAvailableError: none")
+    assert reports.result_line(failed).endswith("(NoChainAvailableError: none)")
+
+
+# --------------------------------------------------------------------------------------------------------
+# the FAILED page
+
+
+def test_a_failed_page_starts_with_a_readable_paragraph_and_folds_the_traceback(tmp_path):
+    tb = ["\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
+          "\x1b[0;31mNoChainAvailableError\x1b[0m    Traceback (most recent call last)",
+          "Cell In[3], line 1", "NoChainAvailableError: no QQQ chain from source 'store'"]
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Data and provenance"),
+        nbformat.v4.new_code_cell("daily = build_daily(...)", outputs=[
+            nbformat.v4.new_output("error", ename="NoChainAvailableError",
+                                   evalue="no QQQ chain from source 'store'", traceback=tb)]),
+    ])
+    section, text = reports._error_section(nb)
+    assert section == "Data and provenance" and "Traceback (most recent call last)" in text and "\x1b" not in text
+    paragraph = reports.failure_paragraph("QQQ", "2026-08-21", "NoChainAvailableError: no QQQ chain from source "
+                                          "'store'", section=section)
+    assert paragraph.startswith("The QQQ daily report for 2026-08-21 could not be built: no QQQ chain from "
+                                "source 'store'.")
+    assert "Data and provenance" in paragraph and "no good report" in paragraph
+    page = reports.export_html(reports._failed_page_notebook(nb, "QQQ daily GEX report 2026-08-21 — FAILED",
+                                                             paragraph))
+    body = page[page.index("<body"):]
+    first = body.index("could not be built")
+    assert first < body.index("<details") < body.index("Traceback (most recent call last)")
+    assert "\x1b[" not in page and nb.cells[1].outputs[0].output_type == "error"  # the notebook is not changed
+    _html_checks(page, failed=True)
+    standalone = reports._error_page("t", paragraph, "Traceback (most recent call last):\n  boom")
+    assert standalone.index("could not be built") < standalone.index("<details") < standalone.index("boom")
+
+
+# --------------------------------------------------------------------------------------------------------
+# the index: convention, net GEX, regime, New York time
+
+
+def _record(convention="perfiliev", net_gex=2.41e10, regime="POSITIVE_GAMMA", age_hours=2.0):
+    return {"params": {"convention": convention},
+            "provenance": {"served_by": "store", "source": "cboe:SPX", "modelled": False, "stale": True,
+                           "age_hours": age_hours, "quote_time": "2026-08-21T16:15:00-04:00",
+                           "generated_at": "2026-08-21T17:00:00-04:00", "date": "2026-08-21"},
+            "levels": {"convention": convention, "net_gex": net_gex},
+            "decision": {"regime": {"regime": regime}}}
+
+
+def _fake_report(root, date, symbol, *, status="OK", record=None, finished_at="2026-08-21T21:00:00+00:00"):
+    folder = root / "daily" / date
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = symbol if status == "OK" else f"{symbol}.FAILED"
+    nb, page = folder / f"{stem}.ipynb", folder / f"{stem}.html"
+    nb.write_text(json.dumps(nbformat.v4.new_notebook()))
+    page.write_text("<html></html>")
+    result = reports.ReportResult(symbol=symbol, date=date, status=status, notebook=nb, html=page, params={},
+                                  duration_s=1.0, error=None if status == "OK" else "ChainError: bad",
+                                  record=record)
+    reports._update_index(root, result, finished_at)
+    return nb, page
+
+
+def test_index_shows_convention_net_gex_regime_in_new_york_time(tmp_path):
+    root = tmp_path / "reports"
+    _fake_report(root, "2026-08-21", "SPX", record=_record())
+    (entry,) = reports.read_index(root)
+    assert entry["good"]["convention"] == "perfiliev" and entry["good"]["net_gex"] == 2.41e10
+    assert entry["good"]["regime"] == "POSITIVE_GAMMA"
+    data = json.loads((root / "index.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert data["timezone"] == "America/New_York"
+    page = (root / "index.html").read_text(encoding="utf-8")
+    for column in ("<th>convention</th>", "<th>net GEX</th>", "<th>regime</th>", "<th>last run</th>"):
+        assert column in page, column
+    assert "perfiliev" in page and "+24.10B" in page and "POSITIVE_GAMMA" in page
+    assert "2026-08-21 16:15 EDT" in page  # the quote time
+    assert "2026-08-21 17:00 EDT" in page  # the run, given in UTC (21:00Z), shown in New York time
+    assert "UTC" not in page and "+00:00" not in page
+    assert "STALE" in page
+    # a NaN net GEX is stored as null, never NaN
+    _fake_report(root, "2026-08-20", "SPX", record=_record(net_gex=float("nan")))
+    assert "NaN" not in (root / "index.json").read_text()
+    assert reports._now_ny().endswith(("-04:00", "-05:00"))
+
+
+# --------------------------------------------------------------------------------------------------------
+# prune
+
+
+def _prune_tree(root):
+    _fake_report(root, "2026-08-21", "SPX", record=_record())
+    _fake_report(root, "2026-08-21", "SPX", status="FAILED")  # a failed rerun: the good one is kept
+    _fake_report(root, "2026-08-21", "FOO", status="FAILED")
+    _fake_report(root, "2026-06-12", "SPX", record=_record())
+    _fake_report(root, "2026-06-12", "QQQ", status="FAILED")
+    return root
+
+
+def test_prune_failed_rows(tmp_path, capsys):
+    """`report prune --failed`: FAILED rows without a good report go with their files; a row with a good
+    report keeps it and loses its failed run."""
+    root = _prune_tree(tmp_path / "reports")
+    dry = reports.prune_reports(root, failed=True, dry_run=True)
+    assert set(dry.removed_rows) == {("2026-08-21", "FOO"), ("2026-06-12", "QQQ")}
+    assert dry.cleared_failed == (("2026-08-21", "SPX"),)
+    assert (root / "daily" / "2026-08-21" / "FOO.FAILED.html").exists()  # a dry run changes nothing
+    assert len(reports.read_index(root)) == 4
+
+    assert cli.main(["report", "prune", "--failed", "--reports-dir", str(root)]) == cli.EXIT_OK
+    assert "removed 2 row(s) and 6 file(s)" in capsys.readouterr().out  # FOO's, QQQ's and SPX's failed run
+    index = reports.read_index(root)
+    assert [(e["date"], e["symbol"], e["status"]) for e in index] == [("2026-08-21", "SPX", "OK"),
+                                                                    ("2026-06-12", "SPX", "OK")]
+    assert index[0]["failed"] is None and index[0]["good"]["html"] == "daily/2026-08-21/SPX.html"
+    assert sorted(p.name for p in (root / "daily").rglob("*.*")) == ["SPX.html", "SPX.html", "SPX.ipynb",
+                                                                    "SPX.ipynb"]
+    assert {(e["date"], e["symbol"]) for e in reports.rebuild_index(root, write=False)} == {  # files agree
+        ("2026-08-21", "SPX"), ("2026-06-12", "SPX")}
+
+
+def test_prune_old_rows(tmp_path, capsys):
+    root = _prune_tree(tmp_path / "reports")
+    result = reports.prune_reports(root, older_than_days=30, today="2026-08-25")
+    assert set(result.removed_rows) == {("2026-06-12", "SPX"), ("2026-06-12", "QQQ")}
+    assert not (root / "daily" / "2026-06-12").exists()  # the emptied date folder goes too
+    assert {e["date"] for e in reports.read_index(root)} == {"2026-08-21"}
+    root2 = _prune_tree(tmp_path / "reports2")
+    code = cli.main(["report", "prune", "--before", "2026-08-21", "--failed", "--reports-dir", str(root2),
+                     "--json"])
+    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(c))
+    assert code == cli.EXIT_OK and out["removed_rows"] == [{"date": "2026-06-12", "symbol": "QQQ"}]
+    assert {(e["date"], e["symbol"]) for e in reports.read_index(root2)} == {
+        ("2026-08-21", "SPX"), ("2026-08-21", "FOO"), ("2026-06-12", "SPX")}
+
+
+def test_prune_refuses_bad_filters_and_a_held_lock(tmp_path, capsys):
+    root = _prune_tree(tmp_path / "reports")
+    assert cli.main(["report", "prune", "--reports-dir", str(root)]) == cli.EXIT_USAGE
+    assert cli.main(["report", "prune", "--older-than", "-1", "--reports-dir", str(root)]) == cli.EXIT_USAGE
+    assert cli.main(["report", "prune", "--before", "2026-02-30", "--reports-dir", str(root)]) == cli.EXIT_USAGE
+    with pytest.raises(ReportParameterError):
+        reports.prune_reports(root, older_than_days=1, before="2026-01-01")
+    with open(root / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert cli.main(["report", "prune", "--failed", "--reports-dir", str(root)]) == cli.EXIT_LOCKED
+    assert len(reports.read_index(root)) == 4
+    # a tampered index cannot make prune delete outside the reports folder
+    outside = tmp_path / "keep.txt"
+    outside.write_text("x")
+    data = json.loads((root / "index.json").read_text())
+    data["reports"].append({"date": "../..", "symbol": "../keep.txt", "status": "FAILED", "good": None,
+                            "failed": {}})
+    (root / "index.json").write_text(json.dumps(data))
+    reports.prune_reports(root, failed=True)
+    assert outside.exists()
+
+
+@pytest.mark.parametrize("name", ["daily_report.ipynb", "decision.ipynb", "explore_gex.ipynb"])
+def test_every_notebook_says_latest_the_same_way(name):
+    """Before: daily_report said date = "latest", decision and explore_gex date = None."""
+    assert reports.notebook_parameters(ROOT / "notebooks" / name)["date"] == "latest"

@@ -642,3 +642,71 @@ def test_files_are_plain_parquet_datasets(tmp_path):
     assert table.num_rows == 2 * len(ROWS)
     assert set(table.column("underlying").to_pylist()) == {"SPX", "QQQ"}
 
+
+
+# --------------------------------------------------------------------------------------------------------
+# imports: every good file, each bad one reported; nothing to import is an error
+
+
+def _cboe_json(tmp_path, name="spx.json"):
+    """The modelled SPX chain as a Cboe JSON file (no ../shared needed)."""
+    from test_cli import cboe_json_payload
+
+    from research_lib.modelled import modelled_chain, offline_spot_history
+
+    day = offline_spot_history().index[-2].date().isoformat()
+    path = tmp_path / name
+    path.write_text(json.dumps(cboe_json_payload(modelled_chain("SPX", date=day))))
+    return path
+
+
+def test_import_paths_skip_imports_every_good_file_and_names_each_bad_one(tmp_path):
+    from research_lib.store import NothingToImportError
+
+    store = ChainStore(tmp_path / "store")
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_text("hello,world\n1,2\n")
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text('{"data": {"options": [')
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    (empty_dir / ".hidden").write_text("x")
+    good = _cboe_json(tmp_path)
+    report = store.import_paths([garbage, good, truncated, empty_dir, tmp_path / "missing.csv"], errors="skip",
+                                progress=False)
+    assert report.snapshots_imported == 1 and len(store.list()) == 1
+    failed = {f.file.name: f.error for f in report.failed}
+    assert set(failed) == {"garbage.csv", "truncated.json", "empty", "missing.csv"}
+    assert failed["garbage.csv"].startswith("UnknownFormatError: ")
+    assert failed["empty"].startswith("NothingToImportError: the folder holds no file")
+    assert "4 files failed" in report.summary() and "spx.json: 1 imported" in report.summary()
+    record = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert record["snapshots_imported"] == 1 and len(record["failed"]) == 4
+    with pytest.raises(NothingToImportError, match="folder holds no file"):
+        store.import_paths([empty_dir])
+    with pytest.raises(NothingToImportError, match="no path given"):
+        store.import_paths([])
+
+
+def test_a_file_without_rows_is_nothing_to_import(tmp_path):
+    """Before: a zero-row archive imported "0 snapshots" and the command exited 0."""
+    from research_lib.store import NothingToImportError
+
+    archive = shared_file(EOD_ARCHIVE)
+    zero = tmp_path / "zero_rows.parquet"
+    pq.write_table(pq.read_table(archive).slice(0, 0), zero)
+    with pytest.raises(NothingToImportError, match="zero_rows.parquet: holds no snapshot"):
+        ChainStore(tmp_path / "store").import_file(zero)
+
+
+def test_store_dates_that_do_not_exist_are_not_called_malformed(tmp_path):
+    store = ChainStore(tmp_path / "store")
+    store.put(snapshot([("2024-03-15", 100.0, "C", 10.0, 0.2)]))
+    with pytest.raises(ValueError, match="2024-02-30 does not exist"):
+        store.find("SPX", date="2024-02-30")
+    with pytest.raises(ValueError, match="is not YYYY-MM-DD"):
+        store.find("SPX", date="Feb 3")
+    entry = store.require("SPX")
+    assert entry.underlying == "SPX" and not entry.created
+    with pytest.raises(SnapshotNotStoredError, match="no SPX snapshot of 2020-01-02"):
+        store.require("SPX", date="2020-01-02")
