@@ -75,6 +75,7 @@ def format_levels(levels, *, pin_risk=None, exclusions=None) -> str:
     if pin_risk is not None and len(pin_risk):
         lines.append("  pin risk          " + ", ".join(
             f"{d:%m-%d} {row.pin_strike:,.0f} ({row.score:.0f}/100)" for d, row in pin_risk.iterrows()))
+    lines.extend(f"  WARNING: {w}" for w in lv.warnings)
     return "\n".join(lines)
 
 

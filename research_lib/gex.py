@@ -788,6 +788,7 @@ class KeyLevels:
     n_unpriced: int
     source: str
     modelled: bool
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """JSON-ready: dates as ISO strings, numbers as floats, None as None."""
@@ -815,6 +816,7 @@ class KeyLevels:
             "n_unpriced": self.n_unpriced,
             "source": self.source,
             "modelled": self.modelled,
+            "warnings": list(self.warnings),
         }
 
 
@@ -858,7 +860,8 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
     Raises
     ------
     NoExposureError
-        Every contract expired, was filtered out, or could not be priced.
+        Every contract expired, was filtered out, or could not be priced; or every contract left has
+        open interest 0 (no exposure: the levels would all be empty).
     """
     config = config or GexConfig()
     T = time_to_expiry(snapshot, config)
@@ -868,6 +871,9 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
             f"{snapshot.source}: no contract left to compute exposures from "
             f"({excl.expired} expired, {excl.filtered} filtered out, {excl.unpriced} without "
             f"{'IV' if config.gamma_source == 'model' else 'vendor gamma'})")
+    if not (contracts["open_interest"] > 0).any():
+        raise NoExposureError(f"{snapshot.source}: nothing to compute: all {len(contracts)} contracts left have "
+                              f"open interest 0")
     strikes = by_strike(contracts)
     expiries = by_expiry(contracts)
     profile = gamma_profile(snapshot, config, T=T)
@@ -902,6 +908,7 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
         n_unpriced=excl.unpriced,
         source=snapshot.source,
         modelled=snapshot.modelled,
+        warnings=snapshot.warnings,
     )
     return GexAnalysis(snapshot=snapshot, config=config, contracts=contracts, exclusions=excl, strikes=strikes,
                        expiries=expiries, profile=profile, zero=zero, max_pain=mp, pin_risk=pins, levels=levels)
