@@ -456,7 +456,19 @@ class ChainSnapshot:
         return [ts.date() for ts in sorted(self.contracts["expiration"].unique())]
 
     def replace(self, **changes: Any) -> ChainSnapshot:
-        """A copy with some fields changed (the contract table is re-validated if given)."""
+        """A copy with some fields changed.
+
+        A new contract table is re-validated; when the table, the spot or the date change, the
+        plausibility checks run again and give the copy's :attr:`warnings` (or raise
+        :class:`ImplausibleChainError`).
+        """
         if "contracts" in changes:
             changes["contracts"] = validate_contracts(changes["contracts"], where=self.source)
+        if {"contracts", "spot", "snapshot_date"} & set(changes) and "warnings" not in changes:
+            from research_lib.plausibility import check_chain
+
+            changes["warnings"] = check_chain(changes.get("contracts", self.contracts),
+                                              spot=float(changes.get("spot", self.spot)),
+                                              snapshot_date=changes.get("snapshot_date", self.snapshot_date),
+                                              where=self.source)
         return dataclasses.replace(self, **changes)

@@ -53,8 +53,24 @@ volume and open interest swapped
 All open interest zero is not a chain error: :func:`research_lib.gex.analyze` raises
 :class:`~research_lib.gex.NoExposureError` ("nothing to compute").
 
-Measured on every real chain file of ``../shared/data/chains`` (9 Cboe quote tables, 45 + 56 + 5
-archive days): no error; forward gaps at most ~0.5%; the largest OI share ~3%.
+Measured on every real chain of ``../shared/data`` (121 snapshots: the 9 Cboe quote tables, every
+clean day of the archives — 46 EOD, 56 intraday, 5 iVolatility — and the 5 recorded Cboe JSON
+responses): no error and no warning. The honest figures, against the limits:
+
+=============================== ====================== ==========================
+figure                          real range             limit (warn / error)
+=============================== ====================== ==========================
+spot vs parity forward          -0.53% .. +0.30%       2% / 10%
+median IV                       0.16 .. 0.29           error below 0.01, above 5
+share of IVs above 300%         0 .. 2.2%              warn above 25%
+median vendor gamma             0.0001 .. 0.0041       (names the swap above 0.05)
+largest OI of one contract      4,614 .. 356,633       error above 2e7
+largest OI share                0.4% .. 4.3% (NDX)     25% / 60%
+volume > OI share               2% .. 23%              warn above 50%
+=============================== ====================== ==========================
+
+The intraday archive (spot = ``underlying_last``, not the close) is as close to its forward as the
+end-of-day files (at most 0.14%). Cost: ~2.6 ms on the largest day (23,671 contracts).
 """
 
 from __future__ import annotations
