@@ -501,3 +501,13 @@ def test_checks_cost_a_few_ms():
     for _ in range(10):
         plausibility.check_chain(snap.contracts, spot=snap.spot, snapshot_date=snap.snapshot_date)
     assert (time.perf_counter() - t0) / 10 < 0.05  # measured ~2.6 ms; a loose bound for a busy CI box
+
+
+def test_store_round_trip_keeps_the_warning(synthetic_csv, chain, tmp_path):
+    from research_lib.store import ChainStore
+
+    snap = read_chain(_variant(synthetic_csv, tmp_path, _set_spot(f"{chain.spot * 1.064:.4f}")))
+    assert snap.warnings
+    store = ChainStore(tmp_path / "store")
+    store.put(snap)
+    assert store.get("SPX").warnings == snap.warnings
