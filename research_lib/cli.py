@@ -115,6 +115,7 @@ def format_levels(levels, *, pin_risk=None, exclusions=None, rates=None) -> str:
             f"{d:%m-%d} {row.pin_strike:,.0f} ({row.score:.0f}/100)" for d, row in pin_risk.iterrows()))
     if rates is not None:
         lines += [f"  note: {n}" for n in rates.notes]
+    lines.extend(f"  WARNING: {w}" for w in lv.warnings)
     return "\n".join(lines)
 
 

@@ -971,6 +971,7 @@ class KeyLevels:
     modelled: bool
     rate: float = 0.0
     div_yield: float = 0.0
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """JSON-ready: dates as ISO strings, numbers as floats, None as None."""
@@ -1000,6 +1001,7 @@ class KeyLevels:
             "modelled": self.modelled,
             "rate": self.rate,
             "div_yield": self.div_yield,
+            "warnings": list(self.warnings),
         }
 
 
@@ -1045,7 +1047,8 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
     Raises
     ------
     NoExposureError
-        Every contract expired, was filtered out, or could not be priced.
+        Every contract expired, was filtered out, or could not be priced; or every contract left has
+        open interest 0 (no exposure: the levels would all be empty).
     """
     config = config or GexConfig()
     T = time_to_expiry(snapshot, config)
@@ -1055,6 +1058,9 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
             f"{snapshot.source}: no contract left to compute exposures from "
             f"({excl.expired} expired, {excl.filtered} filtered out, {excl.unpriced} without "
             f"{'IV' if config.gamma_source == 'model' else 'vendor gamma'})")
+    if not (contracts["open_interest"] > 0).any():
+        raise NoExposureError(f"{snapshot.source}: nothing to compute: all {len(contracts)} contracts left have "
+                              f"open interest 0")
     strikes = by_strike(contracts)
     expiries = by_expiry(contracts)
     profile = gamma_profile(snapshot, config, T=T)
@@ -1092,6 +1098,7 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
         modelled=snapshot.modelled,
         rate=config.rate,
         div_yield=config.div_yield,
+        warnings=snapshot.warnings,
     )
     return GexAnalysis(snapshot=snapshot, config=config, contracts=contracts, exclusions=excl, strikes=strikes,
                        expiries=expiries, profile=profile, zero=zero, walls=wall_levels, max_pain=mp, pin_risk=pins,

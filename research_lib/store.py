@@ -622,7 +622,11 @@ def read_snapshot_file(path: str | os.PathLike, *, verify: bool = True) -> Chain
     if verify and sha != meta["sha256"]:
         raise StoreError("content does not match the checksum stored when it was written: the file is "
                          "corrupt (delete it and import the snapshot again)", path=p)
-    return snap
+    # Plausibility warnings are a pure function of the stored data: recomputed, not stored.
+    from research_lib.plausibility import check_chain
+
+    return dataclasses.replace(snap, warnings=check_chain(snap.contracts, spot=snap.spot,
+                                                          snapshot_date=snap.snapshot_date, where=snap.source))
 
 
 # --------------------------------------------------------------------------------------------------

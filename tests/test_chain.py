@@ -830,3 +830,33 @@ def test_expiration_outside_python_dates_is_a_chain_error(expiration):
     with pytest.raises(ChainError, match="outside 1970-2100") as info:
         validate_contracts(table)
     assert info.value.column == "expiration"
+
+
+# ------------------------------------------------------------------------------------------------
+# plausibility of the whole chain at create (research_lib.plausibility)
+
+
+def test_create_attaches_plausibility_warnings_and_refuses_the_impossible():
+    from research_lib.chain import ImplausibleChainError
+    from research_lib.modelled import modelled_chain
+
+    base = modelled_chain("SPX", date="2024-01-05")
+    assert base.warnings == ()
+    parts = dict(underlying="SPX", quote_time=base.quote_time, source="test", contracts=base.contracts,
+                 snapshot_date=base.snapshot_date)
+    warned = ChainSnapshot.create(spot=base.spot * 1.05, **parts)  # a spot 5% off the quotes' forward
+    assert len(warned.warnings) == 1 and "put-call-parity forward" in warned.warnings[0]
+    assert gex.analyze(warned).levels.warnings == warned.warnings
+    assert gex.analyze(warned).levels.to_dict()["warnings"] == list(warned.warnings)
+    with pytest.raises(ImplausibleChainError, match="spot") as info:
+        ChainSnapshot.create(spot=base.spot * 1e5, **parts)
+    assert isinstance(info.value, ChainError) and info.value.check == "spot"
+
+
+def test_replace_rechecks_plausibility():
+    from research_lib.modelled import modelled_chain
+
+    base = modelled_chain("SPX", date="2024-01-05")
+    moved = base.replace(spot=base.spot * 1.05)
+    assert len(moved.warnings) == 1 and "put-call-parity forward" in moved.warnings[0]
+    assert moved.replace(spot=base.spot).warnings == ()

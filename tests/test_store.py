@@ -77,7 +77,7 @@ def test_round_trip_hand_built_snapshot_and_layout(tmp_path):
     table.loc[0, ["bid", "last", "iv", "delta", "gamma"]] = np.nan       # missing vendor fields
     table.loc[1, "strike"] = 1e-3                                         # extreme but valid values
     table.loc[2, "open_interest"] = 0.0
-    snap = ChainSnapshot.create(underlying="spx", spot=5123.4567890123, quote_time=base.quote_time,
+    snap = ChainSnapshot.create(underlying="spx", spot=101.2345678901234, quote_time=base.quote_time,
                                 source="tradier: SPX/chains?x=1 (ünïcode)", contracts=table,
                                 snapshot_date=dt.date(2024, 2, 29), modelled=True,
                                 notes=("first note", "ünïcode \"quoted\" note"))

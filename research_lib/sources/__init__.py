@@ -30,16 +30,62 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from research_lib.chain import ChainSnapshot
+from research_lib.chain import ChainSnapshot, UnreadableFileError
 from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, UnknownFormatError
+
+
+def _read_failures() -> tuple[type[BaseException], ...]:
+    """The low-level exception types a damaged or truncated file raises from the readers' libraries."""
+    import pyarrow as pa
+
+    return (OSError, EOFError, zlib.error, csv.Error, UnicodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError, pa.ArrowException)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a low-level read failure inside the block into :class:`UnreadableFileError` naming ``path``.
+
+    Named library errors (:class:`~research_lib.chain.ChainError` and its kin) and a missing file
+    (``FileNotFoundError``) pass unchanged; the original error stays chained as ``__cause__``.
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except _read_failures() as exc:
+        if isinstance(exc, PermissionError):
+            what = "permission denied"
+        elif isinstance(exc, EOFError | zlib.error) or (isinstance(exc, OSError) and "gzip" in str(exc).lower()):
+            what = f"truncated or damaged compressed data ({type(exc).__name__}: {_one_line(exc)})"
+        elif isinstance(exc, pd.errors.ParserError | pd.errors.EmptyDataError | csv.Error):
+            what = f"damaged or truncated table, a row cut short ({type(exc).__name__}: {_one_line(exc)})"
+        else:
+            what = f"damaged or truncated file ({type(exc).__name__}: {_one_line(exc)})"
+        raise UnreadableFileError(f"cannot read the file: {what}", where=str(path)) from exc
+
+
+def _check_path(p: Path) -> None:
+    if p.is_dir():
+        raise UnreadableFileError("is a directory; give a chain file", where=str(p))
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
 
 
 def _formats() -> list[ChainFormat]:
@@ -62,11 +108,8 @@ def _head(path: Path) -> tuple[str, tuple[str, ...] | None]:
                                      where=str(path)) from exc
         return "", names
     opener = gzip.open if magic[:2] == b"\x1f\x8b" else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read(8192)
-    except (OSError, EOFError) as exc:
-        raise UnknownFormatError(f"cannot read ({exc})", where=str(path)) from exc
+    with _reading(path), opener(path, "rb") as fh:
+        raw = fh.read(8192)
     if b"\x00" in raw:
         raise UnknownFormatError("binary file, not a chain", where=str(path))
     return raw.decode("utf-8", errors="replace").lstrip("\ufeff"), None
@@ -79,15 +122,17 @@ def detect_format(path: str | os.PathLike) -> ChainFormat:
     ------
     FileNotFoundError
         No such file.
+    UnreadableFileError
+        ``path`` is a directory, or its first bytes cannot be read (a truncated gzip ...).
     UnknownFormatError
         The content matches no known format (the message lists the formats tried).
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such file")
-    if p.stat().st_size == 0:
-        raise UnknownFormatError("empty file", where=str(p))
-    head, columns = _head(p)
+    _check_path(p)
+    with _reading(p):
+        if p.stat().st_size == 0:
+            raise UnknownFormatError("empty file", where=str(p))
+        head, columns = _head(p)
     for fmt in _formats():
         if fmt.sniff(head, columns):
             return fmt
@@ -96,9 +141,14 @@ def detect_format(path: str | os.PathLike) -> ChainFormat:
 
 
 def scan(path: str | os.PathLike) -> pd.DataFrame:
-    """The snapshots ``path`` holds: columns ``date, status, reason, rows`` (one row per snapshot)."""
+    """The snapshots ``path`` holds: columns ``date, status, reason, rows`` (one row per snapshot).
+
+    Raises the errors of :func:`read_chain`.
+    """
     p = Path(path)
-    return detect_format(p).scan(p)
+    fmt = detect_format(p)
+    with _reading(p):
+        return fmt.scan(p)
 
 
 def _as_date(date) -> dt.date | None:
@@ -129,34 +179,48 @@ def read_chain(path: str | os.PathLike, *, date=None) -> ChainSnapshot:
 
     Raises
     ------
-    UnknownFormatError, ChainError, SnapshotNotFoundError, FileNotFoundError
+    FileNotFoundError
+        No such file.
+    UnreadableFileError
+        A directory, or a file whose bytes cannot be read: damaged Parquet pages ("ZSTD decompression
+        failed", "Corrupt snappy compressed data"), a truncated gzip, a CSV row cut short. The
+        message names the file and the low-level error (kept as ``__cause__``).
+    UnknownFormatError, SnapshotNotFoundError, ChainError
+        Not a chain format; no such date; a malformed or implausible chain
+        (:class:`~research_lib.chain.ImplausibleChainError`).
     """
     p = Path(path)
-    return detect_format(p).load(p, _as_date(date))
+    fmt = detect_format(p)
+    day = _as_date(date)
+    with _reading(p):
+        return fmt.load(p, day)
 
 
 def read_chains(path: str | os.PathLike, *, dates=None) -> Iterator[ChainSnapshot]:
     """Every usable snapshot of ``path`` in date order (or those of ``dates``).
 
-    Days the file marks unclean are skipped; :func:`scan` lists them with the reason.
+    Days the file marks unclean are skipped; :func:`scan` lists them with the reason. Raises the
+    errors of :func:`read_chain` (a damaged page met halfway through: after the days before it).
     """
     p = Path(path)
     fmt = detect_format(p)
-    catalogue = fmt.scan(p)
     wanted = None if dates is None else {_as_date(d) for d in dates}
-    days = [row.date for row in catalogue.itertuples(index=False)
-            if row.status == "ok" and (wanted is None or row.date in wanted)]
-    if fmt.load_many is not None and len(days) > 1:
-        yield from fmt.load_many(p, days)
-        return
-    for day in days:
-        yield fmt.load(p, day)
+    with _reading(p):
+        catalogue = fmt.scan(p)
+        days = [row.date for row in catalogue.itertuples(index=False)
+                if row.status == "ok" and (wanted is None or row.date in wanted)]
+        if fmt.load_many is not None and len(days) > 1:
+            yield from fmt.load_many(p, days)
+            return
+        for day in days:
+            yield fmt.load(p, day)
 
 
 __all__ = [
     "ChainFormat",
     "SnapshotNotFoundError",
     "UnknownFormatError",
+    "UnreadableFileError",
     "detect_format",
     "read_chain",
     "read_chains",

@@ -43,7 +43,14 @@ import pandas as pd
 from dateutil import parser as dateparser
 
 from research_lib.calendar import trading_date
-from research_lib.chain import NY, ChainError, ChainSnapshot, contracts_from_occ, parse_occ_symbols
+from research_lib.chain import (
+    NY,
+    ChainError,
+    ChainSnapshot,
+    UnreadableFileError,
+    contracts_from_occ,
+    parse_occ_symbols,
+)
 from research_lib.sources.base import ChainFormat, SnapshotNotFoundError, open_text
 
 #: Weekly / PM roots → the underlying's symbol. Other roots are their own underlying.
@@ -142,9 +149,15 @@ def _read_table(path: Path, header_idx: int, where: str) -> pd.DataFrame:
     names = ["expiration_text", *[f"c_{c}" for c in _SIDE], "strike_text", *[f"p_{c}" for c in _SIDE]]
     with open_text(path) as fh:
         text = fh.read()
-    body = "\n".join(text.splitlines()[header_idx + 1:])
+    rows = text.splitlines()[header_idx + 1:]
+    body = "\n".join(rows)
     if not body.strip():
         raise ChainError("the quote table has no rows", where=where)
+    last = next(csv.reader([next(r for r in reversed(rows) if r.strip())]))
+    if len(last) < len(_HEADER):
+        # A download cut short ends inside a row: say so, rather than which value of it is missing.
+        raise UnreadableFileError(f"cannot read the file: the last row is cut short ({len(last)} of "
+                                  f"{len(_HEADER)} fields): a truncated file", where=str(path))
     table = pd.read_csv(io.StringIO(body), header=None, names=names, usecols=range(22), index_col=False,
                         dtype=str, keep_default_na=False, skip_blank_lines=True)
     return table
