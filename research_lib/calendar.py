@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-NY = "America/New_York"
+from research_lib.fs import atomic_write
+from research_lib.settings import ENV_CACHE, NY
 
 
 class CalendarRangeError(ValueError):
@@ -53,7 +54,7 @@ def exchange_calendar():
 
 def cache_dir() -> Path:
     """Where research_lib keeps derived, rebuildable files (``$RESEARCH_LIB_CACHE``, else the XDG cache)."""
-    env = os.environ.get("RESEARCH_LIB_CACHE", "").strip()
+    env = os.environ.get(ENV_CACHE, "").strip()
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
@@ -89,8 +90,6 @@ def _schedule_ny() -> pd.DataFrame:
         pass
     out = _build_schedule()
     try:
-        from research_lib.store import atomic_write
-
         atomic_write(path, out.to_parquet())
     except OSError:  # a read-only home: keep the in-memory table only
         pass

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from synthetic import contract_rows, snapshot
 
-from research_lib import gex
-from research_lib.chain import (
+from research_lib.core import gex
+from research_lib.core.chain import (
     CONTRACT_COLUMNS,
     FLOAT_COLUMNS,
     KEY_COLUMNS,
@@ -837,8 +837,8 @@ def test_expiration_outside_python_dates_is_a_chain_error(expiration):
 
 
 def test_create_attaches_plausibility_warnings_and_refuses_the_impossible():
-    from research_lib.chain import ImplausibleChainError
-    from research_lib.modelled import modelled_chain
+    from research_lib.core.chain import ImplausibleChainError
+    from research_lib.data.modelled import modelled_chain
 
     base = modelled_chain("SPX", date="2024-01-05")
     assert base.warnings == ()
@@ -854,7 +854,7 @@ def test_create_attaches_plausibility_warnings_and_refuses_the_impossible():
 
 
 def test_replace_rechecks_plausibility():
-    from research_lib.modelled import modelled_chain
+    from research_lib.data.modelled import modelled_chain
 
     base = modelled_chain("SPX", date="2024-01-05")
     moved = base.replace(spot=base.spot * 1.05)

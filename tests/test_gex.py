@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 from synthetic import contract_rows, snapshot
 
-from research_lib import gex, pricing
-from research_lib.chain import ChainSnapshot
-from research_lib.sources import read_chain
+from research_lib.core import gex, pricing
+from research_lib.core.chain import ChainSnapshot
+from research_lib.data.sources import read_chain
 
 # ------------------------------------------------------------------------------------------------
 # An independent reference of the published method (S. Perfiliev), written from its description and

@@ -16,8 +16,8 @@ from conftest import SHARED_DATA, shared_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from research_lib import market as m
-from research_lib.chain import ResearchLibError
+from research_lib.core.chain import ResearchLibError
+from research_lib.data import market as m
 
 MARKET = SHARED_DATA / "market"
 CHAIN_DATES = ["2011-01-03", "2019-06-03", "2020-06-22", "2022-02-04", "2022-06-10", "2022-07-12",

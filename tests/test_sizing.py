@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from research_lib.chain import ResearchLibError
-from research_lib.sizing import (
+from research_lib.core.chain import ResearchLibError
+from research_lib.core.sizing import (
     BELOW_ONE_CONTRACT,
     BOOTSTRAP,
     NEGATIVE_KELLY,
