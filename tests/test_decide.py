@@ -10,10 +10,11 @@ from conftest import QUOTEDATA, SHARED_DATA, shared_file
 
 from research_lib.cli import main
 from research_lib.core import gex
-from research_lib.core.regime import RegimeParams, classify_regime, regime_inputs_for
+from research_lib.core.regime import RegimeParams, classify_regime
 from research_lib.core.sizing import account_needed
 from research_lib.core.strategy import select_strategy
 from research_lib.pipeline.decide import decide
+from research_lib.pipeline.inputs import regime_inputs_for
 from research_lib.records.decisions import DecisionLog, MarketContext, TradeDecision
 
 

@@ -27,9 +27,9 @@ from research_lib.core.regime import (
     RegimeResult,
     Trend,
     classify_regime,
-    regime_inputs_for,
 )
 from research_lib.data import market
+from research_lib.pipeline.inputs import regime_inputs_for
 
 DATE = dt.date(2024, 3, 1)
 DAYS = pd.bdate_range(end=DATE, periods=300)

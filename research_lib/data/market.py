@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from research_lib.core.chain import ResearchLibError
+from research_lib.core.market_view import MarketHistory, MarketView
 from research_lib.settings import ENV_MARKET_DATA, NY, REPO_ROOT, SP500_UNDERLYINGS
 
 __all__ = [
@@ -448,6 +449,8 @@ def _parse_cached(path_str: str, kind: str, size: int, mtime_ns: int) -> pd.Data
 
 
 def _load(kind: str, market_dir) -> tuple[pd.DataFrame, Path]:
+    if isinstance(market_dir, MarketView):  # in memory, cut at the view's date: no file is read
+        return market_dir.frame(kind)
     path = find_market_file(kind, market_dir)
     st = path.stat()
     frame = _parse_cached(str(path.resolve()), kind, st.st_size, st.st_mtime_ns).copy()
@@ -1464,3 +1467,45 @@ def moving_average(series, n: int, *, min_periods: int | None = None):
         return frame.rolling(n, min_periods=mp).mean()
     s = _as_series(series)
     return s.rolling(n, min_periods=mp).mean()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Everything a decision reads, loaded once
+# --------------------------------------------------------------------------------------------------------
+#: The market file kinds a decision reads: S&P 500 and SPY closes, the VIX family, the three rate sources
+#: and the published GEX.
+DECISION_KINDS = ("spx", "spy", "vix", "vix9d", "vix3m", "vvix", "skew", "irx", "dgs3mo", "dff", "gex")
+
+
+def load_market_history(market_dir: str | os.PathLike | None = None, *, kinds: Iterable[str] = DECISION_KINDS,
+                        net_gex: pd.Series | None = None) -> MarketHistory:
+    """Read the market files once into a :class:`~research_lib.core.market_view.MarketHistory`.
+
+    Parameters
+    ----------
+    market_dir : path, optional
+        See :func:`market_data_dirs`.
+    kinds : iterable of str, default :data:`DECISION_KINDS`
+    net_gex : Series, optional
+        Our own net GEX history to carry along (date-indexed).
+
+    Returns
+    -------
+    MarketHistory
+        A kind whose file is missing or malformed is kept with its error (a view raises it again where the
+        file would have raised), so a decision made from the history says what a file-based one says.
+    """
+    frames: dict[str, tuple[pd.DataFrame, Path]] = {}
+    errors: dict[str, Exception] = {}
+    for kind in kinds:
+        try:
+            frames[kind] = _load(kind, market_dir)
+        except (MarketDataNotFoundError, MarketDataError) as exc:
+            errors[kind] = exc
+    return MarketHistory(frames=frames, errors=errors, net_gex=net_gex)
+
+
+def market_view(date, market_dir: str | os.PathLike | None = None) -> MarketView:
+    """:meth:`MarketView.as_of` of :func:`load_market_history` ``(market_dir)`` on ``date``."""
+    return MarketView.as_of(load_market_history(market_dir), date)
+

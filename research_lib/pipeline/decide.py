@@ -1,4 +1,10 @@
-"""From a chain to a logged, explained trade decision in one call: :func:`decide`.
+"""From a chain to a logged, explained trade decision: :func:`decide_on` (pure) and :func:`decide` (I/O).
+
+:func:`decide_on` makes the whole decision from in-memory inputs only — a chain snapshot, an as-of
+:class:`~research_lib.core.market_view.MarketView` of the market history, the trade statistics and the
+previous trading day's decision — and touches no file, network or database: a backtest day or a paper mark
+calls it directly. :func:`decide` is its wrapper: get the chain, build the view, look the previous decision
+up (one indexed query), call :func:`decide_on`, log the result.
 
 The steps, each a documented function of its own module:
 
@@ -29,10 +35,38 @@ The steps, each a documented function of its own module:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING
 
+from research_lib.core import alerts as alerts_mod
 from research_lib.core import gex
-from research_lib.formatting import format_levels
+from research_lib.core import regime as regime_mod
+from research_lib.core import sizing as sizing_mod
+from research_lib.core import strategy as strategy_mod
+from research_lib.core.alerts import Alert, AlertParams
+from research_lib.core.chain import ChainSnapshot, ResearchLibError
+from research_lib.core.market_view import MarketView
+from research_lib.core.regime import RegimeParams, RegimeResult
+from research_lib.core.sizing import SizingParams, SizingResult, TradeStats
+from research_lib.core.strategy import NoValidStrategy, StrategyParams, StrategyResult
+from research_lib.data import market
+from research_lib.formatting import format_levels, to_json
+from research_lib.pipeline.inputs import regime_inputs_for
+from research_lib.records.decisions import (
+    DecisionLog,
+    DecisionType,
+    MarketContext,
+    TradeDecision,
+    describe_what,
+    describe_why,
+)
+
+if TYPE_CHECKING:  # type names only: the chain sources load the HTTP client, which decide_on never needs
+    from research_lib.data.sources.auto import ServedChain
+
+
+class DecisionInputError(ResearchLibError, ValueError):
+    """:func:`decide_on` was given inputs that do not belong to the same day (a view or a previous
+    decision dated on or after the chain's trading date)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -41,7 +75,7 @@ class DecisionReport:
 
     Attributes
     ----------
-    served : ServedChain — where the chain came from
+    served : ServedChain or None — where the chain came from (None from :func:`decide_on`, which gets a snapshot)
     analysis : GexAnalysis — exposures and key levels
     rate, div_yield : float — used by the pricing model (decimals)
     regime : RegimeResult
@@ -52,26 +86,28 @@ class DecisionReport:
     notes : tuple of str — assumptions made on the way (missing rates ...)
     """
 
-    served: Any
+    served: ServedChain | None
     analysis: gex.GexAnalysis
     rate: float
     div_yield: float
-    regime: Any
-    strategy: Any
-    sizing: Any
-    alerts: tuple
-    decision: Any
+    regime: RegimeResult
+    strategy: StrategyResult | NoValidStrategy
+    sizing: SizingResult | None
+    alerts: tuple[Alert, ...]
+    decision: TradeDecision
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """JSON-ready summary: levels, regime, strategy, sizing, decision, alerts, provenance."""
         strat = self.strategy
         d = self.decision
+        served = self.served
+        snap = self.analysis.levels
         return {
-            "served_by": self.served.served_by,
-            "provenance": self.served.describe(),
-            "modelled": self.served.modelled,
-            "stale": self.served.stale,
+            "served_by": None if served is None else served.served_by,
+            "provenance": snap.source if served is None else served.describe(),
+            "modelled": bool(snap.modelled) if served is None else served.modelled,
+            "stale": False if served is None else served.stale,
             "rate": self.rate,
             "div_yield": self.div_yield,
             "levels": self.analysis.levels.to_dict(),
@@ -93,7 +129,8 @@ class DecisionReport:
     def summary(self) -> str:
         """A readable block: provenance, regime with reasons, strategy, sizing, decision, alerts."""
         r = self.regime
-        lines = [self.served.describe(), "", format_levels(self.analysis.levels, pin_risk=self.analysis.pin_risk), "",
+        head = self.analysis.levels.source if self.served is None else self.served.describe()
+        lines = [head, "", format_levels(self.analysis.levels, pin_risk=self.analysis.pin_risk), "",
                  f"regime   {r.regime} / {r.trend}, confidence {r.confidence}/100 → {r.action}"]
         lines += [f"         - {reason}" for reason in r.reasons]
         strat = self.strategy
@@ -120,13 +157,11 @@ def model_rates(snapshot, *, market_dir=None) -> tuple[float, float, tuple[str, 
     The dividend yield is the S&P 500's for SPX/SPXW/SPY/XSP and 0 otherwise; missing history gives 0 and
     a note, never an exception.
     """
-    from research_lib.data import market
-
     rates = market.snapshot_rates(snapshot, "model", market_dir=market_dir)
     return rates.rate, rates.div_yield, rates.notes
 
 
-def previous_regime(log, regime, trading_date) -> tuple[Any, str | None]:
+def previous_regime(log, regime, trading_date) -> tuple[RegimeResult | None, str | None]:
     """The regime of the previous trading day's decision, as a result to compare ``regime`` with.
 
     Parameters
@@ -145,11 +180,14 @@ def previous_regime(log, regime, trading_date) -> tuple[Any, str | None]:
         decision, or it holds no regime), and a note when the stored regime is not a
         :class:`~research_lib.regime.Regime` name (a decision logged by hand).
     """
-    from research_lib.core import regime as regime_mod
-
     if log is None:
         return None, None
-    before = log.last_for(regime.underlying, before=trading_date)
+    return regime_of(log.last_for(regime.underlying, before=trading_date), regime)
+
+
+def regime_of(before: TradeDecision | None, regime: RegimeResult) -> tuple[RegimeResult | None, str | None]:
+    """``regime`` with the regime and trading date of the decision ``before`` (see :func:`previous_regime`),
+    and a note when that decision's regime is not a :class:`~research_lib.core.regime.Regime` name."""
     if before is None or before.context is None or before.context.regime is None:
         return None, None
     try:
@@ -185,9 +223,6 @@ def budget_advice(strat, budget: float, *, stats=None, confidence: float = 100.0
         structure tried whose scaled loss fits and whose scaled width is a whole number of the relative's
         strike steps (``≈``: the relative's own quotes were not read).
     """
-    from research_lib.core import sizing as sizing_mod
-    from research_lib.core import strategy as strategy_mod
-
     loss = float(strat.min_max_loss)
     need = sizing_mod.account_needed(loss, stats, confidence=confidence, open_risk=open_risk, params=sizing_params)
     if need is None:
@@ -213,50 +248,58 @@ def budget_advice(strat, budget: float, *, stats=None, confidence: float = 100.0
     return "; ".join(parts)
 
 
-def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: float = 50_000.0,
-           stats=None, open_risk: float = 0.0, log=None, record: bool = True, decided_by: str = "research-lib",
-           strategy_params=None, sizing_params=None, regime_params=None, alert_params=None,
-           market_dir=None, store=None) -> DecisionReport:
-    """Turn a chain and market history into a logged trade decision (see the module docstring).
+def decide_on(snapshot: ChainSnapshot, market_view: MarketView, *, account: float = 50_000.0,
+              stats: TradeStats | None = None, open_risk: float = 0.0, previous: TradeDecision | None = None,
+              decided_by: str = "research-lib", strategy_params: StrategyParams | None = None,
+              sizing_params: SizingParams | None = None, regime_params: RegimeParams | None = None,
+              alert_params: AlertParams | None = None, timestamp=None) -> DecisionReport:
+    """The whole decision of one trading day from in-memory inputs: no file, network or database.
+
+    Steps 2-8 of the module docstring: rates, levels, regime, strategy with legs, sizing, alerts and the
+    :class:`~research_lib.records.decisions.TradeDecision` (not recorded: ``decision_id`` is None).
 
     Parameters
     ----------
-    symbol, source, date
-        As :func:`research_lib.sources.auto.get_chain` (``source`` may be a file path).
-    account : float
-        Account value in dollars.
-    stats : TradeStats, optional
-        Win rate and average win/loss for Kelly; None sizes with the bootstrap risk.
-    open_risk : float
-        Dollars already at risk in open positions (for the total-open-risk cap).
-    log : DecisionLog, optional
-        Defaults to ``data/decisions.sqlite``.
-    record : bool
-        Write the decision and alerts to the log (False: build them only).
-    decided_by : str
-        The decision's ``source`` field (``"research-lib"``, ``"paper"``, ``"backtest:<name>"``).
-    """
-    from research_lib.core import alerts as alerts_mod
-    from research_lib.core import regime as regime_mod
-    from research_lib.core import sizing as sizing_mod
-    from research_lib.core import strategy as strategy_mod
-    from research_lib.data.sources.auto import get_chain
-    from research_lib.records.decisions import (
-        DecisionLog,
-        DecisionType,
-        MarketContext,
-        TradeDecision,
-        describe_what,
-        describe_why,
-    )
+    snapshot : ChainSnapshot
+        The chain; its ``snapshot_date`` is the trading day decided.
+    market_view : MarketView
+        The market history as of that day (:meth:`MarketView.as_of
+        <research_lib.core.market_view.MarketView.as_of>`); its ``date`` must be the snapshot's trading
+        date, so nothing later can be read.
+    account, stats, open_risk, decided_by, strategy_params, sizing_params, regime_params, alert_params
+        As :func:`decide`.
+    previous : TradeDecision, optional
+        The decision of the previous trading day for the underlying (``DecisionLog.last_for(underlying,
+        before=date)``): the regime-change alert compares against its regime. None: no comparison.
+    timestamp : datetime-like, optional
+        The decision's timestamp (default now; a backtest passes the simulated moment).
 
-    served = get_chain(symbol, source, date=date, store=store)
-    snap = served.snapshot
-    rate, q, notes = model_rates(snap, market_dir=market_dir)
+    Returns
+    -------
+    DecisionReport
+        ``served`` is None (the caller knows where the chain came from).
+
+    Raises
+    ------
+    DecisionInputError
+        ``market_view`` is not dated the snapshot's trading date, or ``previous`` is dated on or after it.
+    """
+    day = snapshot.snapshot_date
+    if not isinstance(market_view, MarketView):
+        raise DecisionInputError(f"market_view must be a MarketView (MarketView.as_of(history, date)), "
+                                 f"got {type(market_view).__name__}")
+    if market_view.date != day:
+        raise DecisionInputError(f"the market view is as of {market_view.date} but the chain is of trading date "
+                                 f"{day}: build the view with MarketView.as_of(history, {day})")
+    if previous is not None and previous.trading_date is not None and previous.trading_date >= day:
+        raise DecisionInputError(f"the previous decision {previous.decision_id} is of {previous.trading_date}, "
+                                 f"not before {day}")
+    snap = snapshot
+    rate, q, notes = model_rates(snap, market_dir=market_view)
     analysis = gex.analyze(snap, gex.GexConfig.model(rate=rate, div_yield=q))
     levels = analysis.levels
 
-    inputs = regime_mod.regime_inputs_for(levels, market_dir=market_dir)
+    inputs = regime_inputs_for(levels, market_dir=market_view)
     regime = regime_mod.classify_regime(inputs, regime_params)
 
     choice = strategy_mod.select_strategy(regime.action, regime.trend)
@@ -275,9 +318,7 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
         advice = budget_advice(strat, budget, stats=stats, confidence=regime.confidence, open_risk=open_risk,
                                sizing_params=sizing_params)
 
-    if log is None and record:
-        log = DecisionLog()
-    prev_result, prev_note = previous_regime(log, regime, snap.snapshot_date)
+    prev_result, prev_note = regime_of(previous, regime)
     if prev_note is not None:
         notes = (*notes, prev_note)
     alerts = tuple(alerts_mod.alerts_for(analysis, regime, prev_result, alert_params))
@@ -298,7 +339,7 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
         decision = TradeDecision.create(DecisionType.ENTRY, source=decided_by, what=what, why=why, how=how,
                                         context=context, legs=[dataclasses.asdict(leg) for leg in strat.legs],
                                         sizing=sizing, strategy=strat.kind.label,
-                                        trading_date=snap.snapshot_date)
+                                        trading_date=snap.snapshot_date, timestamp=timestamp)
     else:
         if getattr(strat, "valid", False):
             reason = f"size is 0 contracts ({sizing.capped_by or 'budget below one max loss'})"
@@ -316,15 +357,55 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
                                         how=(sizing.how if sizing is not None else "No position."),
                                         strategy=None if choice.kind is strategy_mod.StrategyKind.NONE
                                         else choice.kind.label,
-                                        trading_date=snap.snapshot_date)
-    if record:
-        decision = log.record(decision, alerts)
-    return DecisionReport(served=served, analysis=analysis, rate=rate, div_yield=q, regime=regime, strategy=strat,
+                                        trading_date=snap.snapshot_date, timestamp=timestamp)
+    return DecisionReport(served=None, analysis=analysis, rate=rate, div_yield=q, regime=regime, strategy=strat,
                           sizing=sizing, alerts=alerts, decision=decision, notes=notes)
+
+
+def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: float = 50_000.0,
+           stats=None, open_risk: float = 0.0, log=None, record: bool = True, decided_by: str = "research-lib",
+           strategy_params=None, sizing_params=None, regime_params=None, alert_params=None,
+           market_dir=None, store=None) -> DecisionReport:
+    """Turn a chain and market history into a logged trade decision: the I/O around :func:`decide_on`.
+
+    Gets the chain (:func:`research_lib.sources.auto.get_chain`), reads the market history once and cuts it
+    at the chain's trading date (:func:`research_lib.data.market.market_view`), looks up the previous
+    trading day's decision (``log.last_for(underlying, before=date)``: one indexed query), calls
+    :func:`decide_on` and records the decision with its alerts.
+
+    Parameters
+    ----------
+    symbol, source, date
+        As :func:`research_lib.sources.auto.get_chain` (``source`` may be a file path).
+    account : float
+        Account value in dollars.
+    stats : TradeStats, optional
+        Win rate and average win/loss for Kelly; None sizes with the bootstrap risk.
+    open_risk : float
+        Dollars already at risk in open positions (for the total-open-risk cap).
+    log : DecisionLog, optional
+        Defaults to ``data/decisions.sqlite``.
+    record : bool
+        Write the decision and alerts to the log (False: build them only).
+    decided_by : str
+        The decision's ``source`` field (``"research-lib"``, ``"paper"``, ``"backtest:<name>"``).
+    """
+    # lazy: start-up time — the chain sources import the HTTP client, needed only when a chain is fetched
+    from research_lib.data.sources.auto import get_chain
+
+    served = get_chain(symbol, source, date=date, store=store)
+    snap = served.snapshot
+    view = market.market_view(snap.snapshot_date, market_dir)
+    if log is None and record:
+        log = DecisionLog()
+    previous = None if log is None else log.last_for(snap.underlying, before=snap.snapshot_date)
+    report = decide_on(snap, view, account=account, stats=stats, open_risk=open_risk, previous=previous,
+                       decided_by=decided_by, strategy_params=strategy_params, sizing_params=sizing_params,
+                       regime_params=regime_params, alert_params=alert_params)
+    decision = log.record(report.decision, report.alerts) if record else report.decision
+    return dataclasses.replace(report, served=served, decision=decision)
 
 
 def report_json(report: DecisionReport) -> str:
     """:meth:`DecisionReport.to_dict` as one JSON line."""
-    from research_lib.formatting import to_json
-
     return to_json(report.to_dict())
