@@ -28,13 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    CalendarRangeError as CalendarRangeError,
+)
 from research_lib.fs import atomic_write
 from research_lib.settings import ENV_CACHE, NY
-
-
-class CalendarRangeError(ValueError):
-    """A moment outside the range the exchange calendar covers (1990–2040)."""
-
 
 CALENDAR_NAME = "XNYS"
 CALENDAR_START = "1985-01-02"  # earlier than any accepted quote time (1990-01-02)

@@ -61,7 +61,33 @@ import sys
 from collections.abc import Sequence
 
 from research_lib import __version__
-from research_lib.formatting import format_levels, to_json
+from research_lib.errors import (
+    AlertInputError,
+    AlertParamsError,
+    CalendarRangeError,
+    ChainError,
+    DecisionError,
+    DecisionLogError,
+    GexConfigError,
+    HistoryArgumentError,
+    MarketDataError,
+    MarketDataNotFoundError,
+    ModelledChainError,
+    NoChainAvailableError,
+    NoExposureError,
+    NothingToImportError,
+    RegimeInputError,
+    RegimeParamsError,
+    ReportLockedError,
+    ReportParameterError,
+    ResearchLibError,
+    SizingError,
+    SnapshotNotStoredError,
+    StoreError,
+    StrategyError,
+    StrategyParamsError,
+)
+from research_lib.formatting import format_levels, parse_date, to_json
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -246,8 +272,6 @@ def parse_date_option(value: str | None, *, allow_all: bool = False) -> str | No
     Raises :class:`UsageError`: ``is not YYYY-MM-DD`` (the shape is wrong), ``does not exist`` (the shape is
     right, the day is not in the calendar: 2026-02-30), or ``all`` when not ``allow_all``.
     """
-    from research_lib.formatting import parse_date
-
     if value is None:
         return None
     text = str(value).strip()
@@ -289,6 +313,7 @@ def _positive_money(value: str) -> float:
 
 def _provider_order() -> tuple[str, ...]:
     """The live providers' order; a bad ``RESEARCH_LIB_PROVIDERS`` is a usage error (exit 2)."""
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.sources.auto import provider_order
 
     try:
@@ -305,6 +330,7 @@ def _check_args(args) -> None:
     the file's underlying must be that symbol (``gex SPXFILE --symbol QQQ`` is an error, not SPX). Without
     a file, a missing ``--symbol`` means SPX.
     """
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.sources.auto import NAMED_SOURCES
 
     command = "gex --source" if args.command == "gex" and args.source is not None else args.command
@@ -321,6 +347,7 @@ def _check_args(args) -> None:
         return
     if path is None:
         return
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.sources import read_chain
 
     date = getattr(args, "date", None)
@@ -344,6 +371,7 @@ def _config_for(args, snapshot):
     """(GexConfig, SnapshotRates) of one snapshot: the rate and dividend yield of the snapshot's trading
     date (:func:`research_lib.market.snapshot_rates`, the one default of every path; ``auto`` is the
     same lookup), unless ``--rate`` / ``--div-yield`` give numbers."""
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.market import snapshot_rates
 
     rate = _number_or_auto(args.rate, "--rate")
@@ -368,6 +396,7 @@ def _config_for(args, snapshot):
 def _config_from_args(args, rates=None):
     """The GexConfig of the options; ``rates`` (SnapshotRates) supplies the rate and dividend yield, else
     only explicit numbers are used (the preset's otherwise)."""
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.core.gex import config_from
 
     rate = _number_or_auto(args.rate, "--rate")
@@ -383,6 +412,7 @@ def _config_from_args(args, rates=None):
 
 def _cmd_gex(args, out, err) -> int:
     _check_args(args)
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.core import gex
     from research_lib.data.sources import read_chain, read_chains
 
@@ -392,6 +422,7 @@ def _cmd_gex(args, out, err) -> int:
     if args.path is not None and args.source is not None:
         raise ValueError("give either a chain file PATH or --source, not both")
     if args.source is not None:
+        # lazy for start-up time: each command loads only the layers it runs
         from research_lib.data.sources.auto import get_chain
 
         if args.date == "all":
@@ -425,6 +456,7 @@ def _cmd_gex(args, out, err) -> int:
 
 
 def _cmd_scan(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.sources import detect_format, scan
 
     fmt = detect_format(args.path)
@@ -437,6 +469,7 @@ def _cmd_scan(args, out, err) -> int:
 
 def _cmd_fetch(args, out, err) -> int:
     """Live providers only: no store fallback (``fetch`` is how the store is filled, not read)."""
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.core.chain import ResearchLibError
     from research_lib.data.sources.auto import (
         DEFAULT_PROVIDERS,
@@ -481,6 +514,7 @@ def _cmd_fetch(args, out, err) -> int:
 
 
 def _cmd_import(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.store import ChainStore
 
     store = ChainStore()
@@ -499,6 +533,7 @@ def _cmd_import(args, out, err) -> int:
 
 
 def _cmd_decide(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.pipeline.decide import decide, report_json
 
     _check_args(args)
@@ -509,6 +544,7 @@ def _cmd_decide(args, out, err) -> int:
 
 
 def _cmd_store(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.store import ChainStore
 
     store = ChainStore()
@@ -528,6 +564,7 @@ def _cmd_store(args, out, err) -> int:
 def _cmd_report(args, out, err) -> int:
     if args.report_kind == "prune":
         return _cmd_report_prune(args, out, err)
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.reporting import runner as reports
 
     _refuse_all(args.date, "report daily")
@@ -559,6 +596,7 @@ def _cmd_report(args, out, err) -> int:
 
 
 def _cmd_report_prune(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.reporting import runner as reports
 
     if args.older_than is not None and args.older_than < 0:
@@ -607,25 +645,12 @@ def _error_classes() -> list[tuple[type, int]]:
     """(exception class, exit code) in dispatch order: the first class an error is an instance of decides.
 
     The library's classes come first and the most specific before their bases (most of them are also
-    ``ValueError``s, so a plain ``ValueError`` rule must never see them). Imported here, not at start-up,
-    so ``research-lib report`` does not pay for pandas and scipy before its kernel starts.
+    ``ValueError``s, so a plain ``ValueError`` rule must never see them). They come from
+    :mod:`research_lib.errors` (standard library only, so importing them costs no start-up time), except
+    the providers' errors, imported here so that only a failing command loads the HTTP client.
     """
-    from research_lib.calendar import CalendarRangeError
-    from research_lib.core.alerts import AlertInputError, AlertParamsError
-    from research_lib.core.chain import ChainError, ResearchLibError
-    from research_lib.core.gex import GexConfigError, NoExposureError
-    from research_lib.core.regime import RegimeInputError, RegimeParamsError
-    from research_lib.core.sizing import SizingError
-    from research_lib.core.strategy import StrategyError, StrategyParamsError
-    from research_lib.data.market import MarketDataError, MarketDataNotFoundError
-    from research_lib.data.modelled import ModelledChainError
-    from research_lib.data.sources.auto import NoChainAvailableError
+    # lazy for start-up time: the providers' errors live beside the HTTP client
     from research_lib.data.sources.http import ProviderError
-    from research_lib.data.store import NothingToImportError, SnapshotNotStoredError, StoreError
-    from research_lib.pipeline.daily import ReportParameterError
-    from research_lib.pipeline.history import HistoryArgumentError
-    from research_lib.records.decisions import DecisionError, DecisionLogError
-    from research_lib.reporting.runner import ReportLockedError
 
     return [
         (UsageError, EXIT_USAGE),
@@ -682,6 +707,7 @@ def _error_line(exc: BaseException, code: int) -> str:
     label = _LABELS.get(code, "error")
     if isinstance(exc, UsageError) or type(exc) is ValueError:
         return f"{label}: {exc}"
+    # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.sources.auto import NoChainAvailableError
     from research_lib.data.sources.http import ProviderError
 

@@ -6,6 +6,7 @@ underlyings priced off the S&P 500. Modules import these names; none redefines t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 #: The exchange time zone: quote times, trading dates and settlement moments are New York times.
@@ -30,3 +31,9 @@ ENV_OFFLINE = "RESEARCH_LIB_OFFLINE"
 
 #: Underlyings whose price is the S&P 500 index (or a fixed fraction of it), priced with its dividend yield.
 SP500_UNDERLYINGS = ("SPX", "SPXW", "SPY", "XSP")
+
+
+def data_root() -> Path:
+    """``$RESEARCH_LIB_DATA`` when set, else ``data/`` in the checkout: the chain store and the decision log."""
+    env = os.environ.get(ENV_DATA, "").strip()
+    return Path(env).expanduser() if env else REPO_ROOT / "data"

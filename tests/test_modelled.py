@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import sys
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ from conftest import EOD_ARCHIVE, SHARED_DATA, shared_file
 from research_lib import calendar as cal
 from research_lib.core import gex, pricing
 from research_lib.core.chain import CONTRACT_COLUMNS, ChainSnapshot, validate_contracts
+from research_lib.data import market
 from research_lib.data import modelled as md
 
 NY = "America/New_York"
@@ -344,8 +344,11 @@ def test_deterministic_per_seed(chain):
 
 
 def test_defaults_without_any_data(monkeypatch):
-    """A fresh clone with no data: research_lib.market unavailable -> arch's bundled S&P 500 history."""
-    monkeypatch.setitem(sys.modules, "research_lib.data.market", None)  # import fails like a missing module
+    """A fresh clone with no data: no market file -> arch's bundled S&P 500 history."""
+    def no_file(kind, market_dir=None):
+        raise market.MarketDataNotFoundError(f"no {kind} file (test)")
+
+    monkeypatch.setattr(market, "find_market_file", no_file)  # no market file anywhere, as on a fresh clone
     history = md.offline_spot_history()
     assert "arch.data.sp500" in history.attrs["source"]
     assert history.index[-1] == pd.Timestamp("2018-12-31")

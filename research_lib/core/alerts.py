@@ -44,8 +44,13 @@ from typing import Any
 
 import pandas as pd
 
-from research_lib.core.chain import ResearchLibError
 from research_lib.core.regime import RegimeResult, describe_zero_gamma_distance, zero_gamma_distance_pct
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    AlertInputError as AlertInputError,
+)
+from research_lib.errors import (
+    AlertParamsError as AlertParamsError,
+)
 
 __all__ = [
     "Alert",
@@ -62,14 +67,6 @@ __all__ = [
     "regime_change",
     "spot_near_zero_gamma",
 ]
-
-
-class AlertParamsError(ResearchLibError, ValueError):
-    """An :class:`AlertParams` field has an impossible value."""
-
-
-class AlertInputError(ResearchLibError, ValueError):
-    """An input to an alert rule is malformed (missing column, impossible level, mismatched snapshots)."""
 
 
 class Severity(enum.StrEnum):

@@ -37,6 +37,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from research_lib.core.plausibility import check_chain
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    ChainError as ChainError,
+)
+from research_lib.errors import (
+    ImplausibleChainError as ImplausibleChainError,
+)
+from research_lib.errors import (
+    ResearchLibError as ResearchLibError,
+)
+from research_lib.errors import (
+    UnreadableFileError as UnreadableFileError,
+)
 from research_lib.settings import NY
 
 CONTRACT_COLUMNS: tuple[str, ...] = (
@@ -68,55 +81,6 @@ MAX_PRICE = 1e9
 MAX_CONTRACTS = 1e9
 #: Largest implied volatility we accept (decimal). Deep-ITM Cboe rows reach 24 (2400%); 1000 is corrupt.
 MAX_IV = 100.0
-
-
-class ResearchLibError(Exception):
-    """Base class of every error research_lib raises on purpose."""
-
-
-class ChainError(ResearchLibError, ValueError):
-    """An option chain (or a file claiming to be one) is malformed.
-
-    The message names where (file, column), how many rows are bad and one example.
-    """
-
-    def __init__(self, message: str, *, column: str | None = None, n_bad: int | None = None,
-                 example: Any = None, where: str | None = None):
-        self.column = column
-        self.n_bad = n_bad
-        self.example = example
-        self.where = where
-        parts = [f"{where}: " if where else "", message]
-        if column is not None:
-            parts.append(f" [column {column!r}")
-            if n_bad is not None:
-                parts.append(f", {n_bad} bad row{'s' if n_bad != 1 else ''}")
-            if example is not None:
-                parts.append(f", e.g. {example!r}")
-            parts.append("]")
-        super().__init__("".join(parts))
-
-
-class UnreadableFileError(ChainError):
-    """A chain file exists but cannot be read: damaged or truncated bytes, a directory, no permission.
-
-    Raised once, at the reading edge (:mod:`research_lib.sources`), in place of the low-level error
-    (a pyarrow ``OSError`` such as "ZSTD decompression failed", an ``EOFError`` of a truncated gzip, a
-    pandas ``ParserError`` of a row cut in half ...), which stays chained as ``__cause__``. The message
-    names the file and what went wrong, on one line.
-    """
-
-
-class ImplausibleChainError(ChainError):
-    """A chain parses but cannot be true as a whole (see :mod:`research_lib.plausibility`).
-
-    ``check`` names the check that failed (``"forward"``, ``"spot"``, ``"iv"``, ``"iv_gamma_swapped"``,
-    ``"open_interest"``).
-    """
-
-    def __init__(self, message: str, *, check: str, where: str | None = None):
-        self.check = check
-        super().__init__(message, where=where)
 
 
 _OCC = re.compile(r"^\s*([A-Z0-9.]*?[A-Z.])\s*(\d{6})([CP])(\d{8})\s*$")
@@ -427,8 +391,6 @@ class ChainSnapshot:
         table = validate_contracts(contracts, where=where)
         if table.empty:
             raise ChainError("the chain has no contracts", where=where)
-        from research_lib.core.plausibility import check_chain
-
         day = snapshot_date or qt.date()
         warnings = check_chain(table, spot=spot_f, snapshot_date=day, where=where)
         return cls(
@@ -465,8 +427,6 @@ class ChainSnapshot:
         if "contracts" in changes:
             changes["contracts"] = validate_contracts(changes["contracts"], where=self.source)
         if {"contracts", "spot", "snapshot_date"} & set(changes) and "warnings" not in changes:
-            from research_lib.core.plausibility import check_chain
-
             changes["warnings"] = check_chain(changes.get("contracts", self.contracts),
                                               spot=float(changes.get("spot", self.spot)),
                                               snapshot_date=changes.get("snapshot_date", self.snapshot_date),

@@ -76,22 +76,17 @@ from scipy.optimize import brentq
 
 from research_lib import calendar as cal
 from research_lib.core import pricing
-from research_lib.core.chain import ChainError, ChainSnapshot, ResearchLibError
+from research_lib.core.chain import ChainSnapshot
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    GexConfigError as GexConfigError,
+)
+from research_lib.errors import (
+    NoExposureError as NoExposureError,
+)
 
 CONTRACT_MULTIPLIER = 100.0
 ONE_PERCENT = 0.01
 SQRT_2PI = math.sqrt(2.0 * math.pi)
-
-
-class GexConfigError(ResearchLibError, ValueError):
-    """A :class:`GexConfig` field has an impossible value."""
-
-
-class NoExposureError(ChainError):
-    """Nothing is left to compute exposures from (every contract expired, filtered out or unpriceable).
-
-    A :class:`~research_lib.chain.ChainError`: the chain is valid but cannot give levels.
-    """
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,12 +19,10 @@ from types import MappingProxyType
 
 import pandas as pd
 
-from research_lib.core.chain import ResearchLibError
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    MarketViewError as MarketViewError,
+)
 from research_lib.settings import NY
-
-
-class MarketViewError(ResearchLibError, LookupError):
-    """A market file kind that the history was not loaded with."""
 
 
 def _day(value) -> dt.date:

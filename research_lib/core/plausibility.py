@@ -81,7 +81,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from research_lib.core.chain import ImplausibleChainError
+from research_lib.errors import ImplausibleChainError
 
 
 @dataclasses.dataclass(frozen=True)

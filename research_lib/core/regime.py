@@ -85,7 +85,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research_lib.core.chain import ResearchLibError
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    RegimeInputError as RegimeInputError,
+)
+from research_lib.errors import (
+    RegimeParamsError as RegimeParamsError,
+)
 from research_lib.settings import NY
 
 __all__ = [
@@ -103,22 +108,6 @@ __all__ = [
     "zero_gamma_distance_pct",
 ]
 
-
-
-class RegimeInputError(ResearchLibError, ValueError):
-    """A :class:`RegimeInputs` field has an impossible value; ``field`` names it."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"RegimeInputs.{field}: {message}")
-
-
-class RegimeParamsError(ResearchLibError, ValueError):
-    """A :class:`RegimeParams` field has an impossible value; ``field`` names it."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"RegimeParams.{field}: {message}")
 
 
 class Regime(enum.StrEnum):

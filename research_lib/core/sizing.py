@@ -108,7 +108,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research_lib.core.chain import ResearchLibError
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    SizingError as SizingError,
+)
 
 #: Kelly formulas :func:`kelly` knows (see the module docstring).
 FORMULAS: tuple[str, ...] = ("reference", "growth_optimal")
@@ -121,16 +123,6 @@ ZERO_CONFIDENCE = "zero confidence"
 PER_TRADE_CAP = "per-trade cap"
 OPEN_RISK_CAP = "open-risk cap"
 BELOW_ONE_CONTRACT = "below one contract"
-
-
-class SizingError(ResearchLibError, ValueError):
-    """Bad input to sizing: a non-positive account or max loss, a win rate outside [0, 1], NaN, a
-    negative loss magnitude... The message names the argument and the value."""
-
-    def __init__(self, message: str, *, argument: str | None = None, value: Any = None):
-        self.argument = argument
-        self.value = value
-        super().__init__(f"{argument}={value!r}: {message}" if argument is not None else message)
 
 
 def _real(name: str, value: Any) -> float:

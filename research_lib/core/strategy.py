@@ -138,7 +138,22 @@ import pandas as pd
 from scipy.special import ndtr
 
 from research_lib.core import gex, pricing
-from research_lib.core.chain import ChainSnapshot, ResearchLibError
+from research_lib.core.chain import ChainSnapshot
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    StrategyError as StrategyError,
+)
+from research_lib.errors import (
+    StrategyParamsError as StrategyParamsError,
+)
+from research_lib.errors import (
+    UnknownActionError as UnknownActionError,
+)
+from research_lib.errors import (
+    UnknownStrategyError as UnknownStrategyError,
+)
+from research_lib.errors import (
+    UnknownTrendError as UnknownTrendError,
+)
 
 __all__ = [
     "ACTIONS",
@@ -170,26 +185,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------------
 # errors
-
-
-class StrategyError(ResearchLibError, ValueError):
-    """Bad input to the strategy module (not a chain without suitable legs: that is a NoValidStrategy)."""
-
-
-class UnknownActionError(StrategyError):
-    """The action is not one of :data:`ACTIONS`."""
-
-
-class UnknownTrendError(StrategyError):
-    """The trend is not one of :data:`TRENDS`."""
-
-
-class UnknownStrategyError(StrategyError):
-    """The strategy kind is not a :class:`StrategyKind`."""
-
-
-class StrategyParamsError(StrategyError):
-    """A :class:`StrategyParams` field has an impossible value."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -52,8 +52,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from research_lib import calendar as cal
+from research_lib.core import gex
 from research_lib.core.chain import ResearchLibError
 from research_lib.core.market_view import MarketHistory, MarketView
+from research_lib.errors import GexConfigError
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    MarketDataError as MarketDataError,
+)
+from research_lib.errors import (
+    MarketDataNotFoundError as MarketDataNotFoundError,
+)
+from research_lib.errors import (
+    MarketDataWarning as MarketDataWarning,
+)
 from research_lib.settings import ENV_MARKET_DATA, NY, REPO_ROOT, SP500_UNDERLYINGS
 
 __all__ = [
@@ -101,50 +113,6 @@ ENV_VAR = ENV_MARKET_DATA
 # --------------------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------------------
-class MarketDataError(ResearchLibError, ValueError):
-    """A market history file is malformed, or a lookup has no data for the date asked.
-
-    The message names the file (``path``), the column, how many rows are bad and one example.
-    """
-
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None, column: str | None = None,
-                 n_bad: int | None = None, example: Any = None):
-        self.path = None if path is None else str(path)
-        self.column = column
-        self.n_bad = n_bad
-        self.example = example
-        parts = [f"{self.path}: " if self.path else "", message]
-        if column is not None or n_bad is not None or example is not None:
-            inner = []
-            if column is not None:
-                inner.append(f"column {column!r}")
-            if n_bad is not None:
-                inner.append(f"{n_bad} bad row{'s' if n_bad != 1 else ''}")
-            if example is not None:
-                inner.append(f"e.g. {example}")
-            parts.append(" [" + ", ".join(inner) + "]")
-        super().__init__("".join(parts))
-
-
-class MarketDataNotFoundError(ResearchLibError, FileNotFoundError):
-    """No file matching a market history pattern was found in any searched directory.
-
-    Attributes ``patterns`` (the file-name patterns tried) and ``searched`` (the directories, in order).
-    """
-
-    def __init__(self, message: str, *, patterns: Iterable[str] = (), searched: Iterable[Path] = ()):
-        self.patterns = tuple(patterns)
-        self.searched = tuple(Path(p) for p in searched)
-        super().__init__(message)
-
-    def __str__(self) -> str:  # FileNotFoundError would format errno/filename; keep the plain message
-        return str(self.args[0]) if self.args else ""
-
-
-class MarketDataWarning(UserWarning):
-    """A lookup fell back to a less-preferred source because a preferred file is missing."""
-
-
 # --------------------------------------------------------------------------------------------------------
 # File registry
 # --------------------------------------------------------------------------------------------------------
@@ -460,8 +428,6 @@ def _load(kind: str, market_dir) -> tuple[pd.DataFrame, Path]:
 
 def _non_session_dates(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
     """Dates of ``index`` inside the exchange calendar's range that are not NYSE sessions."""
-    from research_lib import calendar as cal
-
     lo, hi = pd.Timestamp(cal.CALENDAR_START), pd.Timestamp(cal.CALENDAR_END)
     inside = index[(index >= lo) & (index <= hi)]
     if len(inside) == 0:
@@ -1229,8 +1195,6 @@ class SnapshotRates:
         ``options`` are :func:`research_lib.gex.config_from`'s other parameters (``grid_points``,
         ``days_per_year``, ``zero_dte_floor``, ``max_dte``, ``exclude_0dte``, ``expiries``).
         """
-        from research_lib.core import gex
-
         return gex.config_from(self.convention, rate=self.rate, div_yield=self.div_yield, **options)
 
     def to_dict(self) -> dict:
@@ -1246,8 +1210,6 @@ _RATE_NAMES = {"irx": "13-week T-bill", "dgs3mo": "3-month Treasury", "fed_funds
 
 def _given(value, name: str) -> float:
     """An explicit rate or yield, checked as :class:`~research_lib.gex.GexConfig` checks it."""
-    from research_lib.core.gex import GexConfigError
-
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer) \
             or not np.isfinite(value) or abs(value) > 1:
         raise GexConfigError(f"{name}={value!r}: must be a finite decimal rate in [-1, 1] (0.05 = 5%)")

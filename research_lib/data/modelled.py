@@ -95,7 +95,11 @@ from scipy.special import ndtr
 
 from research_lib import calendar as cal
 from research_lib.core import pricing
-from research_lib.core.chain import NY, QUOTE_TIME_RANGE, ChainSnapshot, ResearchLibError
+from research_lib.core.chain import NY, QUOTE_TIME_RANGE, ChainSnapshot
+from research_lib.data.market import MarketDataNotFoundError, load_index_daily
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    ModelledChainError as ModelledChainError,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -129,10 +133,6 @@ SOURCE = "modelled:SPX"
 #: VIX used when none is given: a typical level (median VIX close 1990-2026: 17.6; June-July 2026: 16.7).
 DEFAULT_VIX = 17.0
 SUPPORTED_UNDERLYINGS = ("SPX",)
-
-
-class ModelledChainError(ResearchLibError, ValueError):
-    """An input of :func:`modelled_chain` is impossible or missing (no spot offline for that date ...)."""
 
 
 # ==================================================================================================
@@ -473,25 +473,12 @@ def offline_spot_history() -> pd.Series:
         A history file was found but is malformed (loud, not silently replaced by the fallback).
     """
     try:
-        from research_lib.data.market import load_index_daily
-    except ImportError:
-        load_index_daily = None
-    if load_index_daily is not None:
-        frame = load_index_daily("SPX", offline_ok=True)
-        close = frame["close"].dropna().astype(float)
-        close.attrs["source"] = str(frame.attrs.get("source", "research_lib.market.load_index_daily('SPX')"))
-        return close
-    try:
-        from arch.data import sp500
-    except ImportError as exc:
+        frame = load_index_daily("SPX", offline_ok=True)  # the file, else arch's bundled S&P 500 history
+    except MarketDataNotFoundError as exc:
         raise ModelledChainError("no offline S&P 500 history: install the 'arch' package (pip install arch) "
                                  "or pass spot= and date=") from exc
-    raw = sp500.load()
-    close = pd.Series(raw["Close"].to_numpy(float),
-                      index=pd.DatetimeIndex(raw.index).astype("datetime64[ns]").rename("date"),
-                      name="close").sort_index()
-    close.attrs["source"] = ("arch.data.sp500 (real S&P 500 daily closes 1999-01-04 to 2018-12-31, "
-                             "bundled with the arch package)")
+    close = frame["close"].dropna().astype(float)
+    close.attrs["source"] = str(frame.attrs.get("source", "research_lib.market.load_index_daily('SPX')"))
     return close
 
 

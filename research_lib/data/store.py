@@ -74,8 +74,20 @@ import pyarrow.parquet as pq
 
 from research_lib import __version__
 from research_lib.core.chain import CONTRACT_COLUMNS, NY, ChainSnapshot, ResearchLibError
+from research_lib.core.plausibility import check_chain
+from research_lib.data.sources import read_chain, read_chains, scan
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    NothingToImportError as NothingToImportError,
+)
+from research_lib.errors import (
+    SnapshotNotStoredError as SnapshotNotStoredError,
+)
+from research_lib.errors import (
+    StoreError as StoreError,
+)
+from research_lib.formatting import parse_date
 from research_lib.fs import TEMP_PREFIX, atomic_write
-from research_lib.settings import ENV_DATA, REPO_ROOT
+from research_lib.settings import ENV_DATA, data_root
 
 log = logging.getLogger(__name__)
 
@@ -122,25 +134,6 @@ _UNDERLYING_OK = re.compile(r"[A-Z0-9^][A-Z0-9.^_-]{0,19}")
 
 # --------------------------------------------------------------------------------------------------
 # errors and results
-
-
-class StoreError(ResearchLibError):
-    """The store cannot do what was asked: a corrupt or foreign file, a version it cannot read, a
-    snapshot it cannot hold. The message names the file (``path``) and what is wrong."""
-
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None):
-        self.path = None if path is None else Path(path)
-        super().__init__(f"{path}: {message}" if path is not None else message)
-
-
-class SnapshotNotStoredError(StoreError, LookupError):
-    """:meth:`ChainStore.get` found no snapshot matching the request; the message says what was asked
-    and what the store holds."""
-
-
-class NothingToImportError(StoreError, ValueError):
-    """An import was given nothing to import: a chain file or archive without a single row, a folder
-    without a file, or no path at all. The message names what was empty."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,10 +355,7 @@ def age(entry: StoreEntry | ChainSnapshot | pd.Timestamp, now: Any = None) -> pd
 
 def default_root() -> Path:
     """``$RESEARCH_LIB_DATA`` when set, else ``data/`` in the repository (beside the package)."""
-    env = os.environ.get(ENV_ROOT, "").strip()
-    if env:
-        return Path(env).expanduser()
-    return REPO_ROOT / "data"
+    return data_root()
 
 
 def _float_bytes(values: np.ndarray) -> bytes:
@@ -424,8 +414,6 @@ def _as_date(value: Any) -> dt.date:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    from research_lib.formatting import parse_date
-
     return parse_date(value)  # "is not YYYY-MM-DD", or "does not exist" for 2026-02-30
 
 
@@ -576,8 +564,6 @@ def read_snapshot_file(path: str | os.PathLike, *, verify: bool = True) -> Chain
         raise StoreError("content does not match the checksum stored when it was written: the file is "
                          "corrupt (delete it and import the snapshot again)", path=p)
     # Plausibility warnings are a pure function of the stored data: recomputed, not stored.
-    from research_lib.core.plausibility import check_chain
-
     return dataclasses.replace(snap, warnings=check_chain(snap.contracts, spot=snap.spot,
                                                           snapshot_date=snap.snapshot_date, where=snap.source))
 
@@ -1162,8 +1148,6 @@ class ChainStore:
         NothingToImportError
             The file holds no snapshot at all (a zero-row archive, a header without rows).
         """
-        from research_lib.data.sources import read_chain, read_chains, scan
-
         t0 = time.perf_counter()
         p = Path(path)
         listing = scan(p)

@@ -29,15 +29,13 @@ from typing import Any
 import pandas as pd
 
 from research_lib import __version__
-from research_lib.core.chain import ResearchLibError
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    ReportParameterError as ReportParameterError,
+)
 from research_lib.formatting import fmt_level as _level
 from research_lib.formatting import fmt_money as _money
 
 CONVENTIONS = ("model", "perfiliev")
-
-
-class ReportParameterError(ResearchLibError, ValueError):
-    """A daily-report parameter is invalid; the message names the parameter, the value and what is allowed."""
 
 
 def json_safe(obj: Any) -> Any:
@@ -318,6 +316,7 @@ def normalise_params(symbol: str = "SPX", date: str | None = "latest", source: s
     Raises :class:`ReportParameterError` naming the parameter, its value and what is allowed. Called by
     :func:`build_daily` and, before any kernel starts, by :func:`research_lib.reports.run_daily`.
     """
+    # lazy for start-up time: research-lib report imports this module; the computation loads in the kernel
     import os
     import re
     from pathlib import Path
@@ -410,6 +409,7 @@ def build_daily(symbol: str = "SPX", *, date: str | None = "latest", source: str
     ResearchLibError
         The chain could not be had or analysed (the source's own error, e.g. NoChainAvailableError).
     """
+    # lazy for start-up time: research-lib report imports this module; the computation loads in the kernel
     from research_lib.core import gex
     from research_lib.data.market import snapshot_config
     from research_lib.pipeline.decide import decide
@@ -425,6 +425,7 @@ def build_daily(symbol: str = "SPX", *, date: str | None = "latest", source: str
         analysis = gex.analyze(snap, snapshot_config(snap, params["convention"], market_dir=market_dir))
     history = None
     if params["history_days"] > 0:
+        # lazy for start-up time: research-lib report imports this module; the computation loads in the kernel
         from research_lib.pipeline.history import history_context
 
         history = history_context(report.analysis, days=params["history_days"], store=store,

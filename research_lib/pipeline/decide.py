@@ -43,12 +43,15 @@ from research_lib.core import regime as regime_mod
 from research_lib.core import sizing as sizing_mod
 from research_lib.core import strategy as strategy_mod
 from research_lib.core.alerts import Alert, AlertParams
-from research_lib.core.chain import ChainSnapshot, ResearchLibError
+from research_lib.core.chain import ChainSnapshot
 from research_lib.core.market_view import MarketView
 from research_lib.core.regime import RegimeParams, RegimeResult
 from research_lib.core.sizing import SizingParams, SizingResult, TradeStats
 from research_lib.core.strategy import NoValidStrategy, StrategyParams, StrategyResult
 from research_lib.data import market
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    DecisionInputError as DecisionInputError,
+)
 from research_lib.formatting import format_levels, to_json
 from research_lib.pipeline.inputs import regime_inputs_for
 from research_lib.records.decisions import (
@@ -62,11 +65,6 @@ from research_lib.records.decisions import (
 
 if TYPE_CHECKING:  # type names only: the chain sources load the HTTP client, which decide_on never needs
     from research_lib.data.sources.auto import ServedChain
-
-
-class DecisionInputError(ResearchLibError, ValueError):
-    """:func:`decide_on` was given inputs that do not belong to the same day (a view or a previous
-    decision dated on or after the chain's trading date)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -67,7 +67,14 @@ from research_lib import __version__
 from research_lib.core import gex
 from research_lib.core.chain import NY, ResearchLibError
 from research_lib.data import market
-from research_lib.data.store import atomic_write
+from research_lib.data.store import ChainStore
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    HistoryArgumentError as HistoryArgumentError,
+)
+from research_lib.errors import (
+    HistoryCacheWarning as HistoryCacheWarning,
+)
+from research_lib.fs import atomic_write
 from research_lib.settings import SP500_UNDERLYINGS
 
 log = logging.getLogger(__name__)
@@ -125,26 +132,11 @@ _NUMBERS = ("net_gex", "call_gex", "put_gex", "zero_gamma", "spot", "rate", "div
 # errors
 
 
-class HistoryArgumentError(ResearchLibError, ValueError):
-    """An argument of :func:`net_gex_history` or :func:`history_context` is impossible; ``argument`` names
-    it and the message says what was given and what is accepted."""
-
-    def __init__(self, argument: str, message: str):
-        self.argument = argument
-        super().__init__(f"{argument}: {message}")
-
-
-class HistoryCacheWarning(UserWarning):
-    """The net-GEX cache file could not be read (it is rebuilt) or written (results are not cached)."""
-
-
 # --------------------------------------------------------------------------------------------------
 # argument helpers
 
 
 def _as_store(store):
-    from research_lib.data.store import ChainStore
-
     if store is None:
         return ChainStore()
     if isinstance(store, ChainStore):
@@ -654,8 +646,6 @@ def history_context(levels, *, days: int = 365, store=None, market_dir: str | os
         ``levels`` is not a KeyLevels / GexAnalysis, or ``days``, ``iv_rank_window`` or ``net_gex_history``
         is impossible.
     """
-    from research_lib.data import market
-
     lv = getattr(levels, "levels", levels)
     if not all(hasattr(lv, a) for a in ("underlying", "date", "net_gex", "convention")):
         raise HistoryArgumentError("levels", f"expected a KeyLevels or GexAnalysis, got {type(levels).__name__}")

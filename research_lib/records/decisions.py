@@ -96,8 +96,24 @@ import numpy as np
 import pandas as pd
 
 from research_lib import __version__
-from research_lib.core.chain import NY, ResearchLibError
+from research_lib.core.chain import NY
 from research_lib.core.regime import describe_zero_gamma_distance
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    DecisionError as DecisionError,
+)
+from research_lib.errors import (
+    DecisionLogError as DecisionLogError,
+)
+from research_lib.errors import (
+    DecisionNotFoundError as DecisionNotFoundError,
+)
+from research_lib.errors import (
+    DuplicateDecisionError as DuplicateDecisionError,
+)
+from research_lib.errors import (
+    SchemaVersionError as SchemaVersionError,
+)
+from research_lib.settings import data_root
 
 #: Schema version this code writes (``PRAGMA user_version``). 2 added ``decisions.trading_date``.
 SCHEMA_VERSION = 2
@@ -117,36 +133,6 @@ class DecisionType(enum.StrEnum):
 
 # --------------------------------------------------------------------------------------------------
 # errors
-
-
-class DecisionError(ResearchLibError, ValueError):
-    """A decision, context, leg or alert is malformed, or a filter is; the message names the field."""
-
-
-class DecisionLogError(ResearchLibError):
-    """The log file cannot be used (not SQLite, not a decision log, unreadable). Names the file."""
-
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None):
-        self.path = None if path is None else Path(path)
-        super().__init__(f"{path}: {message}" if path is not None else message)
-
-
-class SchemaVersionError(DecisionLogError):
-    """The log was written with a schema this research_lib cannot read (a newer one, or inconsistent)."""
-
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None, found: int | None = None,
-                 supported: int = SCHEMA_VERSION):
-        self.found = found
-        self.supported = supported
-        super().__init__(message, path=path)
-
-
-class DuplicateDecisionError(DecisionLogError, ValueError):
-    """A decision with that id is already in the log."""
-
-
-class DecisionNotFoundError(DecisionLogError, LookupError):
-    """:meth:`DecisionLog.get` found no decision with that id."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -820,9 +806,7 @@ class DecisionLog:
 
     def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 30.0, durable: bool = True):
         if path is None:
-            from research_lib.data.store import default_root
-
-            path = default_root() / DB_NAME
+            path = data_root() / DB_NAME
         self.path = Path(path).expanduser().absolute()
         self.timeout = float(timeout)
         if not isinstance(durable, bool):
@@ -906,7 +890,7 @@ class DecisionLog:
                    f"({__version__}) reads (up to {SCHEMA_VERSION}): upgrade research_lib")
         else:
             msg = f"decision log schema version {found}, expected {SCHEMA_VERSION} (open it with DecisionLog to migrate)"
-        return SchemaVersionError(msg, path=self.path, found=found)
+        return SchemaVersionError(msg, path=self.path, found=found, supported=SCHEMA_VERSION)
 
     def _open_schema(self) -> None:
         """Create the schema in a new file, migrate an old one, refuse a newer or foreign one."""
@@ -949,7 +933,7 @@ class DecisionLog:
             step = MIGRATIONS.get(version)
             if step is None:
                 raise SchemaVersionError(f"no migration from decision log schema {version} to {version + 1}",
-                                         path=self.path, found=version)
+                                         path=self.path, found=version, supported=SCHEMA_VERSION)
             if callable(step):
                 step(conn)
             else:
@@ -961,7 +945,7 @@ class DecisionLog:
         if recorded != version:
             raise SchemaVersionError(f"PRAGMA user_version is {version} but the schema_version table says "
                                      f"{recorded}: the file was changed by something else", path=self.path,
-                                     found=version)
+                                     found=version, supported=SCHEMA_VERSION)
 
     @staticmethod
     def _stamp(conn: sqlite3.Connection, version: int) -> None:

@@ -59,8 +59,15 @@ from typing import Any
 import pandas as pd
 
 from research_lib import __version__
-from research_lib.core.chain import NY, ResearchLibError
-from research_lib.formatting import fmt_money
+from research_lib.core.chain import NY
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    ReportError as ReportError,
+)
+from research_lib.errors import (
+    ReportLockedError as ReportLockedError,
+)
+from research_lib.formatting import fmt_money, parse_date, to_json
+from research_lib.fs import atomic_write
 from research_lib.pipeline.daily import ReportParameterError, normalise_params
 from research_lib.settings import ENV_REPORTS, PACKAGE_DIR, REPO_ROOT
 
@@ -98,14 +105,6 @@ __all__ = [
 ]
 
 
-class ReportError(ResearchLibError):
-    """A report run could not be carried out (not a failed notebook: that is a FAILED result)."""
-
-
-class ReportLockedError(ReportError):
-    """Another run holds the reports folder's lock; the message says which process and since when."""
-
-
 # --------------------------------------------------------------------------------------------------------
 # paths, secrets
 
@@ -128,6 +127,7 @@ def secret_values(environ: dict[str, str] | None = None) -> tuple[str, ...]:
 
 def scrub_secrets(text: str, secrets: Iterable[str] | None = None) -> str:
     """``text`` with every secret replaced by ``***``, in its raw, URL-, JSON- and HTML-escaped forms."""
+    # lazy for start-up time: the HTTP client, the store and the model load when a step needs them
     from research_lib.data.sources.http import redact
 
     secrets = secret_values() if secrets is None else tuple(secrets)
@@ -150,8 +150,6 @@ def _scrub_file(path: Path, secrets: tuple[str, ...]) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     """Atomic write (:func:`research_lib.store.atomic_write`): readers never see half a page."""
-    from research_lib.data.store import atomic_write
-
     atomic_write(path, text.encode("utf-8"))
 
 
@@ -570,8 +568,6 @@ def _update_index(root: Path, result: ReportResult, finished_at: str) -> list[di
 
 def _write_index(root: Path, entries: list[dict]) -> None:
     """Both index files, each written atomically (a reader never sees half of one)."""
-    from research_lib.formatting import to_json
-
     json_path, html_path = _index_paths(root)
     _write_text(json_path, to_json({"version": 1, "timezone": "America/New_York", "reports": entries}, indent=1))
     _write_text(html_path, _index_html(entries))
@@ -714,8 +710,6 @@ def prune_reports(root: str | os.PathLike | None = None, *, failed: bool = False
     ReportLockedError
         A report run holds the lock.
     """
-    from research_lib.formatting import parse_date
-
     if older_than_days is not None and before is not None:
         raise ReportParameterError("prune: give --older-than or --before, not both")
     if older_than_days is not None and (isinstance(older_than_days, bool) or not isinstance(older_than_days, int)
@@ -911,6 +905,7 @@ def check_sources(params: dict, *, store=None) -> None:
     ReportParameterError
         Naming the symbol or date, and what each source said.
     """
+    # lazy for start-up time: the HTTP client, the store and the model load when a step needs them
     from research_lib.data.sources.auto import DEFAULT_PROVIDERS, NAMED_SOURCES, offline
 
     src, symbol, date = params["source"], params["symbol"], params["date"]
@@ -926,6 +921,7 @@ def check_sources(params: dict, *, store=None) -> None:
                                        f"chain only (use source='store' or a chain file for a past date)")
         return
     if src == "auto" and day is None and not offline():
+        # lazy for start-up time: the HTTP client, the store and the model load when a step needs them
         from research_lib.data.sources.auto import provider_order
 
         try:
@@ -938,6 +934,7 @@ def check_sources(params: dict, *, store=None) -> None:
         said.append("live providers: not asked (" + ("RESEARCH_LIB_OFFLINE is set" if offline()
                                                      else f"a past date ({day}) was asked") + ")")
     if src in ("auto", "store"):
+        # lazy for start-up time: the HTTP client, the store and the model load when a step needs them
         from research_lib.data.store import ChainStore, SnapshotNotStoredError, StoreError
 
         try:
@@ -953,6 +950,7 @@ def check_sources(params: dict, *, store=None) -> None:
         elif day is None:
             return
         else:
+            # lazy for start-up time: the HTTP client, the store and the model load when a step needs them
             from research_lib.data.modelled import ModelledChainError, modelled_chain
 
             try:
@@ -1166,8 +1164,6 @@ def run_reports(symbols: Sequence[str] = ("SPX",), *, date: str | None = "latest
                              results=tuple(results), exit_code=code, log=log_path, summary=summary_path,
                              error=error)
         if summary_path is not None:
-            from research_lib.formatting import to_json
-
             _write_text(summary_path, scrub_secrets(to_json(summary.to_dict(), indent=1), secrets))
         return summary
     finally:

@@ -66,7 +66,9 @@ from IPython.display import HTML, Image
 from research_lib.core import gex
 from research_lib.core.chain import ResearchLibError
 from research_lib.data import market
+from research_lib.data.sources import scan
 from research_lib.data.sources.auto import NAMED_SOURCES, NoChainAvailableError, ServedChain, get_chain
+from research_lib.data.store import ChainStore
 from research_lib.formatting import fmt_level, fmt_money
 from research_lib.ui import plots
 
@@ -302,13 +304,9 @@ class GexExplorer:
     def _available_dates(self, served_day: str) -> list[str]:
         src = str(self.source)
         if src == "store":
-            from research_lib.data.store import ChainStore
-
             stored = (self._store or ChainStore()).list(self.symbol.upper().lstrip("_"))
             days = {d.isoformat() for d in stored["date"]}
         elif src not in NAMED_SOURCES:  # a chain file
-            from research_lib.data.sources import scan
-
             table = scan(Path(src))
             days = {d.isoformat() for d in table.loc[table["status"] == "ok", "date"]}
         else:  # a live provider, auto or modelled: only the snapshot served

@@ -14,6 +14,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from research_lib.core.gex import GexAnalysis
+from research_lib.errors import HistoryArgumentError
 
 BILLION = 1e9
 CALL_COLOR = "#2a9d8f"
@@ -133,14 +134,10 @@ def _history_axes(ax):
     if isinstance(ax, list | tuple | np.ndarray):
         axes = list(np.ravel(ax))
         if len(axes) != 3:
-            from research_lib.pipeline.history import HistoryArgumentError
-
             raise HistoryArgumentError("ax", f"give one Axes or three, got {len(axes)}")
         return axes
     spec = ax.get_subplotspec()
     if spec is None:
-        from research_lib.pipeline.history import HistoryArgumentError
-
         raise HistoryArgumentError("ax", "a single Axes must belong to a grid (fig.add_subplot) to be split in three")
     fig = ax.figure
     ax.remove()

@@ -89,6 +89,7 @@ def _check_path(p: Path) -> None:
 
 
 def _formats() -> list[ChainFormat]:
+    # lazy for start-up time: the readers load on first use (Cboe JSON brings the HTTP client)
     from research_lib.data.sources import archives, cboe_csv, cboe_json
 
     return [*cboe_csv.FORMATS, *archives.FORMATS, *cboe_json.FORMATS]

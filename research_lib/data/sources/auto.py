@@ -27,14 +27,16 @@ from collections.abc import Sequence
 import pandas as pd
 
 from research_lib.core.chain import ChainSnapshot, ResearchLibError
+from research_lib.data.modelled import modelled_chain
+from research_lib.data.sources import read_chain
+from research_lib.data.store import ChainStore, SnapshotNotStoredError, StoreError
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    NoChainAvailableError as NoChainAvailableError,
+)
 
 DEFAULT_PROVIDERS: tuple[str, ...] = ("cboe", "tradier", "polygon")
 PROVIDER_KEYS = {"tradier": "TRADIER_TOKEN", "polygon": "POLYGON_API_KEY"}
 NAMED_SOURCES = ("auto", "store", "modelled", *DEFAULT_PROVIDERS)
-
-
-class NoChainAvailableError(ResearchLibError):
-    """No source could serve a chain; the message lists what each one said."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,15 +116,18 @@ def offline() -> bool:
 def fetch_live(provider: str, symbol: str) -> ChainSnapshot:
     """A chain from one live provider (raises the provider's errors)."""
     if provider == "cboe":
+        # lazy for start-up time: a provider (and the HTTP client) loads when it is asked
         from research_lib.data.sources.cboe_json import CboeProvider
 
         base = os.environ.get("RESEARCH_LIB_CBOE_URL")  # a mirror or proxy of cdn.cboe.com
         return (CboeProvider(base_url=base) if base else CboeProvider()).fetch_chain(symbol)
     if provider == "tradier":
+        # lazy for start-up time: a provider (and the HTTP client) loads when it is asked
         from research_lib.data.sources.tradier import TradierProvider
 
         return TradierProvider().fetch_chain(symbol)
     if provider == "polygon":
+        # lazy for start-up time: a provider (and the HTTP client) loads when it is asked
         from research_lib.data.sources.polygon import PolygonProvider
 
         return PolygonProvider().fetch_chain(symbol)
@@ -166,8 +171,6 @@ def get_chain(symbol: str = "SPX", source: str | os.PathLike = "auto", *, date=N
         date = None
     src = str(source)
     if src not in NAMED_SOURCES:  # a chain file
-        from research_lib.data.sources import read_chain
-
         snap = read_chain(src, date=date)
         return ServedChain(snap, "file", age=now - snap.quote_time)
 
@@ -198,8 +201,6 @@ def get_chain(symbol: str = "SPX", source: str | os.PathLike = "auto", *, date=N
         if symbol.upper().lstrip("_") != "SPX":
             attempts.append(Attempt("modelled", f"the modelled chain exists for SPX only, not {symbol}"))
         else:
-            from research_lib.data.modelled import modelled_chain
-
             snap = modelled_chain("SPX", date=date)
             return ServedChain(snap, "modelled", attempts=tuple(attempts))
     raise NoChainAvailableError(f"no {symbol} chain from source {src!r}: "
@@ -209,8 +210,6 @@ def get_chain(symbol: str = "SPX", source: str | os.PathLike = "auto", *, date=N
 def _store(store):
     if store is not None:
         return store
-    from research_lib.data.store import ChainStore
-
     return ChainStore()
 
 
@@ -222,8 +221,6 @@ def _live(name: str, symbol: str, store, save: bool) -> ChainSnapshot:
 
 
 def _from_store(symbol, date, store, now, *, stale: bool, attempts) -> ServedChain | None:
-    from research_lib.data.store import SnapshotNotStoredError, StoreError
-
     try:
         snap = _store(store).get(symbol.upper().lstrip("_"), date=date)
     except SnapshotNotStoredError:

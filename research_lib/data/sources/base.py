@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from research_lib.core.chain import ChainError, ChainSnapshot
-
-
-class UnknownFormatError(ChainError):
-    """A file is not in any chain format research_lib reads."""
-
-
-class SnapshotNotFoundError(ChainError):
-    """A date was asked of a multi-day file that does not hold it (or holds it only unclean)."""
+from research_lib.core.chain import ChainSnapshot
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    SnapshotNotFoundError as SnapshotNotFoundError,
+)
+from research_lib.errors import (
+    UnknownFormatError as UnknownFormatError,
+)
 
 
 @dataclasses.dataclass(frozen=True)

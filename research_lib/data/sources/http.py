@@ -68,6 +68,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from research_lib import calendar as cal
 from research_lib.core.chain import NY, ResearchLibError
 
 logger = logging.getLogger("research_lib.http")
@@ -949,8 +950,6 @@ def drop_settled(contracts: pd.DataFrame, quote_time: pd.Timestamp) -> tuple[pd.
     its open (09:30 ET), per :func:`research_lib.calendar.settlement_times`. The note (None when
     nothing was dropped) says how many contracts of which expiries went.
     """
-    from research_lib import calendar as cal
-
     if contracts.empty:
         return contracts, None
     settle = cal.settlement_times(contracts["expiration"].to_numpy(), contracts["settlement"].to_numpy())
