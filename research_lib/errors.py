@@ -281,6 +281,21 @@ class DecisionNotFoundError(DecisionLogError, LookupError):
     """:meth:`DecisionLog.get` found no decision with that id."""
 
 
+class LockBusyError(ResearchLibError, BlockingIOError):
+    """Another process holds a lock taken without waiting (:func:`research_lib.fs.file_lock`).
+
+    Attributes ``path`` (the lock file) and ``holder`` (what the holder wrote into it).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike, holder: str):
+        self.path = Path(path)
+        self.holder = holder
+        super().__init__(message)
+
+    def __str__(self) -> str:  # BlockingIOError would format errno; keep the plain message
+        return str(self.args[0]) if self.args else ""
+
+
 class ReportError(ResearchLibError):
     """A report run could not be carried out (not a failed notebook: that is a FAILED result)."""
 

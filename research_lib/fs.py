@@ -1,15 +1,20 @@
 """Foundation: the file-system helpers every writer shares (standard library only).
 
 :func:`atomic_write` is the one way research_lib writes a file (the store, the caches, the reports):
-readers see the old file or the new one, never a part.
+readers see the old file or the new one, never a part. :func:`file_lock` is the one lock every writer
+takes (the store, the net GEX history cache, the report runs).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+from research_lib.errors import LockBusyError
 
 #: Prefix of the temporary files :func:`atomic_write` leaves behind only when a process dies mid-write.
 TEMP_PREFIX = ".tmp-"
@@ -60,3 +65,34 @@ def atomic_write(final: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     _fsync_dir(final.parent)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait: bool = True, note: str | None = None) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created, with its folder) for the ``with`` block.
+
+    Parameters
+    ----------
+    path : Path
+        The lock file. The lock is released when the block ends or the process dies.
+    wait : bool, default True
+        Block until the lock is free. False: raise :class:`~research_lib.errors.LockBusyError` at once
+        when another process holds it, with the holder's ``note``.
+    note : str, optional
+        Written into the lock file while held (who holds it, since when), for the next one to read.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+            raise LockBusyError(f"{path} is held by {holder}", path=path, holder=holder) from None
+        if note is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, note.encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock

@@ -30,7 +30,7 @@ nothing.
 Example
 -------
 >>> analysis = gex.analyze(snapshot)                                           # doctest: +SKIP
->>> result = regime.classify_regime(regime.regime_inputs_for(analysis.levels))  # doctest: +SKIP
+>>> result = regime.classify_regime(regime_inputs_for(analysis.levels))         # doctest: +SKIP
 >>> alerts.alerts_for(analysis, regime=result, previous_regime=yesterday)       # doctest: +SKIP
 """
 

@@ -29,7 +29,7 @@ Trend
 IV
     IV rank ``(VIX - min) / (max - min)`` and IV percentile (share of the window strictly below VIX) over
     the last ``iv_window`` [252] VIX closes, both in percent (0-100). They equal
-    :func:`research_lib.market.iv_rank` / :func:`~research_lib.market.iv_percentile` × 100 when the
+    :func:`research_lib.core.indicators.iv_rank` / :func:`~research_lib.core.indicators.iv_percentile` × 100 when the
     history ends with the day's VIX.
 Action
     ``SELL_PREMIUM``: positive gamma and IV rank above ``iv_rank_sell`` [40]. ``BUY_DIRECTIONAL``: negative
@@ -68,8 +68,9 @@ negative spot, a history running past the date) raise :class:`RegimeInputError` 
 Example
 -------
 >>> from research_lib import gex, regime
+>>> from research_lib.pipeline.inputs import regime_inputs_for
 >>> analysis = gex.analyze(snapshot)                           # doctest: +SKIP
->>> inputs = regime.regime_inputs_for(analysis.levels)          # doctest: +SKIP
+>>> inputs = regime_inputs_for(analysis.levels)                 # doctest: +SKIP
 >>> result = regime.classify_regime(inputs)                     # doctest: +SKIP
 >>> result.regime, result.trend, result.action, result.confidence, result.reasons   # doctest: +SKIP
 """

@@ -54,7 +54,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import errno
-import fcntl
 import hashlib
 import io
 import json
@@ -86,7 +85,7 @@ from research_lib.errors import (
     StoreError as StoreError,
 )
 from research_lib.formatting import parse_date
-from research_lib.fs import TEMP_PREFIX, atomic_write
+from research_lib.fs import TEMP_PREFIX, atomic_write, file_lock
 from research_lib.settings import ENV_DATA, data_root
 
 log = logging.getLogger(__name__)
@@ -670,13 +669,8 @@ class ChainStore:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """Exclusive lock on ``<root>/.lock`` (blocks until free; released if the process dies)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.root / LOCK_NAME):
             yield
-        finally:
-            os.close(fd)  # closing releases the flock
 
     def _clean_temps(self, folder: Path) -> int:
         """Remove leftover temp files in ``folder``. Only call with the lock held: every temp file is

@@ -34,22 +34,9 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
 )
 from research_lib.formatting import fmt_level as _level
 from research_lib.formatting import fmt_money as _money
+from research_lib.formatting import jsonable as json_safe  # the one JSON helper; the old name kept
 
 CONVENTIONS = ("model", "perfiliev")
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with every non-finite float (NaN, ±inf, also inside lists, tuples and dicts) as None, so
-    :func:`json.dumps` with ``allow_nan=False`` and Jupyter's JSON display accept it."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    if hasattr(obj, "dtype") and getattr(obj, "shape", None) == ():  # numpy scalars
-        return json_safe(obj.item())
-    return obj
 
 
 def _age_text(age: pd.Timedelta | None) -> str:

@@ -52,7 +52,7 @@ from research_lib.data import market
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     DecisionInputError as DecisionInputError,
 )
-from research_lib.formatting import format_levels, to_json
+from research_lib.formatting import format_levels, jsonable, to_json
 from research_lib.pipeline.inputs import regime_inputs_for
 from research_lib.records.decisions import (
     DecisionLog,
@@ -96,12 +96,13 @@ class DecisionReport:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        """JSON-ready summary: levels, regime, strategy, sizing, decision, alerts, provenance."""
+        """JSON-ready summary (strict: :func:`research_lib.formatting.jsonable`): levels, regime, strategy,
+        sizing, decision, alerts, provenance."""
         strat = self.strategy
         d = self.decision
         served = self.served
         snap = self.analysis.levels
-        return {
+        return jsonable({
             "served_by": None if served is None else served.served_by,
             "provenance": snap.source if served is None else served.describe(),
             "modelled": bool(snap.modelled) if served is None else served.modelled,
@@ -122,7 +123,7 @@ class DecisionReport:
             "alerts": [{"rule": str(a.rule), "severity": str(a.severity), "message": a.message}
                        for a in self.alerts],
             "notes": list(self.notes),
-        }
+        })
 
     def summary(self) -> str:
         """A readable block: provenance, regime with reasons, strategy, sizing, decision, alerts."""

@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import hashlib
 import io
 import json
@@ -74,7 +73,7 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
 from research_lib.errors import (
     HistoryCacheWarning as HistoryCacheWarning,
 )
-from research_lib.fs import atomic_write
+from research_lib.fs import atomic_write, file_lock
 from research_lib.settings import SP500_UNDERLYINGS
 
 log = logging.getLogger(__name__)
@@ -239,13 +238,8 @@ def _read_cache(path: Path, key: str, *, warn: bool = True) -> pd.DataFrame:
 
 @contextlib.contextmanager
 def _cache_lock(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(folder / ".lock"):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _write_cache(path: Path, key: str, convention: str, underlying: str, keep: set[tuple[str, str]],

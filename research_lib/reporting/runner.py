@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import html
 import json
 import logging
@@ -60,6 +59,7 @@ import pandas as pd
 
 from research_lib import __version__
 from research_lib.core.chain import NY
+from research_lib.errors import LockBusyError
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     ReportError as ReportError,
 )
@@ -67,7 +67,7 @@ from research_lib.errors import (
     ReportLockedError as ReportLockedError,
 )
 from research_lib.formatting import fmt_money, parse_date, to_json
-from research_lib.fs import atomic_write
+from research_lib.fs import atomic_write, file_lock
 from research_lib.pipeline.daily import ReportParameterError, normalise_params
 from research_lib.settings import ENV_REPORTS, PACKAGE_DIR, REPO_ROOT
 
@@ -772,20 +772,15 @@ def prune_reports(root: str | os.PathLike | None = None, *, failed: bool = False
 
 @contextlib.contextmanager
 def _run_lock(root: Path):
-    root.mkdir(parents=True, exist_ok=True)
     path = root / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    held = contextlib.ExitStack()
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
-            raise ReportLockedError(f"another report run holds {path} ({holder}); not starting") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}".encode(), 0)
+        held.enter_context(file_lock(path, wait=False,
+                                     note=f"pid {os.getpid()} since {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"))
+    except LockBusyError as exc:
+        raise ReportLockedError(f"another report run holds {path} ({exc.holder}); not starting") from None
+    with held:
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 # --------------------------------------------------------------------------------------------------------
