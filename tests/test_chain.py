@@ -17,8 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from synthetic import contract_rows, snapshot
 
 from research_lib.core import gex

@@ -21,8 +21,7 @@ import pandas as pd
 import pytest
 import research_lib.decisions as decisions_module
 from conftest import ROOT
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from research_lib.core.chain import NY, ResearchLibError
 from research_lib.core.sizing import TradeStats, size_position

@@ -24,8 +24,7 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA, shared_file
 from http_server import LoopbackServer, Reply, closed_port_url
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from research_lib.core.chain import NY, ChainError, ResearchLibError
 from research_lib.data.sources import detect_format, read_chain

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import SHARED_DATA, shared_file
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from research_lib.core import indicators
 from research_lib.core.chain import ResearchLibError

@@ -20,8 +20,7 @@ from conftest import EOD_ARCHIVE, SHARED_DATA, shared_file
 from research_lib import calendar as cal
 from research_lib.core import gex, pricing
 from research_lib.core.chain import CONTRACT_COLUMNS, ChainSnapshot, validate_contracts
-from research_lib.data import market
-from research_lib.data import modelled as md
+from research_lib.data import market, modelled as md
 
 NY = "America/New_York"
 # A Friday in 2024 (regular session), its close, and the same moment intraday.

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import QUOTEDATA, SHARED_DATA, shared_file
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from research_lib.core import gex
 from research_lib.core.chain import ResearchLibError

@@ -17,8 +17,7 @@ import sys
 import nbformat
 import pytest
 from conftest import QUOTEDATA, ROOT, shared_file
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from research_lib import cli
 from research_lib.pipeline.daily import ReportParameterError, build_daily, normalise_params

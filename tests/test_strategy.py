@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, shared_file
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from scipy.stats import norm
 from synthetic import contract_rows
 

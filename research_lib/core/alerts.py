@@ -47,8 +47,6 @@ import pandas as pd
 from research_lib.core.regime import RegimeResult, describe_zero_gamma_distance, zero_gamma_distance_pct
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     AlertInputError as AlertInputError,
-)
-from research_lib.errors import (
     AlertParamsError as AlertParamsError,
 )
 

@@ -40,14 +40,8 @@ import pandas as pd
 from research_lib.core.plausibility import check_chain
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     ChainError as ChainError,
-)
-from research_lib.errors import (
     ImplausibleChainError as ImplausibleChainError,
-)
-from research_lib.errors import (
     ResearchLibError as ResearchLibError,
-)
-from research_lib.errors import (
     UnreadableFileError as UnreadableFileError,
 )
 from research_lib.settings import NY

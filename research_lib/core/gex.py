@@ -79,8 +79,6 @@ from research_lib.core import pricing
 from research_lib.core.chain import ChainSnapshot
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     GexConfigError as GexConfigError,
-)
-from research_lib.errors import (
     NoExposureError as NoExposureError,
 )
 

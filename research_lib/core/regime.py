@@ -88,8 +88,6 @@ import pandas as pd
 
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     RegimeInputError as RegimeInputError,
-)
-from research_lib.errors import (
     RegimeParamsError as RegimeParamsError,
 )
 from research_lib.settings import NY

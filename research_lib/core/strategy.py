@@ -141,17 +141,9 @@ from research_lib.core import gex, pricing
 from research_lib.core.chain import ChainSnapshot
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     StrategyError as StrategyError,
-)
-from research_lib.errors import (
     StrategyParamsError as StrategyParamsError,
-)
-from research_lib.errors import (
     UnknownActionError as UnknownActionError,
-)
-from research_lib.errors import (
     UnknownStrategyError as UnknownStrategyError,
-)
-from research_lib.errors import (
     UnknownTrendError as UnknownTrendError,
 )
 

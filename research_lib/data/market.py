@@ -57,22 +57,14 @@ from research_lib.core import gex
 from research_lib.core.chain import ResearchLibError
 from research_lib.core.indicators import (  # the indicators live in research_lib.core.indicators; re-exported
     iv_percentile as iv_percentile,
-)
-from research_lib.core.indicators import (
     iv_rank as iv_rank,
-)
-from research_lib.core.indicators import (
     moving_average as moving_average,
 )
 from research_lib.core.market_view import MarketHistory, MarketView
-from research_lib.errors import GexConfigError
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    GexConfigError,
     MarketDataError as MarketDataError,
-)
-from research_lib.errors import (
     MarketDataNotFoundError as MarketDataNotFoundError,
-)
-from research_lib.errors import (
     MarketDataWarning as MarketDataWarning,
 )
 from research_lib.settings import ENV_MARKET_DATA, NY, REPO_ROOT, SP500_UNDERLYINGS

@@ -77,11 +77,7 @@ from research_lib.core.plausibility import check_chain
 from research_lib.data.sources import read_chain, read_chains, scan
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     NothingToImportError as NothingToImportError,
-)
-from research_lib.errors import (
     SnapshotNotStoredError as SnapshotNotStoredError,
-)
-from research_lib.errors import (
     StoreError as StoreError,
 )
 from research_lib.formatting import parse_date

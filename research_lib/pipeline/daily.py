@@ -32,9 +32,11 @@ from research_lib import __version__
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     ReportParameterError as ReportParameterError,
 )
-from research_lib.formatting import fmt_level as _level
-from research_lib.formatting import fmt_money as _money
-from research_lib.formatting import jsonable as json_safe  # the one JSON helper; the old name kept
+from research_lib.formatting import (
+    fmt_level as _level,
+    fmt_money as _money,
+    jsonable as json_safe,  # the one JSON helper; the old name kept
+)
 
 CONVENTIONS = ("model", "perfiliev")
 

@@ -37,11 +37,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from research_lib.core import alerts as alerts_mod
-from research_lib.core import gex
-from research_lib.core import regime as regime_mod
-from research_lib.core import sizing as sizing_mod
-from research_lib.core import strategy as strategy_mod
+from research_lib.core import (
+    alerts as alerts_mod,
+    gex,
+    regime as regime_mod,
+    sizing as sizing_mod,
+    strategy as strategy_mod,
+)
 from research_lib.core.alerts import Alert, AlertParams
 from research_lib.core.chain import ChainSnapshot
 from research_lib.core.market_view import MarketView

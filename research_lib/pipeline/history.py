@@ -69,8 +69,6 @@ from research_lib.data import market
 from research_lib.data.store import ChainStore
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     HistoryArgumentError as HistoryArgumentError,
-)
-from research_lib.errors import (
     HistoryCacheWarning as HistoryCacheWarning,
 )
 from research_lib.fs import atomic_write, file_lock

@@ -100,17 +100,9 @@ from research_lib.core.chain import NY
 from research_lib.core.regime import describe_zero_gamma_distance
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     DecisionError as DecisionError,
-)
-from research_lib.errors import (
     DecisionLogError as DecisionLogError,
-)
-from research_lib.errors import (
     DecisionNotFoundError as DecisionNotFoundError,
-)
-from research_lib.errors import (
     DuplicateDecisionError as DuplicateDecisionError,
-)
-from research_lib.errors import (
     SchemaVersionError as SchemaVersionError,
 )
 from research_lib.settings import data_root

@@ -1,6 +1,9 @@
 """Scheduled reports: run a parameterised notebook with papermill, export it to static HTML with nbconvert,
 keep an index of every report. The CLI is ``research-lib report daily`` (see :mod:`research_lib.cli`).
 
+This module runs; the results, the folder's lock and paths (:mod:`.results`), the index and its pruning
+(:mod:`.index`) and secret scrubbing (:mod:`.secrets`) have their own modules, re-exported here.
+
 Layout under the reports folder (``$RESEARCH_LIB_REPORTS``, else ``reports/`` in the repository)::
 
     reports/index.html                  every report: date, symbol, status, data source, convention, net GEX,
@@ -37,13 +40,10 @@ Exit codes of a run (:attr:`RunSummary.exit_code`): 0 every report OK; 5 at leas
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
 import html
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -51,50 +51,63 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from research_lib import __version__
-from research_lib.core.chain import NY
-from research_lib.errors import LockBusyError
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     ReportError as ReportError,
-)
-from research_lib.errors import (
     ReportLockedError as ReportLockedError,
 )
-from research_lib.formatting import fmt_money, parse_date, to_json
-from research_lib.fs import atomic_write, file_lock
+from research_lib.formatting import to_json
 from research_lib.pipeline.daily import ReportParameterError, normalise_params
-from research_lib.settings import ENV_REPORTS, PACKAGE_DIR, REPO_ROOT
+from research_lib.reporting.index import (  # re-exported: the code lives in reporting/index.py
+    PruneResult as PruneResult,
+    _index_html as _index_html,
+    _update_index as _update_index,
+    prune_reports as prune_reports,
+    read_index as read_index,
+    rebuild_index as rebuild_index,
+)
+from research_lib.reporting.results import (  # re-exported: the code lives in reporting/results.py
+    ENV_ROOT as ENV_ROOT,
+    EXIT_LOCKED as EXIT_LOCKED,
+    EXIT_OK as EXIT_OK,
+    EXIT_REPORT_FAILED as EXIT_REPORT_FAILED,
+    EXIT_USAGE as EXIT_USAGE,
+    FAILED as FAILED,
+    OK as OK,
+    RECORD_TAG as RECORD_TAG,
+    STALE_AFTER_HOURS as STALE_AFTER_HOURS,
+    ReportResult as ReportResult,
+    RunSummary as RunSummary,
+    _now_ny as _now_ny,
+    _run_lock as _run_lock,
+    _today_ny as _today_ny,
+    _write_text as _write_text,
+    data_tag as data_tag,
+    recorded as recorded,
+    reports_root as reports_root,
+    result_line as result_line,
+)
+from research_lib.reporting.secrets import (  # re-exported: the code lives in reporting/secrets.py
+    MIN_SECRET_LENGTH as MIN_SECRET_LENGTH,
+    SECRET_ENV_NAMES as SECRET_ENV_NAMES,
+    _scrub_file as _scrub_file,
+    scrub_secrets as scrub_secrets,
+    secret_values as secret_values,
+)
+from research_lib.settings import PACKAGE_DIR, REPO_ROOT
 
 logger = logging.getLogger("research_lib.reports")
 
-ENV_ROOT = ENV_REPORTS
 DAILY_NOTEBOOK = REPO_ROOT / "notebooks" / "daily_report.ipynb"
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 TEMPLATE_NAME = "report_html"
-RECORD_TAG = "record"
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_REPORT_FAILED = 5
-EXIT_LOCKED = 6
 
-OK = "OK"
-FAILED = "FAILED"
 
-#: Environment variables whose values are always treated as secrets, besides the name patterns below.
-SECRET_ENV_NAMES = ("TRADIER_TOKEN", "POLYGON_API_KEY")
-_SECRET_NAME_RE = re.compile(r"(?i)(TOKEN|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)")
-#: Shorter values are not scrubbed (they would match ordinary text); real credentials are longer.
-MIN_SECRET_LENGTH = 6
-#: A report's chain older than this (hours) is marked STALE on the terminal and in the index even when it
-#: came from a file: no session is more than four days from the next one (a long weekend).
-STALE_AFTER_HOURS = 96.0
 
 __all__ = [
     "DAILY_NOTEBOOK", "ENV_ROOT", "EXIT_LOCKED", "EXIT_OK", "EXIT_REPORT_FAILED", "EXIT_USAGE", "FAILED", "OK",
@@ -109,69 +122,20 @@ __all__ = [
 # paths, secrets
 
 
-def reports_root(root: str | os.PathLike | None = None) -> Path:
-    """The reports folder: ``root``, else ``$RESEARCH_LIB_REPORTS``, else ``reports/`` in the repository."""
-    if root is not None:
-        return Path(root)
-    env = os.environ.get(ENV_ROOT, "").strip()
-    return Path(env) if env else REPO_ROOT / "reports"
 
 
-def secret_values(environ: dict[str, str] | None = None) -> tuple[str, ...]:
-    """Values of credential-like environment variables (see the module docstring), longest first."""
-    env = os.environ if environ is None else environ
-    values = {v for k, v in env.items()
-              if (k in SECRET_ENV_NAMES or _SECRET_NAME_RE.search(k)) and v and len(v) >= MIN_SECRET_LENGTH}
-    return tuple(sorted(values, key=len, reverse=True))
 
 
-def scrub_secrets(text: str, secrets: Iterable[str] | None = None) -> str:
-    """``text`` with every secret replaced by ``***``, in its raw, URL-, JSON- and HTML-escaped forms."""
-    # lazy for start-up time: the HTTP client, the store and the model load when a step needs them
-    from research_lib.data.sources.http import redact
-
-    secrets = secret_values() if secrets is None else tuple(secrets)
-    if not secrets:
-        return text
-    forms: set[str] = set()
-    for s in secrets:
-        forms.update({s, json.dumps(s)[1:-1], html.escape(s), html.escape(json.dumps(s)[1:-1])})
-    return redact(text, forms)
 
 
-def _scrub_file(path: Path, secrets: tuple[str, ...]) -> None:
-    if not secrets or not path.exists():
-        return
-    text = path.read_text(encoding="utf-8")
-    clean = scrub_secrets(text, secrets)
-    if clean != text:
-        _write_text(path, clean)
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Atomic write (:func:`research_lib.store.atomic_write`): readers never see half a page."""
-    atomic_write(path, text.encode("utf-8"))
 
 
-def _today_ny() -> str:
-    return pd.Timestamp.now(tz=NY).date().isoformat()
 
 
-def _now_ny() -> str:
-    """Now in New York, ISO 8601 with its offset: every time in the index is New York time."""
-    return pd.Timestamp.now(tz=NY).isoformat(timespec="seconds")
 
 
-def _ny_text(value: str | None) -> str:
-    """An ISO time shown in New York time with its zone (``2026-08-21 16:15 EDT``); '' for none."""
-    if not value:
-        return ""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return str(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
-    return f"{ts.tz_convert(NY):%Y-%m-%d %H:%M %Z}"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -234,123 +198,18 @@ def _stop_kernel(km) -> None:
 # results
 
 
-@dataclasses.dataclass(frozen=True)
-class ReportResult:
-    """One report run.
-
-    Attributes
-    ----------
-    symbol, date : str
-        ``date`` is the folder date (see the module docstring).
-    status : str
-        ``"OK"`` or ``"FAILED"``.
-    notebook, html : Path
-        The files this run wrote (``<SYMBOL>.ipynb/.html``, or ``<SYMBOL>.FAILED.*``).
-    params : dict
-        The notebook parameters, normalised.
-    duration_s : float
-        Wall time of the run, seconds.
-    error : str or None
-        For a failed run: the exception type and message (secrets scrubbed).
-    record : dict or None
-        What the notebook recorded (:meth:`research_lib.daily.DailyReport.to_dict`), when it got that far.
-    """
-
-    symbol: str
-    date: str
-    status: str
-    notebook: Path
-    html: Path
-    params: dict
-    duration_s: float
-    error: str | None = None
-    record: dict | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == OK
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["notebook"], d["html"] = str(self.notebook), str(self.html)
-        d.pop("record")
-        d["provenance"] = None if self.record is None else self.record.get("provenance")
-        return d
 
 
-def data_tag(provenance: dict | None) -> str:
-    """``MODELLED``, ``STALE (1,173 days old)`` or ``""`` for a report's provenance record.
-
-    STALE when no live source answered (a store copy), or the chain is older than
-    :data:`STALE_AFTER_HOURS` whatever served it (a file from another year is not today's market).
-    """
-    prov = provenance or {}
-    if prov.get("modelled"):
-        return "MODELLED"
-    hours = prov.get("age_hours")
-    old = isinstance(hours, int | float) and hours > STALE_AFTER_HOURS
-    if prov.get("stale") or old:
-        if not isinstance(hours, int | float):
-            return "STALE"
-        return f"STALE ({hours / 24:,.0f} days old)" if hours >= 48 else f"STALE ({hours:,.1f} hours old)"
-    return ""
 
 
-def result_line(result: ReportResult) -> str:
-    """The terminal line of one report: status, date, symbol, page, and what the page's banner says about
-    the data (``MODELLED`` or ``STALE (N days old)``), or the error of a FAILED report."""
-    tag = data_tag((result.record or {}).get("provenance")) if result.ok else ""
-    line = f"{result.status:6} {result.date} {result.symbol:6} {result.html}"
-    if tag:
-        line += f"  {tag}"
-    if result.error:
-        line += f"  ({result.error})"
-    return line
 
 
-@dataclasses.dataclass(frozen=True)
-class RunSummary:
-    """One invocation of :func:`run_reports`: what ran, how it ended, where its log and summary are."""
-
-    run_id: str
-    started_at: str
-    finished_at: str
-    duration_s: float
-    params: dict
-    results: tuple[ReportResult, ...]
-    exit_code: int
-    log: Path | None
-    summary: Path | None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == EXIT_OK
-
-    def to_dict(self) -> dict:
-        return {"run_id": self.run_id, "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": self.duration_s, "exit_code": self.exit_code, "error": self.error,
-                "params": self.params, "results": [r.to_dict() for r in self.results],
-                "log": None if self.log is None else str(self.log),
-                "summary": None if self.summary is None else str(self.summary),
-                "host": os.uname().nodename, "pid": os.getpid(), "python": sys.executable,
-                "research_lib": __version__}
 
 
 # --------------------------------------------------------------------------------------------------------
 # reading what a notebook recorded
 
 
-def recorded(nb: dict, tag: str = RECORD_TAG) -> dict | None:
-    """The ``application/json`` output of the cell tagged ``tag`` in an executed notebook (None if absent)."""
-    for cell in nb.get("cells", []):
-        if tag not in cell.get("metadata", {}).get("tags", []):
-            continue
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if "application/json" in data:
-                return data["application/json"]
-    return None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -464,323 +323,36 @@ def _error_section(nb) -> tuple[str | None, str]:
 # the index
 
 
-def _index_paths(root: Path) -> tuple[Path, Path]:
-    return root / "index.json", root / "index.html"
 
 
-def read_index(root: str | os.PathLike | None = None) -> list[dict]:
-    """The index entries, newest date first (one per date and symbol); rebuilt from the files when
-    ``index.json`` is missing or unreadable (the unreadable file is kept aside as ``index.json.corrupt-*``)."""
-    root = reports_root(root)
-    path, _ = _index_paths(root)
-    if not path.exists():
-        return rebuild_index(root, write=False) if (root / "daily").is_dir() else []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entries = data["reports"]
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and {"date", "symbol"} <= e.keys()
-                                                    for e in entries):
-            raise ValueError("'reports' is not a list of entries with a date and a symbol")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        aside = path.with_name(f"index.json.corrupt-{int(time.time())}")
-        os.replace(path, aside)
-        logger.warning("reports index %s is unreadable (%s); kept as %s and rebuilt from the files", path, exc,
-                       aside.name)
-        return rebuild_index(root, write=False)
-    return _sorted(entries)
 
 
-def _sorted(entries: list[dict]) -> list[dict]:
-    return sorted(entries, key=lambda e: (e["date"], e["symbol"]), reverse=True)
 
 
-def _good_info(root: Path, nb_path: Path, record: dict | None) -> dict:
-    """What the index keeps of a good report: its files, where the data came from, and the headline
-    figures (convention of the levels shown, net GEX in $ per 1% move in that convention, the regime)."""
-    record = record or {}
-    prov = record.get("provenance") or {}
-    levels = record.get("levels") or {}
-    regime = ((record.get("decision") or {}).get("regime") or {}).get("regime")
-    net_gex = levels.get("net_gex")
-    return {"notebook": nb_path.relative_to(root).as_posix(),
-            "html": nb_path.with_suffix(".html").relative_to(root).as_posix(),
-            "served_by": prov.get("served_by"), "source": prov.get("source"), "modelled": prov.get("modelled"),
-            "stale": prov.get("stale"), "age_hours": prov.get("age_hours"), "quote_time": prov.get("quote_time"),
-            "generated_at": prov.get("generated_at"),
-            "convention": levels.get("convention") or (record.get("params") or {}).get("convention"),
-            "net_gex": net_gex if isinstance(net_gex, int | float) and math.isfinite(net_gex) else None,
-            "regime": regime}
 
 
-def rebuild_index(root: str | os.PathLike | None = None, *, write: bool = True) -> list[dict]:
-    """The index rebuilt from ``daily/<date>/<SYMBOL>[.FAILED].ipynb`` (reads each notebook's record)."""
-    root = reports_root(root)
-    entries: dict[tuple[str, str], dict] = {}
-    for nb_path in sorted((root / "daily").glob("*/*.ipynb")):
-        date = nb_path.parent.name
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
-            continue
-        failed = nb_path.name.endswith(f".{FAILED}.ipynb")
-        symbol = nb_path.name.removesuffix(".ipynb").removesuffix(f".{FAILED}")
-        e = entries.setdefault((date, symbol), {"date": date, "symbol": symbol, "status": OK, "good": None,
-                                                "failed": None, "last_run_at": None, "duration_s": None})
-        try:
-            nb = json.loads(nb_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            nb = {}
-        mtime = pd.Timestamp(nb_path.stat().st_mtime, unit="s", tz="UTC").tz_convert(NY).isoformat(timespec="seconds")
-        if failed:
-            e["failed"] = {"notebook": nb_path.relative_to(root).as_posix(),
-                           "html": nb_path.with_suffix(".html").relative_to(root).as_posix(),
-                           "error": "see the failed notebook", "at": mtime}
-        else:
-            e["good"] = _good_info(root, nb_path, recorded(nb))
-        if e["last_run_at"] is None or pd.Timestamp(mtime) > pd.Timestamp(e["last_run_at"]):
-            e["last_run_at"] = mtime
-            e["status"] = FAILED if failed else OK
-    result = _sorted(list(entries.values()))
-    if write:
-        _write_index(root, result)
-    return result
 
 
-def _update_index(root: Path, result: ReportResult, finished_at: str) -> list[dict]:
-    entries = read_index(root)
-    key = (result.date, result.symbol)
-    e = next((x for x in entries if (x["date"], x["symbol"]) == key), None)
-    if e is None:
-        e = {"date": result.date, "symbol": result.symbol, "good": None, "failed": None}
-        entries.append(e)
-    e["status"] = result.status
-    e["last_run_at"] = finished_at
-    e["duration_s"] = round(result.duration_s, 2)
-    if result.ok:
-        e["good"] = _good_info(root, result.notebook, result.record)
-        e["failed"] = None
-    else:
-        e["failed"] = {"notebook": result.notebook.relative_to(root).as_posix(),
-                       "html": result.html.relative_to(root).as_posix(), "error": result.error,
-                       "at": finished_at}
-    entries = _sorted(entries)
-    _write_index(root, entries)
-    return entries
 
 
-def _write_index(root: Path, entries: list[dict]) -> None:
-    """Both index files, each written atomically (a reader never sees half of one)."""
-    json_path, html_path = _index_paths(root)
-    _write_text(json_path, to_json({"version": 1, "timezone": "America/New_York", "reports": entries}, indent=1))
-    _write_text(html_path, _index_html(entries))
 
 
-def _index_html(entries: list[dict]) -> str:
-    def link(path: str | None, label: str) -> str:
-        return "" if not path else f"<a href='{html.escape(path)}'>{label}</a>"
-
-    rows = []
-    for e in entries:
-        good, failed = e.get("good"), e.get("failed")
-        status = e.get("status", OK)
-        if status == FAILED:
-            text = "FAILED — last good report kept" if good else "FAILED"
-            status_html = f"<td class='failed'>{html.escape(text)}</td>"
-        else:
-            status_html = "<td class='ok'>OK</td>"
-        data = convention = net_gex = regime = ""
-        if good:
-            tag = data_tag(good)
-            tags = f" <b>{html.escape(tag)}</b>" if tag else ""
-            data = f"{html.escape(str(good.get('served_by') or ''))}: {html.escape(str(good.get('source') or ''))}{tags}"
-            convention = html.escape(str(good.get("convention") or ""))
-            net_gex = html.escape(fmt_money(good.get("net_gex")) if good.get("net_gex") is not None else "")
-            regime = html.escape(str(good.get("regime") or ""))
-        quote = html.escape(_ny_text((good or {}).get("quote_time")))
-        report_links = " · ".join(x for x in (link((good or {}).get("html"), "HTML"),
-                                               link((good or {}).get("notebook"), "notebook")) if x)
-        failed_links = ""
-        if failed:
-            failed_links = " · ".join(x for x in (link(failed.get("html"), "HTML"),
-                                                  link(failed.get("notebook"), "notebook")) if x)
-            failed_links += f"<br><small>{html.escape(str(failed.get('error') or '')[:300])}</small>"
-        rows.append(f"<tr><td>{html.escape(e['date'])}</td><td>{html.escape(e['symbol'])}</td>{status_html}"
-                    f"<td>{data}</td><td>{convention}</td><td class='num'>{net_gex}</td><td>{regime}</td>"
-                    f"<td>{quote}</td><td>{html.escape(_ny_text(e.get('last_run_at')))}</td>"
-                    f"<td>{report_links}</td><td>{failed_links}</td></tr>")
-    generated = pd.Timestamp.now(tz=NY).strftime("%Y-%m-%d %H:%M %Z")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>research_lib reports</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }}
-th {{ background: #f0f0f0; }}
-td.ok {{ color: #1b7f3b; font-weight: bold; }}
-td.failed {{ color: #b00020; font-weight: bold; }}
-td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-</style></head>
-<body><h1>research_lib reports</h1>
-<p>{len(entries)} report(s), newest first. Updated {html.escape(generated)}. Every time is New York time
-(America/New_York). Data marked MODELLED is not market quotes; STALE is a chain more than
-{STALE_AFTER_HOURS / 24:.0f} days old, or the newest stored chain when no live source answered. Net GEX is in $
-per 1% move, in the convention shown; the regime is the decision's. Old or FAILED rows:
-<code>research-lib report prune</code>.</p>
-<table><thead><tr><th>date</th><th>symbol</th><th>status</th><th>data source</th><th>convention</th>
-<th>net GEX</th><th>regime</th><th>quote time</th><th>last run</th><th>report</th><th>failed run</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table></body></html>
-"""
 
 
 # --------------------------------------------------------------------------------------------------------
 # pruning
 
 
-_SAFE_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,19}")
 
 
-@dataclasses.dataclass(frozen=True)
-class PruneResult:
-    """What :func:`prune_reports` removed (or, with ``dry_run``, would remove).
-
-    Attributes
-    ----------
-    removed_rows : tuple of (date, symbol)
-        Index rows removed entirely.
-    cleared_failed : tuple of (date, symbol)
-        Rows kept (they have a good report) whose failed run was removed.
-    files : tuple of Path
-        Files deleted (notebooks and pages), absolute.
-    kept : int
-        Rows left in the index.
-    dry_run : bool
-    """
-
-    removed_rows: tuple[tuple[str, str], ...]
-    cleared_failed: tuple[tuple[str, str], ...]
-    files: tuple[Path, ...]
-    kept: int
-    dry_run: bool
-
-    def to_dict(self) -> dict:
-        return {"removed_rows": [{"date": d, "symbol": s} for d, s in self.removed_rows],
-                "cleared_failed": [{"date": d, "symbol": s} for d, s in self.cleared_failed],
-                "files": [str(f) for f in self.files], "kept": self.kept, "dry_run": self.dry_run}
-
-    def summary(self) -> str:
-        verb = "would remove" if self.dry_run else "removed"
-        lines = [f"{verb} {len(self.removed_rows)} row(s) and {len(self.files)} file(s); "
-                 f"{'would clear' if self.dry_run else 'cleared'} the failed run of {len(self.cleared_failed)} "
-                 f"row(s) that keep their good report; {self.kept} row(s) kept"]
-        lines += [f"  row     {d} {s}" for d, s in self.removed_rows]
-        lines += [f"  failed  {d} {s} (good report kept)" for d, s in self.cleared_failed]
-        return "\n".join(lines)
 
 
-def prune_reports(root: str | os.PathLike | None = None, *, failed: bool = False,
-                  older_than_days: int | None = None, before: str | dt.date | None = None,
-                  dry_run: bool = False, today: str | dt.date | None = None) -> PruneResult:
-    """Remove rows of the reports index and their files, under the reports lock.
-
-    Parameters
-    ----------
-    root : path, optional
-        The reports folder (:func:`reports_root`).
-    failed : bool
-        Only FAILED runs: a row whose last run failed and that has no good report goes with its files; a
-        row with a good report keeps it (and becomes OK) and loses its failed files.
-    older_than_days : int, optional
-        Rows whose report date is more than this many days before ``today``.
-    before : str or date, optional
-        Rows whose report date is before this date. Not with ``older_than_days``.
-    dry_run : bool
-        Say what would go; change nothing.
-    today : date, optional
-        Default: today in New York.
-
-    Filters combine (a row must match every one given); with none, nothing is removed. Only the files a
-    row owns are deleted (``daily/<date>/<SYMBOL>[.FAILED].ipynb|.html``, names checked), the index is
-    rewritten atomically first (a crash leaves stray files, which :func:`rebuild_index` would list again,
-    never an index pointing at deleted pages), and an emptied date folder is removed.
-
-    Raises
-    ------
-    ReportParameterError
-        A negative ``older_than_days``, both age filters, or a ``before`` that is not a date.
-    ReportLockedError
-        A report run holds the lock.
-    """
-    if older_than_days is not None and before is not None:
-        raise ReportParameterError("prune: give --older-than or --before, not both")
-    if older_than_days is not None and (isinstance(older_than_days, bool) or not isinstance(older_than_days, int)
-                                        or older_than_days < 0):
-        raise ReportParameterError(f"prune: older_than_days={older_than_days!r}: expected a whole number >= 0")
-    try:
-        now = parse_date(today or _today_ny(), name="today")
-        cutoff = (parse_date(before, name="before") if before is not None
-                  else now - dt.timedelta(days=older_than_days) if older_than_days is not None else None)
-    except ValueError as exc:
-        raise ReportParameterError(f"prune: {exc}") from None
-    root = reports_root(root)
-    if not failed and cutoff is None:
-        return PruneResult((), (), (), len(read_index(root)) if root.is_dir() else 0, dry_run)
-    lock = contextlib.nullcontext() if dry_run or not root.is_dir() else _run_lock(root)
-    with lock:
-        entries = read_index(root) if root.is_dir() else []
-        keep, removed, cleared, files = [], [], [], []
-        for e in entries:
-            date, symbol = str(e.get("date")), str(e.get("symbol"))
-            safe = re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) and _SAFE_SYMBOL.fullmatch(symbol)
-            old = cutoff is None or (safe and dt.date.fromisoformat(date) < cutoff)
-            if not safe or not old:
-                keep.append(e)
-                continue
-            folder = root / "daily" / date
-            failed_files = [folder / f"{symbol}.{FAILED}.ipynb", folder / f"{symbol}.{FAILED}.html"]
-            good_files = [folder / f"{symbol}.ipynb", folder / f"{symbol}.html"]
-            if not failed:
-                removed.append((date, symbol))
-                files += [f for f in good_files + failed_files if f.exists()]
-            elif e.get("good"):
-                if e.get("failed") or any(f.exists() for f in failed_files):
-                    cleared.append((date, symbol))
-                    files += [f for f in failed_files if f.exists()]
-                    e = {**e, "failed": None, "status": OK}
-                keep.append(e)
-            elif e.get("status") == FAILED or e.get("failed"):
-                removed.append((date, symbol))
-                files += [f for f in failed_files if f.exists()]
-            else:
-                keep.append(e)
-        result = PruneResult(tuple(removed), tuple(cleared), tuple(files), len(keep), dry_run)
-        if dry_run or not (removed or cleared):
-            return result
-        _write_index(root, _sorted(keep))
-        for f in files:
-            f.unlink(missing_ok=True)
-        for folder in {f.parent for f in files}:
-            with contextlib.suppress(OSError):  # only when empty
-                folder.rmdir()
-        logger.info("pruned %d row(s), cleared %d failed run(s), %d file(s) removed", len(removed), len(cleared),
-                    len(files))
-        return result
 
 
 # --------------------------------------------------------------------------------------------------------
 # the lock
 
 
-@contextlib.contextmanager
-def _run_lock(root: Path):
-    path = root / ".lock"
-    held = contextlib.ExitStack()
-    try:
-        held.enter_context(file_lock(path, wait=False,
-                                     note=f"pid {os.getpid()} since {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"))
-    except LockBusyError as exc:
-        raise ReportLockedError(f"another report run holds {path} ({exc.holder}); not starting") from None
-    with held:
-        yield
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -14,8 +14,6 @@ import pandas as pd
 from research_lib.core.chain import ChainSnapshot
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     SnapshotNotFoundError as SnapshotNotFoundError,
-)
-from research_lib.errors import (
     UnknownFormatError as UnknownFormatError,
 )
 
