@@ -45,10 +45,10 @@ import pandas as pd
 from scipy.optimize import least_squares, minimize
 from scipy.special import logsumexp, ndtr
 
-from research_lib import gex, pricing
-from research_lib import modelled as md
 from research_lib.calendar import market_moment
-from research_lib.sources import read_chain, read_chains
+from research_lib.core import gex, pricing
+from research_lib.data import modelled as md
+from research_lib.data.sources import read_chain, read_chains
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = Path(os.environ.get("RESEARCH_LIB_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -176,7 +176,7 @@ def sigma30_by_day(atm: pd.DataFrame) -> pd.Series:
 
 
 def fit_vix(s30: pd.Series, shared: Path) -> tuple[float, float, pd.DataFrame]:
-    from research_lib.market import load_vol_index
+    from research_lib.data.market import load_vol_index
 
     vix = load_vol_index("VIX", market_dir=shared / "market")["close"]
     both = pd.DataFrame({"s30": s30, "vix": vix.reindex(s30.index)}).dropna()

@@ -46,14 +46,15 @@ def main(argv=None) -> int:
         print(f"benchmark data not found: {args.path} (needs ../shared/data beside the checkout)", file=sys.stderr)
         return 2
 
-    from research_lib import calendar, gex, pricing
-    from research_lib.sources import read_chain, scan
+    from research_lib import calendar
+    from research_lib.core import gex, pricing
+    from research_lib.data.sources import read_chain, scan
 
     calendar.exchange_calendar()  # one-time calendar build (~1 s), not part of any figure
     cat = scan(args.path)
     ok = cat[cat["status"] == "ok"]
     day = ok.loc[ok["rows"].idxmax(), "date"]
-    from research_lib.sources import archives
+    from research_lib.data.sources import archives
 
     archives._scan_eod_cached.cache_clear()
     t_cold, _ = best_of(lambda: read_chain(args.path, date=day), 1)

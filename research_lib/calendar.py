@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-NY = "America/New_York"
-
-
-class CalendarRangeError(ValueError):
-    """A moment outside the range the exchange calendar covers (1990–2040)."""
-
+from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
+    CalendarRangeError as CalendarRangeError,
+)
+from research_lib.fs import atomic_write
+from research_lib.settings import ENV_CACHE, NY
 
 CALENDAR_NAME = "XNYS"
 CALENDAR_START = "1985-01-02"  # earlier than any accepted quote time (1990-01-02)
@@ -53,7 +52,7 @@ def exchange_calendar():
 
 def cache_dir() -> Path:
     """Where research_lib keeps derived, rebuildable files (``$RESEARCH_LIB_CACHE``, else the XDG cache)."""
-    env = os.environ.get("RESEARCH_LIB_CACHE", "").strip()
+    env = os.environ.get(ENV_CACHE, "").strip()
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
@@ -89,8 +88,6 @@ def _schedule_ny() -> pd.DataFrame:
         pass
     out = _build_schedule()
     try:
-        from research_lib.store import atomic_write
-
         atomic_write(path, out.to_parquet())
     except OSError:  # a read-only home: keep the in-memory table only
         pass

@@ -61,62 +61,38 @@ import sys
 from collections.abc import Sequence
 
 from research_lib import __version__
-from research_lib.formatting import fmt_level as _fmt_level
-from research_lib.formatting import fmt_money as _fmt_money
-from research_lib.formatting import to_json
+from research_lib.errors import (
+    AlertInputError,
+    AlertParamsError,
+    CalendarRangeError,
+    ChainError,
+    DecisionError,
+    DecisionLogError,
+    GexConfigError,
+    HistoryArgumentError,
+    MarketDataError,
+    MarketDataNotFoundError,
+    ModelledChainError,
+    NoChainAvailableError,
+    NoExposureError,
+    NothingToImportError,
+    RegimeInputError,
+    RegimeParamsError,
+    ReportLockedError,
+    ReportParameterError,
+    ResearchLibError,
+    SizingError,
+    SnapshotNotStoredError,
+    StoreError,
+    StrategyError,
+    StrategyParamsError,
+)
+from research_lib.formatting import format_levels, parse_date, to_json
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_NO_RESULT = 4
-
-
-def format_levels(levels, *, pin_risk=None, exclusions=None, rates=None) -> str:
-    """A readable block for one :class:`~research_lib.gex.KeyLevels`.
-
-    ``rates`` (a :class:`~research_lib.market.SnapshotRates`, optional) adds where the rate and the
-    dividend yield came from; the values themselves are always printed (from the levels).
-    """
-    lv = levels
-    rate = getattr(lv, "rate", 0.0)
-    div_yield = getattr(lv, "div_yield", 0.0)
-    pricing = f"  pricing           rate {rate:.3%}, dividend yield {div_yield:.3%}"
-    if rates is not None:
-        pricing += f"   ({rates.rate_source}; {rates.div_yield_source})"
-    trading = getattr(lv, "date", None)
-    quoted = lv.quote_time
-    lines = [
-        f"{lv.underlying} {lv.date}  spot {lv.spot:,.2f}  quoted {quoted:%Y-%m-%d %H:%M %Z}  "
-        f"convention {lv.convention}{'  [MODELLED DATA]' if lv.modelled else ''}",
-        f"  source            {lv.source}",
-        pricing,
-        f"  net GEX           {_fmt_money(lv.net_gex)} $/1% move   (calls {_fmt_money(lv.call_gex)}, "
-        f"puts {_fmt_money(lv.put_gex)})",
-        f"  zero gamma        {_fmt_level(lv.zero_gamma)}"
-        + (f"   (all crossings: {', '.join(f'{z:,.2f}' for z in lv.zero_gamma_crossings)})"
-           if len(lv.zero_gamma_crossings) > 1 else ""),
-        f"  call wall         {_fmt_level(lv.call_wall)}",
-        f"  put wall          {_fmt_level(lv.put_wall)}",
-        f"  cumulative flip   {_fmt_level(lv.cumulative_flip)}   (running sum of GEX by strike; not zero gamma)",
-        f"  vanna exposure    {_fmt_money(lv.net_vanna)} $ delta per vol point",
-        f"  charm exposure    {_fmt_money(lv.net_charm)} $ delta per day",
-        f"  contracts         {lv.n_contracts} counted, {lv.n_expired} expired, {lv.n_filtered} filtered, "
-        f"{lv.n_unpriced} without gamma",
-    ]
-    if trading is not None and quoted.tz_convert("America/New_York").date() != trading:
-        lines.insert(1, f"  trading date      {trading} (prices of that session; downloaded "
-                        f"{quoted:%Y-%m-%d %H:%M %Z})")
-    mp = list(lv.max_pain.items())[:6]
-    if mp:
-        lines.append("  max pain          " + ", ".join(f"{d:%m-%d} {k:,.0f}" for d, k in mp)
-                     + (" ..." if len(lv.max_pain) > 6 else ""))
-    if pin_risk is not None and len(pin_risk):
-        lines.append("  pin risk          " + ", ".join(
-            f"{d:%m-%d} {row.pin_strike:,.0f} ({row.score:.0f}/100)" for d, row in pin_risk.iterrows()))
-    if rates is not None:
-        lines += [f"  note: {n}" for n in rates.notes]
-    lines.extend(f"  WARNING: {w}" for w in lv.warnings)
-    return "\n".join(lines)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -296,8 +272,6 @@ def parse_date_option(value: str | None, *, allow_all: bool = False) -> str | No
     Raises :class:`UsageError`: ``is not YYYY-MM-DD`` (the shape is wrong), ``does not exist`` (the shape is
     right, the day is not in the calendar: 2026-02-30), or ``all`` when not ``allow_all``.
     """
-    from research_lib.formatting import parse_date
-
     if value is None:
         return None
     text = str(value).strip()
@@ -339,7 +313,8 @@ def _positive_money(value: str) -> float:
 
 def _provider_order() -> tuple[str, ...]:
     """The live providers' order; a bad ``RESEARCH_LIB_PROVIDERS`` is a usage error (exit 2)."""
-    from research_lib.sources.auto import provider_order
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.sources.auto import provider_order
 
     try:
         return provider_order()
@@ -355,7 +330,8 @@ def _check_args(args) -> None:
     the file's underlying must be that symbol (``gex SPXFILE --symbol QQQ`` is an error, not SPX). Without
     a file, a missing ``--symbol`` means SPX.
     """
-    from research_lib.sources.auto import NAMED_SOURCES
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.sources.auto import NAMED_SOURCES
 
     command = "gex --source" if args.command == "gex" and args.source is not None else args.command
     if command in DATE_ALL_REFUSED:
@@ -371,7 +347,8 @@ def _check_args(args) -> None:
         return
     if path is None:
         return
-    from research_lib.sources import read_chain
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.sources import read_chain
 
     date = getattr(args, "date", None)
     snap = read_chain(path, date=None if date in (None, "all") else date)
@@ -394,7 +371,8 @@ def _config_for(args, snapshot):
     """(GexConfig, SnapshotRates) of one snapshot: the rate and dividend yield of the snapshot's trading
     date (:func:`research_lib.market.snapshot_rates`, the one default of every path; ``auto`` is the
     same lookup), unless ``--rate`` / ``--div-yield`` give numbers."""
-    from research_lib.market import snapshot_rates
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.market import snapshot_rates
 
     rate = _number_or_auto(args.rate, "--rate")
     div_yield = _number_or_auto(args.div_yield, "--div-yield")
@@ -418,7 +396,8 @@ def _config_for(args, snapshot):
 def _config_from_args(args, rates=None):
     """The GexConfig of the options; ``rates`` (SnapshotRates) supplies the rate and dividend yield, else
     only explicit numbers are used (the preset's otherwise)."""
-    from research_lib.gex import config_from
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.core.gex import config_from
 
     rate = _number_or_auto(args.rate, "--rate")
     div_yield = _number_or_auto(args.div_yield, "--div-yield")
@@ -433,8 +412,9 @@ def _config_from_args(args, rates=None):
 
 def _cmd_gex(args, out, err) -> int:
     _check_args(args)
-    from research_lib import gex
-    from research_lib.sources import read_chain, read_chains
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.core import gex
+    from research_lib.data.sources import read_chain, read_chains
 
     _config_from_args(args)  # bad options fail before any chain is read
     if args.path is None and args.source is None:
@@ -442,7 +422,8 @@ def _cmd_gex(args, out, err) -> int:
     if args.path is not None and args.source is not None:
         raise ValueError("give either a chain file PATH or --source, not both")
     if args.source is not None:
-        from research_lib.sources.auto import get_chain
+        # lazy for start-up time: each command loads only the layers it runs
+        from research_lib.data.sources.auto import get_chain
 
         if args.date == "all":
             raise ValueError("--date all needs a multi-day chain file")
@@ -475,7 +456,8 @@ def _cmd_gex(args, out, err) -> int:
 
 
 def _cmd_scan(args, out, err) -> int:
-    from research_lib.sources import detect_format, scan
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.sources import detect_format, scan
 
     fmt = detect_format(args.path)
     table = scan(args.path)
@@ -487,8 +469,9 @@ def _cmd_scan(args, out, err) -> int:
 
 def _cmd_fetch(args, out, err) -> int:
     """Live providers only: no store fallback (``fetch`` is how the store is filled, not read)."""
-    from research_lib.chain import ResearchLibError
-    from research_lib.sources.auto import (
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.core.chain import ResearchLibError
+    from research_lib.data.sources.auto import (
         DEFAULT_PROVIDERS,
         PROVIDER_KEYS,
         NoChainAvailableError,
@@ -531,7 +514,8 @@ def _cmd_fetch(args, out, err) -> int:
 
 
 def _cmd_import(args, out, err) -> int:
-    from research_lib.store import ChainStore
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.store import ChainStore
 
     store = ChainStore()
     report = store.import_paths(args.paths, progress=False if args.no_progress else None, errors="skip")
@@ -549,7 +533,8 @@ def _cmd_import(args, out, err) -> int:
 
 
 def _cmd_decide(args, out, err) -> int:
-    from research_lib.decide import decide, report_json
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.pipeline.decide import decide, report_json
 
     _check_args(args)
     report = decide(args.symbol, args.source, date=args.date, account=args.account, record=not args.no_record)
@@ -559,7 +544,8 @@ def _cmd_decide(args, out, err) -> int:
 
 
 def _cmd_store(args, out, err) -> int:
-    from research_lib.store import ChainStore
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.store import ChainStore
 
     store = ChainStore()
     table = store.list(args.symbol)
@@ -578,7 +564,8 @@ def _cmd_store(args, out, err) -> int:
 def _cmd_report(args, out, err) -> int:
     if args.report_kind == "prune":
         return _cmd_report_prune(args, out, err)
-    from research_lib import reports
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.reporting import runner as reports
 
     _refuse_all(args.date, "report daily")
     symbols = (args.symbols or args.symbol or "SPX").split(",")
@@ -609,7 +596,8 @@ def _cmd_report(args, out, err) -> int:
 
 
 def _cmd_report_prune(args, out, err) -> int:
-    from research_lib import reports
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.reporting import runner as reports
 
     if args.older_than is not None and args.older_than < 0:
         raise UsageError(f"--older-than {args.older_than}: expected a whole number of days >= 0")
@@ -657,25 +645,12 @@ def _error_classes() -> list[tuple[type, int]]:
     """(exception class, exit code) in dispatch order: the first class an error is an instance of decides.
 
     The library's classes come first and the most specific before their bases (most of them are also
-    ``ValueError``s, so a plain ``ValueError`` rule must never see them). Imported here, not at start-up,
-    so ``research-lib report`` does not pay for pandas and scipy before its kernel starts.
+    ``ValueError``s, so a plain ``ValueError`` rule must never see them). They come from
+    :mod:`research_lib.errors` (standard library only, so importing them costs no start-up time), except
+    the providers' errors, imported here so that only a failing command loads the HTTP client.
     """
-    from research_lib.alerts import AlertInputError, AlertParamsError
-    from research_lib.calendar import CalendarRangeError
-    from research_lib.chain import ChainError, ResearchLibError
-    from research_lib.daily import ReportParameterError
-    from research_lib.decisions import DecisionError, DecisionLogError
-    from research_lib.gex import GexConfigError, NoExposureError
-    from research_lib.history import HistoryArgumentError
-    from research_lib.market import MarketDataError, MarketDataNotFoundError
-    from research_lib.modelled import ModelledChainError
-    from research_lib.regime import RegimeInputError, RegimeParamsError
-    from research_lib.reports import ReportLockedError
-    from research_lib.sizing import SizingError
-    from research_lib.sources.auto import NoChainAvailableError
-    from research_lib.sources.http import ProviderError
-    from research_lib.store import NothingToImportError, SnapshotNotStoredError, StoreError
-    from research_lib.strategy import StrategyError, StrategyParamsError
+    # lazy for start-up time: the providers' errors live beside the HTTP client
+    from research_lib.data.sources.http import ProviderError
 
     return [
         (UsageError, EXIT_USAGE),
@@ -732,8 +707,9 @@ def _error_line(exc: BaseException, code: int) -> str:
     label = _LABELS.get(code, "error")
     if isinstance(exc, UsageError) or type(exc) is ValueError:
         return f"{label}: {exc}"
-    from research_lib.sources.auto import NoChainAvailableError
-    from research_lib.sources.http import ProviderError
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.sources.auto import NoChainAvailableError
+    from research_lib.data.sources.http import ProviderError
 
     if isinstance(exc, NoChainAvailableError | ProviderError):
         label = "no source answered"

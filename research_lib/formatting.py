@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from research_lib.settings import NY
+
 
 def fmt_money(x: float | None) -> str:
     """Signed dollars with a unit: ``+60.73B``, ``-1.20M``, ``+950``; ``n/a`` for None, NaN or inf."""
@@ -119,3 +121,51 @@ def to_json(obj: Any, *, indent: int | None = None) -> str:
     here, so a strict parser (one that rejects ``NaN`` and ``Infinity``) reads them all.
     """
     return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
+
+
+def format_levels(levels, *, pin_risk=None, exclusions=None, rates=None) -> str:
+    """A readable block for one :class:`~research_lib.gex.KeyLevels`.
+
+    ``rates`` (a :class:`~research_lib.market.SnapshotRates`, optional) adds where the rate and the
+    dividend yield came from; the values themselves are always printed (from the levels).
+    """
+    lv = levels
+    rate = getattr(lv, "rate", 0.0)
+    div_yield = getattr(lv, "div_yield", 0.0)
+    pricing = f"  pricing           rate {rate:.3%}, dividend yield {div_yield:.3%}"
+    if rates is not None:
+        pricing += f"   ({rates.rate_source}; {rates.div_yield_source})"
+    trading = getattr(lv, "date", None)
+    quoted = lv.quote_time
+    lines = [
+        f"{lv.underlying} {lv.date}  spot {lv.spot:,.2f}  quoted {quoted:%Y-%m-%d %H:%M %Z}  "
+        f"convention {lv.convention}{'  [MODELLED DATA]' if lv.modelled else ''}",
+        f"  source            {lv.source}",
+        pricing,
+        f"  net GEX           {fmt_money(lv.net_gex)} $/1% move   (calls {fmt_money(lv.call_gex)}, "
+        f"puts {fmt_money(lv.put_gex)})",
+        f"  zero gamma        {fmt_level(lv.zero_gamma)}"
+        + (f"   (all crossings: {', '.join(f'{z:,.2f}' for z in lv.zero_gamma_crossings)})"
+           if len(lv.zero_gamma_crossings) > 1 else ""),
+        f"  call wall         {fmt_level(lv.call_wall)}",
+        f"  put wall          {fmt_level(lv.put_wall)}",
+        f"  cumulative flip   {fmt_level(lv.cumulative_flip)}   (running sum of GEX by strike; not zero gamma)",
+        f"  vanna exposure    {fmt_money(lv.net_vanna)} $ delta per vol point",
+        f"  charm exposure    {fmt_money(lv.net_charm)} $ delta per day",
+        f"  contracts         {lv.n_contracts} counted, {lv.n_expired} expired, {lv.n_filtered} filtered, "
+        f"{lv.n_unpriced} without gamma",
+    ]
+    if trading is not None and quoted.tz_convert(NY).date() != trading:
+        lines.insert(1, f"  trading date      {trading} (prices of that session; downloaded "
+                        f"{quoted:%Y-%m-%d %H:%M %Z})")
+    mp = list(lv.max_pain.items())[:6]
+    if mp:
+        lines.append("  max pain          " + ", ".join(f"{d:%m-%d} {k:,.0f}" for d, k in mp)
+                     + (" ..." if len(lv.max_pain) > 6 else ""))
+    if pin_risk is not None and len(pin_risk):
+        lines.append("  pin risk          " + ", ".join(
+            f"{d:%m-%d} {row.pin_strike:,.0f} ({row.score:.0f}/100)" for d, row in pin_risk.iterrows()))
+    if rates is not None:
+        lines += [f"  note: {n}" for n in rates.notes]
+    lines.extend(f"  WARNING: {w}" for w in lv.warnings)
+    return "\n".join(lines)

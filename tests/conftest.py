@@ -79,13 +79,13 @@ def all_chain_files() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def spx_2024():
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     return read_chain(shared_file(QUOTEDATA / "spx_2024-01-07.csv"))
 
 
 @pytest.fixture(scope="session")
 def spx_eod_last():
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     return read_chain(shared_file(EOD_ARCHIVE))

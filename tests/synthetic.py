@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from research_lib.chain import ChainSnapshot
+from research_lib.core.chain import ChainSnapshot
 
 
 def contract_rows(rows, *, root="SPXW", settlement="PM") -> pd.DataFrame:

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import QUOTEDATA, shared_file
 
-from research_lib import gex
-from research_lib.alerts import (
+from research_lib.core import gex
+from research_lib.core.alerts import (
     Alert,
     AlertInputError,
     AlertParams,
@@ -27,7 +27,7 @@ from research_lib.alerts import (
     regime_change,
     spot_near_zero_gamma,
 )
-from research_lib.regime import Action, Regime, RegimeResult, RegimeScores, Trend
+from research_lib.core.regime import Action, Regime, RegimeResult, RegimeScores, Trend
 
 DATE = dt.date(2024, 3, 1)
 
@@ -227,7 +227,7 @@ def test_bad_levels_are_named():
 
 @pytest.fixture(scope="module")
 def analyses():
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     return {name: gex.analyze(read_chain(shared_file(QUOTEDATA / f"spx_{name}.csv")))
             for name in ("2024-01-07", "2023-09-14")}

@@ -14,8 +14,8 @@ import pytest
 from conftest import QUOTEDATA, SHARED_DATA, shared_file
 from http_server import LoopbackServer, Reply, closed_port_url
 
-from research_lib.sources.auto import NoChainAvailableError, get_chain
-from research_lib.store import ChainStore
+from research_lib.data.sources.auto import NoChainAvailableError, get_chain
+from research_lib.data.store import ChainStore
 
 SPY_JSON = SHARED_DATA / "api" / "cboe" / "2025-06-08_SPY_options.json.gz"
 

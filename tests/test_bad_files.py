@@ -29,11 +29,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import EOD_ARCHIVE, INTRADAY_ARCHIVE, IVOL_FILE, QUOTEDATA, all_chain_files, shared_file
 
-from research_lib import gex, plausibility
-from research_lib.chain import ChainError, ImplausibleChainError, UnreadableFileError
 from research_lib.cli import EXIT_BAD_INPUT, EXIT_NO_RESULT, EXIT_OK, main
-from research_lib.modelled import modelled_chain
-from research_lib.sources import read_chain, read_chains, scan
+from research_lib.core import gex, plausibility
+from research_lib.core.chain import ChainError, ImplausibleChainError, UnreadableFileError
+from research_lib.data.modelled import modelled_chain
+from research_lib.data.sources import read_chain, read_chains, scan
 
 HEADER = ["Expiration Date", "Calls", "Last Sale", "Net", "Bid", "Ask", "Volume", "IV", "Delta", "Gamma",
           "Open Interest", "Strike", "Puts", "Last Sale", "Net", "Bid", "Ask", "Volume", "IV", "Delta",
@@ -504,7 +504,7 @@ def test_checks_cost_a_few_ms():
 
 
 def test_store_round_trip_keeps_the_warning(synthetic_csv, chain, tmp_path):
-    from research_lib.store import ChainStore
+    from research_lib.data.store import ChainStore
 
     snap = read_chain(_variant(synthetic_csv, tmp_path, _set_spot(f"{chain.spot * 1.064:.4f}")))
     assert snap.warnings

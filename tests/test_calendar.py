@@ -8,7 +8,7 @@ import pytest
 from synthetic import snapshot
 
 from research_lib import calendar as cal
-from research_lib import gex
+from research_lib.core import gex
 
 NY = "America/New_York"
 

@@ -10,10 +10,10 @@ import sys
 import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
 
-from research_lib import gex
 from research_lib.cli import EXIT_BAD_INPUT, EXIT_NO_RESULT, EXIT_OK, EXIT_USAGE, main
-from research_lib.market import snapshot_config
-from research_lib.sources import read_chain
+from research_lib.core import gex
+from research_lib.data.market import snapshot_config
+from research_lib.data.sources import read_chain
 
 REQUIRED = {"date", "quote_time", "spot", "net_gex", "call_gex", "put_gex", "zero_gamma", "zero_gamma_crossings",
             "call_wall", "put_wall", "max_pain", "convention"}
@@ -177,7 +177,7 @@ def cboe_json_payload(snap, *, max_expiries: int = 6) -> dict:
 
 @pytest.fixture(scope="module")
 def modelled_snap():
-    from research_lib.modelled import modelled_chain, offline_spot_history
+    from research_lib.data.modelled import modelled_chain, offline_spot_history
 
     day = offline_spot_history().index[-2].date().isoformat()
     return modelled_chain("SPX", date=day)
@@ -359,8 +359,8 @@ def test_every_library_error_class_has_a_documented_code():
     import pkgutil
 
     import research_lib
-    from research_lib.chain import ResearchLibError
     from research_lib.cli import EXIT_CODES, exit_code_for
+    from research_lib.core.chain import ResearchLibError
 
     for m in pkgutil.walk_packages(research_lib.__path__, "research_lib."):
         if m.name.split(".")[-1] not in ("__main__",):
@@ -459,7 +459,7 @@ def test_no_record_everywhere_and_no_log_still_works(sandbox, chain_file):
 
 
 def _n_decisions(path):
-    from research_lib.decisions import DecisionLog
+    from research_lib.records.decisions import DecisionLog
 
     return len(DecisionLog(path).read())
 
@@ -508,7 +508,7 @@ def test_import_goes_on_past_bad_files_and_exits_3(sandbox, chain_file, tmp_path
     assert "imported 1 snapshot" in out and "2 files failed" in out
     assert "garbage.csv: UnknownFormatError" in err and "missing.csv" in err
     assert "2 of 3 paths could not be imported; every other one was imported" in err
-    from research_lib.store import ChainStore
+    from research_lib.data.store import ChainStore
 
     assert list(ChainStore().list()["underlying"]) == ["SPX"]
 

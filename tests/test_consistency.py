@@ -19,13 +19,15 @@ import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, shared_file
 
 from research_lib import calendar as cal
-from research_lib import gex, history, market
 from research_lib.cli import main
-from research_lib.daily import build_daily, json_safe
-from research_lib.decide import decide, model_rates
-from research_lib.explore import GexExplorer
-from research_lib.gex import GexConfigError
-from research_lib.store import ChainStore
+from research_lib.core import gex
+from research_lib.core.gex import GexConfigError
+from research_lib.data import market
+from research_lib.data.store import ChainStore
+from research_lib.pipeline import history
+from research_lib.pipeline.daily import build_daily, json_safe
+from research_lib.pipeline.decide import decide, model_rates
+from research_lib.ui.explore import GexExplorer
 
 #: Levels that must agree between paths, and the pricing inputs that must too.
 KEYS = ("net_gex", "call_gex", "put_gex", "zero_gamma", "call_wall", "put_wall", "cumulative_flip",
@@ -63,7 +65,7 @@ def write_market(folder) -> None:
 def synthetic(tmp_path, monkeypatch):
     """A store holding one market-like SPX chain of :data:`DAY` and the synthetic market history, found by
     every default path (``$RESEARCH_LIB_MARKET_DATA``, ``$RESEARCH_LIB_DATA``), offline."""
-    from research_lib.modelled import modelled_chain
+    from research_lib.data.modelled import modelled_chain
 
     write_market(tmp_path / "market")
     monkeypatch.setenv("RESEARCH_LIB_MARKET_DATA", str(tmp_path / "market"))

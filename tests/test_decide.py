@@ -8,13 +8,14 @@ import json
 import pytest
 from conftest import QUOTEDATA, SHARED_DATA, shared_file
 
-from research_lib import gex
 from research_lib.cli import main
-from research_lib.decide import decide
-from research_lib.decisions import DecisionLog, MarketContext, TradeDecision
-from research_lib.regime import RegimeParams, classify_regime, regime_inputs_for
-from research_lib.sizing import account_needed
-from research_lib.strategy import select_strategy
+from research_lib.core import gex
+from research_lib.core.regime import RegimeParams, classify_regime
+from research_lib.core.sizing import account_needed
+from research_lib.core.strategy import select_strategy
+from research_lib.pipeline.decide import decide
+from research_lib.pipeline.inputs import regime_inputs_for
+from research_lib.records.decisions import DecisionLog, MarketContext, TradeDecision
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import research_lib.decisions as decisions_module
-from research_lib.chain import NY, ResearchLibError
-from research_lib.decisions import (
+from conftest import ROOT
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from research_lib.core.chain import NY, ResearchLibError
+from research_lib.core.sizing import TradeStats, size_position
+from research_lib.records.decisions import (
     ALERT_COLUMNS,
     DB_NAME,
     DECISION_COLUMNS,
@@ -46,7 +46,6 @@ from research_lib.decisions import (
     make_decision_id,
     parse_decision_id,
 )
-from research_lib.sizing import TradeStats, size_position
 
 
 @dataclasses.dataclass(frozen=True)
@@ -485,7 +484,7 @@ WRITER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     sys.path[:0] = [sys.argv[1], sys.argv[2]]
-    from research_lib.decisions import DecisionLog
+    from research_lib.records.decisions import DecisionLog
     from test_decisions import Alert, entry
     path, wid, n, gate = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
     log = DecisionLog(path)

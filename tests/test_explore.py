@@ -11,11 +11,12 @@ import matplotlib.pyplot as plt
 import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
 
-from research_lib import explore, gex
-from research_lib.explore import ALL_EXPIRIES, GexExplorer
-from research_lib.market import snapshot_config, snapshot_rates
-from research_lib.sources import read_chain, scan
-from research_lib.sources.auto import NoChainAvailableError
+from research_lib.core import gex
+from research_lib.data.market import snapshot_config, snapshot_rates
+from research_lib.data.sources import read_chain, scan
+from research_lib.data.sources.auto import NoChainAvailableError
+from research_lib.ui import explore
+from research_lib.ui.explore import ALL_EXPIRIES, GexExplorer
 
 SCALARS = ("net_gex", "call_gex", "put_gex", "zero_gamma", "cumulative_flip", "call_wall", "put_wall",
            "net_vanna", "net_charm", "net_delta")
@@ -168,8 +169,8 @@ def test_a_starting_filter_that_leaves_nothing_raises(offline):
 
 
 def test_the_store_offers_its_stored_dates(offline, tmp_path):
-    from research_lib.modelled import modelled_chain, offline_spot_history
-    from research_lib.store import ChainStore
+    from research_lib.data.modelled import modelled_chain, offline_spot_history
+    from research_lib.data.store import ChainStore
 
     store = ChainStore(tmp_path / "mystore")
     # two days the offline history covers (with or without ../shared/data)
@@ -191,7 +192,7 @@ def test_the_module_needs_no_running_kernel(tmp_path):
 import sys
 from IPython import get_ipython
 assert get_ipython() is None
-from research_lib.explore import GexExplorer
+from research_lib.ui.explore import GexExplorer
 e = GexExplorer("SPX", "modelled")
 e.convention_toggle.value = "perfiliev"
 assert e.error is None and e.levels.convention == "perfiliev"

@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, all_chain_files, shared_file
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from scipy.stats import norm
 from synthetic import contract_rows, snapshot
 
-from research_lib import gex, pricing
-from research_lib.chain import ChainSnapshot
-from research_lib.sources import read_chain
+from research_lib.core import gex, pricing
+from research_lib.core.chain import ChainSnapshot
+from research_lib.data.sources import read_chain
 
 # ------------------------------------------------------------------------------------------------
 # An independent reference of the published method (S. Perfiliev), written from its description and

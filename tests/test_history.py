@@ -14,9 +14,12 @@ import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, SHARED_DATA, shared_file
 from matplotlib.figure import Figure
 
-from research_lib import decide, gex, history, market, plots
-from research_lib.chain import ResearchLibError
-from research_lib.store import ChainStore
+from research_lib.core import gex
+from research_lib.core.chain import ResearchLibError
+from research_lib.data import market
+from research_lib.data.store import ChainStore
+from research_lib.pipeline import decide, history
+from research_lib.ui import plots
 
 pytestmark = pytest.mark.shared_data
 
@@ -26,7 +29,7 @@ DAYS = ("2026-07-20", "2026-07-21", "2026-07-22")
 
 @pytest.fixture(scope="module")
 def snaps():
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     return {d: read_chain(shared_file(EOD_ARCHIVE), date=d) for d in DAYS}
 

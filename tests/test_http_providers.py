@@ -24,13 +24,12 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA, shared_file
 from http_server import LoopbackServer, Reply, closed_port_url
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from research_lib.chain import NY, ChainError, ResearchLibError
-from research_lib.sources import detect_format, read_chain
-from research_lib.sources.cboe_json import CboeProvider, cboe_symbol, load_cboe_json, parse_cboe_chain
-from research_lib.sources.http import (
+from research_lib.core.chain import NY, ChainError, ResearchLibError
+from research_lib.data.sources import detect_format, read_chain
+from research_lib.data.sources.cboe_json import CboeProvider, cboe_symbol, load_cboe_json, parse_cboe_chain
+from research_lib.data.sources.http import (
     BUDGET_ENV,
     DEFAULT_TIME_BUDGET,
     HttpClient,
@@ -46,9 +45,9 @@ from research_lib.sources.http import (
     redact,
     strip_secret_params,
 )
-from research_lib.sources.polygon import PolygonProvider
-from research_lib.sources.tradier import TradierProvider
-from research_lib.sources.tradingvol import TradingVolatilityProvider
+from research_lib.data.sources.polygon import PolygonProvider
+from research_lib.data.sources.tradier import TradierProvider
+from research_lib.data.sources.tradingvol import TradingVolatilityProvider
 
 API = SHARED_DATA / "api"
 CBOE = API / "cboe"
@@ -249,7 +248,7 @@ def test_deadline_backend_caps_connect_tls_reads_and_writes():
     stream a handshake returns included; past the deadline the operation is refused at once."""
     import httpcore
 
-    from research_lib.sources import http as http_mod
+    from research_lib.data.sources import http as http_mod
 
     calls = []
 
@@ -1228,8 +1227,8 @@ def test_fetch_from_a_server_trickling_headers_fails_within_the_budget(slow_cboe
 
 
 def test_gex_auto_falls_back_to_the_store_when_cboe_trickles(slow_cboe):
-    from research_lib.modelled import modelled_chain
-    from research_lib.store import ChainStore
+    from research_lib.data.modelled import modelled_chain
+    from research_lib.data.store import ChainStore
 
     ChainStore().put(modelled_chain("SPX"))
     code, out, err, elapsed = run_cli("gex", "--source", "auto", "--json")

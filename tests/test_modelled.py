@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import sys
 
 import numpy as np
 import pandas as pd
@@ -19,9 +18,9 @@ import pytest
 from conftest import EOD_ARCHIVE, SHARED_DATA, shared_file
 
 from research_lib import calendar as cal
-from research_lib import gex, pricing
-from research_lib import modelled as md
-from research_lib.chain import CONTRACT_COLUMNS, ChainSnapshot, validate_contracts
+from research_lib.core import gex, pricing
+from research_lib.core.chain import CONTRACT_COLUMNS, ChainSnapshot, validate_contracts
+from research_lib.data import market, modelled as md
 
 NY = "America/New_York"
 # A Friday in 2024 (regular session), its close, and the same moment intraday.
@@ -344,8 +343,11 @@ def test_deterministic_per_seed(chain):
 
 
 def test_defaults_without_any_data(monkeypatch):
-    """A fresh clone with no data: research_lib.market unavailable -> arch's bundled S&P 500 history."""
-    monkeypatch.setitem(sys.modules, "research_lib.market", None)  # import fails like a missing module
+    """A fresh clone with no data: no market file -> arch's bundled S&P 500 history."""
+    def no_file(kind, market_dir=None):
+        raise market.MarketDataNotFoundError(f"no {kind} file (test)")
+
+    monkeypatch.setattr(market, "find_market_file", no_file)  # no market file anywhere, as on a fresh clone
     history = md.offline_spot_history()
     assert "arch.data.sp500" in history.attrs["source"]
     assert history.index[-1] == pd.Timestamp("2018-12-31")
@@ -434,7 +436,7 @@ REAL_DAYS = ("2026-06-24", "2026-07-15", "2026-07-22")
 
 @pytest.fixture(scope="module")
 def vix_closes() -> pd.Series:
-    from research_lib.market import load_vol_index
+    from research_lib.data.market import load_vol_index
 
     path = shared_file(SHARED_DATA / "market" / "cboe_VIX_History.csv")
     return load_vol_index("VIX", market_dir=path.parent)["close"]
@@ -442,7 +444,7 @@ def vix_closes() -> pd.Series:
 
 @pytest.fixture(scope="module")
 def real_and_modelled(vix_closes):
-    from research_lib.sources import read_chains
+    from research_lib.data.sources import read_chains
 
     path = shared_file(EOD_ARCHIVE)
     out = {}
@@ -505,7 +507,7 @@ def test_gex_levels_like_a_real_day(real_and_modelled, day):
 
 @pytest.mark.shared_data
 def test_classification_agrees_with_real_roots():
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     snap = read_chain(shared_file(SHARED_DATA / "chains" / "cboe_quotedata" / "spx_2024-01-07.csv"))
     per = snap.contracts.groupby(["expiration", "root"]).size().reset_index()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
 
-from research_lib import gex
-from research_lib.market import snapshot_config
-from research_lib.sources import read_chain
+from research_lib.core import gex
+from research_lib.data.market import snapshot_config
+from research_lib.data.sources import read_chain
 
 papermill = pytest.importorskip("papermill")
 NOTEBOOKS = ROOT / "notebooks"
@@ -88,7 +88,7 @@ def test_explore_gex_offline_default_is_labelled_modelled(tmp_path, monkeypatch)
 @pytest.mark.notebook
 @pytest.mark.parametrize("where", ["real chain", "modelled default"])
 def test_decision_notebook_matches_the_library(tmp_path, monkeypatch, where):
-    from research_lib.decide import decide
+    from research_lib.pipeline.decide import decide
 
     monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
     monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "store"))
@@ -125,7 +125,7 @@ def _notebooks_executed(fn: ast.FunctionDef, helpers: dict[str, ast.FunctionDef]
     ``report daily`` (both run :data:`research_lib.reports.DAILY_NOTEBOOK`), directly or through a
     function of the same module (``helpers``) that the test calls.
     """
-    from research_lib import reports
+    from research_lib.reporting import runner as reports
 
     found: set[str] = set()
     for node in ast.walk(fn):
@@ -148,7 +148,7 @@ def _notebooks_executed(fn: ast.FunctionDef, helpers: dict[str, ast.FunctionDef]
 def test_every_notebook_is_executed_by_the_tests():
     """Each notebook in notebooks/ (the folder decides, not a list typed here) is run end to end by at
     least one test marked ``notebook``: a new notebook needs such a test before it lands."""
-    from research_lib import reports
+    from research_lib.reporting import runner as reports
 
     executed: dict[str, list[str]] = {}
     for module in sorted((ROOT / "tests").glob("test_*.py")):

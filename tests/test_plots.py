@@ -7,7 +7,8 @@ import io
 import pytest
 from matplotlib.figure import Figure
 
-from research_lib import gex, plots
+from research_lib.core import gex
+from research_lib.ui import plots
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,10 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from scipy.optimize import brentq
 
-from research_lib import pricing as bs
+from research_lib.core import pricing as bs
 
 R, Q, S0 = 0.05, 0.015, 100.0
 

@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import QUOTEDATA, SHARED_DATA, shared_file
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from research_lib import gex, market
-from research_lib.chain import ResearchLibError
-from research_lib.regime import (
+from research_lib.core import gex
+from research_lib.core.chain import ResearchLibError
+from research_lib.core.regime import (
     Action,
     Regime,
     RegimeInputError,
@@ -27,8 +26,9 @@ from research_lib.regime import (
     RegimeResult,
     Trend,
     classify_regime,
-    regime_inputs_for,
 )
+from research_lib.data import market
+from research_lib.pipeline.inputs import regime_inputs_for
 
 DATE = dt.date(2024, 3, 1)
 DAYS = pd.bdate_range(end=DATE, periods=300)
@@ -201,9 +201,9 @@ def test_term_structure_wording_names_each_segment_from_its_own_ratio():
 
 def test_one_zero_gamma_distance_in_the_regime_the_alerts_and_the_decision():
     """issue 9: "7.84% below zero gamma" in the regime and "7.3% below" in the why line, from one chain."""
-    from research_lib import alerts
-    from research_lib.decisions import MarketContext, describe_why
-    from research_lib.regime import describe_zero_gamma_distance, zero_gamma_distance_pct
+    from research_lib.core import alerts
+    from research_lib.core.regime import describe_zero_gamma_distance, zero_gamma_distance_pct
+    from research_lib.records.decisions import MarketContext, describe_why
 
     spot, zg = 3900.86, 4206.73                      # spx_2022-06-11.csv, model convention
     assert zero_gamma_distance_pct(spot, zg) == pytest.approx((3900.86 - 4206.73) / 3900.86 * 100, rel=1e-15)
@@ -423,7 +423,7 @@ def test_fuzzed_inputs_give_a_named_error_or_a_valid_result(spot, net, call, put
 
 
 def test_a_gross_or_typical_gex_below_the_floor_is_no_exposure_not_an_infinite_measure():
-    from research_lib.regime import MIN_GEX_SCALE
+    from research_lib.core.regime import MIN_GEX_SCALE
 
     # a subnormal gross GEX: no share of gross (it would be 1 / 2.2e-311 = inf)
     r = classify_regime(RegimeInputs(spot=100.0, net_gex=1.0, call_gex=2.2e-311, put_gex=0.0, date=DATE))
@@ -527,7 +527,7 @@ def test_negative_gamma_days_are_followed_by_more_volatility(history):
 
 @pytest.fixture(scope="module")
 def spx_2024_analysis():
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     return gex.analyze(read_chain(shared_file(QUOTEDATA / "spx_2024-01-07.csv")))
 

@@ -17,11 +17,11 @@ import sys
 import nbformat
 import pytest
 from conftest import QUOTEDATA, ROOT, shared_file
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from research_lib import cli, reports
-from research_lib.daily import ReportParameterError, build_daily, normalise_params
+from research_lib import cli
+from research_lib.pipeline.daily import ReportParameterError, build_daily, normalise_params
+from research_lib.reporting import runner as reports
 
 SECRET = "sk-test-9f8e7d6c5b4a3210-secret"
 NOTEBOOK = ROOT / "notebooks" / "daily_report.ipynb"
@@ -178,7 +178,7 @@ def test_daily_report_on_the_modelled_default(offline):
     _compare_with_library(record, expected)
     assert record["decision"]["decision"]["id"]  # record_decision=True by default: logged
     log = json.loads(json.dumps(record))["decision"]["decision"]["id"]
-    from research_lib.decisions import DecisionLog
+    from research_lib.records.decisions import DecisionLog
 
     assert log in set(DecisionLog(offline / "data" / "decisions.sqlite").read()["decision_id"])
 
@@ -205,7 +205,7 @@ def test_daily_report_on_the_modelled_default(offline):
 
 def _modelled_day_before():
     """A day the modelled chain can be built for (the offline history's second-to-last session)."""
-    from research_lib.modelled import offline_spot_history
+    from research_lib.data.modelled import offline_spot_history
 
     return offline_spot_history().index[-2].date().isoformat()
 
@@ -260,8 +260,8 @@ def test_cron_run_of_several_symbols_from_the_command_line(offline):
 
     (A QQQ that no source can serve offline is refused before anything runs: see
     test_an_unservable_symbol_is_refused_before_anything_runs.)"""
-    from research_lib.modelled import modelled_chain
-    from research_lib.store import ChainStore
+    from research_lib.data.modelled import modelled_chain
+    from research_lib.data.store import ChainStore
 
     root = offline / "reports"
     day = _modelled_day_before()
@@ -441,8 +441,8 @@ def test_an_unservable_symbol_is_refused_before_anything_runs(offline, monkeypat
 
 def test_a_date_the_store_does_not_hold_is_refused_before_anything_runs(offline, monkeypatch, capsys):
     """Before: `--source store --date 2026-06-13` started a kernel and left a FAILED row."""
-    from research_lib.modelled import modelled_chain
-    from research_lib.store import ChainStore
+    from research_lib.data.modelled import modelled_chain
+    from research_lib.data.store import ChainStore
 
     _no_kernel(monkeypatch)
     root = offline / "reports"

@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from research_lib.chain import ResearchLibError
-from research_lib.sizing import (
+from research_lib.core.chain import ResearchLibError
+from research_lib.core.sizing import (
     BELOW_ONE_CONTRACT,
     BOOTSTRAP,
     NEGATIVE_KELLY,

@@ -17,8 +17,8 @@ from conftest import (
     shared_file,
 )
 
-from research_lib.chain import CONTRACT_COLUMNS, NY, ChainError
-from research_lib.sources import (
+from research_lib.core.chain import CONTRACT_COLUMNS, NY, ChainError
+from research_lib.data.sources import (
     SnapshotNotFoundError,
     UnknownFormatError,
     detect_format,
@@ -26,7 +26,7 @@ from research_lib.sources import (
     read_chains,
     scan,
 )
-from research_lib.sources.cboe_csv import parse_cboe_timestamp
+from research_lib.data.sources.cboe_csv import parse_cboe_timestamp
 
 # file → (format, underlying, spot, header moment, trading date of the prices, expected roots);
 # the trading dates are SOURCES.md's: weekend downloads hold the Friday close.
@@ -274,7 +274,7 @@ def test_eod_archive_trading_dates_without_shared_data(tmp_path):
 def test_weekend_download_gets_the_previous_session_as_trading_date(tmp_path):
     """A Cboe CSV downloaded on a Sunday (or a holiday, or before the open) is the previous session's
     snapshot; the quote time stays the header's and the perfiliev weekday count starts from it."""
-    from research_lib import gex
+    from research_lib.core import gex
 
     def write(name, header):
         text = ("\nS&P 500 INDEX,Last: 4697.24,Change: 0\n"

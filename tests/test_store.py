@@ -18,13 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import EOD_ARCHIVE, INTRADAY_ARCHIVE, IVOL_FILE, QUOTEDATA, ROOT, shared_file
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from synthetic import snapshot
 
-from research_lib.chain import NY, ChainSnapshot, ResearchLibError
-from research_lib.sources import UnknownFormatError, read_chain, read_chains, scan
-from research_lib.store import (
+from research_lib.core.chain import NY, ChainSnapshot, ResearchLibError
+from research_lib.data.sources import UnknownFormatError, read_chain, read_chains, scan
+from research_lib.data.store import (
     CATALOGUE_COLUMNS,
     FORMAT_VERSION,
     METADATA_KEY,
@@ -395,7 +394,7 @@ WORKER = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import pandas as pd
     from synthetic import snapshot
-    from research_lib.store import ChainStore
+    from research_lib.data.store import ChainStore
     root, wid, rounds, gate = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
     rows = [("2024-03-15", k, r, 100.0 + k, 0.2) for k in range(90, 111, 5) for r in "CP"]
     store = ChainStore(root)
@@ -456,6 +455,7 @@ CRASHER = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, sys.argv[1])
     from synthetic import snapshot
+    import research_lib.fs as fs_module
     import research_lib.store as store_module
     root, target, how = sys.argv[2], sys.argv[3], sys.argv[4]
     def crash(temp_path, final_path):
@@ -464,7 +464,7 @@ CRASHER = textwrap.dedent("""
             if how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             os._exit(17)
-    store_module._after_temp_write = crash
+    fs_module._after_temp_write = crash
     rows = [("2024-03-15", k, r, 100.0 + k, 0.2) for k in range(90, 111, 5) for r in "CP"]
     store_module.ChainStore(root).put(snapshot(rows, quote_time="2024-03-04 12:00"))
     sys.exit(0)
@@ -652,7 +652,7 @@ def _cboe_json(tmp_path, name="spx.json"):
     """The modelled SPX chain as a Cboe JSON file (no ../shared needed)."""
     from test_cli import cboe_json_payload
 
-    from research_lib.modelled import modelled_chain, offline_spot_history
+    from research_lib.data.modelled import modelled_chain, offline_spot_history
 
     day = offline_spot_history().index[-2].date().isoformat()
     path = tmp_path / name
@@ -661,7 +661,7 @@ def _cboe_json(tmp_path, name="spx.json"):
 
 
 def test_import_paths_skip_imports_every_good_file_and_names_each_bad_one(tmp_path):
-    from research_lib.store import NothingToImportError
+    from research_lib.data.store import NothingToImportError
 
     store = ChainStore(tmp_path / "store")
     garbage = tmp_path / "garbage.csv"
@@ -690,7 +690,7 @@ def test_import_paths_skip_imports_every_good_file_and_names_each_bad_one(tmp_pa
 
 def test_a_file_without_rows_is_nothing_to_import(tmp_path):
     """Before: a zero-row archive imported "0 snapshots" and the command exited 0."""
-    from research_lib.store import NothingToImportError
+    from research_lib.data.store import NothingToImportError
 
     archive = shared_file(EOD_ARCHIVE)
     zero = tmp_path / "zero_rows.parquet"

@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, shared_file
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from scipy.stats import norm
 from synthetic import contract_rows
 
-from research_lib import gex
-from research_lib.chain import ChainSnapshot
-from research_lib.strategy import (
+from research_lib.core import gex
+from research_lib.core.chain import ChainSnapshot
+from research_lib.core.strategy import (
     Leg,
     LiquidityReport,
     NoValidStrategy,
@@ -448,7 +447,7 @@ def test_liquidity_counts_match_an_independent_count(flat_chain):
 @pytest.mark.shared_data
 def test_the_issue_entry_no_longer_buys_a_put_nobody_holds():
     """spx_2022-06-11.csv: the bear put spread bought the 3915P with open interest 0."""
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     snap = read_chain(shared_file(QUOTEDATA / "spx_2022-06-11.csv"))
     old = build_strategy(K.BEAR_PUT_SPREAD, snap, StrategyParams(min_open_interest=0, max_spread_pct=0.5))
@@ -567,7 +566,7 @@ def test_a_bad_budget_is_a_named_error(flat_chain):
 
 @pytest.fixture(scope="module")
 def spy_2023():
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     return read_chain(shared_file(QUOTEDATA / "spy_2023-09-14.csv"))
 
@@ -728,7 +727,7 @@ def test_real_chain_with_rates_and_widths(spx_2024):
 
 @pytest.mark.shared_data
 def test_eod_archive_other_day():
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     snap = read_chain(shared_file(EOD_ARCHIVE), date="2026-07-15")
     for kind in BUILDABLE:

@@ -1,0 +1,315 @@
+"""Foundation: every exception class research_lib raises on purpose, under one base, grouped by kind.
+
+Standard library only. The modules that raise an error import it from here and re-export it under its old
+name (``research_lib.chain.ChainError`` is ``research_lib.errors.ChainError``). The HTTP providers' errors
+(:class:`research_lib.data.sources.http.ProviderError` and its subclasses) stay beside the client: their
+messages pass through its secret filter. They too derive from :class:`ResearchLibError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+# ----------------------------------------------------------------------------------------------------
+# The base
+# ----------------------------------------------------------------------------------------------------
+class ResearchLibError(Exception):
+    """Base class of every error research_lib raises on purpose."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bad input: a chain, a file or market history that is malformed or cannot be true
+# ----------------------------------------------------------------------------------------------------
+class ChainError(ResearchLibError, ValueError):
+    """An option chain (or a file claiming to be one) is malformed.
+
+    The message names where (file, column), how many rows are bad and one example.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None, n_bad: int | None = None,
+                 example: Any = None, where: str | None = None):
+        self.column = column
+        self.n_bad = n_bad
+        self.example = example
+        self.where = where
+        parts = [f"{where}: " if where else "", message]
+        if column is not None:
+            parts.append(f" [column {column!r}")
+            if n_bad is not None:
+                parts.append(f", {n_bad} bad row{'s' if n_bad != 1 else ''}")
+            if example is not None:
+                parts.append(f", e.g. {example!r}")
+            parts.append("]")
+        super().__init__("".join(parts))
+
+
+class UnreadableFileError(ChainError):
+    """A chain file exists but cannot be read: damaged or truncated bytes, a directory, no permission.
+
+    Raised once, at the reading edge (:mod:`research_lib.sources`), in place of the low-level error
+    (a pyarrow ``OSError`` such as "ZSTD decompression failed", an ``EOFError`` of a truncated gzip, a
+    pandas ``ParserError`` of a row cut in half ...), which stays chained as ``__cause__``. The message
+    names the file and what went wrong, on one line.
+    """
+
+
+class ImplausibleChainError(ChainError):
+    """A chain parses but cannot be true as a whole (see :mod:`research_lib.plausibility`).
+
+    ``check`` names the check that failed (``"forward"``, ``"spot"``, ``"iv"``, ``"iv_gamma_swapped"``,
+    ``"open_interest"``).
+    """
+
+    def __init__(self, message: str, *, check: str, where: str | None = None):
+        self.check = check
+        super().__init__(message, where=where)
+
+
+class UnknownFormatError(ChainError):
+    """A file is not in any chain format research_lib reads."""
+
+
+class SnapshotNotFoundError(ChainError):
+    """A date was asked of a multi-day file that does not hold it (or holds it only unclean)."""
+
+
+class MarketDataError(ResearchLibError, ValueError):
+    """A market history file is malformed, or a lookup has no data for the date asked.
+
+    The message names the file (``path``), the column, how many rows are bad and one example.
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, column: str | None = None,
+                 n_bad: int | None = None, example: Any = None):
+        self.path = None if path is None else str(path)
+        self.column = column
+        self.n_bad = n_bad
+        self.example = example
+        parts = [f"{self.path}: " if self.path else "", message]
+        if column is not None or n_bad is not None or example is not None:
+            inner = []
+            if column is not None:
+                inner.append(f"column {column!r}")
+            if n_bad is not None:
+                inner.append(f"{n_bad} bad row{'s' if n_bad != 1 else ''}")
+            if example is not None:
+                inner.append(f"e.g. {example}")
+            parts.append(" [" + ", ".join(inner) + "]")
+        super().__init__("".join(parts))
+
+
+class MarketDataNotFoundError(ResearchLibError, FileNotFoundError):
+    """No file matching a market history pattern was found in any searched directory.
+
+    Attributes ``patterns`` (the file-name patterns tried) and ``searched`` (the directories, in order).
+    """
+
+    def __init__(self, message: str, *, patterns: Iterable[str] = (), searched: Iterable[Path] = ()):
+        self.patterns = tuple(patterns)
+        self.searched = tuple(Path(p) for p in searched)
+        super().__init__(message)
+
+    def __str__(self) -> str:  # FileNotFoundError would format errno/filename; keep the plain message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelledChainError(ResearchLibError, ValueError):
+    """An input of :func:`modelled_chain` is impossible or missing (no spot offline for that date ...)."""
+
+
+class RegimeInputError(ResearchLibError, ValueError):
+    """A :class:`RegimeInputs` field has an impossible value; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"RegimeInputs.{field}: {message}")
+
+
+class AlertInputError(ResearchLibError, ValueError):
+    """An input to an alert rule is malformed (missing column, impossible level, mismatched snapshots)."""
+
+
+class CalendarRangeError(ResearchLibError, ValueError):
+    """A moment outside the range the exchange calendar covers (1990–2040)."""
+
+
+class MarketViewError(ResearchLibError, LookupError):
+    """A market file kind that the history was not loaded with."""
+
+
+class DecisionInputError(ResearchLibError, ValueError):
+    """:func:`decide_on` was given inputs that do not belong to the same day (a view or a previous
+    decision dated on or after the chain's trading date)."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bad parameters: what the caller asked for is out of range or unknown
+# ----------------------------------------------------------------------------------------------------
+class GexConfigError(ResearchLibError, ValueError):
+    """A :class:`GexConfig` field has an impossible value."""
+
+
+class RegimeParamsError(ResearchLibError, ValueError):
+    """A :class:`RegimeParams` field has an impossible value; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"RegimeParams.{field}: {message}")
+
+
+class SizingError(ResearchLibError, ValueError):
+    """Bad input to sizing: a non-positive account or max loss, a win rate outside [0, 1], NaN, a
+    negative loss magnitude... The message names the argument and the value."""
+
+    def __init__(self, message: str, *, argument: str | None = None, value: Any = None):
+        self.argument = argument
+        self.value = value
+        super().__init__(f"{argument}={value!r}: {message}" if argument is not None else message)
+
+
+class StrategyError(ResearchLibError, ValueError):
+    """Bad input to the strategy module (not a chain without suitable legs: that is a NoValidStrategy)."""
+
+
+class UnknownActionError(StrategyError):
+    """The action is not one of :data:`ACTIONS`."""
+
+
+class UnknownTrendError(StrategyError):
+    """The trend is not one of :data:`TRENDS`."""
+
+
+class UnknownStrategyError(StrategyError):
+    """The strategy kind is not a :class:`StrategyKind`."""
+
+
+class StrategyParamsError(StrategyError):
+    """A :class:`StrategyParams` field has an impossible value."""
+
+
+class AlertParamsError(ResearchLibError, ValueError):
+    """An :class:`AlertParams` field has an impossible value."""
+
+
+class HistoryArgumentError(ResearchLibError, ValueError):
+    """An argument of :func:`net_gex_history` or :func:`history_context` is impossible; ``argument`` names
+    it and the message says what was given and what is accepted."""
+
+    def __init__(self, argument: str, message: str):
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
+
+
+class ReportParameterError(ResearchLibError, ValueError):
+    """A daily-report parameter is invalid; the message names the parameter, the value and what is allowed."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Nothing to compute: the input is valid but holds nothing to answer with
+# ----------------------------------------------------------------------------------------------------
+class NothingToComputeError(ResearchLibError, ValueError):
+    """The input is valid but holds nothing to compute from (no exposure, no chain from any source)."""
+
+
+class NoExposureError(NothingToComputeError):
+    """Nothing is left to compute exposures from (every contract expired, filtered out or unpriceable).
+
+    A :class:`~research_lib.chain.ChainError`: the chain is valid but cannot give levels.
+    """
+
+
+class NoChainAvailableError(ResearchLibError):
+    """No source could serve a chain; the message lists what each one said."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stored state: the chain store, the decision log, the reports folder
+# ----------------------------------------------------------------------------------------------------
+class StoreError(ResearchLibError):
+    """The store cannot do what was asked: a corrupt or foreign file, a version it cannot read, a
+    snapshot it cannot hold. The message names the file (``path``) and what is wrong."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None):
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class SnapshotNotStoredError(StoreError, LookupError):
+    """:meth:`ChainStore.get` found no snapshot matching the request; the message says what was asked
+    and what the store holds."""
+
+
+class NothingToImportError(StoreError, ValueError):
+    """An import was given nothing to import: a chain file or archive without a single row, a folder
+    without a file, or no path at all. The message names what was empty."""
+
+
+class DecisionError(ResearchLibError, ValueError):
+    """A decision, context, leg or alert is malformed, or a filter is; the message names the field."""
+
+
+class DecisionLogError(ResearchLibError):
+    """The log file cannot be used (not SQLite, not a decision log, unreadable). Names the file."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None):
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class SchemaVersionError(DecisionLogError):
+    """The log was written with a schema this research_lib cannot read (a newer one, or inconsistent).
+
+    ``supported`` is the schema this research_lib writes (:data:`research_lib.records.decisions.SCHEMA_VERSION`).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, found: int | None = None,
+                 supported: int | None = None):
+        self.found = found
+        self.supported = supported
+        super().__init__(message, path=path)
+
+
+class DuplicateDecisionError(DecisionLogError, ValueError):
+    """A decision with that id is already in the log."""
+
+
+class DecisionNotFoundError(DecisionLogError, LookupError):
+    """:meth:`DecisionLog.get` found no decision with that id."""
+
+
+class LockBusyError(ResearchLibError, BlockingIOError):
+    """Another process holds a lock taken without waiting (:func:`research_lib.fs.file_lock`).
+
+    Attributes ``path`` (the lock file) and ``holder`` (what the holder wrote into it).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike, holder: str):
+        self.path = Path(path)
+        self.holder = holder
+        super().__init__(message)
+
+    def __str__(self) -> str:  # BlockingIOError would format errno; keep the plain message
+        return str(self.args[0]) if self.args else ""
+
+
+class ReportError(ResearchLibError):
+    """A report run could not be carried out (not a failed notebook: that is a FAILED result)."""
+
+
+class ReportLockedError(ReportError):
+    """Another run holds the reports folder's lock; the message says which process and since when."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Warnings (not raised: something fell back and said so)
+# ----------------------------------------------------------------------------------------------------
+class MarketDataWarning(UserWarning):
+    """A lookup fell back to a less-preferred source because a preferred file is missing."""
+
+
+class HistoryCacheWarning(UserWarning):
+    """The net-GEX cache file could not be read (it is rebuilt) or written (results are not cached)."""

@@ -1,0 +1,231 @@
+"""Matplotlib figures, one function per chart, each returning a :class:`matplotlib.figure.Figure`.
+
+All take a :class:`~research_lib.gex.GexAnalysis` (from :func:`research_lib.gex.analyze`), draw on a new
+figure (or on ``ax`` when given). Figures are built with :class:`~matplotlib.figure.Figure` directly, not
+pyplot, so nothing global is touched and nothing leaks: notebooks display the returned figure, scripts
+call ``fig.savefig(...)``.
+GEX axes are in billions of dollars per 1% move. Modelled data is labelled as such in every title.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from research_lib.core.gex import GexAnalysis
+from research_lib.errors import HistoryArgumentError
+
+BILLION = 1e9
+CALL_COLOR = "#2a9d8f"
+PUT_COLOR = "#e76f51"
+NET_COLOR = "#264653"
+VALUE_LABELS = {"gex": "net GEX", "vanna_exposure": "vanna exposure", "charm_exposure": "charm exposure",
+                "delta_exposure": "delta exposure"}
+LEVEL_STYLE = {
+    "spot": dict(color="black", linestyle="-", linewidth=1.2),
+    "zero gamma": dict(color="#8338ec", linestyle="--", linewidth=1.2),
+    "call wall": dict(color=CALL_COLOR, linestyle=":", linewidth=1.5),
+    "put wall": dict(color=PUT_COLOR, linestyle=":", linewidth=1.5),
+}
+
+
+def _title(analysis: GexAnalysis, what: str) -> str:
+    lv = analysis.levels
+    tag = "  [MODELLED DATA]" if lv.modelled else ""
+    return f"{lv.underlying} {what} — {lv.date} ({lv.convention}){tag}"
+
+
+def _new_axes(ax, figsize):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _mark_levels(ax, analysis: GexAnalysis, lo: float, hi: float) -> None:
+    lv = analysis.levels
+    marks = {"spot": lv.spot, "zero gamma": lv.zero_gamma, "call wall": lv.call_wall, "put wall": lv.put_wall}
+    for name, x in marks.items():
+        if x is not None and lo <= x <= hi:
+            ax.axvline(x, label=f"{name} {x:,.0f}", **LEVEL_STYLE[name])
+
+
+def gex_by_strike(analysis: GexAnalysis, *, window_pct: float = 10.0, ax=None) -> Figure:
+    """Call and put GEX by strike (bars) with the net line, spot, zero gamma and the walls marked.
+
+    Shows strikes within ``window_pct`` % of spot.
+    """
+    fig, ax = _new_axes(ax, (11, 5))
+    S = analysis.levels.spot
+    lo, hi = S * (1 - window_pct / 100), S * (1 + window_pct / 100)
+    st = analysis.strikes[(analysis.strikes.index >= lo) & (analysis.strikes.index <= hi)]
+    k = st.index.to_numpy(dtype=float)
+    width = np.median(np.diff(k)) * 0.8 if len(k) > 1 else 1.0
+    ax.bar(k, st["call_gex"] / BILLION, width=width, color=CALL_COLOR, label="call GEX")
+    ax.bar(k, st["put_gex"] / BILLION, width=width, color=PUT_COLOR, label="put GEX")
+    ax.plot(k, st["net_gex"] / BILLION, color=NET_COLOR, linewidth=1, label="net GEX")
+    ax.axhline(0, color="grey", linewidth=0.6)
+    _mark_levels(ax, analysis, lo, hi)
+    ax.set_xlabel("strike")
+    ax.set_ylabel("GEX ($bn per 1% move)")
+    ax.set_title(_title(analysis, "GEX by strike"))
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def gamma_profile(analysis: GexAnalysis, *, ax=None) -> Figure:
+    """Net, call and put GEX re-priced over the grid of hypothetical spots, zero-gamma crossings marked."""
+    fig, ax = _new_axes(ax, (11, 5))
+    p = analysis.profile
+    ax.plot(p.levels, p.net_gex / BILLION, color=NET_COLOR, linewidth=2, label="net GEX")
+    ax.plot(p.levels, p.call_gex / BILLION, color=CALL_COLOR, linewidth=1, alpha=0.7, label="calls")
+    ax.plot(p.levels, p.put_gex / BILLION, color=PUT_COLOR, linewidth=1, alpha=0.7, label="puts")
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.fill_between(p.levels, 0, p.net_gex / BILLION, where=p.net_gex < 0, color=PUT_COLOR, alpha=0.08)
+    ax.fill_between(p.levels, 0, p.net_gex / BILLION, where=p.net_gex >= 0, color=CALL_COLOR, alpha=0.08)
+    _mark_levels(ax, analysis, p.levels[0], p.levels[-1])
+    for z in analysis.levels.zero_gamma_crossings:
+        if z != analysis.levels.zero_gamma:
+            ax.axvline(z, color="#8338ec", linestyle="--", linewidth=0.6, alpha=0.6)
+    ax.set_xlabel("hypothetical spot")
+    ax.set_ylabel("GEX ($bn per 1% move)")
+    ax.set_title(_title(analysis, "gamma profile"))
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def gex_heatmap(analysis: GexAnalysis, *, value: str = "gex", window_pct: float = 5.0,
+                max_expiries: int = 12, ax=None) -> Figure:
+    """Strike × expiry heatmap of ``value`` (default net GEX), strikes within ``window_pct`` % of spot,
+    the first ``max_expiries`` expiries. Diverging colours centred on zero (puts red, calls green)."""
+    fig, ax = _new_axes(ax, (11, 7))
+    table = analysis.heatmap_table(value)
+    S = analysis.levels.spot
+    table = table[(table.index >= S * (1 - window_pct / 100)) & (table.index <= S * (1 + window_pct / 100))]
+    table = table.iloc[:, :max_expiries]
+    data = table.to_numpy() / BILLION
+    if data.size == 0:
+        ax.text(0.5, 0.5, "no strikes in the window", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(_title(analysis, f"{value} heatmap"))
+        return fig
+    lim = float(np.nanmax(np.abs(data))) or 1.0
+    im = ax.imshow(data, aspect="auto", origin="lower", cmap="RdYlGn", norm=TwoSlopeNorm(0, -lim, lim))
+    ax.set_xticks(range(table.shape[1]), [f"{c:%m-%d}" for c in table.columns], rotation=45, fontsize=8)
+    step = max(1, len(table.index) // 25)
+    ax.set_yticks(range(0, len(table.index), step), [f"{k:,.0f}" for k in table.index[::step]], fontsize=8)
+    ax.set_xlabel("expiry")
+    ax.set_ylabel("strike")
+    label = VALUE_LABELS.get(value, value)
+    fig.colorbar(im, ax=ax, label=f"{label} ($bn)")
+    ax.set_title(_title(analysis, f"{label} by strike × expiry"))
+    return fig
+
+
+PUBLISHED_COLOR = "#8338ec"
+VIX_COLOR = "#1d3557"
+
+
+def _history_axes(ax):
+    """Three stacked axes sharing x: a new figure's, the three given, or one given axes split in three."""
+    if ax is None:
+        fig = Figure(figsize=(11, 8), layout="constrained")
+        return list(fig.subplots(3, 1, sharex=True, height_ratios=(2, 1, 1)))
+    if isinstance(ax, list | tuple | np.ndarray):
+        axes = list(np.ravel(ax))
+        if len(axes) != 3:
+            raise HistoryArgumentError("ax", f"give one Axes or three, got {len(axes)}")
+        return axes
+    spec = ax.get_subplotspec()
+    if spec is None:
+        raise HistoryArgumentError("ax", "a single Axes must belong to a grid (fig.add_subplot) to be split in three")
+    fig = ax.figure
+    ax.remove()
+    grid = spec.subgridspec(3, 1, height_ratios=(2, 1, 1))
+    top = fig.add_subplot(grid[0])
+    return [top, fig.add_subplot(grid[1], sharex=top), fig.add_subplot(grid[2], sharex=top)]
+
+
+def _align_zero(a, b) -> None:
+    """Set the y-limits of ``a`` and ``b`` (twin axes) so that their zero lines coincide."""
+    lims = [(min(lo, 0.0), max(hi, 0.0)) for lo, hi in (a.get_ylim(), b.get_ylim())]
+    below = max(-lo / (hi - lo) for lo, hi in lims if hi > lo) if any(hi > lo for lo, hi in lims) else 0.5
+    below = min(max(below, 0.05), 0.95)
+    for ax, (lo, hi) in zip((a, b), lims, strict=True):
+        span = max(-lo / below, hi / (1 - below)) or 1.0
+        ax.set_ylim(-below * span, (1 - below) * span)
+
+
+def _no_data(ax, text: str, y: float = 0.5) -> None:
+    ax.text(0.5, y, text, ha="center", va="center", transform=ax.transAxes, color="grey", fontsize=9)
+
+
+def history_context(ctx, *, ax=None) -> Figure:
+    """Three stacked panels sharing the date axis, from a :class:`~research_lib.history.HistoryContext`.
+
+    1. Our net GEX (bars, $bn per 1% move; green positive, red negative) with SqueezeMetrics' published GEX
+       (line) on a twin y-axis in their own units ($bn as published: compare sign and shape, not level);
+    2. VIX close (index points);
+    3. VIX's IV rank (0-100 over ``ctx.iv_rank_window`` sessions).
+
+    A series without data gets a "no data" note in its panel. ``ax``: None (new figure), one Axes (split in
+    three within its grid cell) or three Axes. The twin axis is always created, so the figure has four axes.
+    """
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    ax_gex, ax_vix, ax_rank = _history_axes(ax)
+    fig = ax_gex.figure
+    f = ctx.frame
+    end = pd.Timestamp(ctx.date)
+    start = end - pd.Timedelta(days=ctx.days)
+
+    twin = ax_gex.twinx()
+    ours = f["net_gex"].dropna() / BILLION
+    if len(ours):
+        colors = np.where(ours.to_numpy() >= 0, CALL_COLOR, PUT_COLOR)
+        ax_gex.bar(ours.index, ours.to_numpy(), width=0.8, color=colors, label="net GEX (ours)")
+        ax_gex.plot(ours.index, ours.to_numpy(), ".", color=NET_COLOR, markersize=3)
+    else:
+        _no_data(ax_gex, "no data: our net GEX", 0.6)
+    published = f["published_gex"].dropna() / BILLION
+    if len(published):
+        twin.plot(published.index, published.to_numpy(), color=PUBLISHED_COLOR, linewidth=1,
+                  label="published GEX (SqueezeMetrics)")
+    else:
+        _no_data(twin, "no data: published GEX", 0.4)
+    ax_gex.axhline(0, color="grey", linewidth=0.6)
+    if len(ours) and len(published):
+        _align_zero(ax_gex, twin)
+    ax_gex.set_ylabel("our net GEX ($bn per 1% move)")
+    twin.set_ylabel("SqueezeMetrics GEX ($bn, their units)", color=PUBLISHED_COLOR)
+    twin.tick_params(axis="y", colors=PUBLISHED_COLOR)
+    handles = ax_gex.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    if handles:
+        ax_gex.legend(handles=handles, loc="upper left", fontsize=8)
+    tag = "  [MODELLED DATA]" if ctx.modelled else ""
+    ax_gex.set_title(f"{ctx.underlying} history context — {ctx.date} ({ctx.convention}, last {ctx.days} days){tag}")
+
+    vix = f["vix"].dropna()
+    if len(vix):
+        ax_vix.plot(vix.index, vix.to_numpy(), color=VIX_COLOR, linewidth=1, label="VIX")
+    else:
+        _no_data(ax_vix, "no data: VIX")
+    ax_vix.set_ylabel("VIX (points)")
+
+    rank = f["iv_rank"].dropna()
+    if len(rank):
+        ax_rank.plot(rank.index, rank.to_numpy(), color=VIX_COLOR, linewidth=1, label="IV rank")
+        ax_rank.fill_between(rank.index, 0, rank.to_numpy(), color=VIX_COLOR, alpha=0.1)
+    else:
+        _no_data(ax_rank, "no data: IV rank")
+    ax_rank.set_ylim(0, 100)
+    ax_rank.set_ylabel(f"IV rank of VIX\n({ctx.iv_rank_window} sessions)")
+
+    ax_rank.set_xlim(start - pd.Timedelta(days=1), end + pd.Timedelta(days=1))
+    locator = mdates.AutoDateLocator()
+    ax_rank.xaxis.set_major_locator(locator)
+    ax_rank.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    for a in (ax_gex, ax_vix):
+        a.tick_params(labelbottom=False)
+    return fig
