@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research_lib.chain import ResearchLibError
+from research_lib.chain import ResearchLibError, describe_bad_rows
 
 __all__ = [
     "BILL_DAYS",
@@ -105,7 +105,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class MarketDataError(ResearchLibError, ValueError):
     """A market history file is malformed, or a lookup has no data for the date asked.
 
-    The message names the file (``path``), the column, how many rows are bad and one example.
+    The message names the file (``path``), the column, how many rows are bad and one example (see
+    :func:`~research_lib.chain.describe_bad_rows`; the example is shown as given, e.g. ``"'x' on line 3"``).
     """
 
     def __init__(self, message: str, *, path: str | os.PathLike | None = None, column: str | None = None,
@@ -114,17 +115,8 @@ class MarketDataError(ResearchLibError, ValueError):
         self.column = column
         self.n_bad = n_bad
         self.example = example
-        parts = [f"{self.path}: " if self.path else "", message]
-        if column is not None or n_bad is not None or example is not None:
-            inner = []
-            if column is not None:
-                inner.append(f"column {column!r}")
-            if n_bad is not None:
-                inner.append(f"{n_bad} bad row{'s' if n_bad != 1 else ''}")
-            if example is not None:
-                inner.append(f"e.g. {example}")
-            parts.append(" [" + ", ".join(inner) + "]")
-        super().__init__("".join(parts))
+        super().__init__(describe_bad_rows(message, where=self.path, column=column, n_bad=n_bad,
+                                           example=None if example is None else str(example)))
 
 
 class MarketDataNotFoundError(ResearchLibError, FileNotFoundError):
