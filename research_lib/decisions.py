@@ -794,6 +794,25 @@ def _norm_type(v: Any) -> str:
     return text
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """The one write transaction of the decision log: ``BEGIN IMMEDIATE`` (takes SQLite's write lock at
+    once, so concurrent writers queue instead of failing on upgrade), ``COMMIT`` when the block ends,
+    ``ROLLBACK`` on any exception (a failed rollback is ignored; the original exception propagates).
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``), as every connection of
+    :class:`DecisionLog` is.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class DecisionLog:
     """The SQLite decision log (see the module docstring for the layout and guarantees).
 
@@ -890,15 +909,8 @@ class DecisionLog:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._connect() as conn, _transaction(conn):
+            yield conn
 
     def _version_error(self, found: int) -> SchemaVersionError:
         if found > SCHEMA_VERSION:
@@ -918,14 +930,8 @@ class DecisionLog:
                 raise DecisionLogError(f"not a usable SQLite database ({exc})", path=self.path) from exc
             if str(mode).lower() != "wal":  # pragma: no cover - e.g. a file system without shared memory
                 raise DecisionLogError(f"could not switch the journal to WAL (got {mode!r})", path=self.path)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 self._migrate(conn)
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.close()
 
