@@ -1103,8 +1103,3 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
     return GexAnalysis(snapshot=snapshot, config=config, contracts=contracts, exclusions=excl, strikes=strikes,
                        expiries=expiries, profile=profile, zero=zero, walls=wall_levels, max_pain=mp, pin_risk=pins,
                        levels=levels)
-
-
-def key_levels(snapshot: ChainSnapshot, config: GexConfig | None = None) -> KeyLevels:
-    """Shortcut for ``analyze(snapshot, config).levels``."""
-    return analyze(snapshot, config).levels
