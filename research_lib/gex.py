@@ -45,8 +45,8 @@ Call wall / put wall (:func:`walls`)
     counted expiries — SpotGamma's "largest net call / net put gamma" with the side restriction most
     dashboards apply. Netting matters on SPX: paired call and put open interest at round strikes (7,000
     and 8,000 in 2026, mostly AM monthlies) made the largest |call GEX| and the largest |put GEX| the
-    same strike on 37 of the 46 clean days of the 2026 archive, a put wall above spot on 13. Those older
-    readings stay in :class:`Walls` under their own names.
+    same strike on about four clean days in five of the 2026 Cboe EOD archive, and put a put wall above
+    spot on more than one in four. Those older readings stay in :class:`Walls` under their own names.
 Max pain (:func:`snapshot_max_pain`)
     From open interest alone, so from every contract with open interest > 0, priced or not, in every
     convention; per expiry date, settled expiries left out.

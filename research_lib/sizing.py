@@ -19,7 +19,7 @@ Units
 
 The Kelly formula: which quantity the 8.8% is
 ----------------------------------------------
-The reference system (and issue 4) sizes with::
+The reference system sizes with::
 
     f = (p * W - q * L) / L          p = win rate, q = 1 - p, W = average win, L = average loss
 

@@ -47,7 +47,7 @@ How legs are chosen (:class:`StrategyParams`)
   (finite bid >= 0, ask > 0, bid <= ask) that passes the **liquidity rules**:
 
   - open interest at least ``min_open_interest`` [5 contracts] — a strike nobody holds is a strike
-    nobody makes a market in (issue 9: an ENTRY bought a put with open interest 0). Index options are
+    nobody makes a market in (an ENTRY must never buy a contract with open interest 0). Index options are
     spread over many strikes: on the 2026-08-21 archive day the 45-DTE puts at 7425-7475 (|Δ| 0.26-0.30)
     hold 4-9 contracts each with markets under 1% of mid, so 10 would move the 0.30-delta short put to
     0.25; raise it for single stocks and ETFs;
