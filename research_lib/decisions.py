@@ -97,6 +97,7 @@ import pandas as pd
 
 from research_lib import __version__
 from research_lib.chain import NY, ResearchLibError
+from research_lib.checks import FieldChecks
 from research_lib.regime import describe_zero_gamma_distance
 
 #: Schema version this code writes (``PRAGMA user_version``). 2 added ``decisions.trading_date``.
@@ -121,6 +122,9 @@ class DecisionType(enum.StrEnum):
 
 class DecisionError(ResearchLibError, ValueError):
     """A decision, context, leg or alert is malformed, or a filter is; the message names the field."""
+
+
+_CHECKS = FieldChecks(lambda field, value, why: DecisionError(f"{field}={value!r}: {why}"))
 
 
 class DecisionLogError(ResearchLibError):
@@ -334,19 +338,14 @@ class MarketContext:
         s(self, "underlying", _underlying(self.underlying, "context.underlying"))
         s(self, "spot", _number("context.spot", self.spot, optional=False, positive=True))
         vix = _number("context.vix", self.vix)
-        if vix is not None and vix < 0:
-            raise DecisionError(f"context.vix must be >= 0, got {self.vix!r}")
-        s(self, "vix", vix)
+        s(self, "vix", _CHECKS.number("context.vix", vix, lo=0, optional=True, unit="VIX points"))
         s(self, "regime", _text("context.regime", self.regime, optional=True))
         s(self, "net_gex", _number("context.net_gex", self.net_gex))
         zg = _number("context.zero_gamma", self.zero_gamma)
-        if zg is not None and zg <= 0:
-            raise DecisionError(f"context.zero_gamma must be > 0 (a level in underlying points), got {zg!r}")
-        s(self, "zero_gamma", zg)
+        s(self, "zero_gamma", _CHECKS.number("context.zero_gamma", zg, lo=0, lo_open=True, optional=True,
+                                             unit="a level in underlying points"))
         s(self, "source", _text("context.source", self.source, optional=True))
-        if not isinstance(self.modelled, bool | np.bool_):
-            raise DecisionError(f"context.modelled must be True or False, got {self.modelled!r}")
-        s(self, "modelled", bool(self.modelled))
+        s(self, "modelled", _CHECKS.flag("context.modelled", self.modelled))
 
 
 _SIZING_FIELDS = ("risk_budget", "risk_used", "kelly", "fractional_kelly", "risk_fraction")
@@ -445,10 +444,7 @@ class TradeDecision:
             raise DecisionError(f"legs must be a sequence of legs, got {type(legs).__name__}")
         s(self, "legs", tuple(_leg_dict(leg, i) for i, leg in enumerate(legs)))
         s(self, "strategy", _text("strategy", self.strategy, optional=True))
-        n = self.contracts
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise DecisionError(f"contracts must be a whole number >= 0, got {n!r}")
-        n = int(n)
+        n = _CHECKS.whole("contracts", self.contracts, lo=0)
         if self.type is DecisionType.SKIP and n != 0:
             raise DecisionError(f"a SKIP trades 0 contracts, got contracts={n}")
         if self.type is not DecisionType.SKIP and n == 0:
@@ -459,9 +455,7 @@ class TradeDecision:
             s(self, name, _number(name, getattr(self, name), allow_inf=name in ("kelly", "fractional_kelly")))
         s(self, "capped_by", _text("capped_by", self.capped_by, optional=True))
         conf = _number("confidence", self.confidence)
-        if conf is not None and not 0 <= conf <= 100:
-            raise DecisionError(f"confidence must be in [0, 100] (percent), got {self.confidence!r}")
-        s(self, "confidence", conf)
+        s(self, "confidence", _CHECKS.number("confidence", conf, lo=0, hi=100, optional=True, unit="percent"))
         s(self, "trading_date", _day(self.trading_date, "trading_date"))
 
     @classmethod

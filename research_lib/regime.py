@@ -87,6 +87,7 @@ import numpy as np
 import pandas as pd
 
 from research_lib.chain import ResearchLibError
+from research_lib.checks import FieldChecks
 
 __all__ = [
     "Action",
@@ -121,6 +122,9 @@ class RegimeParamsError(ResearchLibError, ValueError):
     def __init__(self, field: str, message: str):
         self.field = field
         super().__init__(f"RegimeParams.{field}: {message}")
+
+
+_PARAM_CHECKS = FieldChecks(lambda field, value, why: RegimeParamsError(field, f"{why}, got {value!r}"))
 
 
 class Regime(enum.StrEnum):
@@ -236,57 +240,29 @@ class RegimeParams:
     require_complete: bool = False
 
     def __post_init__(self):
-        def num(name: str) -> float:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise RegimeParamsError(name, f"must be a finite number, got {v!r}")
-            return float(v)
-
-        def whole(name: str, lo: int = 1) -> int:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-                raise RegimeParamsError(name, f"must be an integer >= {lo}, got {v!r}")
-            return int(v)
-
-        if not num("gex_rel_positive") > 0:
-            raise RegimeParamsError("gex_rel_positive", f"must be > 0, got {self.gex_rel_positive!r}")
-        if not num("gex_rel_negative") < 0:
-            raise RegimeParamsError("gex_rel_negative", f"must be < 0, got {self.gex_rel_negative!r}")
-        if not 0 < num("gex_ratio_positive") < 1:
-            raise RegimeParamsError("gex_ratio_positive", f"must lie in (0, 1), got {self.gex_ratio_positive!r}")
-        if not -1 < num("gex_ratio_negative") < 0:
-            raise RegimeParamsError("gex_ratio_negative",
-                                    f"must lie in (-1, 0), got {self.gex_ratio_negative!r}")
+        check = _PARAM_CHECKS
+        check.number("gex_rel_positive", self.gex_rel_positive, lo=0, lo_open=True)
+        check.number("gex_rel_negative", self.gex_rel_negative, hi=0, hi_open=True)
+        check.number("gex_ratio_positive", self.gex_ratio_positive, lo=0, hi=1, lo_open=True, hi_open=True)
+        check.number("gex_ratio_negative", self.gex_ratio_negative, lo=-1, hi=0, lo_open=True, hi_open=True)
         for name in ("zero_gamma_buffer_pct", "trend_band_pct", "missing_penalty", "weight_gex", "weight_iv",
                      "weight_trend", "weight_term"):
-            if num(name) < 0:
-                raise RegimeParamsError(name, f"must be >= 0, got {getattr(self, name)!r}")
-        if self.zero_gamma_buffer_em is not None and num("zero_gamma_buffer_em") < 0:
-            raise RegimeParamsError("zero_gamma_buffer_em", f"must be >= 0, got {self.zero_gamma_buffer_em!r}")
-        if not num("expected_move_days") > 0:
-            raise RegimeParamsError("expected_move_days", f"must be > 0, got {self.expected_move_days!r}")
-        if not 0 <= num("iv_rank_sell") < 100:
-            raise RegimeParamsError("iv_rank_sell", f"must lie in [0, 100), got {self.iv_rank_sell!r}")
-        if not 0 <= num("confidence_base") <= 100:
-            raise RegimeParamsError("confidence_base", f"must lie in [0, 100], got {self.confidence_base!r}")
-        if not num("backwardation_ratio") > 0:
-            raise RegimeParamsError("backwardation_ratio", f"must be > 0, got {self.backwardation_ratio!r}")
-        if not num("front_backwardation_ratio") > 0:
-            raise RegimeParamsError("front_backwardation_ratio",
-                                    f"must be > 0, got {self.front_backwardation_ratio!r}")
-        if not num("term_full_scale") > 0:
-            raise RegimeParamsError("term_full_scale", f"must be > 0, got {self.term_full_scale!r}")
+            check.number(name, getattr(self, name), lo=0)
+        check.number("zero_gamma_buffer_em", self.zero_gamma_buffer_em, lo=0, optional=True)
+        check.number("expected_move_days", self.expected_move_days, lo=0, lo_open=True, unit="calendar days")
+        check.number("iv_rank_sell", self.iv_rank_sell, lo=0, hi=100, hi_open=True, unit="IV rank, percent")
+        check.number("confidence_base", self.confidence_base, lo=0, hi=100, unit="confidence, percent")
+        for name in ("backwardation_ratio", "front_backwardation_ratio", "term_full_scale"):
+            check.number(name, getattr(self, name), lo=0, lo_open=True)
         for window, minimum in (("gex_window", "min_gex_history"), ("iv_window", "min_iv_history")):
-            w = whole(window, 2)
-            m = whole(minimum, 2)
-            if m > w:
-                raise RegimeParamsError(minimum, f"must be <= {window} ({w}), got {m}")
-        short, long_ = whole("trend_short"), whole("trend_long")
-        if short >= long_:
-            raise RegimeParamsError("trend_short", f"must be shorter than trend_long ({long_}), got {short}")
-        whole("max_history_age_days", 0)
-        if not isinstance(self.require_complete, bool):
-            raise RegimeParamsError("require_complete", f"must be a bool, got {self.require_complete!r}")
+            w = check.whole(window, getattr(self, window), lo=2, unit="observations")
+            m = check.whole(minimum, getattr(self, minimum), lo=2, unit="observations")
+            check.require(m <= w, minimum, m, f"must be <= {window} ({w})")
+        short = check.whole("trend_short", self.trend_short, lo=1, unit="closes")
+        long_ = check.whole("trend_long", self.trend_long, lo=1, unit="closes")
+        check.require(short < long_, "trend_short", short, f"must be shorter than trend_long ({long_})")
+        check.whole("max_history_age_days", self.max_history_age_days, lo=0, unit="calendar days")
+        check.flag("require_complete", self.require_complete)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -101,7 +101,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -109,6 +108,7 @@ import numpy as np
 import pandas as pd
 
 from research_lib.chain import ResearchLibError
+from research_lib.checks import FieldChecks
 
 #: Kelly formulas :func:`kelly` knows (see the module docstring).
 FORMULAS: tuple[str, ...] = ("reference", "growth_optimal")
@@ -133,23 +133,17 @@ class SizingError(ResearchLibError, ValueError):
         super().__init__(f"{argument}={value!r}: {message}" if argument is not None else message)
 
 
+_CHECKS = FieldChecks(lambda field, value, why: SizingError(why, argument=field, value=value))
+
+
 def _real(name: str, value: Any) -> float:
     """``value`` as a finite float, or SizingError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SizingError("must be a real number", argument=name, value=value)
-    x = float(value)
-    if not math.isfinite(x):
-        raise SizingError("must be finite (not NaN or infinite)", argument=name, value=value)
-    return x
+    return _CHECKS.number(name, value)
 
 
-def _fraction(name: str, value: Any, *, lo: float = 0.0, hi: float = 1.0, lo_open: bool = False) -> float:
-    x = _real(name, value)
-    if x > hi or x < lo or (lo_open and x == lo):
-        left = "(" if lo_open else "["
-        raise SizingError(f"must be in {left}{lo:g}, {hi:g}] (a fraction: 0.05 for 5%)", argument=name,
-                          value=value)
-    return x
+def _fraction(name: str, value: Any, *, lo_open: bool = False) -> float:
+    """``value`` as a fraction in [0, 1] (``lo_open``: (0, 1]), or SizingError naming ``name``."""
+    return _CHECKS.probability(name, value, lo_open=lo_open, unit="a fraction: 0.05 for 5%")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,24 +181,17 @@ class SizingParams:
     formula: str = "reference"
 
     def __post_init__(self) -> None:
-        _fraction("kelly_fraction", self.kelly_fraction, lo_open=True)
-        _fraction("max_risk_per_trade", self.max_risk_per_trade, lo_open=True)
-        _fraction("max_total_open_risk", self.max_total_open_risk, lo_open=True)
+        check = _CHECKS
+        for name in ("kelly_fraction", "max_risk_per_trade", "max_total_open_risk"):
+            _fraction(name, getattr(self, name), lo_open=True)
         _fraction("bootstrap_risk", self.bootstrap_risk)
-        if self.bootstrap_risk > self.max_risk_per_trade:
-            raise SizingError(f"exceeds max_risk_per_trade={self.max_risk_per_trade!r}",
-                              argument="bootstrap_risk", value=self.bootstrap_risk)
-        if self.max_risk_per_trade > self.max_total_open_risk:
-            raise SizingError(f"exceeds max_total_open_risk={self.max_total_open_risk!r}",
-                              argument="max_risk_per_trade", value=self.max_risk_per_trade)
-        n = self.min_trades_for_kelly
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise SizingError("must be a whole number >= 0", argument="min_trades_for_kelly", value=n)
-        if not isinstance(self.scale_by_confidence, bool):
-            raise SizingError("must be True or False", argument="scale_by_confidence",
-                              value=self.scale_by_confidence)
-        if self.formula not in FORMULAS:
-            raise SizingError(f"must be one of {', '.join(FORMULAS)}", argument="formula", value=self.formula)
+        check.require(self.bootstrap_risk <= self.max_risk_per_trade, "bootstrap_risk", self.bootstrap_risk,
+                      f"exceeds max_risk_per_trade={self.max_risk_per_trade!r}")
+        check.require(self.max_risk_per_trade <= self.max_total_open_risk, "max_risk_per_trade",
+                      self.max_risk_per_trade, f"exceeds max_total_open_risk={self.max_total_open_risk!r}")
+        check.whole("min_trades_for_kelly", self.min_trades_for_kelly, lo=0, unit="trades")
+        check.flag("scale_by_confidence", self.scale_by_confidence)
+        check.choice("formula", self.formula, FORMULAS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,11 +225,8 @@ class TradeStats:
         _fraction("win_rate", self.win_rate)
         for name in ("avg_win", "avg_loss"):
             x = _real(name, getattr(self, name))
-            if x < 0:
-                raise SizingError(f"is a magnitude: pass {-x!r}, not {x!r}", argument=name, value=x)
-        n = self.n_trades
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise SizingError("must be a whole number >= 0", argument="n_trades", value=n)
+            _CHECKS.require(x >= 0, name, x, f"is a magnitude: pass {-x!r}, not {x!r}")
+        n = _CHECKS.whole("n_trades", self.n_trades, lo=0, unit="trades")
         for name in ("win_rate", "avg_win", "avg_loss"):  # numpy scalars -> float, ints -> float
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "n_trades", int(n))
@@ -313,8 +297,7 @@ def kelly(win_rate: float, avg_win: float, avg_loss: float, *, formula: str = "r
         Inputs out of range or not finite.
     """
     stats = TradeStats(win_rate, avg_win, avg_loss, 0)  # validates
-    if formula not in FORMULAS:
-        raise SizingError(f"must be one of {', '.join(FORMULAS)}", argument="formula", value=formula)
+    _CHECKS.choice("formula", formula, FORMULAS)
     p, w, l_ = stats.win_rate, stats.avg_win, stats.avg_loss
     edge = p * w - (1.0 - p) * l_
     if formula == "reference":
@@ -454,16 +437,9 @@ def _check_common(account, confidence, open_risk, stats, params) -> tuple[Sizing
     params = SizingParams() if params is None else params
     if not isinstance(params, SizingParams):
         raise SizingError("must be a SizingParams", argument="params", value=params)
-    acct = _real("account", account)
-    if acct <= 0:
-        raise SizingError("must be > 0 (dollars)", argument="account", value=account)
-    conf = _real("confidence", confidence)
-    if not 0 <= conf <= 100:
-        raise SizingError("must be in [0, 100] (percent)", argument="confidence", value=confidence)
-    open_ = _real("open_risk", open_risk)
-    if open_ < 0:
-        raise SizingError("must be >= 0 (dollars of max loss already open)", argument="open_risk",
-                          value=open_risk)
+    acct = _CHECKS.number("account", account, lo=0, lo_open=True, unit="dollars")
+    conf = _CHECKS.number("confidence", confidence, lo=0, hi=100, unit="percent")
+    open_ = _CHECKS.number("open_risk", open_risk, lo=0, unit="dollars of max loss already open")
     if stats is not None and not isinstance(stats, TradeStats):
         raise SizingError("must be a TradeStats or None", argument="stats", value=stats)
     return params, acct, conf, open_
@@ -573,10 +549,8 @@ def account_needed(max_loss_per_contract: float, stats: TradeStats | None = None
     SizingError
         A bad argument (named in the message).
     """
-    per = _real("max_loss_per_contract", max_loss_per_contract)
-    if per <= 0:
-        raise SizingError("must be > 0 (dollars lost by one contract in the worst case)",
-                          argument="max_loss_per_contract", value=max_loss_per_contract)
+    per = _CHECKS.number("max_loss_per_contract", max_loss_per_contract, lo=0, lo_open=True,
+                         unit="dollars lost by one contract in the worst case")
     params, _, conf, open_ = _check_common(1.0, confidence, open_risk, stats, params)
     f = _budget_steps(1e6, stats, conf, 0.0, params).budget / 1e6   # the risk fraction, per dollar of account
     if not f > 0:
@@ -619,10 +593,8 @@ def size_position(account: float, max_loss_per_contract: float, stats: TradeStat
         A bad argument (named in the message).
     """
     params, acct, conf, open_ = _check_common(account, confidence, open_risk, stats, params)
-    per = _real("max_loss_per_contract", max_loss_per_contract)
-    if per <= 0:
-        raise SizingError("must be > 0 (dollars lost by one contract in the worst case)",
-                          argument="max_loss_per_contract", value=max_loss_per_contract)
+    per = _CHECKS.number("max_loss_per_contract", max_loss_per_contract, lo=0, lo_open=True,
+                         unit="dollars lost by one contract in the worst case")
     steps = _budget_steps(acct, stats, conf, open_, params)
     k, fk, base = steps.kelly, steps.fractional_kelly, steps.base
     reasons, capped_by, how = list(steps.reasons), steps.capped_by, steps.how
