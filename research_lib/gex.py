@@ -77,6 +77,7 @@ from scipy.optimize import brentq
 from research_lib import calendar as cal
 from research_lib import pricing
 from research_lib.chain import ChainError, ChainSnapshot, ResearchLibError
+from research_lib.checks import FieldChecks, prefixed
 
 CONTRACT_MULTIPLIER = 100.0
 ONE_PERCENT = 0.01
@@ -136,6 +137,9 @@ class ExpiryFilter:
         return keep
 
 
+_CONFIG_CHECKS = FieldChecks(prefixed(GexConfigError, "GexConfig"))
+
+
 @dataclasses.dataclass(frozen=True)
 class GexConfig:
     """Every assumption of a GEX computation. Build with :meth:`model`, :meth:`perfiliev` or
@@ -189,31 +193,20 @@ class GexConfig:
     zero_gamma_method: Literal["nearest_root", "first_linear"] = "nearest_root"
 
     def __post_init__(self):
-        def bad(field: str, why: str):
-            raise GexConfigError(f"GexConfig.{field}={getattr(self, field)!r}: {why}")
-
-        if self.gamma_source not in ("model", "vendor"):
-            bad("gamma_source", "must be 'model' or 'vendor'")
-        if self.day_count not in ("calendar", "weekdays"):
-            bad("day_count", "must be 'calendar' or 'weekdays'")
-        if self.valuation not in ("market", "quote"):
-            bad("valuation", "must be 'market' or 'quote'")
-        if self.zero_gamma_method not in ("nearest_root", "first_linear"):
-            bad("zero_gamma_method", "must be 'nearest_root' or 'first_linear'")
+        check = _CONFIG_CHECKS
+        check.choice("gamma_source", self.gamma_source, ("model", "vendor"))
+        check.choice("day_count", self.day_count, ("calendar", "weekdays"))
+        check.choice("valuation", self.valuation, ("market", "quote"))
+        check.choice("zero_gamma_method", self.zero_gamma_method, ("nearest_root", "first_linear"))
         for field in ("rate", "div_yield"):
-            v = getattr(self, field)
-            if not isinstance(v, int | float) or not math.isfinite(v) or abs(v) > 1:
-                bad(field, "must be a finite decimal rate in [-1, 1] (0.05 = 5%)")
-        if not (isinstance(self.days_per_year, int | float) and 200 <= self.days_per_year <= 366):
-            bad("days_per_year", "must lie in [200, 366]")
-        if not isinstance(self.grid_points, int) or not 2 <= self.grid_points <= 100_000:
-            bad("grid_points", "must be an integer in [2, 100000]")
-        if not (0 < self.grid_low < 1 < self.grid_high <= 10):
-            bad("grid_low", f"grid must satisfy 0 < low < 1 < high <= 10 (high={self.grid_high!r})")
-        if len(self.dealer_sign) != 2 or not all(s in (-1, 1, -1.0, 1.0) for s in self.dealer_sign):
-            bad("dealer_sign", "must be a (call, put) pair of +1/-1")
-        if not isinstance(self.expiries, ExpiryFilter):
-            bad("expiries", "must be an ExpiryFilter")
+            check.number(field, getattr(self, field), lo=-1, hi=1, unit="decimal rate: 0.05 = 5%")
+        check.number("days_per_year", self.days_per_year, lo=200, hi=366)
+        check.whole("grid_points", self.grid_points, lo=2, hi=100_000)
+        check.require(0 < self.grid_low < 1 < self.grid_high <= 10, "grid_low", self.grid_low,
+                      f"grid must satisfy 0 < low < 1 < high <= 10 (high={self.grid_high!r})")
+        check.require(len(self.dealer_sign) == 2 and all(s in (-1, 1, -1.0, 1.0) for s in self.dealer_sign),
+                      "dealer_sign", self.dealer_sign, "must be a (call, put) pair of +1/-1")
+        check.require(isinstance(self.expiries, ExpiryFilter), "expiries", self.expiries, "must be an ExpiryFilter")
 
     def to_dict(self) -> dict:
         """JSON-ready: every field, the expiry filter's dates as ISO strings."""

@@ -10,6 +10,7 @@ import pytest
 from research_lib.alerts import AlertParams, AlertParamsError
 from research_lib.checks import FieldChecks, interval, prefixed
 from research_lib.decisions import DecisionError, MarketContext
+from research_lib.gex import GexConfig, GexConfigError
 from research_lib.regime import RegimeParams, RegimeParamsError
 from research_lib.sizing import SizingError, SizingParams, TradeStats
 from research_lib.strategy import StrategyParams, StrategyParamsError
@@ -75,6 +76,9 @@ def test_whole_probability_choice_flag():
     (lambda: TradeStats(1.5, 0.1, 0.1, 3), SizingError, "win_rate=1.5: must be a finite number in [0, 1]"),
     (lambda: StrategyParams(short_delta=1.5), StrategyParamsError,
      "StrategyParams.short_delta=1.5: must be a finite number in (0, 1)"),
+    (lambda: GexConfig(rate=5.0), GexConfigError,
+     "GexConfig.rate=5.0: must be a finite number in [-1, 1] (decimal rate: 0.05 = 5%)"),
+    (lambda: GexConfig(grid_points=1), GexConfigError, "GexConfig.grid_points=1: must be a whole number in [2, 100000]"),
     (lambda: MarketContext("SPX", 100.0, zero_gamma=-1.0), DecisionError,
      "context.zero_gamma=-1.0: must be a finite number > 0"),
     (lambda: AlertParams(pin_max_days=-1), AlertParamsError, "AlertParams.pin_max_days=-1: must be a whole number >= 0"),
