@@ -445,10 +445,22 @@ def _check_common(account, confidence, open_risk, stats, params) -> tuple[Sizing
     return params, acct, conf, open_
 
 
-def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: float,
-                  params: SizingParams) -> _Budget:
-    reasons: list[str] = []
-    capped_by: str | None = None
+@dataclasses.dataclass(frozen=True)
+class _BaseRisk:
+    """Steps 1-2 of :func:`size_position`: Kelly from the history and the base risk it gives."""
+
+    kelly: float                # NaN without a history
+    fractional_kelly: float
+    base: str                   # "kelly" or "bootstrap"
+    risk: float                 # fraction of the account; NaN when Kelly <= 0 (no edge)
+    capped_by: str | None
+    step: str                   # the start of the ``how`` sentence
+    no_edge: bool = False
+
+
+def _base_risk(stats: TradeStats | None, params: SizingParams, reasons: list[str]) -> _BaseRisk:
+    """Kelly (step 1), then the base risk (step 2): the fixed bootstrap risk while the history is shorter
+    than ``min_trades_for_kelly``, else fractional Kelly; Kelly <= 0 means no edge (no position)."""
     label = kelly_label(params.kelly_fraction)
     k = fk = math.nan
     if stats is not None:
@@ -458,30 +470,31 @@ def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: flo
         reasons.append(f"Kelly {_pct(k)} from {_pct(stats.win_rate)} wins, average win {_pct(stats.avg_win)} "
                        f"and average loss {_pct(stats.avg_loss)} of the risk over {stats.n_trades} trades "
                        f"({formula}).")
-
     n_hist = 0 if stats is None else stats.n_trades
     if stats is None or n_hist < params.min_trades_for_kelly:
-        base, base_risk, capped_by = "bootstrap", params.bootstrap_risk, BOOTSTRAP
+        risk = params.bootstrap_risk
         have = "no trade history" if stats is None else f"only {n_hist} trades of history"
         reasons.append(f"Bootstrap: {have} (< {params.min_trades_for_kelly}), so a fixed "
-                       f"{_pct(base_risk)} of the account at risk instead of Kelly.")
-        step = f"Bootstrap {_pct(base_risk)}"
-    else:
-        base = "kelly"
-        if k <= 0:
-            capped_by = NEGATIVE_KELLY if k < 0 else ZERO_KELLY
-            reasons.append(f"Kelly {_pct(k)} ≤ 0: the history shows no edge (expectancy "
-                           f"{_signed_pct(stats.expectancy)} of the risk per trade), so no position.")
-            how = f"Kelly {_pct(k)} ≤ 0 (no edge) → 0 contracts"
-            return _Budget(k, fk, 0.0, capped_by, tuple(reasons), how, base, no_edge=True)
-        base_risk = fk
-        reasons.append(f"{label} (× {params.kelly_fraction:g}): {_pct(fk)} of the account at risk.")
-        step = f"{label} {_pct(fk)}"
+                       f"{_pct(risk)} of the account at risk instead of Kelly.")
+        return _BaseRisk(k, fk, "bootstrap", risk, BOOTSTRAP, f"Bootstrap {_pct(risk)}")
+    if k <= 0:
+        reasons.append(f"Kelly {_pct(k)} ≤ 0: the history shows no edge (expectancy "
+                       f"{_signed_pct(stats.expectancy)} of the risk per trade), so no position.")
+        return _BaseRisk(k, fk, "kelly", math.nan, NEGATIVE_KELLY if k < 0 else ZERO_KELLY,
+                         f"Kelly {_pct(k)} ≤ 0 (no edge) → 0 contracts", no_edge=True)
+    reasons.append(f"{label} (× {params.kelly_fraction:g}): {_pct(fk)} of the account at risk.")
+    return _BaseRisk(k, fk, "kelly", fk, None, f"{label} {_pct(fk)}")
 
-    risk = base_risk
-    if params.scale_by_confidence and conf < 100:
-        risk = base_risk * conf / 100.0 if conf > 0 else 0.0  # (inf × 0 would be NaN)
-        reasons.append(f"Confidence {conf:g}%: {_pct(base_risk)} × {conf:g}/100 = {_pct(risk)}.")
+
+def _trade_risk(b: _BaseRisk, conf: float, params: SizingParams,
+                reasons: list[str]) -> tuple[float, str | None, str]:
+    """Steps 3-4: the base risk scaled by confidence (when ``scale_by_confidence``), then cut to the
+    per-trade cap. Returns (risk as a fraction of the account, what capped it, the ``how`` so far)."""
+    risk, capped_by, step = b.risk, b.capped_by, b.step
+    scaled = params.scale_by_confidence and conf < 100
+    if scaled:
+        risk = b.risk * conf / 100.0 if conf > 0 else 0.0  # (inf × 0 would be NaN)
+        reasons.append(f"Confidence {conf:g}%: {_pct(b.risk)} × {conf:g}/100 = {_pct(risk)}.")
         step += f" × {conf:g}% confidence"
         if risk == 0:
             capped_by = ZERO_CONFIDENCE
@@ -490,25 +503,44 @@ def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: flo
         risk = params.max_risk_per_trade
         capped_by = PER_TRADE_CAP
         step += f" capped at {_pct(risk)}"
-    elif params.scale_by_confidence and conf < 100:
+    elif scaled:
         step += f" = {_pct(risk)}"
+    return risk, capped_by, step
 
-    budget = risk * acct
-    how = f"{step} of {_money(acct)} = {_money(_cents_down(budget))} at risk"
+
+def _open_risk_cap(budget: float, acct: float, open_: float, params: SizingParams, reasons: list[str],
+                   how: str) -> tuple[float, str, bool]:
+    """Step 5: the dollar budget cut to the room left under ``max_total_open_risk`` by the risk already
+    open (0 when none is left). Returns (budget, ``how``, whether the cap bound)."""
     room = params.max_total_open_risk * acct - open_
-    if budget > room:
-        cap_total = params.max_total_open_risk * acct
-        if room <= 0:
-            reasons.append(f"Open-risk cap: {_money(open_)} already at risk reaches the "
-                           f"{_pct(params.max_total_open_risk)} cap ({_money(cap_total)}); no new risk.")
-        else:
-            reasons.append(f"Open-risk cap: {_money(open_)} already at risk leaves {_money(room)} of the "
-                           f"{_pct(params.max_total_open_risk)} cap ({_money(cap_total)}).")
-        budget = max(room, 0.0)
-        capped_by = OPEN_RISK_CAP
-        how += (f", cut to {_money(_cents_down(budget))} by the {_pct(params.max_total_open_risk)} open-risk cap "
-                f"({_money(open_)} already at risk)")
-    return _Budget(k, fk, _cents_down(budget), capped_by, tuple(reasons), how, base)
+    if budget <= room:
+        return budget, how, False
+    cap_total = params.max_total_open_risk * acct
+    if room <= 0:
+        reasons.append(f"Open-risk cap: {_money(open_)} already at risk reaches the "
+                       f"{_pct(params.max_total_open_risk)} cap ({_money(cap_total)}); no new risk.")
+    else:
+        reasons.append(f"Open-risk cap: {_money(open_)} already at risk leaves {_money(room)} of the "
+                       f"{_pct(params.max_total_open_risk)} cap ({_money(cap_total)}).")
+    budget = max(room, 0.0)
+    return budget, how + (f", cut to {_money(_cents_down(budget))} by the {_pct(params.max_total_open_risk)} "
+                          f"open-risk cap ({_money(open_)} already at risk)"), True
+
+
+def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: float,
+                  params: SizingParams) -> _Budget:
+    """Steps 1-5 of :func:`size_position` (Kelly, base risk, confidence, per-trade cap, open-risk cap)."""
+    reasons: list[str] = []
+    b = _base_risk(stats, params, reasons)
+    if b.no_edge:
+        return _Budget(b.kelly, b.fractional_kelly, 0.0, b.capped_by, tuple(reasons), b.step, b.base,
+                       no_edge=True)
+    risk, capped_by, step = _trade_risk(b, conf, params, reasons)
+    budget = risk * acct
+    budget, how, bound = _open_risk_cap(budget, acct, open_, params, reasons,
+                                        f"{step} of {_money(acct)} = {_money(_cents_down(budget))} at risk")
+    return _Budget(b.kelly, b.fractional_kelly, _cents_down(budget), OPEN_RISK_CAP if bound else capped_by,
+                   tuple(reasons), how, b.base)
 
 
 def risk_budget(account: float, stats: TradeStats | None = None, *, confidence: float = 100.0,
