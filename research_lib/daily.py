@@ -30,6 +30,7 @@ import pandas as pd
 
 from research_lib import __version__
 from research_lib.chain import ResearchLibError
+from research_lib.formatting import fmt_age
 from research_lib.formatting import fmt_level as _level
 from research_lib.formatting import fmt_money as _money
 
@@ -55,10 +56,7 @@ def json_safe(obj: Any) -> Any:
 
 
 def _age_text(age: pd.Timedelta | None) -> str:
-    if age is None:
-        return "n/a (live quote)"
-    hours = age.total_seconds() / 3600
-    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+    return fmt_age(age, missing="n/a (live quote)", hours="hours")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

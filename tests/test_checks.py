@@ -1,15 +1,20 @@
-"""The shared field checks of the parameter classes (:mod:`research_lib.checks`)."""
+"""The shared helpers of the clean-up: field checks of the parameter classes (:mod:`research_lib.checks`)
+and the one age formatter."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from research_lib import daily
 from research_lib.alerts import AlertParams, AlertParamsError
 from research_lib.checks import FieldChecks, interval, prefixed
 from research_lib.decisions import DecisionError, MarketContext
+from research_lib.formatting import fmt_age
 from research_lib.gex import GexConfig, GexConfigError
 from research_lib.regime import RegimeParams, RegimeParamsError
 from research_lib.sizing import SizingError, SizingParams, TradeStats
@@ -99,3 +104,12 @@ def test_numpy_scalars_are_numbers_in_every_params_class():
     assert RegimeParams(gex_rel_positive=np.float32(0.3)).gex_rel_positive == pytest.approx(0.3)
     assert SizingParams(kelly_fraction=np.float64(0.25)).kelly_fraction == 0.25
     assert StrategyParams(target_dte=np.int64(30)).target_dte == 30
+
+
+def test_one_age_formatter_for_the_report_and_the_source_status():
+    """daily (``5.0 hours``) and sources.auto (``5.0 h``) word ages through formatting.fmt_age."""
+    assert fmt_age(None) == "unknown age" and fmt_age(None, missing="n/a (live quote)") == "n/a (live quote)"
+    assert fmt_age(pd.Timedelta(hours=5)) == "5.0 h"
+    assert fmt_age(dt.timedelta(hours=5), hours="hours") == "5.0 hours"
+    assert fmt_age(pd.Timedelta(hours=47.9)) == "47.9 h" and fmt_age(pd.Timedelta(hours=72)) == "3.0 days"
+    assert daily._age_text(pd.Timedelta(hours=20)) == "20.0 hours"
