@@ -208,18 +208,3 @@ def trading_date(ts) -> dt.date:
 
 
 YEAR_SECONDS = 365.0 * 86400.0
-
-
-def year_fractions(start, end) -> np.ndarray:
-    """Calendar time from ``start`` to each ``end`` in years of 365 days (seconds / 31,536,000)."""
-    start = pd.Timestamp(start)
-    end = pd.DatetimeIndex(end)
-    secs = (end.asi8 - start.tz_convert(end.tz).value) / 1e9 if end.tz is not None else None
-    if secs is None:
-        raise ValueError("year_fractions needs tz-aware timestamps")
-    return np.asarray(secs, dtype=float) / YEAR_SECONDS
-
-
-def to_date(value) -> dt.date:
-    """``value`` (str, date, Timestamp) as a :class:`datetime.date`."""
-    return pd.Timestamp(value).date()

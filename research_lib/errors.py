@@ -24,10 +24,44 @@ class ResearchLibError(Exception):
 # ----------------------------------------------------------------------------------------------------
 # Bad input: a chain, a file or market history that is malformed or cannot be true
 # ----------------------------------------------------------------------------------------------------
+def describe_bad_rows(message: str, *, where: str | None = None, column: str | None = None,
+                      n_bad: int | None = None, example: str | None = None) -> str:
+    """The one wording of a bad-data message: ``"{where}: {message} [column 'c', 3 bad rows, e.g. {example}]"``.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in words.
+    where : str, optional
+        The file or feed, put first with a colon; omitted when None or empty.
+    column : str, optional
+        The column concerned (shown quoted).
+    n_bad : int, optional
+        How many rows are bad ("1 bad row", "2 bad rows").
+    example : str, optional
+        One bad value, already formatted by the caller (``repr(value)``, ``"'x' on line 3"``), shown as given.
+
+    Returns
+    -------
+    str
+        The bracket lists those of column, count and example that are given, in that order, and is left
+        out when none is.
+    """
+    inner = []
+    if column is not None:
+        inner.append(f"column {column!r}")
+    if n_bad is not None:
+        inner.append(f"{n_bad} bad row{'s' if n_bad != 1 else ''}")
+    if example is not None:
+        inner.append(f"e.g. {example}")
+    return (f"{where}: " if where else "") + message + (" [" + ", ".join(inner) + "]" if inner else "")
+
+
 class ChainError(ResearchLibError, ValueError):
     """An option chain (or a file claiming to be one) is malformed.
 
-    The message names where (file, column), how many rows are bad and one example.
+    The message names where (file, column), how many rows are bad and one example (see
+    :func:`describe_bad_rows`; the example is shown as its ``repr``).
     """
 
     def __init__(self, message: str, *, column: str | None = None, n_bad: int | None = None,
@@ -36,15 +70,8 @@ class ChainError(ResearchLibError, ValueError):
         self.n_bad = n_bad
         self.example = example
         self.where = where
-        parts = [f"{where}: " if where else "", message]
-        if column is not None:
-            parts.append(f" [column {column!r}")
-            if n_bad is not None:
-                parts.append(f", {n_bad} bad row{'s' if n_bad != 1 else ''}")
-            if example is not None:
-                parts.append(f", e.g. {example!r}")
-            parts.append("]")
-        super().__init__("".join(parts))
+        super().__init__(describe_bad_rows(message, where=where, column=column, n_bad=n_bad,
+                                           example=None if example is None else repr(example)))
 
 
 class UnreadableFileError(ChainError):
@@ -80,7 +107,8 @@ class SnapshotNotFoundError(ChainError):
 class MarketDataError(ResearchLibError, ValueError):
     """A market history file is malformed, or a lookup has no data for the date asked.
 
-    The message names the file (``path``), the column, how many rows are bad and one example.
+    The message names the file (``path``), the column, how many rows are bad and one example (see
+    :func:`describe_bad_rows`; the example is shown as given, e.g. ``"'x' on line 3"``).
     """
 
     def __init__(self, message: str, *, path: str | os.PathLike | None = None, column: str | None = None,
@@ -89,17 +117,8 @@ class MarketDataError(ResearchLibError, ValueError):
         self.column = column
         self.n_bad = n_bad
         self.example = example
-        parts = [f"{self.path}: " if self.path else "", message]
-        if column is not None or n_bad is not None or example is not None:
-            inner = []
-            if column is not None:
-                inner.append(f"column {column!r}")
-            if n_bad is not None:
-                inner.append(f"{n_bad} bad row{'s' if n_bad != 1 else ''}")
-            if example is not None:
-                inner.append(f"e.g. {example}")
-            parts.append(" [" + ", ".join(inner) + "]")
-        super().__init__("".join(parts))
+        super().__init__(describe_bad_rows(message, where=self.path, column=column, n_bad=n_bad,
+                                           example=None if example is None else str(example)))
 
 
 class MarketDataNotFoundError(ResearchLibError, FileNotFoundError):

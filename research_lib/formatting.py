@@ -30,6 +30,23 @@ def fmt_level(x: float | None) -> str:
     return "none" if x is None or not math.isfinite(x) else f"{x:,.2f}"
 
 
+def fmt_age(age: dt.timedelta | None, *, missing: str = "unknown age", hours: str = "h") -> str:
+    """How old something is: hours with one decimal below 48 hours (``5.2 h``), days above (``3.1 days``).
+
+    Parameters
+    ----------
+    age : datetime.timedelta or pandas.Timedelta or None
+    missing : str
+        The text for None (``"n/a (live quote)"``).
+    hours : str
+        The hours unit as written after the number (``"h"`` or ``"hours"``).
+    """
+    if age is None:
+        return missing
+    h = age.total_seconds() / 3600
+    return f"{h:.1f} {hours}" if h < 48 else f"{h / 24:.1f} days"
+
+
 # --------------------------------------------------------------------------------------------------------
 # dates as people type them
 

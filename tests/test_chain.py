@@ -31,12 +31,13 @@ from research_lib.core.chain import (
     NY,
     ChainError,
     ChainSnapshot,
+    describe_bad_rows,
     parse_occ_symbol,
     parse_occ_symbols,
     settlement_for_root,
     validate_contracts,
 )
-from research_lib.errors import NothingToComputeError
+from research_lib.errors import MarketDataError, NothingToComputeError
 
 pytestmark = [
     # pandas parses hostile date strings one by one and says so; that is expected here.
@@ -861,3 +862,16 @@ def test_replace_rechecks_plausibility():
     moved = base.replace(spot=base.spot * 1.05)
     assert len(moved.warnings) == 1 and "put-call-parity forward" in moved.warnings[0]
     assert moved.replace(spot=base.spot).warnings == ()
+
+
+def test_chain_and_market_errors_share_one_bad_rows_wording():
+    """ChainError and MarketDataError word column / count / example the same way (one builder)."""
+    assert describe_bad_rows("bad", where="f.csv", column="x", n_bad=1, example="'a'") == \
+        "f.csv: bad [column 'x', 1 bad row, e.g. 'a']"
+    assert describe_bad_rows("bad", n_bad=2) == "bad [2 bad rows]"
+    assert describe_bad_rows("bad", where="") == "bad"
+    chain_msg = str(ChainError("bad", where="f.csv", column="x", n_bad=3, example="a"))
+    market_msg = str(MarketDataError("bad", path="f.csv", column="x", n_bad=3, example="'a'"))
+    assert chain_msg == market_msg == "f.csv: bad [column 'x', 3 bad rows, e.g. 'a']"
+    # a count without a column is no longer dropped from a ChainError's message
+    assert str(ChainError("bad", n_bad=2, example=1.5)) == "bad [2 bad rows, e.g. 1.5]"

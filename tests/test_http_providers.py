@@ -27,7 +27,7 @@ from http_server import LoopbackServer, Reply, closed_port_url
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from research_lib.core.chain import NY, ChainError, ResearchLibError
-from research_lib.data.sources import detect_format, read_chain
+from research_lib.data.sources import base, detect_format, polygon, read_chain, tradier
 from research_lib.data.sources.cboe_json import CboeProvider, cboe_symbol, load_cboe_json, parse_cboe_chain
 from research_lib.data.sources.http import (
     BUDGET_ENV,
@@ -1244,3 +1244,14 @@ def test_gex_auto_falls_back_to_the_modelled_chain_when_cboe_trickles(slow_cboe)
     assert "MODELLED DATA" in err and "ProviderTimeoutError" in err and "no complete response headers" in err, err
     assert json.loads(out)["modelled"] is True
     assert elapsed < SLOW_BUDGET + 30
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (1.5, 1.5), (2, 2.0), ("3.25", 3.25), (None, math.nan), (True, math.nan), ("n/a", math.nan),
+    ({"x": 1}, math.nan), (math.inf, math.nan), ("NaN", math.nan),
+])
+def test_json_number_is_the_one_provider_number_parser(raw, expected):
+    """Polygon and Tradier both read their JSON numbers through ``sources.base.json_number``."""
+    got = base.json_number(raw)
+    assert got == expected or (math.isnan(got) and math.isnan(expected))
+    assert polygon.json_number is base.json_number and tradier.json_number is base.json_number

@@ -14,6 +14,7 @@ import pytest
 from conftest import QUOTEDATA, SHARED_DATA, shared_file
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
+import research_lib.core.regime as regime_module
 from research_lib.core import gex
 from research_lib.core.chain import ResearchLibError
 from research_lib.core.regime import (
@@ -574,3 +575,45 @@ def test_from_analysis_cuts_histories_and_drops_stale_vix(spx_2024_analysis):
     assert inputs.vix == 15.0
     stale = RegimeInputs.from_analysis(spx_2024_analysis, vix_history=vix[vix.index <= "2023-12-01"])
     assert stale.vix is None and any("treated as missing" in n for n in stale.notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# the steps of classify_regime, one at a time
+
+
+def _ma(short_pct=None, long_pct=None):
+    keys = ("ma_short", "ma_long", "spot_vs_ma_short_pct", "ma_short_vs_long_pct")
+    if short_pct is None:
+        return dict.fromkeys(keys)
+    return dict(zip(keys, (100.0, 99.0, short_pct, long_pct), strict=True))
+
+
+def test_scores_step_scales_each_input_to_its_weight():
+    p = RegimeParams()
+    gex = {"gex_measure": 0.25, "gex_measure_kind": "relative"}       # half of 2 × the +0.25 threshold
+    zg = regime_module._ZeroGamma(dist=-0.5, buffer=0.5, buffer_text="")  # half of 2 × the buffer, below
+    g, iv, tr, term = regime_module._scores_step(p, gex, zg, iv_rank=70.0, ma=_ma(1.0, 1.0), term_ratio=0.95)
+    assert g == pytest.approx(p.weight_gex * (0.5 - 0.5) / 2)
+    assert iv == pytest.approx(p.weight_iv * (70 - 40) / 60)
+    assert tr == pytest.approx(p.weight_trend * 1.0)                  # (1 + 1) / (4 × 0.5), clipped at 1
+    assert term == pytest.approx(p.weight_term * 0.5)                 # (1 - 0.95) / 0.10
+    # nothing known: every score 0; a zero band gives the trend's sign alone
+    none = regime_module._scores_step(p, {"gex_measure": None, "gex_measure_kind": None},
+                                      regime_module._ZeroGamma(None, 0.5, ""), None, _ma(), None)
+    assert none == (0.0, 0.0, 0.0, 0.0)
+    flat = regime_module._scores_step(RegimeParams(trend_band_pct=0.0), gex, zg, None, _ma(-0.1, 0.05), None)
+    assert flat[2] == -p.weight_trend
+
+
+@pytest.mark.parametrize(("regime", "trend", "iv_rank", "has_ma", "action", "evidence"), [
+    (Regime.POSITIVE_GAMMA, Trend.SIDEWAYS, 60.0, True, Action.SELL_PREMIUM, 10 + 5 + 2),
+    (Regime.POSITIVE_GAMMA, Trend.UPTREND, 40.0, True, Action.STAY_OUT, 0.0),    # not *above* iv_rank_sell
+    (Regime.NEGATIVE_GAMMA, Trend.DOWNTREND, None, True, Action.BUY_DIRECTIONAL, -10 - 5 + 7),
+    (Regime.NEGATIVE_GAMMA, Trend.UPTREND, 30.0, False, Action.STAY_OUT, 0.0),   # no averages: no trend
+    (Regime.NEGATIVE_GAMMA, Trend.SIDEWAYS, 30.0, True, Action.STAY_OUT, 0.0),
+    (Regime.NEUTRAL, Trend.UPTREND, 90.0, True, Action.STAY_OUT, 0.0),
+])
+def test_action_step_and_its_evidence(regime, trend, iv_rank, has_ma, action, evidence):
+    got, reason, ev = regime_module._action_step(regime, trend, iv_rank, has_ma, RegimeParams(),
+                                                 gex_score=10.0, iv_score=5.0, trend_score=-7.0, term_score=2.0)
+    assert got is action and reason.startswith(action.value) and ev == pytest.approx(evidence)

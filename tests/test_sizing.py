@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import research_lib.core.sizing as sizing_module
 from research_lib.core.chain import ResearchLibError
 from research_lib.core.sizing import (
     BELOW_ONE_CONTRACT,
@@ -373,3 +374,31 @@ def test_account_needed_with_kelly_caps_and_open_risk():
     assert account_needed(500, None, confidence=0) is None
     with pytest.raises(SizingError, match="max_loss_per_contract"):
         account_needed(0.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# the budget steps, one at a time
+
+
+def test_trade_risk_step_scales_by_confidence_then_caps():
+    p = SizingParams(max_risk_per_trade=0.05)
+    kelly_base = sizing_module._BaseRisk(0.2, 0.1, "kelly", 0.1, None, "Half-Kelly 10%")
+    reasons: list[str] = []
+    risk, capped_by, how = sizing_module._trade_risk(kelly_base, 80.0, p, reasons)
+    assert (risk, capped_by) == (0.05, sizing_module.PER_TRADE_CAP)       # 10% × 0.8 = 8% > 5%
+    assert how == "Half-Kelly 10% × 80% confidence capped at 5%" and len(reasons) == 2
+    risk, capped_by, how = sizing_module._trade_risk(kelly_base, 40.0, p, [])
+    assert (risk, capped_by, how) == (pytest.approx(0.04), None, "Half-Kelly 10% × 40% confidence = 4%")
+    risk, capped_by, _ = sizing_module._trade_risk(kelly_base, 0.0, p, [])
+    assert (risk, capped_by) == (0.0, sizing_module.ZERO_CONFIDENCE)
+
+
+def test_open_risk_cap_step_binds_even_on_a_zero_budget():
+    p = SizingParams(max_total_open_risk=0.20)
+    assert sizing_module._open_risk_cap(1000.0, 100_000.0, 5_000.0, p, [], "h") == (1000.0, "h", False)
+    budget, how, bound = sizing_module._open_risk_cap(1000.0, 100_000.0, 19_500.0, p, [], "h")
+    assert (budget, bound) == (500.0, True) and "cut to $500 by the 20% open-risk cap" in how
+    # zero confidence with the cap already reached: the cap is what the result names
+    assert sizing_module._open_risk_cap(0.0, 100_000.0, 25_000.0, p, [], "h")[::2] == (0.0, True)
+    res = size_position(100_000.0, 500.0, None, confidence=0.0, open_risk=25_000.0, params=p)
+    assert res.contracts == 0 and res.capped_by == sizing_module.OPEN_RISK_CAP

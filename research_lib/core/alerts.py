@@ -44,6 +44,7 @@ from typing import Any
 
 import pandas as pd
 
+from research_lib.checks import FieldChecks, prefixed
 from research_lib.core.regime import RegimeResult, describe_zero_gamma_distance, zero_gamma_distance_pct
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     AlertInputError as AlertInputError,
@@ -65,6 +66,9 @@ __all__ = [
     "regime_change",
     "spot_near_zero_gamma",
 ]
+
+
+_PARAM_CHECKS = FieldChecks(prefixed(AlertParamsError, "AlertParams"))
 
 
 class Severity(enum.StrEnum):
@@ -130,33 +134,24 @@ class AlertParams:
     destabilising_severity: Severity = Severity.CRITICAL
 
     def __post_init__(self):
+        check = _PARAM_CHECKS
         for f in dataclasses.fields(self):
             if f.name.endswith("_severity"):
-                v = getattr(self, f.name)
-                try:
-                    object.__setattr__(self, f.name, Severity(str(v).upper()))
-                except ValueError:
-                    raise AlertParamsError(f"AlertParams.{f.name}={v!r}: must be one of "
-                                           f"{[s.value for s in Severity]}") from None
-                continue
-            v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise AlertParamsError(f"AlertParams.{f.name}={v!r}: must be a finite number")
-
-        def check(name: str, ok: bool, why: str):
-            if not ok:
-                raise AlertParamsError(f"AlertParams.{name}={getattr(self, name)!r}: {why}")
-
-        check("near_zero_gamma_pct", self.near_zero_gamma_pct >= 0, "must be >= 0 (% of spot)")
-        check("concentration_share", 0 < self.concentration_share <= 1, "must lie in (0, 1]")
-        check("concentration_window_pct", self.concentration_window_pct > 0, "must be > 0 (% of spot)")
-        check("pin_min_score", 0 <= self.pin_min_score <= 100, "must lie in [0, 100]")
-        check("pin_max_days", isinstance(self.pin_max_days, int) and self.pin_max_days >= 0,
-              "must be an integer >= 0 (calendar days)")
-        check("regime_change_min_confidence", 0 <= self.regime_change_min_confidence <= 100,
-              "must lie in [0, 100]")
-        check("destabilising_gex_ratio", -1 <= self.destabilising_gex_ratio <= 0, "must lie in [-1, 0]")
-        check("destabilising_below_pct", self.destabilising_below_pct >= 0, "must be >= 0 (% of spot)")
+                text = check.choice(f.name, getattr(self, f.name), [s.value for s in Severity],
+                                    normalise=lambda v: str(v).upper())
+                object.__setattr__(self, f.name, Severity(text))
+        check.number("near_zero_gamma_pct", self.near_zero_gamma_pct, lo=0, unit="% of spot")
+        check.number("concentration_share", self.concentration_share, lo=0, hi=1, lo_open=True,
+                     unit="share of gross GEX")
+        check.number("concentration_window_pct", self.concentration_window_pct, lo=0, lo_open=True,
+                     unit="% of spot")
+        check.number("pin_min_score", self.pin_min_score, lo=0, hi=100, unit="pin score")
+        check.whole("pin_max_days", self.pin_max_days, lo=0, unit="calendar days")
+        check.number("regime_change_min_confidence", self.regime_change_min_confidence, lo=0, hi=100,
+                     unit="confidence, percent")
+        check.number("destabilising_gex_ratio", self.destabilising_gex_ratio, lo=-1, hi=0,
+                     unit="net GEX / gross GEX")
+        check.number("destabilising_below_pct", self.destabilising_below_pct, lo=0, unit="% of spot")
 
 
 @dataclasses.dataclass(frozen=True)

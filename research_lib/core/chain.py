@@ -157,6 +157,128 @@ def _example(series: pd.Series, mask: pd.Series) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def _check_columns(table: Any, where: str | None) -> None:
+    """Step 1 of :func:`validate_contracts`: a DataFrame holding every contract column, each once."""
+    if not isinstance(table, pd.DataFrame):
+        raise ChainError(f"contract table must be a DataFrame, got {type(table).__name__}", where=where)
+    dup_cols = table.columns[table.columns.duplicated()].unique()
+    if len(dup_cols):
+        raise ChainError(f"column{'s' if len(dup_cols) > 1 else ''} {list(dup_cols)} appear more than once",
+                         column=str(dup_cols[0]), where=where)
+    missing = [c for c in CONTRACT_COLUMNS if c not in table.columns]
+    if missing:
+        raise ChainError(f"missing column{'s' if len(missing) > 1 else ''} {missing}", column=missing[0],
+                         where=where)
+
+
+def _codes(src: pd.DataFrame, where: str | None) -> dict[str, pd.Series]:
+    """Step 2: ``root``, ``right`` and ``settlement`` stripped and upper-cased, each value one of its codes
+    (``C``/``P``, ``AM``/``PM``, 1-8 letters, digits or dots); no value may be missing."""
+    out: dict[str, pd.Series] = {}
+    for col in ("root", "right", "settlement"):
+        raw = src[col]
+        isnull = raw.isna()
+        if isnull.any():
+            raise ChainError("missing value", column=col, n_bad=int(isnull.sum()),
+                             example=None, where=where)
+        out[col] = raw.astype(str).str.strip().str.upper()
+    for col, bad, what in (
+            ("right", ~out["right"].isin(["C", "P"]), "right must be 'C' or 'P'"),
+            ("settlement", ~out["settlement"].isin(["AM", "PM"]), "settlement must be 'AM' or 'PM'"),
+            ("root", (out["root"] == "") | ~out["root"].str.fullmatch(r"[A-Z0-9.]{1,8}"),
+             "root must be 1-8 letters/digits")):
+        if bad.any():
+            raise ChainError(what, column=col, n_bad=int(bad.sum()), example=_example(src[col], bad), where=where)
+    return out
+
+
+def _expirations(exp_raw: pd.Series, where: str | None) -> pd.Series:
+    """Step 3: the ``expiration`` column as tz-naive midnights (datetime64[ns]).
+
+    Accepts dates, date strings, timestamps (tz-aware ones are read in New York time) and numbers in
+    YYYYMMDD form (20240315; any other number would be read as nanoseconds, so it is refused). Every
+    value must parse, to a year in 1970-2100.
+    """
+    if isinstance(exp_raw.dtype, pd.DatetimeTZDtype):
+        exp_raw = exp_raw.dt.tz_localize(None)
+    if pd.api.types.is_numeric_dtype(exp_raw) and not pd.api.types.is_bool_dtype(exp_raw):
+        as_int = pd.to_numeric(exp_raw, errors="coerce")
+        bad = as_int.isna() | (as_int % 1 != 0) | (as_int < 19700101) | (as_int > 21001231)
+        if bad.any():
+            raise ChainError("a numeric expiration must be a YYYYMMDD date", column="expiration",
+                             n_bad=int(bad.sum()), example=_example(exp_raw, bad), where=where)
+        exp_raw = pd.to_datetime(as_int.astype("int64").astype(str), format="%Y%m%d", errors="coerce")
+    try:
+        expiration = pd.to_datetime(exp_raw, errors="coerce")
+    except (ValueError, TypeError) as exc:  # mixed time zones, unhashable objects ...
+        raise ChainError(f"not a column of dates ({exc})", column="expiration", where=where) from exc
+    if isinstance(expiration.dtype, pd.DatetimeTZDtype):
+        expiration = expiration.dt.tz_convert(NY).dt.tz_localize(None)
+    bad = expiration.isna()
+    if bad.any():
+        raise ChainError("not a date", column="expiration", n_bad=int(bad.sum()),
+                         example=_example(exp_raw, bad), where=where)
+    bad = (expiration.dt.year < 1970) | (expiration.dt.year > 2100)
+    if bad.any():
+        raise ChainError("expiration outside 1970-2100", column="expiration", n_bad=int(bad.sum()),
+                         example=str(_example(exp_raw, bad)), where=where)
+    return expiration.dt.normalize().astype("datetime64[ns]")
+
+
+def _numbers(raw: pd.Series, col: str, where: str | None) -> pd.Series:
+    """Step 4: one numeric column as float64: numbers and numeric strings; blanks become NaN. A complex
+    number, a non-numeric string or an infinite value is refused."""
+    if raw.dtype.kind == "c" or raw.dtype == object:
+        is_complex = raw.map(lambda v: isinstance(v, complex | np.complexfloating))
+        if is_complex.any():
+            raise ChainError("complex numbers are not prices", column=col, n_bad=int(is_complex.sum()),
+                             example=_example(raw, is_complex), where=where)
+    num = pd.to_numeric(raw, errors="coerce")
+    not_number = num.isna() & raw.notna()
+    if not_number.any():
+        raise ChainError("not a number", column=col, n_bad=int(not_number.sum()),
+                         example=_example(raw, not_number), where=where)
+    values = num.astype("float64")
+    inf = np.isinf(values)
+    if inf.any():
+        raise ChainError("infinite value", column=col, n_bad=int(inf.sum()),
+                         example=float(values[inf].iloc[0]), where=where)
+    return values
+
+
+def _check_ranges(out: pd.DataFrame, where: str | None) -> None:
+    """Step 5: every number within its possible range (strike > 0, open interest required, ...)."""
+    def check(mask: pd.Series, col: str, what: str) -> None:
+        if mask.any():
+            raise ChainError(what, column=col, n_bad=int(mask.sum()), example=_example(out[col], mask),
+                             where=where)
+
+    check(out["strike"].isna() | (out["strike"] <= 0) | (out["strike"] > MAX_PRICE), "strike",
+          "strike must be a positive number")
+    check(out["open_interest"].isna(), "open_interest", "open interest is required")
+    check((out["open_interest"] < 0) | (out["open_interest"] > MAX_CONTRACTS), "open_interest",
+          f"open interest must lie in [0, {MAX_CONTRACTS:g}]")
+    check((out["volume"] < 0) | (out["volume"] > MAX_CONTRACTS), "volume",
+          f"volume must lie in [0, {MAX_CONTRACTS:g}]")
+    for col in ("bid", "ask", "last"):
+        check((out[col] < 0) | (out[col] > MAX_PRICE), col, f"{col} must lie in [0, {MAX_PRICE:g}]")
+    check((out["iv"] < 0) | (out["iv"] > MAX_IV), "iv", f"implied volatility must lie in [0, {MAX_IV:g}]")
+    check(out["gamma"] < 0, "gamma", "gamma cannot be negative")
+    check(out["gamma"] > 1e3, "gamma", "gamma above 1000 per point is corrupt")
+    check(out["delta"].abs() > 1.0 + 1e-6, "delta", "delta must lie in [-1, 1]")
+
+
+def _check_unique(out: pd.DataFrame, where: str | None) -> None:
+    """Step 7: no two rows for one contract (root, expiration, strike, right)."""
+    dup = out.duplicated(list(KEY_COLUMNS), keep=False)
+    if dup.any():
+        first = out[dup].iloc[0]
+        raise ChainError("duplicated contracts (same root, expiration, strike, right)", column="root",
+                         n_bad=int(dup.sum()),
+                         example=f"{first['root']} {first['expiration'].date()} {first['strike']:g} {first['right']}",
+                         where=where)
+
+
 def validate_contracts(table: pd.DataFrame, *, where: str | None = None) -> pd.DataFrame:
     """Check and normalise a contract table; return a clean copy in the canonical column order.
 
@@ -182,116 +304,20 @@ def validate_contracts(table: pd.DataFrame, *, where: str | None = None) -> pd.D
         quote, volume, IV or gamma; an absurd magnitude; duplicated contracts (same root, expiration,
         strike and right). The message names the column, the number of bad rows and one example.
     """
-    if not isinstance(table, pd.DataFrame):
-        raise ChainError(f"contract table must be a DataFrame, got {type(table).__name__}", where=where)
-    dup_cols = table.columns[table.columns.duplicated()].unique()
-    if len(dup_cols):
-        raise ChainError(f"column{'s' if len(dup_cols) > 1 else ''} {list(dup_cols)} appear more than once",
-                         column=str(dup_cols[0]), where=where)
-    missing = [c for c in CONTRACT_COLUMNS if c not in table.columns]
-    if missing:
-        raise ChainError(f"missing column{'s' if len(missing) > 1 else ''} {missing}", column=missing[0],
-                         where=where)
-    out = pd.DataFrame(index=pd.RangeIndex(len(table)))
+    _check_columns(table, where)
     src = table.reset_index(drop=True)
-
-    for col in ("root", "right", "settlement"):
-        raw = src[col]
-        isnull = raw.isna()
-        if isnull.any():
-            raise ChainError("missing value", column=col, n_bad=int(isnull.sum()),
-                             example=None, where=where)
-        out[col] = raw.astype(str).str.strip().str.upper()
-    bad = ~out["right"].isin(["C", "P"])
-    if bad.any():
-        raise ChainError("right must be 'C' or 'P'", column="right", n_bad=int(bad.sum()),
-                         example=_example(src["right"], bad), where=where)
-    bad = ~out["settlement"].isin(["AM", "PM"])
-    if bad.any():
-        raise ChainError("settlement must be 'AM' or 'PM'", column="settlement", n_bad=int(bad.sum()),
-                         example=_example(src["settlement"], bad), where=where)
-    bad = (out["root"] == "") | ~out["root"].str.fullmatch(r"[A-Z0-9.]{1,8}")
-    if bad.any():
-        raise ChainError("root must be 1-8 letters/digits", column="root", n_bad=int(bad.sum()),
-                         example=_example(src["root"], bad), where=where)
-
-    exp_raw = src["expiration"]
-    if isinstance(exp_raw.dtype, pd.DatetimeTZDtype):
-        exp_raw = exp_raw.dt.tz_localize(None)
-    if pd.api.types.is_numeric_dtype(exp_raw) and not pd.api.types.is_bool_dtype(exp_raw):
-        # Numbers are only dates as YYYYMMDD (20240315); anything else would be read as nanoseconds.
-        as_int = pd.to_numeric(exp_raw, errors="coerce")
-        bad = as_int.isna() | (as_int % 1 != 0) | (as_int < 19700101) | (as_int > 21001231)
-        if bad.any():
-            raise ChainError("a numeric expiration must be a YYYYMMDD date", column="expiration",
-                             n_bad=int(bad.sum()), example=_example(exp_raw, bad), where=where)
-        exp_raw = pd.to_datetime(as_int.astype("int64").astype(str), format="%Y%m%d", errors="coerce")
-    try:
-        expiration = pd.to_datetime(exp_raw, errors="coerce")
-    except (ValueError, TypeError) as exc:  # mixed time zones, unhashable objects ...
-        raise ChainError(f"not a column of dates ({exc})", column="expiration", where=where) from exc
-    if isinstance(expiration.dtype, pd.DatetimeTZDtype):
-        expiration = expiration.dt.tz_convert(NY).dt.tz_localize(None)
-    bad = expiration.isna()
-    if bad.any():
-        raise ChainError("not a date", column="expiration", n_bad=int(bad.sum()),
-                         example=_example(exp_raw, bad), where=where)
-    bad = (expiration.dt.year < 1970) | (expiration.dt.year > 2100)
-    if bad.any():
-        raise ChainError("expiration outside 1970-2100", column="expiration", n_bad=int(bad.sum()),
-                         example=str(_example(exp_raw, bad)), where=where)
-    out["expiration"] = expiration.dt.normalize().astype("datetime64[ns]")
-
-    for col in FLOAT_COLUMNS:
-        raw = src[col]
-        if raw.dtype.kind == "c" or raw.dtype == object:
-            is_complex = raw.map(lambda v: isinstance(v, complex | np.complexfloating))
-            if is_complex.any():
-                raise ChainError("complex numbers are not prices", column=col, n_bad=int(is_complex.sum()),
-                                 example=_example(raw, is_complex), where=where)
-        num = pd.to_numeric(raw, errors="coerce")
-        not_number = num.isna() & raw.notna()
-        if not_number.any():
-            raise ChainError("not a number", column=col, n_bad=int(not_number.sum()),
-                             example=_example(raw, not_number), where=where)
-        values = num.astype("float64")
-        inf = np.isinf(values)
-        if inf.any():
-            raise ChainError("infinite value", column=col, n_bad=int(inf.sum()),
-                             example=float(values[inf].iloc[0]), where=where)
+    out = pd.DataFrame(index=pd.RangeIndex(len(table)))
+    for col, values in _codes(src, where).items():
         out[col] = values
-
-    def check(mask: pd.Series, col: str, what: str) -> None:
-        if mask.any():
-            raise ChainError(what, column=col, n_bad=int(mask.sum()), example=_example(out[col], mask),
-                             where=where)
-
-    check(out["strike"].isna() | (out["strike"] <= 0) | (out["strike"] > MAX_PRICE), "strike",
-          "strike must be a positive number")
-    check(out["open_interest"].isna(), "open_interest", "open interest is required")
-    check((out["open_interest"] < 0) | (out["open_interest"] > MAX_CONTRACTS), "open_interest",
-          f"open interest must lie in [0, {MAX_CONTRACTS:g}]")
-    check((out["volume"] < 0) | (out["volume"] > MAX_CONTRACTS), "volume",
-          f"volume must lie in [0, {MAX_CONTRACTS:g}]")
-    for col in ("bid", "ask", "last"):
-        check((out[col] < 0) | (out[col] > MAX_PRICE), col, f"{col} must lie in [0, {MAX_PRICE:g}]")
-    check((out["iv"] < 0) | (out["iv"] > MAX_IV), "iv", f"implied volatility must lie in [0, {MAX_IV:g}]")
-    check(out["gamma"] < 0, "gamma", "gamma cannot be negative")
-    check(out["gamma"] > 1e3, "gamma", "gamma above 1000 per point is corrupt")
-    check(out["delta"].abs() > 1.0 + 1e-6, "delta", "delta must lie in [-1, 1]")
-
-    # Vendor zeros that mean "missing".
+    out["expiration"] = _expirations(src["expiration"], where)
+    for col in FLOAT_COLUMNS:
+        out[col] = _numbers(src[col], col, where)
+    _check_ranges(out, where)
+    # Step 6: vendor zeros that mean "missing".
     out.loc[out["iv"] == 0, "iv"] = np.nan
     out.loc[out["gamma"] == 0, "gamma"] = np.nan
     out.loc[(out["delta"] == 0) & out["iv"].isna(), "delta"] = np.nan
-
-    dup = out.duplicated(list(KEY_COLUMNS), keep=False)
-    if dup.any():
-        first = out[dup].iloc[0]
-        raise ChainError("duplicated contracts (same root, expiration, strike, right)", column="root",
-                         n_bad=int(dup.sum()),
-                         example=f"{first['root']} {first['expiration'].date()} {first['strike']:g} {first['right']}",
-                         where=where)
+    _check_unique(out, where)
     out = out.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
     return out[list(CONTRACT_COLUMNS)]
 

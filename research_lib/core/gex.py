@@ -45,8 +45,8 @@ Call wall / put wall (:func:`walls`)
     counted expiries — SpotGamma's "largest net call / net put gamma" with the side restriction most
     dashboards apply. Netting matters on SPX: paired call and put open interest at round strikes (7,000
     and 8,000 in 2026, mostly AM monthlies) made the largest |call GEX| and the largest |put GEX| the
-    same strike on 37 of the 46 clean days of the 2026 archive, a put wall above spot on 13. Those older
-    readings stay in :class:`Walls` under their own names.
+    same strike on about four clean days in five of the 2026 Cboe EOD archive, and put a put wall above
+    spot on more than one in four. Those older readings stay in :class:`Walls` under their own names.
 Max pain (:func:`snapshot_max_pain`)
     From open interest alone, so from every contract with open interest > 0, priced or not, in every
     convention; per expiry date, settled expiries left out.
@@ -75,6 +75,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from research_lib import calendar as cal
+from research_lib.checks import FieldChecks, prefixed
 from research_lib.core import pricing
 from research_lib.core.chain import ChainSnapshot
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
@@ -127,6 +128,9 @@ class ExpiryFilter:
         if self.dates is not None:
             keep &= np.isin(exp.date, np.array(self.dates, dtype=object))
         return keep
+
+
+_CONFIG_CHECKS = FieldChecks(prefixed(GexConfigError, "GexConfig"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,31 +186,20 @@ class GexConfig:
     zero_gamma_method: Literal["nearest_root", "first_linear"] = "nearest_root"
 
     def __post_init__(self):
-        def bad(field: str, why: str):
-            raise GexConfigError(f"GexConfig.{field}={getattr(self, field)!r}: {why}")
-
-        if self.gamma_source not in ("model", "vendor"):
-            bad("gamma_source", "must be 'model' or 'vendor'")
-        if self.day_count not in ("calendar", "weekdays"):
-            bad("day_count", "must be 'calendar' or 'weekdays'")
-        if self.valuation not in ("market", "quote"):
-            bad("valuation", "must be 'market' or 'quote'")
-        if self.zero_gamma_method not in ("nearest_root", "first_linear"):
-            bad("zero_gamma_method", "must be 'nearest_root' or 'first_linear'")
+        check = _CONFIG_CHECKS
+        check.choice("gamma_source", self.gamma_source, ("model", "vendor"))
+        check.choice("day_count", self.day_count, ("calendar", "weekdays"))
+        check.choice("valuation", self.valuation, ("market", "quote"))
+        check.choice("zero_gamma_method", self.zero_gamma_method, ("nearest_root", "first_linear"))
         for field in ("rate", "div_yield"):
-            v = getattr(self, field)
-            if not isinstance(v, int | float) or not math.isfinite(v) or abs(v) > 1:
-                bad(field, "must be a finite decimal rate in [-1, 1] (0.05 = 5%)")
-        if not (isinstance(self.days_per_year, int | float) and 200 <= self.days_per_year <= 366):
-            bad("days_per_year", "must lie in [200, 366]")
-        if not isinstance(self.grid_points, int) or not 2 <= self.grid_points <= 100_000:
-            bad("grid_points", "must be an integer in [2, 100000]")
-        if not (0 < self.grid_low < 1 < self.grid_high <= 10):
-            bad("grid_low", f"grid must satisfy 0 < low < 1 < high <= 10 (high={self.grid_high!r})")
-        if len(self.dealer_sign) != 2 or not all(s in (-1, 1, -1.0, 1.0) for s in self.dealer_sign):
-            bad("dealer_sign", "must be a (call, put) pair of +1/-1")
-        if not isinstance(self.expiries, ExpiryFilter):
-            bad("expiries", "must be an ExpiryFilter")
+            check.number(field, getattr(self, field), lo=-1, hi=1, unit="decimal rate: 0.05 = 5%")
+        check.number("days_per_year", self.days_per_year, lo=200, hi=366)
+        check.whole("grid_points", self.grid_points, lo=2, hi=100_000)
+        check.require(0 < self.grid_low < 1 < self.grid_high <= 10, "grid_low", self.grid_low,
+                      f"grid must satisfy 0 < low < 1 < high <= 10 (high={self.grid_high!r})")
+        check.require(len(self.dealer_sign) == 2 and all(s in (-1, 1, -1.0, 1.0) for s in self.dealer_sign),
+                      "dealer_sign", self.dealer_sign, "must be a (call, put) pair of +1/-1")
+        check.require(isinstance(self.expiries, ExpiryFilter), "expiries", self.expiries, "must be an ExpiryFilter")
 
     def to_dict(self) -> dict:
         """JSON-ready: every field, the expiry filter's dates as ISO strings."""
@@ -1096,8 +1089,3 @@ def analyze(snapshot: ChainSnapshot, config: GexConfig | None = None) -> GexAnal
     return GexAnalysis(snapshot=snapshot, config=config, contracts=contracts, exclusions=excl, strikes=strikes,
                        expiries=expiries, profile=profile, zero=zero, walls=wall_levels, max_pain=mp, pin_risk=pins,
                        levels=levels)
-
-
-def key_levels(snapshot: ChainSnapshot, config: GexConfig | None = None) -> KeyLevels:
-    """Shortcut for ``analyze(snapshot, config).levels``."""
-    return analyze(snapshot, config).levels

@@ -86,6 +86,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from research_lib.checks import FieldChecks
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     RegimeInputError as RegimeInputError,
     RegimeParamsError as RegimeParamsError,
@@ -107,6 +108,9 @@ __all__ = [
     "zero_gamma_distance_pct",
 ]
 
+
+
+_PARAM_CHECKS = FieldChecks(lambda field, value, why: RegimeParamsError(field, f"{why}, got {value!r}"))
 
 
 class Regime(enum.StrEnum):
@@ -222,57 +226,29 @@ class RegimeParams:
     require_complete: bool = False
 
     def __post_init__(self):
-        def num(name: str) -> float:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise RegimeParamsError(name, f"must be a finite number, got {v!r}")
-            return float(v)
-
-        def whole(name: str, lo: int = 1) -> int:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-                raise RegimeParamsError(name, f"must be an integer >= {lo}, got {v!r}")
-            return int(v)
-
-        if not num("gex_rel_positive") > 0:
-            raise RegimeParamsError("gex_rel_positive", f"must be > 0, got {self.gex_rel_positive!r}")
-        if not num("gex_rel_negative") < 0:
-            raise RegimeParamsError("gex_rel_negative", f"must be < 0, got {self.gex_rel_negative!r}")
-        if not 0 < num("gex_ratio_positive") < 1:
-            raise RegimeParamsError("gex_ratio_positive", f"must lie in (0, 1), got {self.gex_ratio_positive!r}")
-        if not -1 < num("gex_ratio_negative") < 0:
-            raise RegimeParamsError("gex_ratio_negative",
-                                    f"must lie in (-1, 0), got {self.gex_ratio_negative!r}")
+        check = _PARAM_CHECKS
+        check.number("gex_rel_positive", self.gex_rel_positive, lo=0, lo_open=True)
+        check.number("gex_rel_negative", self.gex_rel_negative, hi=0, hi_open=True)
+        check.number("gex_ratio_positive", self.gex_ratio_positive, lo=0, hi=1, lo_open=True, hi_open=True)
+        check.number("gex_ratio_negative", self.gex_ratio_negative, lo=-1, hi=0, lo_open=True, hi_open=True)
         for name in ("zero_gamma_buffer_pct", "trend_band_pct", "missing_penalty", "weight_gex", "weight_iv",
                      "weight_trend", "weight_term"):
-            if num(name) < 0:
-                raise RegimeParamsError(name, f"must be >= 0, got {getattr(self, name)!r}")
-        if self.zero_gamma_buffer_em is not None and num("zero_gamma_buffer_em") < 0:
-            raise RegimeParamsError("zero_gamma_buffer_em", f"must be >= 0, got {self.zero_gamma_buffer_em!r}")
-        if not num("expected_move_days") > 0:
-            raise RegimeParamsError("expected_move_days", f"must be > 0, got {self.expected_move_days!r}")
-        if not 0 <= num("iv_rank_sell") < 100:
-            raise RegimeParamsError("iv_rank_sell", f"must lie in [0, 100), got {self.iv_rank_sell!r}")
-        if not 0 <= num("confidence_base") <= 100:
-            raise RegimeParamsError("confidence_base", f"must lie in [0, 100], got {self.confidence_base!r}")
-        if not num("backwardation_ratio") > 0:
-            raise RegimeParamsError("backwardation_ratio", f"must be > 0, got {self.backwardation_ratio!r}")
-        if not num("front_backwardation_ratio") > 0:
-            raise RegimeParamsError("front_backwardation_ratio",
-                                    f"must be > 0, got {self.front_backwardation_ratio!r}")
-        if not num("term_full_scale") > 0:
-            raise RegimeParamsError("term_full_scale", f"must be > 0, got {self.term_full_scale!r}")
+            check.number(name, getattr(self, name), lo=0)
+        check.number("zero_gamma_buffer_em", self.zero_gamma_buffer_em, lo=0, optional=True)
+        check.number("expected_move_days", self.expected_move_days, lo=0, lo_open=True, unit="calendar days")
+        check.number("iv_rank_sell", self.iv_rank_sell, lo=0, hi=100, hi_open=True, unit="IV rank, percent")
+        check.number("confidence_base", self.confidence_base, lo=0, hi=100, unit="confidence, percent")
+        for name in ("backwardation_ratio", "front_backwardation_ratio", "term_full_scale"):
+            check.number(name, getattr(self, name), lo=0, lo_open=True)
         for window, minimum in (("gex_window", "min_gex_history"), ("iv_window", "min_iv_history")):
-            w = whole(window, 2)
-            m = whole(minimum, 2)
-            if m > w:
-                raise RegimeParamsError(minimum, f"must be <= {window} ({w}), got {m}")
-        short, long_ = whole("trend_short"), whole("trend_long")
-        if short >= long_:
-            raise RegimeParamsError("trend_short", f"must be shorter than trend_long ({long_}), got {short}")
-        whole("max_history_age_days", 0)
-        if not isinstance(self.require_complete, bool):
-            raise RegimeParamsError("require_complete", f"must be a bool, got {self.require_complete!r}")
+            w = check.whole(window, getattr(self, window), lo=2, unit="observations")
+            m = check.whole(minimum, getattr(self, minimum), lo=2, unit="observations")
+            check.require(m <= w, minimum, m, f"must be <= {window} ({w})")
+        short = check.whole("trend_short", self.trend_short, lo=1, unit="closes")
+        long_ = check.whole("trend_long", self.trend_long, lo=1, unit="closes")
+        check.require(short < long_, "trend_short", short, f"must be shorter than trend_long ({long_})")
+        check.whole("max_history_age_days", self.max_history_age_days, lo=0, unit="calendar days")
+        check.flag("require_complete", self.require_complete)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -775,6 +751,161 @@ def _term_text(term_ratio: float | None, front_ratio: float | None, p: RegimePar
     return f"Term structure mixed, {where}: {each}."
 
 
+@dataclasses.dataclass(frozen=True)
+class _ZeroGamma:
+    """Step 2 of :func:`classify_regime`: where spot stands against zero gamma, and the buffer."""
+
+    dist: float | None          # spot's distance above zero gamma, % of spot (negative: below)
+    buffer: float               # % of spot that counts as clearly above / below
+    buffer_text: str
+
+
+def _zero_gamma_step(inputs: RegimeInputs, p: RegimeParams, missing: list[str], notes: list[str]) -> _ZeroGamma:
+    """The zero-gamma buffer (fixed % of spot, or ``zero_gamma_buffer_em`` expected moves at the day's VIX)
+    and spot's distance from zero gamma; a missing level is added to ``missing`` and explained in ``notes``."""
+    buffer = p.zero_gamma_buffer_pct
+    buffer_text = f"buffer {buffer:.2f}% of spot"
+    if p.zero_gamma_buffer_em is not None and inputs.vix is not None:
+        em_pct = inputs.vix * math.sqrt(p.expected_move_days / 365.0)
+        buffer = p.zero_gamma_buffer_em * em_pct
+        buffer_text = (f"buffer {buffer:.2f}% = {p.zero_gamma_buffer_em:g} × the {p.expected_move_days:g}-day "
+                       f"expected move at VIX {inputs.vix:.1f}")
+    dist = None
+    if inputs.spot is not None and inputs.zero_gamma is not None:
+        dist = zero_gamma_distance_pct(inputs.spot, inputs.zero_gamma)
+    elif inputs.zero_gamma is None:
+        missing.append("zero_gamma")
+        notes.append("No zero-gamma level (none given, or no flip in the profile grid): the GEX measure alone "
+                     "decides the regime.")
+    return _ZeroGamma(dist, buffer, buffer_text)
+
+
+def _gex_thresholds(kind: str | None, p: RegimeParams) -> tuple[float, float]:
+    """(positive, negative) thresholds of the GEX measure: relative to its history, or the gross ratio."""
+    return ((p.gex_rel_positive, p.gex_rel_negative) if kind == "relative"
+            else (p.gex_ratio_positive, p.gex_ratio_negative))
+
+
+def _regime_step(inputs: RegimeInputs, p: RegimeParams, gex: dict[str, Any], zg: _ZeroGamma,
+                 missing: list[str]) -> tuple[Regime, str]:
+    """Step 3: the regime and its reason, from the GEX measure against its thresholds and spot against
+    zero gamma (both clearly positive: POSITIVE_GAMMA; either clearly negative: NEGATIVE_GAMMA)."""
+    m, kind = gex["gex_measure"], gex["gex_measure_kind"]
+    pos_thr, neg_thr = _gex_thresholds(kind, p)
+    gex_pos = m is not None and m >= pos_thr
+    gex_neg = m is not None and m <= neg_thr
+    below = zg.dist is not None and zg.dist <= -zg.buffer
+    above = zg.dist is not None and zg.dist >= zg.buffer
+
+    def gex_text() -> str:
+        if m is None:
+            return "net GEX unscaled" if inputs.net_gex is not None else "net GEX missing"
+        net = _money(inputs.net_gex)
+        if kind == "relative":
+            return (f"net GEX {net}/1% is {m:+.2f}× its typical size over the last {p.gex_window} days "
+                    f"(percentile {gex['gex_percentile']:.0f}%; thresholds {pos_thr:+.2f}/{neg_thr:+.2f})")
+        return f"net GEX {net}/1% is {m:+.2f} of gross GEX (thresholds {pos_thr:+.2f}/{neg_thr:+.2f})"
+
+    def zg_text() -> str:
+        if zg.dist is None:
+            return "zero gamma unknown"
+        return (f"spot {inputs.spot:,.2f} is {describe_zero_gamma_distance(inputs.spot, inputs.zero_gamma)} zero "
+                f"gamma {inputs.zero_gamma:,.2f} ({zg.buffer_text})")
+
+    required_missing = [x for x in missing if x in ("spot", "net_gex", "gex_scale")]
+    if p.require_complete and missing:
+        return Regime.NEUTRAL, (f"Neutral: require_complete is set and {', '.join(dict.fromkeys(missing))} "
+                                f"{'is' if len(set(missing)) == 1 else 'are'} missing.")
+    if inputs.spot is None:
+        return Regime.NEUTRAL, f"Neutral: spot is missing; {gex_text()}."
+    if gex_pos and (above or inputs.zero_gamma is None):
+        return Regime.POSITIVE_GAMMA, f"Positive gamma: {gex_text()}; {zg_text()}."
+    if gex_neg or below:
+        why = gex_text() if gex_neg else f"{zg_text()}, although {gex_text()}"
+        return Regime.NEGATIVE_GAMMA, f"Negative gamma: {why}" + (f"; {zg_text()}." if gex_neg else ".")
+    if required_missing:
+        return Regime.NEUTRAL, f"Neutral: {', '.join(dict.fromkeys(required_missing))} missing; {zg_text()}."
+    if gex_pos:
+        return Regime.NEUTRAL, f"Neutral: {gex_text()}, but {zg_text()} — not clearly above the flip."
+    return Regime.NEUTRAL, f"Neutral: {gex_text()}; {zg_text()}."
+
+
+def _trend_reason(inputs: RegimeInputs, p: RegimeParams, trend: Trend, ma: dict[str, Any]) -> str | None:
+    """The trend sentence (spot against MA-short, MA-short against MA-long); None without averages."""
+    if ma["ma_short"] is None:
+        return None
+    return (f"{trend.title()}: spot {inputs.spot:,.2f} is "
+            f"{_pct(ma['spot_vs_ma_short_pct'])} MA{p.trend_short} {ma['ma_short']:,.2f}, which is "
+            f"{_pct(ma['ma_short_vs_long_pct'])} MA{p.trend_long} {ma['ma_long']:,.2f} "
+            f"(band {p.trend_band_pct:.2f}%).")
+
+
+def _scores_step(p: RegimeParams, gex: dict[str, Any], zg: _ZeroGamma, iv_rank: float | None,
+                 ma: dict[str, Any], term_ratio: float | None) -> tuple[float, float, float, float]:
+    """Step 4: the signed scores (gex, iv, trend, term), each within ± its weight in confidence points.
+
+    GEX: the mean of the GEX measure scaled to twice its threshold and spot's distance scaled to twice
+    the buffer (each clipped to ±1). IV: IV rank's distance from ``iv_rank_sell``, scaled to the room on
+    that side. Trend: spot-vs-MA-short plus MA-short-vs-long over four bands (the sign alone when the band
+    is 0). Term: ``backwardation_ratio - VIX/VIX3M`` over ``term_full_scale``. A missing input scores 0.
+    """
+    m = gex["gex_measure"]
+    pos_thr, neg_thr = _gex_thresholds(gex["gex_measure_kind"], p)
+    s_g = None
+    if m is not None:
+        s_g = _clip(m / (2 * pos_thr)) if m >= 0 else _clip(m / (2 * abs(neg_thr)))
+    dist, buffer = zg.dist, zg.buffer
+    s_z = _clip(dist / (2 * buffer)) if dist is not None and buffer > 0 else (
+        None if dist is None else float(np.sign(dist)))
+    parts = [x for x in (s_g, s_z) if x is not None]
+    gex_score = p.weight_gex * (sum(parts) / len(parts)) if parts else 0.0
+    iv_score = 0.0
+    if iv_rank is not None:
+        sell = p.iv_rank_sell
+        iv_score = p.weight_iv * (_clip((iv_rank - sell) / (100 - sell)) if iv_rank >= sell
+                                  else _clip((iv_rank - sell) / sell if sell > 0 else 0.0))
+    trend_score = 0.0
+    if ma["ma_short"] is not None and p.trend_band_pct > 0:
+        trend_score = p.weight_trend * _clip((ma["spot_vs_ma_short_pct"] + ma["ma_short_vs_long_pct"])
+                                             / (4 * p.trend_band_pct))
+    elif ma["ma_short"] is not None:
+        trend_score = p.weight_trend * float(np.sign(ma["spot_vs_ma_short_pct"] + ma["ma_short_vs_long_pct"]))
+    term_score = 0.0
+    if term_ratio is not None:
+        term_score = p.weight_term * _clip((p.backwardation_ratio - term_ratio) / p.term_full_scale)
+    return gex_score, iv_score, trend_score, term_score
+
+
+def _action_step(regime: Regime, trend: Trend, iv_rank: float | None, has_averages: bool, p: RegimeParams,
+                 gex_score: float, iv_score: float, trend_score: float,
+                 term_score: float) -> tuple[Action, str, float]:
+    """Step 5: the action, its reason and the evidence (confidence points) behind it.
+
+    SELL_PREMIUM: positive gamma and IV rank above ``iv_rank_sell`` (evidence gex + iv + term).
+    BUY_DIRECTIONAL: negative gamma and a trend (evidence -gex - iv + |trend|). Else STAY_OUT (0).
+    """
+    if regime == Regime.POSITIVE_GAMMA and iv_rank is not None and iv_rank > p.iv_rank_sell:
+        return (Action.SELL_PREMIUM,
+                f"SELL_PREMIUM: dealers long gamma dampen moves and IV rank {iv_rank:.0f}% is above "
+                f"{p.iv_rank_sell:.0f}%: premium is rich.",
+                gex_score + iv_score + term_score)
+    if regime == Regime.NEGATIVE_GAMMA and trend != Trend.SIDEWAYS and has_averages:
+        side = "bullish" if trend == Trend.UPTREND else "bearish"
+        iv_note = f" (IV rank {iv_rank:.0f}%)" if iv_rank is not None else " (IV rank unknown)"
+        return (Action.BUY_DIRECTIONAL,
+                f"BUY_DIRECTIONAL ({side}): dealers short gamma amplify moves; buy in the direction of "
+                f"the {trend.lower()}{iv_note}.",
+                -gex_score - iv_score + abs(trend_score))
+    if regime == Regime.POSITIVE_GAMMA:
+        why = (f"IV rank {iv_rank:.0f}% is not above {p.iv_rank_sell:.0f}%: premium too cheap to sell"
+               if iv_rank is not None else "IV rank unknown, so premium cannot be judged rich")
+        return Action.STAY_OUT, f"STAY_OUT: positive gamma but {why}.", 0.0
+    if regime == Regime.NEGATIVE_GAMMA:
+        why = "no clear trend to trade with" if has_averages else "the trend is unknown"
+        return Action.STAY_OUT, f"STAY_OUT: negative gamma but {why}.", 0.0
+    return Action.STAY_OUT, "STAY_OUT: no clear dealer-gamma regime.", 0.0
+
+
 def classify_regime(inputs: RegimeInputs, params: RegimeParams | None = None) -> RegimeResult:
     """Classify one day: gamma regime, trend, confidence, action and reasons (rules in the module docstring).
 
@@ -804,168 +935,48 @@ def classify_regime(inputs: RegimeInputs, params: RegimeParams | None = None) ->
     missing: list[str] = []
     notes: list[str] = []          # data remarks, after the main reasons
 
+    # 1. the inputs: fresh histories, the GEX measure, IV rank, the moving averages
     if inputs.spot is None:
         missing.append("spot")
         notes.append("Spot is missing: nothing can be placed against zero gamma or the moving averages.")
     gex_hist = _fresh(inputs.net_gex_history, inputs.date, p, "net_gex_history", missing, notes)
     vix_hist = _fresh(inputs.vix_history, inputs.date, p, "vix_history", missing, notes)
     px_hist = _fresh(inputs.price_history, inputs.date, p, "price_history", missing, notes)
-
     gex = _gex_measure(inputs, p, gex_hist, missing, notes)
     iv_rank, iv_pct = _iv(inputs, p, vix_hist, missing, notes)
     trend, ma = _trend(inputs, p, px_hist, missing, notes)
 
-    # zero gamma and its buffer
-    buffer = p.zero_gamma_buffer_pct
-    buffer_text = f"buffer {buffer:.2f}% of spot"
-    if p.zero_gamma_buffer_em is not None and inputs.vix is not None:
-        em_pct = inputs.vix * math.sqrt(p.expected_move_days / 365.0)
-        buffer = p.zero_gamma_buffer_em * em_pct
-        buffer_text = (f"buffer {buffer:.2f}% = {p.zero_gamma_buffer_em:g} × the {p.expected_move_days:g}-day "
-                       f"expected move at VIX {inputs.vix:.1f}")
-    dist = None
-    if inputs.spot is not None and inputs.zero_gamma is not None:
-        dist = zero_gamma_distance_pct(inputs.spot, inputs.zero_gamma)
-    elif inputs.zero_gamma is None:
-        missing.append("zero_gamma")
-        notes.append("No zero-gamma level (none given, or no flip in the profile grid): the GEX measure alone "
-                     "decides the regime.")
-
-    # the GEX measure against its thresholds
-    m, kind = gex["gex_measure"], gex["gex_measure_kind"]
-    pos_thr, neg_thr = ((p.gex_rel_positive, p.gex_rel_negative) if kind == "relative"
-                        else (p.gex_ratio_positive, p.gex_ratio_negative))
-    gex_pos = m is not None and m >= pos_thr
-    gex_neg = m is not None and m <= neg_thr
-    above = dist is not None and dist >= buffer
-    below = dist is not None and dist <= -buffer
-
-    def gex_text() -> str:
-        if m is None:
-            return "net GEX unscaled" if inputs.net_gex is not None else "net GEX missing"
-        net = _money(inputs.net_gex)
-        if kind == "relative":
-            return (f"net GEX {net}/1% is {m:+.2f}× its typical size over the last {p.gex_window} days "
-                    f"(percentile {gex['gex_percentile']:.0f}%; thresholds {pos_thr:+.2f}/{neg_thr:+.2f})")
-        return f"net GEX {net}/1% is {m:+.2f} of gross GEX (thresholds {pos_thr:+.2f}/{neg_thr:+.2f})"
-
-    def zg_text() -> str:
-        if dist is None:
-            return "zero gamma unknown"
-        return (f"spot {inputs.spot:,.2f} is {describe_zero_gamma_distance(inputs.spot, inputs.zero_gamma)} zero "
-                f"gamma {inputs.zero_gamma:,.2f} ({buffer_text})")
-
-    required_missing = [x for x in missing if x in ("spot", "net_gex", "gex_scale")]
-    if p.require_complete and missing:
-        regime = Regime.NEUTRAL
-        regime_reason = (f"Neutral: require_complete is set and {', '.join(dict.fromkeys(missing))} "
-                         f"{'is' if len(set(missing)) == 1 else 'are'} missing.")
-    elif inputs.spot is None:
-        regime = Regime.NEUTRAL
-        regime_reason = f"Neutral: spot is missing; {gex_text()}."
-    elif gex_pos and (above or inputs.zero_gamma is None):
-        regime = Regime.POSITIVE_GAMMA
-        regime_reason = f"Positive gamma: {gex_text()}; {zg_text()}."
-    elif gex_neg or below:
-        regime = Regime.NEGATIVE_GAMMA
-        why = gex_text() if gex_neg else f"{zg_text()}, although {gex_text()}"
-        regime_reason = f"Negative gamma: {why}" + (f"; {zg_text()}." if gex_neg else ".")
-    else:
-        regime = Regime.NEUTRAL
-        if required_missing:
-            regime_reason = f"Neutral: {', '.join(dict.fromkeys(required_missing))} missing; {zg_text()}."
-        elif gex_pos:
-            regime_reason = f"Neutral: {gex_text()}, but {zg_text()} — not clearly above the flip."
-        else:
-            regime_reason = f"Neutral: {gex_text()}; {zg_text()}."
-
-    # trend text
+    # 2-3. zero gamma, then the regime
+    zg = _zero_gamma_step(inputs, p, missing, notes)
+    regime, regime_reason = _regime_step(inputs, p, gex, zg, missing)
     trend = trend if trend is not None else Trend.SIDEWAYS
-    if ma["ma_short"] is not None:
-        trend_reason = (f"{trend.title()}: spot {inputs.spot:,.2f} is "
-                        f"{_pct(ma['spot_vs_ma_short_pct'])} MA{p.trend_short} {ma['ma_short']:,.2f}, which is "
-                        f"{_pct(ma['ma_short_vs_long_pct'])} MA{p.trend_long} {ma['ma_long']:,.2f} "
-                        f"(band {p.trend_band_pct:.2f}%).")
-    else:
-        trend_reason = None
-
-    # IV text
     iv_reason = None
     if iv_rank is not None:
         iv_reason = (f"VIX {inputs.vix:.2f}: IV rank {iv_rank:.0f}% and IV percentile {iv_pct:.0f}% over the last "
                      f"{min(p.iv_window, len(vix_hist))} closes.")
-
-    # term structure
     term_ratio = inputs.vix / inputs.vix3m if inputs.vix is not None and inputs.vix3m is not None else None
     front_ratio = inputs.vix9d / inputs.vix if inputs.vix is not None and inputs.vix9d is not None else None
-    term_reason = _term_text(term_ratio, front_ratio, p)
 
-    # signed scores
-    s_g = None
-    if m is not None:
-        s_g = _clip(m / (2 * pos_thr)) if m >= 0 else _clip(m / (2 * abs(neg_thr)))
-    s_z = _clip(dist / (2 * buffer)) if dist is not None and buffer > 0 else (
-        None if dist is None else float(np.sign(dist)))
-    parts = [x for x in (s_g, s_z) if x is not None]
-    gex_score = p.weight_gex * (sum(parts) / len(parts)) if parts else 0.0
-    iv_score = 0.0
-    if iv_rank is not None:
-        sell = p.iv_rank_sell
-        iv_score = p.weight_iv * (_clip((iv_rank - sell) / (100 - sell)) if iv_rank >= sell
-                                  else _clip((iv_rank - sell) / sell if sell > 0 else 0.0))
-    trend_score = 0.0
-    if ma["ma_short"] is not None and p.trend_band_pct > 0:
-        trend_score = p.weight_trend * _clip((ma["spot_vs_ma_short_pct"] + ma["ma_short_vs_long_pct"])
-                                             / (4 * p.trend_band_pct))
-    elif ma["ma_short"] is not None:
-        trend_score = p.weight_trend * float(np.sign(ma["spot_vs_ma_short_pct"] + ma["ma_short_vs_long_pct"]))
-    term_score = 0.0
-    if term_ratio is not None:
-        term_score = p.weight_term * _clip((p.backwardation_ratio - term_ratio) / p.term_full_scale)
-
-    # action
-    if regime == Regime.POSITIVE_GAMMA and iv_rank is not None and iv_rank > p.iv_rank_sell:
-        action = Action.SELL_PREMIUM
-        action_reason = (f"SELL_PREMIUM: dealers long gamma dampen moves and IV rank {iv_rank:.0f}% is above "
-                         f"{p.iv_rank_sell:.0f}%: premium is rich.")
-        evidence = gex_score + iv_score + term_score
-    elif regime == Regime.NEGATIVE_GAMMA and trend != Trend.SIDEWAYS and ma["ma_short"] is not None:
-        action = Action.BUY_DIRECTIONAL
-        side = "bullish" if trend == Trend.UPTREND else "bearish"
-        iv_note = f" (IV rank {iv_rank:.0f}%)" if iv_rank is not None else " (IV rank unknown)"
-        action_reason = (f"BUY_DIRECTIONAL ({side}): dealers short gamma amplify moves; buy in the direction of "
-                         f"the {trend.lower()}{iv_note}.")
-        evidence = -gex_score - iv_score + abs(trend_score)
-    else:
-        action = Action.STAY_OUT
-        evidence = 0.0
-        if regime == Regime.POSITIVE_GAMMA:
-            why = (f"IV rank {iv_rank:.0f}% is not above {p.iv_rank_sell:.0f}%: premium too cheap to sell"
-                   if iv_rank is not None else "IV rank unknown, so premium cannot be judged rich")
-            action_reason = f"STAY_OUT: positive gamma but {why}."
-        elif regime == Regime.NEGATIVE_GAMMA:
-            why = ("no clear trend to trade with" if ma["ma_short"] is not None
-                   else "the trend is unknown")
-            action_reason = f"STAY_OUT: negative gamma but {why}."
-        else:
-            action_reason = "STAY_OUT: no clear dealer-gamma regime."
-
+    # 4-5. scores, then the action and the confidence
+    gex_score, iv_score, trend_score, term_score = _scores_step(p, gex, zg, iv_rank, ma, term_ratio)
+    action, action_reason, evidence = _action_step(regime, trend, iv_rank, ma["ma_short"] is not None, p,
+                                                   gex_score, iv_score, trend_score, term_score)
     n_missing = len(dict.fromkeys(missing))
     confidence = _clip(p.confidence_base + evidence - p.missing_penalty * n_missing, 0.0, 100.0)
     if not math.isfinite(confidence):     # pragma: no cover - every term is finite by construction
         confidence = 0.0
 
     reasons = [regime_reason]
-    for r in (trend_reason, iv_reason, term_reason, action_reason):
+    for r in (_trend_reason(inputs, p, trend, ma), iv_reason, _term_text(term_ratio, front_ratio, p), action_reason):
         if r is not None:
             reasons.append(r)
     reasons.extend(notes)
     reasons.extend(f"Note: {n}" for n in inputs.notes)
 
     scores = RegimeScores(
-        gex_measure=m, gex_measure_kind=kind, gex_relative=gex["gex_relative"],
-        gex_percentile=gex["gex_percentile"], gex_ratio=gex["gex_ratio"], distance_to_zero_gamma_pct=dist,
-        zero_gamma_buffer_pct=buffer, iv_rank=iv_rank, iv_percentile=iv_pct, term_ratio=term_ratio,
+        gex_measure=gex["gex_measure"], gex_measure_kind=gex["gex_measure_kind"], gex_relative=gex["gex_relative"],
+        gex_percentile=gex["gex_percentile"], gex_ratio=gex["gex_ratio"], distance_to_zero_gamma_pct=zg.dist,
+        zero_gamma_buffer_pct=zg.buffer, iv_rank=iv_rank, iv_percentile=iv_pct, term_ratio=term_ratio,
         front_ratio=front_ratio, gex_score=gex_score, iv_score=iv_score, trend_score=trend_score,
         term_score=term_score, missing=tuple(dict.fromkeys(missing)), **ma)
     return RegimeResult(regime=regime, trend=trend, confidence=int(round(confidence)), action=action,

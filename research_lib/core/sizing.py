@@ -19,7 +19,7 @@ Units
 
 The Kelly formula: which quantity the 8.8% is
 ----------------------------------------------
-The reference system (and issue 4) sizes with::
+The reference system sizes with::
 
     f = (p * W - q * L) / L          p = win rate, q = 1 - p, W = average win, L = average loss
 
@@ -101,13 +101,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from research_lib.checks import FieldChecks
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     SizingError as SizingError,
 )
@@ -125,23 +125,17 @@ OPEN_RISK_CAP = "open-risk cap"
 BELOW_ONE_CONTRACT = "below one contract"
 
 
+_CHECKS = FieldChecks(lambda field, value, why: SizingError(why, argument=field, value=value))
+
+
 def _real(name: str, value: Any) -> float:
     """``value`` as a finite float, or SizingError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SizingError("must be a real number", argument=name, value=value)
-    x = float(value)
-    if not math.isfinite(x):
-        raise SizingError("must be finite (not NaN or infinite)", argument=name, value=value)
-    return x
+    return _CHECKS.number(name, value)
 
 
-def _fraction(name: str, value: Any, *, lo: float = 0.0, hi: float = 1.0, lo_open: bool = False) -> float:
-    x = _real(name, value)
-    if x > hi or x < lo or (lo_open and x == lo):
-        left = "(" if lo_open else "["
-        raise SizingError(f"must be in {left}{lo:g}, {hi:g}] (a fraction: 0.05 for 5%)", argument=name,
-                          value=value)
-    return x
+def _fraction(name: str, value: Any, *, lo_open: bool = False) -> float:
+    """``value`` as a fraction in [0, 1] (``lo_open``: (0, 1]), or SizingError naming ``name``."""
+    return _CHECKS.probability(name, value, lo_open=lo_open, unit="a fraction: 0.05 for 5%")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,24 +173,17 @@ class SizingParams:
     formula: str = "reference"
 
     def __post_init__(self) -> None:
-        _fraction("kelly_fraction", self.kelly_fraction, lo_open=True)
-        _fraction("max_risk_per_trade", self.max_risk_per_trade, lo_open=True)
-        _fraction("max_total_open_risk", self.max_total_open_risk, lo_open=True)
+        check = _CHECKS
+        for name in ("kelly_fraction", "max_risk_per_trade", "max_total_open_risk"):
+            _fraction(name, getattr(self, name), lo_open=True)
         _fraction("bootstrap_risk", self.bootstrap_risk)
-        if self.bootstrap_risk > self.max_risk_per_trade:
-            raise SizingError(f"exceeds max_risk_per_trade={self.max_risk_per_trade!r}",
-                              argument="bootstrap_risk", value=self.bootstrap_risk)
-        if self.max_risk_per_trade > self.max_total_open_risk:
-            raise SizingError(f"exceeds max_total_open_risk={self.max_total_open_risk!r}",
-                              argument="max_risk_per_trade", value=self.max_risk_per_trade)
-        n = self.min_trades_for_kelly
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise SizingError("must be a whole number >= 0", argument="min_trades_for_kelly", value=n)
-        if not isinstance(self.scale_by_confidence, bool):
-            raise SizingError("must be True or False", argument="scale_by_confidence",
-                              value=self.scale_by_confidence)
-        if self.formula not in FORMULAS:
-            raise SizingError(f"must be one of {', '.join(FORMULAS)}", argument="formula", value=self.formula)
+        check.require(self.bootstrap_risk <= self.max_risk_per_trade, "bootstrap_risk", self.bootstrap_risk,
+                      f"exceeds max_risk_per_trade={self.max_risk_per_trade!r}")
+        check.require(self.max_risk_per_trade <= self.max_total_open_risk, "max_risk_per_trade",
+                      self.max_risk_per_trade, f"exceeds max_total_open_risk={self.max_total_open_risk!r}")
+        check.whole("min_trades_for_kelly", self.min_trades_for_kelly, lo=0, unit="trades")
+        check.flag("scale_by_confidence", self.scale_by_confidence)
+        check.choice("formula", self.formula, FORMULAS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,11 +217,8 @@ class TradeStats:
         _fraction("win_rate", self.win_rate)
         for name in ("avg_win", "avg_loss"):
             x = _real(name, getattr(self, name))
-            if x < 0:
-                raise SizingError(f"is a magnitude: pass {-x!r}, not {x!r}", argument=name, value=x)
-        n = self.n_trades
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise SizingError("must be a whole number >= 0", argument="n_trades", value=n)
+            _CHECKS.require(x >= 0, name, x, f"is a magnitude: pass {-x!r}, not {x!r}")
+        n = _CHECKS.whole("n_trades", self.n_trades, lo=0, unit="trades")
         for name in ("win_rate", "avg_win", "avg_loss"):  # numpy scalars -> float, ints -> float
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "n_trades", int(n))
@@ -305,8 +289,7 @@ def kelly(win_rate: float, avg_win: float, avg_loss: float, *, formula: str = "r
         Inputs out of range or not finite.
     """
     stats = TradeStats(win_rate, avg_win, avg_loss, 0)  # validates
-    if formula not in FORMULAS:
-        raise SizingError(f"must be one of {', '.join(FORMULAS)}", argument="formula", value=formula)
+    _CHECKS.choice("formula", formula, FORMULAS)
     p, w, l_ = stats.win_rate, stats.avg_win, stats.avg_loss
     edge = p * w - (1.0 - p) * l_
     if formula == "reference":
@@ -446,25 +429,30 @@ def _check_common(account, confidence, open_risk, stats, params) -> tuple[Sizing
     params = SizingParams() if params is None else params
     if not isinstance(params, SizingParams):
         raise SizingError("must be a SizingParams", argument="params", value=params)
-    acct = _real("account", account)
-    if acct <= 0:
-        raise SizingError("must be > 0 (dollars)", argument="account", value=account)
-    conf = _real("confidence", confidence)
-    if not 0 <= conf <= 100:
-        raise SizingError("must be in [0, 100] (percent)", argument="confidence", value=confidence)
-    open_ = _real("open_risk", open_risk)
-    if open_ < 0:
-        raise SizingError("must be >= 0 (dollars of max loss already open)", argument="open_risk",
-                          value=open_risk)
+    acct = _CHECKS.number("account", account, lo=0, lo_open=True, unit="dollars")
+    conf = _CHECKS.number("confidence", confidence, lo=0, hi=100, unit="percent")
+    open_ = _CHECKS.number("open_risk", open_risk, lo=0, unit="dollars of max loss already open")
     if stats is not None and not isinstance(stats, TradeStats):
         raise SizingError("must be a TradeStats or None", argument="stats", value=stats)
     return params, acct, conf, open_
 
 
-def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: float,
-                  params: SizingParams) -> _Budget:
-    reasons: list[str] = []
-    capped_by: str | None = None
+@dataclasses.dataclass(frozen=True)
+class _BaseRisk:
+    """Steps 1-2 of :func:`size_position`: Kelly from the history and the base risk it gives."""
+
+    kelly: float                # NaN without a history
+    fractional_kelly: float
+    base: str                   # "kelly" or "bootstrap"
+    risk: float                 # fraction of the account; NaN when Kelly <= 0 (no edge)
+    capped_by: str | None
+    step: str                   # the start of the ``how`` sentence
+    no_edge: bool = False
+
+
+def _base_risk(stats: TradeStats | None, params: SizingParams, reasons: list[str]) -> _BaseRisk:
+    """Kelly (step 1), then the base risk (step 2): the fixed bootstrap risk while the history is shorter
+    than ``min_trades_for_kelly``, else fractional Kelly; Kelly <= 0 means no edge (no position)."""
     label = kelly_label(params.kelly_fraction)
     k = fk = math.nan
     if stats is not None:
@@ -474,30 +462,31 @@ def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: flo
         reasons.append(f"Kelly {_pct(k)} from {_pct(stats.win_rate)} wins, average win {_pct(stats.avg_win)} "
                        f"and average loss {_pct(stats.avg_loss)} of the risk over {stats.n_trades} trades "
                        f"({formula}).")
-
     n_hist = 0 if stats is None else stats.n_trades
     if stats is None or n_hist < params.min_trades_for_kelly:
-        base, base_risk, capped_by = "bootstrap", params.bootstrap_risk, BOOTSTRAP
+        risk = params.bootstrap_risk
         have = "no trade history" if stats is None else f"only {n_hist} trades of history"
         reasons.append(f"Bootstrap: {have} (< {params.min_trades_for_kelly}), so a fixed "
-                       f"{_pct(base_risk)} of the account at risk instead of Kelly.")
-        step = f"Bootstrap {_pct(base_risk)}"
-    else:
-        base = "kelly"
-        if k <= 0:
-            capped_by = NEGATIVE_KELLY if k < 0 else ZERO_KELLY
-            reasons.append(f"Kelly {_pct(k)} ≤ 0: the history shows no edge (expectancy "
-                           f"{_signed_pct(stats.expectancy)} of the risk per trade), so no position.")
-            how = f"Kelly {_pct(k)} ≤ 0 (no edge) → 0 contracts"
-            return _Budget(k, fk, 0.0, capped_by, tuple(reasons), how, base, no_edge=True)
-        base_risk = fk
-        reasons.append(f"{label} (× {params.kelly_fraction:g}): {_pct(fk)} of the account at risk.")
-        step = f"{label} {_pct(fk)}"
+                       f"{_pct(risk)} of the account at risk instead of Kelly.")
+        return _BaseRisk(k, fk, "bootstrap", risk, BOOTSTRAP, f"Bootstrap {_pct(risk)}")
+    if k <= 0:
+        reasons.append(f"Kelly {_pct(k)} ≤ 0: the history shows no edge (expectancy "
+                       f"{_signed_pct(stats.expectancy)} of the risk per trade), so no position.")
+        return _BaseRisk(k, fk, "kelly", math.nan, NEGATIVE_KELLY if k < 0 else ZERO_KELLY,
+                         f"Kelly {_pct(k)} ≤ 0 (no edge) → 0 contracts", no_edge=True)
+    reasons.append(f"{label} (× {params.kelly_fraction:g}): {_pct(fk)} of the account at risk.")
+    return _BaseRisk(k, fk, "kelly", fk, None, f"{label} {_pct(fk)}")
 
-    risk = base_risk
-    if params.scale_by_confidence and conf < 100:
-        risk = base_risk * conf / 100.0 if conf > 0 else 0.0  # (inf × 0 would be NaN)
-        reasons.append(f"Confidence {conf:g}%: {_pct(base_risk)} × {conf:g}/100 = {_pct(risk)}.")
+
+def _trade_risk(b: _BaseRisk, conf: float, params: SizingParams,
+                reasons: list[str]) -> tuple[float, str | None, str]:
+    """Steps 3-4: the base risk scaled by confidence (when ``scale_by_confidence``), then cut to the
+    per-trade cap. Returns (risk as a fraction of the account, what capped it, the ``how`` so far)."""
+    risk, capped_by, step = b.risk, b.capped_by, b.step
+    scaled = params.scale_by_confidence and conf < 100
+    if scaled:
+        risk = b.risk * conf / 100.0 if conf > 0 else 0.0  # (inf × 0 would be NaN)
+        reasons.append(f"Confidence {conf:g}%: {_pct(b.risk)} × {conf:g}/100 = {_pct(risk)}.")
         step += f" × {conf:g}% confidence"
         if risk == 0:
             capped_by = ZERO_CONFIDENCE
@@ -506,25 +495,44 @@ def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: flo
         risk = params.max_risk_per_trade
         capped_by = PER_TRADE_CAP
         step += f" capped at {_pct(risk)}"
-    elif params.scale_by_confidence and conf < 100:
+    elif scaled:
         step += f" = {_pct(risk)}"
+    return risk, capped_by, step
 
-    budget = risk * acct
-    how = f"{step} of {_money(acct)} = {_money(_cents_down(budget))} at risk"
+
+def _open_risk_cap(budget: float, acct: float, open_: float, params: SizingParams, reasons: list[str],
+                   how: str) -> tuple[float, str, bool]:
+    """Step 5: the dollar budget cut to the room left under ``max_total_open_risk`` by the risk already
+    open (0 when none is left). Returns (budget, ``how``, whether the cap bound)."""
     room = params.max_total_open_risk * acct - open_
-    if budget > room:
-        cap_total = params.max_total_open_risk * acct
-        if room <= 0:
-            reasons.append(f"Open-risk cap: {_money(open_)} already at risk reaches the "
-                           f"{_pct(params.max_total_open_risk)} cap ({_money(cap_total)}); no new risk.")
-        else:
-            reasons.append(f"Open-risk cap: {_money(open_)} already at risk leaves {_money(room)} of the "
-                           f"{_pct(params.max_total_open_risk)} cap ({_money(cap_total)}).")
-        budget = max(room, 0.0)
-        capped_by = OPEN_RISK_CAP
-        how += (f", cut to {_money(_cents_down(budget))} by the {_pct(params.max_total_open_risk)} open-risk cap "
-                f"({_money(open_)} already at risk)")
-    return _Budget(k, fk, _cents_down(budget), capped_by, tuple(reasons), how, base)
+    if budget <= room:
+        return budget, how, False
+    cap_total = params.max_total_open_risk * acct
+    if room <= 0:
+        reasons.append(f"Open-risk cap: {_money(open_)} already at risk reaches the "
+                       f"{_pct(params.max_total_open_risk)} cap ({_money(cap_total)}); no new risk.")
+    else:
+        reasons.append(f"Open-risk cap: {_money(open_)} already at risk leaves {_money(room)} of the "
+                       f"{_pct(params.max_total_open_risk)} cap ({_money(cap_total)}).")
+    budget = max(room, 0.0)
+    return budget, how + (f", cut to {_money(_cents_down(budget))} by the {_pct(params.max_total_open_risk)} "
+                          f"open-risk cap ({_money(open_)} already at risk)"), True
+
+
+def _budget_steps(acct: float, stats: TradeStats | None, conf: float, open_: float,
+                  params: SizingParams) -> _Budget:
+    """Steps 1-5 of :func:`size_position` (Kelly, base risk, confidence, per-trade cap, open-risk cap)."""
+    reasons: list[str] = []
+    b = _base_risk(stats, params, reasons)
+    if b.no_edge:
+        return _Budget(b.kelly, b.fractional_kelly, 0.0, b.capped_by, tuple(reasons), b.step, b.base,
+                       no_edge=True)
+    risk, capped_by, step = _trade_risk(b, conf, params, reasons)
+    budget = risk * acct
+    budget, how, bound = _open_risk_cap(budget, acct, open_, params, reasons,
+                                        f"{step} of {_money(acct)} = {_money(_cents_down(budget))} at risk")
+    return _Budget(b.kelly, b.fractional_kelly, _cents_down(budget), OPEN_RISK_CAP if bound else capped_by,
+                   tuple(reasons), how, b.base)
 
 
 def risk_budget(account: float, stats: TradeStats | None = None, *, confidence: float = 100.0,
@@ -565,10 +573,8 @@ def account_needed(max_loss_per_contract: float, stats: TradeStats | None = None
     SizingError
         A bad argument (named in the message).
     """
-    per = _real("max_loss_per_contract", max_loss_per_contract)
-    if per <= 0:
-        raise SizingError("must be > 0 (dollars lost by one contract in the worst case)",
-                          argument="max_loss_per_contract", value=max_loss_per_contract)
+    per = _CHECKS.number("max_loss_per_contract", max_loss_per_contract, lo=0, lo_open=True,
+                         unit="dollars lost by one contract in the worst case")
     params, _, conf, open_ = _check_common(1.0, confidence, open_risk, stats, params)
     f = _budget_steps(1e6, stats, conf, 0.0, params).budget / 1e6   # the risk fraction, per dollar of account
     if not f > 0:
@@ -611,10 +617,8 @@ def size_position(account: float, max_loss_per_contract: float, stats: TradeStat
         A bad argument (named in the message).
     """
     params, acct, conf, open_ = _check_common(account, confidence, open_risk, stats, params)
-    per = _real("max_loss_per_contract", max_loss_per_contract)
-    if per <= 0:
-        raise SizingError("must be > 0 (dollars lost by one contract in the worst case)",
-                          argument="max_loss_per_contract", value=max_loss_per_contract)
+    per = _CHECKS.number("max_loss_per_contract", max_loss_per_contract, lo=0, lo_open=True,
+                         unit="dollars lost by one contract in the worst case")
     steps = _budget_steps(acct, stats, conf, open_, params)
     k, fk, base = steps.kelly, steps.fractional_kelly, steps.base
     reasons, capped_by, how = list(steps.reasons), steps.capped_by, steps.how

@@ -47,7 +47,7 @@ How legs are chosen (:class:`StrategyParams`)
   (finite bid >= 0, ask > 0, bid <= ask) that passes the **liquidity rules**:
 
   - open interest at least ``min_open_interest`` [5 contracts] — a strike nobody holds is a strike
-    nobody makes a market in (issue 9: an ENTRY bought a put with open interest 0). Index options are
+    nobody makes a market in (an ENTRY must never buy a contract with open interest 0). Index options are
     spread over many strikes: on the 2026-08-21 archive day the 45-DTE puts at 7425-7475 (|Δ| 0.26-0.30)
     hold 4-9 contracts each with markets under 1% of mid, so 10 would move the 0.30-delta short put to
     0.25; raise it for single stocks and ETFs;
@@ -137,6 +137,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from research_lib.checks import FieldChecks, prefixed
 from research_lib.core import gex, pricing
 from research_lib.core.chain import ChainSnapshot
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
@@ -297,6 +298,9 @@ def _finite_number(x: Any) -> bool:
         and math.isfinite(float(x))
 
 
+_PARAM_CHECKS = FieldChecks(prefixed(StrategyParamsError, "StrategyParams"))
+
+
 @dataclasses.dataclass(frozen=True)
 class StrategyParams:
     """Every assumption of leg selection and pricing (see the module docstring).
@@ -358,50 +362,38 @@ class StrategyParams:
     fill_iv_from_mid: bool = False
 
     def __post_init__(self):
-        def bad(field: str, why: str):
-            raise StrategyParamsError(f"StrategyParams.{field}={getattr(self, field)!r}: {why}")
-
+        check, s = _PARAM_CHECKS, object.__setattr__
         for field in ("target_dte", "dte_tolerance"):
-            v = getattr(self, field)
-            if not _finite_number(v) or float(v) != int(v) or not 0 <= v <= 20_000:
-                bad(field, "must be a whole number of days in [0, 20000]")
-            object.__setattr__(self, field, int(v))
+            s(self, field, check.whole(field, getattr(self, field), lo=0, hi=20_000, unit="calendar days",
+                                       integral_floats=True))
         for field in ("short_delta", "long_delta", "debit_long_delta"):
-            v = getattr(self, field)
-            if not _finite_number(v) or not 0 < v < 1:
-                bad(field, "must be an absolute delta strictly between 0 and 1")
-        if not self.long_delta < self.short_delta:
-            bad("long_delta", f"must be below short_delta={self.short_delta!r} (the wing is further out)")
-        if not self.short_delta < self.debit_long_delta:
-            bad("debit_long_delta", f"must be above short_delta={self.short_delta!r} (the long leg of a debit "
-                                    "spread is nearer the money)")
-        if self.width_points is not None and self.width_pct is not None:
-            bad("width_pct", "give width_points or width_pct, not both")
-        if self.width_points is not None and (not _finite_number(self.width_points) or self.width_points <= 0):
-            bad("width_points", "must be a positive number of points")
-        if self.width_pct is not None and (not _finite_number(self.width_pct) or not 0 < self.width_pct < 1):
-            bad("width_pct", "must be a decimal fraction of spot in (0, 1) (0.01 = 1%)")
-        if not _finite_number(self.min_width_pct) or not 0 <= self.min_width_pct < 1:
-            bad("min_width_pct", "must be a decimal fraction of spot in [0, 1) (0.002 = 0.2%)")
-        if not _finite_number(self.min_open_interest) or self.min_open_interest < 0:
-            bad("min_open_interest", "must be a non-negative number")
-        if self.max_spread_pct is not None and (not _finite_number(self.max_spread_pct)
-                                                or self.max_spread_pct <= 0):
-            bad("max_spread_pct", "must be a positive decimal fraction of the mid (0.5 = 50%) or None")
+            check.number(field, getattr(self, field), lo=0, hi=1, lo_open=True, hi_open=True, unit="absolute delta")
+        check.require(self.long_delta < self.short_delta, "long_delta", self.long_delta,
+                      f"must be below short_delta={self.short_delta!r} (the wing is further out)")
+        check.require(self.short_delta < self.debit_long_delta, "debit_long_delta", self.debit_long_delta,
+                      f"must be above short_delta={self.short_delta!r} (the long leg of a debit spread is "
+                      "nearer the money)")
+        check.require(self.width_points is None or self.width_pct is None, "width_pct", self.width_pct,
+                      "give width_points or width_pct, not both")
+        check.number("width_points", self.width_points, lo=0, lo_open=True, optional=True, unit="points")
+        check.number("width_pct", self.width_pct, lo=0, hi=1, lo_open=True, hi_open=True, optional=True,
+                     unit="decimal fraction of spot: 0.01 = 1%")
+        check.number("min_width_pct", self.min_width_pct, lo=0, hi=1, hi_open=True,
+                     unit="decimal fraction of spot: 0.002 = 0.2%")
+        check.number("min_open_interest", self.min_open_interest, lo=0, unit="contracts")
+        check.number("max_spread_pct", self.max_spread_pct, lo=0, lo_open=True, optional=True,
+                     unit="decimal fraction of the mid: 0.5 = 50%")
         for field in ("rate", "div_yield"):
-            v = getattr(self, field)
-            if not _finite_number(v) or abs(v) > 1:
-                bad(field, "must be a finite decimal rate in [-1, 1] (0.05 = 5%)")
+            check.number(field, getattr(self, field), lo=-1, hi=1, unit="decimal rate: 0.05 = 5%")
         if self.roots is not None:
             raw = (self.roots,) if isinstance(self.roots, str) else self.roots
-            if not isinstance(raw, Sequence) or not raw or not all(isinstance(r, str) and r.strip() for r in raw):
-                bad("roots", "must be a non-empty tuple of root symbols (strings) or None")
-            object.__setattr__(self, "roots", tuple(r.strip().upper() for r in raw))
+            check.require(isinstance(raw, Sequence) and bool(raw)
+                          and all(isinstance(r, str) and r.strip() for r in raw), "roots", self.roots,
+                          "must be a non-empty tuple of root symbols (strings) or None")
+            s(self, "roots", tuple(r.strip().upper() for r in raw))
         for field in ("prefer_pm", "fill_iv_from_mid"):
-            if not isinstance(getattr(self, field), bool | np.bool_):
-                bad(field, "must be True or False")
-        if not _finite_number(self.multiplier) or self.multiplier <= 0:
-            bad("multiplier", "must be a positive number")
+            check.flag(field, getattr(self, field))
+        check.number("multiplier", self.multiplier, lo=0, lo_open=True, unit="shares per contract")
 
     @property
     def config(self) -> gex.GexConfig:

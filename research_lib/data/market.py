@@ -482,8 +482,8 @@ def load_index_daily(symbol: str = "SPX", *, market_dir: str | os.PathLike | Non
             consistent: 14 rows (1982-2008) have ``open`` or ``close`` outside [``low``, ``high``], by 0.01
             to 3.11 points (1990-08-13).
         ``total_return_close``
-            S&P 500 total-return index (dividends reinvested), 1988-01-04 to 2025-05-13 in the shared file;
-            NaN elsewhere and in the offline fallback.
+            S&P 500 total-return index (dividends reinvested) on the days the file carries it; NaN elsewhere
+            and in the offline fallback.
 
         ``attrs["source"]`` is the file path or the fallback's description; ``attrs["vendors"]`` maps each
         per-row vendor tag found in the file to its first and last date.
@@ -544,7 +544,7 @@ def load_spy_daily(*, market_dir: str | os.PathLike | None = None) -> pd.DataFra
     -------
     DataFrame
         Indexed by ``date``; columns ``open``, ``high``, ``low``, ``close`` ($ per share) and ``volume``
-        (shares). The shared file covers 1998-01-02 to 2021-03-31. ``attrs["source"]`` is the path.
+        (shares), over whatever span the file covers. ``attrs["source"]`` is the path.
 
     Raises
     ------
@@ -731,7 +731,7 @@ def load_rates(*, market_dir: str | os.PathLike | None = None) -> pd.DataFrame:
             money-market basis (actual/360, simple).
         ``tbill_3m``
             FRED DGS3MO, 3-month Treasury constant maturity, bond-equivalent basis. NaN on bond-market
-            holidays (FRED's ``"."``) and on days FRED does not list. The shared file ends 2021-01-04.
+            holidays (FRED's ``"."``), on days FRED does not list and after the file's last row.
         ``tbill_13w``
             Cboe IRX, 13-week T-bill, bank-discount basis (negative for a few days in March 2020).
 
@@ -767,8 +767,8 @@ def load_published_gex(*, market_dir: str | os.PathLike | None = None) -> pd.Dat
     DataFrame
         Indexed by ``date``; columns ``price`` (S&P 500 close, index points), ``dix`` (dark-pool index: the
         dollar-weighted short-volume share of off-exchange S&P 500 component trading, a fraction) and ``gex``
-        (SqueezeMetrics GEX, $ as published; negative means dealers short gamma in their model). The shared
-        file covers 2011-05-02 to 2026-08-21. ``attrs["source"]`` is the path.
+        (SqueezeMetrics GEX, $ as published; negative means dealers short gamma in their model), over whatever
+        span the file covers. ``attrs["source"]`` is the path.
 
     Raises
     ------
@@ -1038,8 +1038,9 @@ def dividend_yields(dates, *, window_days: int = 365, median_of: int = 5,
     Raises
     ------
     MarketDataError
-        A date too early for a full window (the shared total-return series starts 1988-01-04, so the first
-        365-day estimate with the default ``median_of=5`` is on 1989-01-09).
+        A date too early for a full window: the first estimate needs ``median_of`` observations whose
+        windows all start on or after the first total-return observation, i.e. ``window_days`` calendar days
+        plus ``median_of - 1`` observations into the series.
     """
     if isinstance(window_days, bool) or int(window_days) != window_days or window_days < 1:
         raise ValueError(f"window_days must be a positive integer, got {window_days!r}")
@@ -1116,15 +1117,15 @@ def dividend_yield(date, *, window_days: int = 365, median_of: int = 5,
     Returns
     -------
     DividendYield
-        ``as_of`` is the last observation used. After the total-return series ends (2025-05-13 in the shared
-        file) the estimate as of its last day is carried forward: ``carried_forward`` is True and ``note``
+        ``as_of`` is the last observation used. After the total-return series ends the estimate as of its last
+        day is carried forward: ``carried_forward`` is True and ``note``
         says so. Shared-data values range from about 1.1%/yr (2000-2001) to 3.7%/yr (1989-1991), and stay
         within 1.3-2.75%/yr since 2002 (the 2.6-2.75% peak is 2009).
 
     Raises
     ------
     MarketDataError
-        ``date`` too early for full windows (before 1989-01-09 with the shared file).
+        ``date`` too early for full windows (see :func:`dividend_yields`).
     MarketDataNotFoundError
         No S&P 500 file (the offline fallback has no total-return index and is not used).
     """

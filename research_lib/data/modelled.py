@@ -51,7 +51,7 @@ Quotes and greeks
 
 How close it is
 ---------------
-``benchmarks/calibrate_modelled.py`` rebuilds each of the 46 clean days of the 2026 Cboe EOD archive with the
+``benchmarks/calibrate_modelled.py`` rebuilds each clean day of the Cboe EOD archive (with a VIX close) with the
 real spot, quote time and VIX (seed 0) and compares (model / real): contracts 1.09 (0.95-1.17; the archive
 keeps only contracts with OI > 0), expiries 0.96 (0.93-0.98), total OI 0.98 (0.71-1.02; the low end is a
 day whose archive still lists the just-settled AM monthly), call GEX 0.97 (0.84-1.14), put GEX 0.90
@@ -138,10 +138,9 @@ SUPPORTED_UNDERLYINGS = ("SPX",)
 # ==================================================================================================
 # Fitted parameters
 #
-# All fitted by benchmarks/calibrate_modelled.py on 2026-11-22 against ../shared/data/chains:
-#   * spx_eod_2026-06-12_2026-08-21.parquet, its 46 clean days (Cboe EOD, contracts with OI > 0), and
-#   * cboe_quotedata/spx_{2022-02-05,2022-06-11,2022-07-12,2023-09-14,2024-01-07}.csv (5 Cboe snapshots),
-#   with VIX closes from ../shared/data/market/cboe_VIX_History.csv (to 2026-07-22).
+# All fitted by benchmarks/calibrate_modelled.py on 2026-11-22 against ../shared/data/chains (the script's
+# docstring names the files): every clean day of the Cboe EOD archive (contracts with OI > 0) that has a
+# VIX close in ../shared/data/market/cboe_VIX_History.csv, and the five Cboe quotedata snapshots.
 # Re-run that script to refit; it prints these blocks and the fit errors quoted below.
 # ==================================================================================================
 
@@ -262,7 +261,7 @@ class OpenInterestParams:
     turnover_slope: float
 
 
-#: Fitted 2026-11-22 (see the block comment above) on the 46 archive days: expiry totals by a quasi-Poisson
+#: Fitted 2026-11-22 (see the block comment above) on the archive days: expiry totals by a quasi-Poisson
 #: GLM on 2,686 (day, expiry) totals (log residual SD 0.81; summed totals match: 22.4 M a day); call shares
 #: per kind; mixtures by maximum likelihood on 40,000 OI-weighted contracts per kind and right; round-strike
 #: multipliers as OI at the strike / mean OI of the plain strikes within ±60 points (within 6% of spot); the
@@ -380,7 +379,7 @@ class QuoteParams:
     spread_coef: tuple
 
 
-#: Fitted 2026-11-22 on the 46 archive days: OLS of log(ask - bid) over 963,072 two-sided quotes, residual SD
+#: Fitted 2026-11-22 on the archive days: OLS of log(ask - bid) over 963,072 two-sided quotes, residual SD
 #: 0.78 (a factor 2.2).
 QUOTES = QuoteParams(
     spread_coef=(-1.3473, -0.0034, 0.0672, 0.1713, -0.0469),

@@ -33,6 +33,7 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
     ReportParameterError as ReportParameterError,
 )
 from research_lib.formatting import (
+    fmt_age,
     fmt_level as _level,
     fmt_money as _money,
     jsonable as json_safe,  # the one JSON helper; the old name kept
@@ -42,10 +43,7 @@ CONVENTIONS = ("model", "perfiliev")
 
 
 def _age_text(age: pd.Timedelta | None) -> str:
-    if age is None:
-        return "n/a (live quote)"
-    hours = age.total_seconds() / 3600
-    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+    return fmt_age(age, missing="n/a (live quote)", hours="hours")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -24,8 +24,8 @@ def regime_inputs_for(levels, *, market_dir: str | os.PathLike | None = None,
     """:class:`RegimeInputs` for a snapshot's levels, with S&P 500 closes and the VIX family loaded from
     :mod:`research_lib.market` up to ``levels.date`` (no look-ahead).
 
-    Closes: the S&P 500 for SPX (divided by 10 for XSP), unadjusted SPY bars for SPY (the shared file ends
-    2021-03-31, so later SPY days get no trend); no history for other underlyings (build
+    Closes: the S&P 500 for SPX (divided by 10 for XSP), unadjusted SPY bars for SPY (days after the SPY file's
+    last bar get no trend); no history for other underlyings (build
     :class:`RegimeInputs` yourself with their closes and vol index). IV rank always comes from VIX.
     A missing or malformed market file does not raise: the input is left None and ``notes`` says why, so
     the classifier reports it among its reasons.

@@ -96,6 +96,7 @@ import numpy as np
 import pandas as pd
 
 from research_lib import __version__
+from research_lib.checks import FieldChecks
 from research_lib.core.chain import NY
 from research_lib.core.regime import describe_zero_gamma_distance
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
@@ -125,6 +126,9 @@ class DecisionType(enum.StrEnum):
 
 # --------------------------------------------------------------------------------------------------
 # errors
+
+
+_CHECKS = FieldChecks(lambda field, value, why: DecisionError(f"{field}={value!r}: {why}"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,19 +316,14 @@ class MarketContext:
         s(self, "underlying", _underlying(self.underlying, "context.underlying"))
         s(self, "spot", _number("context.spot", self.spot, optional=False, positive=True))
         vix = _number("context.vix", self.vix)
-        if vix is not None and vix < 0:
-            raise DecisionError(f"context.vix must be >= 0, got {self.vix!r}")
-        s(self, "vix", vix)
+        s(self, "vix", _CHECKS.number("context.vix", vix, lo=0, optional=True, unit="VIX points"))
         s(self, "regime", _text("context.regime", self.regime, optional=True))
         s(self, "net_gex", _number("context.net_gex", self.net_gex))
         zg = _number("context.zero_gamma", self.zero_gamma)
-        if zg is not None and zg <= 0:
-            raise DecisionError(f"context.zero_gamma must be > 0 (a level in underlying points), got {zg!r}")
-        s(self, "zero_gamma", zg)
+        s(self, "zero_gamma", _CHECKS.number("context.zero_gamma", zg, lo=0, lo_open=True, optional=True,
+                                             unit="a level in underlying points"))
         s(self, "source", _text("context.source", self.source, optional=True))
-        if not isinstance(self.modelled, bool | np.bool_):
-            raise DecisionError(f"context.modelled must be True or False, got {self.modelled!r}")
-        s(self, "modelled", bool(self.modelled))
+        s(self, "modelled", _CHECKS.flag("context.modelled", self.modelled))
 
 
 _SIZING_FIELDS = ("risk_budget", "risk_used", "kelly", "fractional_kelly", "risk_fraction")
@@ -423,10 +422,7 @@ class TradeDecision:
             raise DecisionError(f"legs must be a sequence of legs, got {type(legs).__name__}")
         s(self, "legs", tuple(_leg_dict(leg, i) for i, leg in enumerate(legs)))
         s(self, "strategy", _text("strategy", self.strategy, optional=True))
-        n = self.contracts
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise DecisionError(f"contracts must be a whole number >= 0, got {n!r}")
-        n = int(n)
+        n = _CHECKS.whole("contracts", self.contracts, lo=0)
         if self.type is DecisionType.SKIP and n != 0:
             raise DecisionError(f"a SKIP trades 0 contracts, got contracts={n}")
         if self.type is not DecisionType.SKIP and n == 0:
@@ -437,9 +433,7 @@ class TradeDecision:
             s(self, name, _number(name, getattr(self, name), allow_inf=name in ("kelly", "fractional_kelly")))
         s(self, "capped_by", _text("capped_by", self.capped_by, optional=True))
         conf = _number("confidence", self.confidence)
-        if conf is not None and not 0 <= conf <= 100:
-            raise DecisionError(f"confidence must be in [0, 100] (percent), got {self.confidence!r}")
-        s(self, "confidence", conf)
+        s(self, "confidence", _CHECKS.number("confidence", conf, lo=0, hi=100, optional=True, unit="percent"))
         s(self, "trading_date", _day(self.trading_date, "trading_date"))
 
     @classmethod
@@ -772,6 +766,25 @@ def _norm_type(v: Any) -> str:
     return text
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """The one write transaction of the decision log: ``BEGIN IMMEDIATE`` (takes SQLite's write lock at
+    once, so concurrent writers queue instead of failing on upgrade), ``COMMIT`` when the block ends,
+    ``ROLLBACK`` on any exception (a failed rollback is ignored; the original exception propagates).
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``), as every connection of
+    :class:`DecisionLog` is.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class DecisionLog:
     """The SQLite decision log (see the module docstring for the layout and guarantees).
 
@@ -866,15 +879,8 @@ class DecisionLog:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._connect() as conn, _transaction(conn):
+            yield conn
 
     def _version_error(self, found: int) -> SchemaVersionError:
         if found > SCHEMA_VERSION:
@@ -894,14 +900,8 @@ class DecisionLog:
                 raise DecisionLogError(f"not a usable SQLite database ({exc})", path=self.path) from exc
             if str(mode).lower() != "wal":  # pragma: no cover - e.g. a file system without shared memory
                 raise DecisionLogError(f"could not switch the journal to WAL (got {mode!r})", path=self.path)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 self._migrate(conn)
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.close()
 

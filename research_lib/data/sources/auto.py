@@ -33,6 +33,7 @@ from research_lib.data.store import ChainStore, SnapshotNotStoredError, StoreErr
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     NoChainAvailableError as NoChainAvailableError,
 )
+from research_lib.formatting import fmt_age
 
 DEFAULT_PROVIDERS: tuple[str, ...] = ("cboe", "tradier", "polygon")
 PROVIDER_KEYS = {"tradier": "TRADIER_TOKEN", "polygon": "POLYGON_API_KEY"}
@@ -81,19 +82,12 @@ class ServedChain:
         if self.modelled:
             text += " — MODELLED DATA, not market quotes"
         if self.stale:
-            text += f" — STALE: {_fmt_age(self.age)} old, no live source answered"
+            text += f" — STALE: {fmt_age(self.age)} old, no live source answered"
         elif self.age is not None:
-            text += f" ({_fmt_age(self.age)} old)"
+            text += f" ({fmt_age(self.age)} old)"
         if self.attempts:
             text += "; tried first: " + "; ".join(f"{a.source}: {a.outcome}" for a in self.attempts)
         return text
-
-
-def _fmt_age(age: pd.Timedelta | None) -> str:
-    if age is None:
-        return "unknown age"
-    hours = age.total_seconds() / 3600
-    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def provider_order() -> tuple[str, ...]:

@@ -6,8 +6,10 @@ import dataclasses
 import datetime as dt
 import gzip
 import io
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -61,3 +63,27 @@ def file_key(path: Path) -> tuple[str, int, int]:
     """(resolved path, size, mtime in ns): a cache key that changes whenever the file does."""
     st = Path(path).stat()
     return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
+
+
+def json_number(value: Any) -> float:
+    """A number field of a provider's JSON response as a float; NaN when it is absent or not a number.
+
+    Parameters
+    ----------
+    value : Any
+        The decoded JSON value (a number, a numeric string, None, ...).
+
+    Returns
+    -------
+    float
+        ``float(value)`` when that is finite; NaN for None, a boolean, a non-numeric string or object,
+        NaN and +-infinity. The NaN marks a missing quote field for the chain validation downstream,
+        which reports it; it is never a number invented here.
+    """
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return f if math.isfinite(f) else math.nan

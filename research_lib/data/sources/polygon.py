@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from research_lib.core.chain import NY, ChainSnapshot, contracts_from_occ, parse_occ_symbols
+from research_lib.data.sources.base import json_number
 from research_lib.data.sources.http import (
     SECRET_PARAM_NAMES,
     ClientOwner,
@@ -70,16 +71,6 @@ PAGE_LIMIT = 250
 AGG_COLUMNS = ("date", "open", "high", "low", "close", "volume", "vwap")
 CONTRACT_REFERENCE_COLUMNS = ("ticker", "root", "expiration", "strike", "right", "exercise_style",
                               "shares_per_contract")
-
-
-def _num(value: Any) -> float:
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return f if math.isfinite(f) else math.nan
 
 
 def _dig(obj: Any, *keys: str) -> Any:
@@ -247,7 +238,7 @@ class PolygonProvider(ClientOwner):
         if lacking.any():
             raise ProviderResponseError(self.name, path, f"wrong schema: {int(lacking.sum())} of {len(rows)} "
                                         "results lack details.ticker")
-        oi = pd.Series([_num(r.get("open_interest")) for r in rows], dtype=float)
+        oi = pd.Series([json_number(r.get("open_interest")) for r in rows], dtype=float)
         no_oi = oi.isna()
         if no_oi.all():
             raise ProviderResponseError(self.name, path, "wrong schema: no result carries open_interest")
@@ -259,7 +250,7 @@ class PolygonProvider(ClientOwner):
                                 where=f"polygon {path}")
 
         def series(*keys: str) -> pd.Series:
-            return pd.Series([_num(_dig(r, *keys)) for r in rows], dtype=float)
+            return pd.Series([json_number(_dig(r, *keys)) for r in rows], dtype=float)
 
         last = series("last_trade", "price")
         last = last.where(last.notna(), series("day", "close"))
@@ -307,7 +298,7 @@ class PolygonProvider(ClientOwner):
                 continue
             if r.get("error"):
                 raise ProviderResponseError(self.name, path, f"{t}: {r.get('error')} ({r.get('message', '')})")
-            value = _num(r.get("value"))
+            value = json_number(r.get("value"))
             if value > 0:
                 return value
             raise ProviderResponseError(self.name, path, f"wrong schema: {t} has no positive value")
@@ -381,7 +372,7 @@ class PolygonProvider(ClientOwner):
         out = pd.DataFrame({"date": times.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")})
         for col, key in (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"),
                          ("vwap", "vw")):
-            out[col] = [_num(b.get(key)) for b in bars]
+            out[col] = [json_number(b.get(key)) for b in bars]
         return out.sort_values("date", kind="stable").drop_duplicates("date").reset_index(drop=True)
 
 

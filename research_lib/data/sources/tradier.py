@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from research_lib.core.chain import NY, ChainSnapshot, contracts_from_occ, parse_occ_symbols
+from research_lib.data.sources.base import json_number
 from research_lib.data.sources.http import (
     ClientOwner,
     HttpClient,
@@ -99,16 +100,6 @@ class Quote:
         if self.bid > 0 and self.ask >= self.bid:
             return (self.bid + self.ask) / 2
         return self.prevclose if self.prevclose > 0 else math.nan
-
-
-def _float(value: Any) -> float:
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return f if math.isfinite(f) else math.nan
 
 
 class TradierProvider(ClientOwner):
@@ -232,8 +223,8 @@ class TradierProvider(ClientOwner):
             raise ProviderResponseError(self.name, path, f"wrong schema: no quote for {sym} in quotes.quote")
         q = match[0]
         when = epoch_to_ny([q.get("trade_date"), q.get("bid_date"), q.get("ask_date")], "ms")
-        return Quote(symbol=sym, last=_float(q.get("last")), bid=_float(q.get("bid")), ask=_float(q.get("ask")),
-                     prevclose=_float(q.get("prevclose")), time=when, description=str(q.get("description") or ""))
+        return Quote(symbol=sym, last=json_number(q.get("last")), bid=json_number(q.get("bid")), ask=json_number(q.get("ask")),
+                     prevclose=json_number(q.get("prevclose")), time=when, description=str(q.get("description") or ""))
 
     def fetch_chain(self, symbol: str, expirations: Iterable[dt.date | str] | None = None) -> ChainSnapshot:
         """The option chain of ``symbol`` with ORATS greeks, one request per expiry.
@@ -330,7 +321,7 @@ class TradierProvider(ClientOwner):
                   (table["greeks"] if "greeks" in table else [None] * len(table))]
 
         def greek(name: str) -> pd.Series:
-            return pd.Series([_float(g.get(name)) for g in greeks], index=table.index, dtype=float)
+            return pd.Series([json_number(g.get(name)) for g in greeks], index=table.index, dtype=float)
 
         iv = greek("mid_iv")
         smv = greek("smv_vol")
