@@ -31,13 +31,12 @@ from research_lib.core.chain import (
     NY,
     ChainError,
     ChainSnapshot,
-    describe_bad_rows,
     parse_occ_symbol,
     parse_occ_symbols,
     settlement_for_root,
     validate_contracts,
 )
-from research_lib.errors import MarketDataError, NothingToComputeError
+from research_lib.errors import MarketDataError, NothingToComputeError, describe_bad_rows
 
 pytestmark = [
     # pandas parses hostile date strings one by one and says so; that is expected here.
