@@ -41,7 +41,7 @@ CHAIN_DATE = dt.date(2024, 3, 6)
 #: The last day of the synthetic market history (= the chain's date: the chain is "today").
 HISTORY_END = CHAIN_DATE
 #: Sessions in the synthetic market history (enough for a 252-day IV rank and a 365-day dividend window).
-HISTORY_SESSIONS = 420
+HISTORY_SESSIONS = 600
 #: Inputs of the fixture chain (spot is the synthetic history's close on CHAIN_DATE).
 CHAIN_VIX = 15.0
 CHAIN_RATE = 0.05
@@ -51,10 +51,11 @@ CHAIN_DIV_YIELD = 0.013
 MAX_EXPIRIES = None
 
 #: Archive days: file_date -> (price_date, flag). 03-02 is a weekend duplicate of 03-01 (skipped),
-#: 03-05 a clean day, 03-06 the last one. The spot of each day is the synthetic history's close.
+#: 03-04..03-06 three consecutive clean sessions. The spot of each day is the synthetic history's close.
 EOD_DAYS = {
     dt.date(2024, 3, 1): (dt.date(2024, 3, 1), "OK"),
     dt.date(2024, 3, 2): (dt.date(2024, 3, 1), "DROP_WEEKEND"),
+    dt.date(2024, 3, 4): (dt.date(2024, 3, 4), "OK"),
     dt.date(2024, 3, 5): (dt.date(2024, 3, 5), "OK"),
     dt.date(2024, 3, 6): (dt.date(2024, 3, 6), "OK"),
 }

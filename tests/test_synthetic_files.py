@@ -69,14 +69,14 @@ def test_eod_archive_catalogue_and_days(synthetic):
     path = synthetic.files["eod_archive"]
     cat = scan(path)
     assert list(cat["file_date"]) == sorted(EOD_DAYS)
-    assert list(cat["status"]) == ["ok", "skipped", "ok", "ok"]
+    assert list(cat["status"]) == ["ok", "skipped", "ok", "ok", "ok"]
     weekend = cat[cat["file_date"] == dt.date(2024, 3, 2)].iloc[0]
     assert "2024-03-01, a session served by its own file" in weekend["reason"] and "DROP_WEEKEND" in weekend["reason"]
     # the latest clean day by default; every clean day through read_chains
     last = read_chain(path)
     assert last.snapshot_date == CHAIN_DATE
     snaps = list(read_chains(path))
-    assert [s.snapshot_date for s in snaps] == [dt.date(2024, 3, 1), dt.date(2024, 3, 5), CHAIN_DATE]
+    assert [s.snapshot_date for s in snaps] == [dt.date(2024, 3, d) for d in (1, 4, 5, 6)]
     for s in snaps:
         want = synthetic.eod_snaps[s.snapshot_date]
         assert s.spot == want.spot and s.quote_time == pd.Timestamp(f"{s.snapshot_date} 16:00").tz_localize(NY)
@@ -86,8 +86,8 @@ def test_eod_archive_catalogue_and_days(synthetic):
         assert s.contracts["last"].isna().all()
     with pytest.raises(SnapshotNotFoundError, match="DROP_WEEKEND"):
         read_chain(path, date="2024-03-02")
-    with pytest.raises(SnapshotNotFoundError, match=r"no snapshot for 2024-03-04 \(the file covers"):
-        read_chain(path, date="2024-03-04")
+    with pytest.raises(SnapshotNotFoundError, match=r"no snapshot for 2024-03-07 \(the file covers"):
+        read_chain(path, date="2024-03-07")
 
 
 def test_intraday_archive_days_and_assumed_time(synthetic):
