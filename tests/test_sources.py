@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import types
 
 import numpy as np
 import pandas as pd
@@ -85,8 +86,8 @@ def test_spx_file_keeps_spx_and_spxw_on_the_same_monthly_strike():
     assert dict(zip(monthly["root"], monthly["settlement"], strict=True)) == {"SPX": "AM", "SPXW": "PM"}
 
 
-def test_quote_table_row_count_matches_the_file():
-    path = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+def test_quote_table_row_count_matches_the_file(quote_csv):
+    path = quote_csv.path
     n_lines = sum(1 for line in open(path) if line[:3] in {"Mon", "Tue", "Wed", "Thu", "Fri"})
     assert len(read_chain(path).contracts) == 2 * n_lines
 
@@ -110,6 +111,21 @@ def test_cboe_timestamp_rejects_foreign_zone_and_garbage():
         parse_cboe_timestamp("Date: someday soon", where="t")
 
 
+REAL_CSV = QUOTEDATA / "spx_2023-09-14.csv"
+
+
+@pytest.fixture(params=["synthetic", *(["real"] if REAL_CSV.exists() else [])])
+def quote_csv(request):
+    """A Cboe quote-table CSV: the synthetic one always, spx_2023-09-14.csv when present. ``header``: its
+    date line's moment as written, ``eu``: the same moment in the day-month-year locale."""
+    if request.param == "real":
+        return types.SimpleNamespace(path=REAL_CSV, header="September 14, 2023 at 4:31 PM EDT",
+                                     eu="14 September 2023, 4:31 PM EDT", moment="2023-09-14 16:31")
+    return types.SimpleNamespace(path=request.getfixturevalue("synthetic").files["cboe_csv"],
+                                 header="March 6, 2024 at 4:00 PM EST", eu="6 March 2024, 4:00 PM EST",
+                                 moment="2024-03-06 16:00")
+
+
 def _variant(tmp_path, src, transform, name="variant.csv"):
     lines = open(src).read().splitlines()
     out = tmp_path / name
@@ -117,21 +133,22 @@ def _variant(tmp_path, src, transform, name="variant.csv"):
     return out
 
 
-def test_header_variants_read_identically(tmp_path):
-    src = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+def test_header_variants_read_identically(tmp_path, quote_csv):
+    src = quote_csv.path
     base = read_chain(src).contracts
     no_blank = _variant(tmp_path, src, lambda ls: ls[1:], "a.csv")
     trailing = _variant(tmp_path, src, lambda ls: [ls[0]] + [ln + ",,," for ln in ls[1:]], "b.csv")
-    eu_date = _variant(tmp_path, src, lambda ls: [ls[0], ls[1], ls[2].replace(
-        "September 14, 2023 at 4:31 PM EDT", "14 September 2023, 4:31 PM EDT"), *ls[3:]], "c.csv")
+    assert quote_csv.header in src.read_text()[:300]
+    eu_date = _variant(tmp_path, src, lambda ls: [ls[0], ls[1], ls[2].replace(quote_csv.header, quote_csv.eu),
+                                                  *ls[3:]], "c.csv")
     for path in (no_blank, trailing, eu_date):
         snap = read_chain(path)
-        assert snap.quote_time == pd.Timestamp("2023-09-14 16:31").tz_localize(NY)
+        assert snap.quote_time == pd.Timestamp(quote_csv.moment).tz_localize(NY)
         pd.testing.assert_frame_equal(snap.contracts, base)
 
 
-def test_corrupt_quote_table_names_column_and_row(tmp_path):
-    src = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+def test_corrupt_quote_table_names_column_and_row(tmp_path, quote_csv):
+    src = quote_csv.path
 
     def corrupt(lines):
         parts = lines[10].split(",")
@@ -143,8 +160,8 @@ def test_corrupt_quote_table_names_column_and_row(tmp_path):
         read_chain(_variant(tmp_path, src, corrupt))
 
 
-def test_strike_column_must_match_symbol(tmp_path):
-    src = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+def test_strike_column_must_match_symbol(tmp_path, quote_csv):
+    src = quote_csv.path
 
     def corrupt(lines):
         parts = lines[10].split(",")
@@ -156,8 +173,8 @@ def test_strike_column_must_match_symbol(tmp_path):
         read_chain(_variant(tmp_path, src, corrupt))
 
 
-def test_header_only_file_is_an_empty_chain(tmp_path):
-    src = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+def test_header_only_file_is_an_empty_chain(tmp_path, quote_csv):
+    src = quote_csv.path
     with pytest.raises(ChainError, match="no rows"):
         read_chain(_variant(tmp_path, src, lambda ls: ls[:4]))
 
@@ -374,8 +391,8 @@ def test_ivolatility_file():
     assert any("iv = -1" in n for n in first.notes)
 
 
-def test_gzipped_quote_table_is_detected(tmp_path):
-    src = shared_file(QUOTEDATA / "spy_2023-09-14.csv")
+def test_gzipped_quote_table_is_detected(tmp_path, quote_csv):
+    src = quote_csv.path
     gz = tmp_path / "spy.csv.gz"
     gz.write_bytes(gzip.compress(src.read_bytes()))
     assert detect_format(gz).name == "cboe_csv"
