@@ -40,8 +40,9 @@ from research_lib.modelled import modelled_chain
 CHAIN_DATE = dt.date(2024, 3, 6)
 #: The last day of the synthetic market history (= the chain's date: the chain is "today").
 HISTORY_END = CHAIN_DATE
-#: Sessions in the synthetic market history (enough for a 252-day IV rank and a 365-day dividend window).
-HISTORY_SESSIONS = 600
+#: Sessions in the synthetic market history (2007-06..2024-03: as long as a real download, more than a
+#: 252-day IV rank and a 365-day dividend window need). The series are defined backwards from the end.
+HISTORY_SESSIONS = 4200
 #: Inputs of the fixture chain (spot is the synthetic history's close on CHAIN_DATE).
 CHAIN_VIX = 15.0
 CHAIN_RATE = 0.05
@@ -74,8 +75,8 @@ def sessions(end: dt.date = HISTORY_END, n: int = HISTORY_SESSIONS) -> pd.Dateti
     """The last ``n`` NYSE sessions up to ``end`` (tz-naive midnight dates)."""
     import exchange_calendars as xcals
 
-    cal = xcals.get_calendar("XNYS", start="2020-01-01", end="2026-12-31")
-    days = cal.sessions_in_range("2020-01-02", pd.Timestamp(end))
+    cal = xcals.get_calendar("XNYS", start="2000-01-01", end="2026-12-31")
+    days = cal.sessions_in_range("2000-01-03", pd.Timestamp(end))
     return pd.DatetimeIndex(days[-n:]).tz_localize(None).rename("date")
 
 
@@ -88,12 +89,12 @@ def market_frame(end: dt.date = HISTORY_END, n: int = HISTORY_SESSIONS) -> pd.Da
 def _market_frame(end: dt.date, n: int) -> pd.DataFrame:
     """Deterministic, smooth, plausible daily history ending on ``end`` (``n`` sessions).
 
-    Columns: ``spx`` (close; rising, with a dip 30 sessions before the end), ``spxtr`` (total return
+    Columns: ``spx`` (close; rising ~10%/yr with a ±2% wave: 5,153 at the end), ``spxtr`` (total return
     at 1.3%/yr dividends), ``vix``, ``vix9d``, ``vix3m``, ``vvix``, ``skew``, ``dff`` (%), ``dgs3mo`` (%),
     ``irx`` (%, bank discount), ``sm_gex`` ($), ``dix``.
     """
     days = sessions(end, n)
-    i = np.arange(n, dtype=float)
+    i = np.arange(n, dtype=float) - (n - 600)  # 0 on the 600th session before the end
     spx = 4100.0 * np.exp(0.0004 * i + 0.02 * np.sin(i / 9.0))
     spx = np.round(spx, 2)
     years = (days - days[0]).days.to_numpy() / 365.25
