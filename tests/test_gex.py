@@ -358,37 +358,49 @@ def _max_pain_by_hand(strike, call_oi, put_oi, spot):
     return float(best[np.argmin(np.abs(best - spot))])
 
 
-def test_max_pain_uses_every_contract_with_open_interest_eod_archive():
+# (archive, file day, expiry, max pain by hand or None); synthetic: the SPX AM monthly and its SPXW twin
+EOD_MAX_PAIN = [("synthetic:eod_archive", "2024-03-06", "2024-03-15", None),
+                *([(EOD_ARCHIVE, "2026-07-15", "2026-07-17", 7300.0)] if EOD_ARCHIVE.exists() else [])]
+
+
+@pytest.mark.parametrize("path, day, expiry, known", EOD_MAX_PAIN, ids=["synthetic", "real"][:len(EOD_MAX_PAIN)])
+def test_max_pain_uses_every_contract_with_open_interest_eod_archive(path, day, expiry, known, request):
     """Issue 9: the 07-17 expiry on the 2026-07-15 archive day gave 7,350 (model) and 7,470 (perfiliev),
     leaving out contracts without an IV / a vendor gamma. By hand from the raw Parquet: 7,300 — SPX and
     SPXW rows of one (strike, expiry, right) summed, not deduplicated."""
-    raw = pd.read_parquet(shared_file(EOD_ARCHIVE), filters=[("file_date", "==", pd.Timestamp("2026-07-15"))])
-    rows = raw[(raw["expiration"] == pd.Timestamp("2026-07-17")) & (raw["oi"] > 0)]
+    path = chain_file(request, path) if isinstance(path, str) else shared_file(path)
+    raw = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp(day))])
+    rows = raw[(raw["expiration"] == pd.Timestamp(expiry)) & (raw["oi"] > 0)]
     assert rows.duplicated(["strike", "cp"]).any()  # the two roots' rows are there
     hand = _max_pain_by_hand(rows["strike"], rows["oi"].where(rows["cp"] == "C", 0),
                              rows["oi"].where(rows["cp"] == "P", 0), float(raw["spot"].iloc[0]))
-    assert hand == 7300.0
-    snap = read_chain(EOD_ARCHIVE, date=dt.date(2026, 7, 15))
+    assert known is None or hand == known
+    snap = read_chain(path, date=dt.date.fromisoformat(day))
     for convention in ("model", "perfiliev"):
         a = gex.analyze(snap, gex.GexConfig.preset(convention))
-        assert a.levels.max_pain[dt.date(2026, 7, 17)] == hand, convention
-        assert a.max_pain.loc[pd.Timestamp("2026-07-17"), "open_interest"] == rows["oi"].sum()
+        assert a.levels.max_pain[dt.date.fromisoformat(expiry)] == hand, convention
+        assert a.max_pain.loc[pd.Timestamp(expiry), "open_interest"] == rows["oi"].sum()
 
 
-def test_max_pain_uses_every_contract_with_open_interest_quotedata():
+@pytest.mark.parametrize("name, expiry, known", [
+    ("synthetic:cboe_csv", "2024-03-15", None),  # the synthetic chain's monthly: SPX and SPXW rows
+    *([("spx_2024-01-07.csv", "2024-01-08", 4725.0)] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_max_pain_uses_every_contract_with_open_interest_quotedata(name, expiry, known, request):
     """spx_2024-01-07.csv, the 2024-01-08 expiry: 4,700 under the model convention (rows with IV 0 left
     out); 4,725 by hand from the raw CSV."""
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+    path = chain_file(request, name)
     lines = open(path).read().splitlines()
     header = next(i for i, ln in enumerate(lines) if ln.startswith("Expiration Date,Calls"))
     spot = float(lines[header - 2].split("Last:")[1].split(",")[0])
     df = pd.read_csv(path, header=None, skiprows=header + 1, usecols=range(22), names=PERF_COLUMNS)
-    df = df[pd.to_datetime(df["ExpirationDate"], format="%a %b %d %Y") == pd.Timestamp("2024-01-08")]
+    df = df[pd.to_datetime(df["ExpirationDate"], format="%a %b %d %Y") == pd.Timestamp(expiry)]
+    assert len(df)
     hand = _max_pain_by_hand(df["StrikePrice"], df["CallOpenInt"], df["PutOpenInt"], spot)
-    assert hand == 4725.0
+    assert known is None or hand == known
     snap = read_chain(path)
     for convention in ("model", "perfiliev"):
-        assert gex.analyze(snap, gex.GexConfig.preset(convention)).levels.max_pain[dt.date(2024, 1, 8)] == hand
+        got = gex.analyze(snap, gex.GexConfig.preset(convention)).levels.max_pain[dt.date.fromisoformat(expiry)]
+        assert got == hand
 
 
 def _unpriced(snap, where):

@@ -78,10 +78,14 @@ def test_quote_files_parse(name):
     assert not c.duplicated(["root", "expiration", "strike", "right"]).any()
 
 
-def test_spx_file_keeps_spx_and_spxw_on_the_same_monthly_strike():
-    snap = read_chain(shared_file(QUOTEDATA / "spx_2024-01-07.csv"))
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_spx_file_keeps_spx_and_spxw_on_the_same_monthly_strike(name, request):
+    if name == "real":
+        snap, expiry, strike = read_chain(shared_file(QUOTEDATA / "spx_2024-01-07.csv")), "2024-01-19", 4700
+    else:  # the synthetic chain's March monthly, at the money
+        snap, expiry, strike = read_chain(request.getfixturevalue("synthetic").files["cboe_csv"]), "2024-03-15", 5150
     c = snap.contracts
-    monthly = c[(c["expiration"] == "2024-01-19") & (c["strike"] == 4700) & (c["right"] == "C")]
+    monthly = c[(c["expiration"] == expiry) & (c["strike"] == strike) & (c["right"] == "C")]
     assert set(monthly["root"]) == {"SPX", "SPXW"}
     assert dict(zip(monthly["root"], monthly["settlement"], strict=True)) == {"SPX": "AM", "SPXW": "PM"}
 
