@@ -142,10 +142,3 @@ SPX_CHAINS = ["synthetic_chain"] + (["spx_2024"] if (QUOTEDATA / "spx_2024-01-07
 def spx_chain(request):
     """An SPX chain: the synthetic one, and the real spx_2024-01-07.csv when present (see SPX_CHAINS)."""
     return request.getfixturevalue(request.param)
-
-
-@pytest.fixture
-def synthetic_market(synthetic, monkeypatch):
-    """Point ``$RESEARCH_LIB_MARKET_DATA`` (searched first) at the synthetic market history."""
-    monkeypatch.setenv("RESEARCH_LIB_MARKET_DATA", str(synthetic.market_dir))
-    return synthetic.market_dir
