@@ -330,66 +330,98 @@ def test_weekend_download_gets_the_previous_session_as_trading_date(tmp_path):
     assert np.allclose(T[monday], 1 / 262) and (T[~monday] <= 0).all()
 
 
-def test_eod_archive_skipped_day_says_why():
-    with pytest.raises(SnapshotNotFoundError, match="HOLIDAY"):
-        read_chain(shared_file(EOD_ARCHIVE), date="2026-07-03")
-    with pytest.raises(SnapshotNotFoundError, match="no snapshot for 2025-01-02"):
-        read_chain(shared_file(EOD_ARCHIVE), date="2025-01-02")
+@pytest.fixture(params=["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def eod(request):
+    """An EOD archive: the synthetic one always (tests/fixtures.py), the real 2026 one when present.
+    ``skipped``: a skipped day and its flag; ``before``: a day before the file; ``days``: three clean days;
+    ``last``: the last day, its spot and a monthly expiry on it with an ATM strike; ``size``: contracts a day."""
+    if request.param == "real":
+        return types.SimpleNamespace(path=EOD_ARCHIVE, skipped=("2026-07-03", "HOLIDAY"), before="2025-01-02",
+                                     days=["2026-06-12", "2026-07-02", "2026-08-05"], size=(20_000, 25_000),
+                                     last=("2026-08-21", 7674.3701, "2026-09-18", 7700))
+    syn = request.getfixturevalue("synthetic")
+    return types.SimpleNamespace(path=syn.files["eod_archive"], skipped=("2024-03-02", "DROP_WEEKEND"),
+                                 before="2024-01-02", days=["2024-03-01", "2024-03-04", "2024-03-05"],
+                                 size=(800, 2_000), last=("2024-03-06", syn.chain.spot, "2024-03-15", 5150))
 
 
-def test_eod_archive_day_keeps_both_monthly_rows_as_separate_contracts():
-    path = shared_file(EOD_ARCHIVE)
-    raw = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp("2026-08-21"))])
-    snap = read_chain(path, date="2026-08-21")
+def test_eod_archive_skipped_day_says_why(eod):
+    with pytest.raises(SnapshotNotFoundError, match=eod.skipped[1]):
+        read_chain(eod.path, date=eod.skipped[0])
+    with pytest.raises(SnapshotNotFoundError, match=f"no snapshot for {eod.before}"):
+        read_chain(eod.path, date=eod.before)
+
+
+def test_eod_archive_day_keeps_both_monthly_rows_as_separate_contracts(eod):
+    path = eod.path
+    day, spot, monthly, strike = eod.last
+    raw = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp(day))])
+    snap = read_chain(path, date=day)
     c = snap.contracts
     assert len(c) == len(raw)  # nothing dropped
     assert c["open_interest"].sum() == raw["oi"].sum()
-    assert snap.spot == pytest.approx(7674.3701)
-    assert snap.quote_time == pd.Timestamp("2026-08-21 16:00").tz_localize(NY)
-    # SPX rows are AM monthlies only; the Sep monthly has both roots on the same strike
+    assert snap.spot == pytest.approx(spot)
+    assert snap.quote_time == pd.Timestamp(f"{day} 16:00").tz_localize(NY)
+    # SPX rows are AM monthlies only; the next monthly has both roots on the same strike
     spx = c[c["root"] == "SPX"]
     assert (spx["settlement"] == "AM").all()
     assert set(spx["expiration"].dt.day_of_week) <= {3, 4}
-    sep = c[(c["expiration"] == "2026-09-18") & (c["strike"] == 7700) & (c["right"] == "P")]
+    sep = c[(c["expiration"] == monthly) & (c["strike"] == strike) & (c["right"] == "P")]
     assert set(sep["root"]) == {"SPX", "SPXW"}
+    if eod.path != EOD_ARCHIVE:  # the modelled chain lists no expired AM monthly: the rest is the real file's
+        return
     # the AM monthly expiring on the snapshot date was settled at the open: no quotes left
     am_today = c[(c["root"] == "SPX") & (c["expiration"] == "2026-08-21")]
     assert len(am_today) and am_today["ask"].fillna(0).eq(0).all()
 
 
-def test_eod_archive_reads_every_clean_day():
-    snaps = list(read_chains(shared_file(EOD_ARCHIVE), dates=["2026-06-12", "2026-07-02", "2026-08-05"]))
-    assert [s.snapshot_date for s in snaps] == [dt.date(2026, 6, 12), dt.date(2026, 7, 2), dt.date(2026, 8, 5)]
+def test_eod_archive_reads_every_clean_day(eod):
+    snaps = list(read_chains(eod.path, dates=eod.days))
+    assert [s.snapshot_date for s in snaps] == [dt.date.fromisoformat(d) for d in eod.days]
     for s in snaps:
-        assert 20_000 < len(s.contracts) < 25_000
+        assert eod.size[0] < len(s.contracts) < eod.size[1]
 
 
-def test_intraday_archive():
-    path = shared_file(INTRADAY_ARCHIVE)
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if INTRADAY_ARCHIVE.exists() else [])])
+def test_intraday_archive(name, request):
+    if name == "real":
+        path, n, skipped, day, roots = (INTRADAY_ARCHIVE, 58, {dt.date(2019, 5, 27), dt.date(2019, 7, 4)},
+                                        "2019-06-03", {"SPX", "SPXW"})
+    else:  # Presidents' Day 2024-02-19 repeats 02-16; the nearest six expiries are all SPXW
+        path, n, skipped, day, roots = (request.getfixturevalue("synthetic").files["intraday_archive"], 3,
+                                        {dt.date(2024, 2, 19)}, "2024-02-16", {"SPXW"})
     cat = scan(path)
-    assert len(cat) == 58
-    assert set(cat.loc[cat["status"] == "skipped", "date"]) == {dt.date(2019, 5, 27), dt.date(2019, 7, 4)}
-    snap = read_chain(path, date="2019-06-03")
+    assert len(cat) == n
+    assert set(cat.loc[cat["status"] == "skipped", "date"]) == skipped
+    snap = read_chain(path, date=day)
     assert snap.underlying == "SPX"
-    assert set(snap.contracts["root"]) == {"SPX", "SPXW"}
+    assert set(snap.contracts["root"]) == roots
     assert any("12:45" in n for n in snap.notes)
-    raw = pd.read_parquet(path, filters=[("quotedate", "==", pd.Timestamp("2019-06-03"))])
+    raw = pd.read_parquet(path, filters=[("quotedate", "==", pd.Timestamp(day))])
     assert snap.spot == pytest.approx(raw["underlying_last"].iloc[0])
     assert len(snap.contracts) == len(raw)
 
 
-def test_ivolatility_file():
-    path = shared_file(IVOL_FILE)
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if IVOL_FILE.exists() else [])])
+def test_ivolatility_file(name, request):
+    if name == "real":
+        path, days, rows, want_roots, spot = (IVOL_FILE, [dt.date(2011, 1, d) for d in (3, 4, 5, 6, 7)], 9832,
+                                              {"SPX", "SPXPM", "SPXW"}, 1271.87)
+    else:  # two days of the synthetic chain, its six nearest expiries
+        syn = request.getfixturevalue("synthetic")
+        path, days, want_roots = syn.files["ivolatility"], sorted(syn.ivol_snaps), {"SPXW"}
+        rows, spot = sum(len(s.contracts) for s in syn.ivol_snaps.values()), syn.ivol_snaps[days[0]].spot
     cat = scan(path)
-    assert list(cat["date"]) == [dt.date(2011, 1, d) for d in (3, 4, 5, 6, 7)]
+    assert list(cat["date"]) == days
     snaps = list(read_chains(path))
-    assert len(snaps) == 5
-    assert sum(len(s.contracts) for s in snaps) == 9832
+    assert len(snaps) == len(days)
+    assert sum(len(s.contracts) for s in snaps) == rows
     roots = set().union(*(set(s.contracts["root"]) for s in snaps))
-    assert roots == {"SPX", "SPXPM", "SPXW"}
+    assert roots == want_roots
     first = snaps[0]
-    assert first.spot == pytest.approx(1271.87)
-    assert set(first.contracts.loc[first.contracts["root"] == "SPXPM", "settlement"]) == {"PM"}
+    assert first.spot == pytest.approx(spot)
+    assert set(first.contracts.loc[first.contracts["root"] == "SPXPM", "settlement"]) == (
+        {"PM"} if name == "real" else set())
     # iVolatility's -1 "no value" IV is read as missing, not rejected and not kept as -1
     assert not (first.contracts["iv"] < 0).any()
     assert any("iv = -1" in n for n in first.notes)
