@@ -643,12 +643,17 @@ def test_levels_to_dict_is_json_ready(spx_chain):
     assert d["max_pain"][first_monthly(spx_chain).date().isoformat()] > 0
 
 
-def test_eod_archive_levels_track_spx(spx_eod_last):
-    """On the 2026 archive the zero gamma sits within a few percent of spot and walls are round strikes."""
-    lv = gex.analyze(spx_eod_last, gex.GexConfig.model(rate=0.04, div_yield=0.013)).levels
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def test_eod_archive_levels_track_spx(name, request):
+    """On the 2026 archive (and the synthetic one's last day) the zero gamma sits within a few percent of
+    spot and walls are round strikes."""
+    if name == "real":
+        snap = request.getfixturevalue("spx_eod_last")
+    else:
+        snap = read_chain(request.getfixturevalue("synthetic").files["eod_archive"])
+    lv = gex.analyze(snap, gex.GexConfig.model(rate=0.04, div_yield=0.013)).levels
     assert abs(lv.zero_gamma / lv.spot - 1) < 0.05
     assert lv.call_wall % 5 == 0 and lv.put_wall % 5 == 0
-    assert shared_file(EOD_ARCHIVE)
 
 
 def _max_pain_brute_force(k, oi, is_call):

@@ -201,13 +201,24 @@ def test_missing_file():
         read_chain("no/such/file.csv")
 
 
-def test_single_snapshot_file_rejects_other_dates():
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_single_snapshot_file_rejects_other_dates(name, request, tmp_path):
+    if name == "real":
+        path, friday, sunday, monday = shared_file(QUOTEDATA / "spx_2024-01-07.csv"), 5, 7, 8
+        month = "2024-01"
+    else:  # the synthetic 2024-03-01 chain, downloaded on Sunday 03-03
+        from fixtures import write_cboe_csv
+
+        snap = request.getfixturevalue("synthetic").eod_snaps[dt.date(2024, 3, 1)]
+        path = write_cboe_csv(tmp_path / "sunday.csv", snap.replace(
+            quote_time=pd.Timestamp("2024-03-03 10:52").tz_localize(NY)))
+        friday, sunday, monday, month = 1, 3, 4, "2024-03"
     # the Sunday download of Friday's close: found by its trading date and by its header date
-    assert read_chain(path, date="2024-01-05").snapshot_date == dt.date(2024, 1, 5)
-    assert read_chain(path, date="2024-01-07").snapshot_date == dt.date(2024, 1, 5)
-    with pytest.raises(SnapshotNotFoundError, match="of 2024-01-05, downloaded 2024-01-07, not 2024-01-08"):
-        read_chain(path, date="2024-01-08")
+    assert read_chain(path, date=f"{month}-{friday:02d}").snapshot_date == dt.date.fromisoformat(f"{month}-{friday:02d}")
+    assert read_chain(path, date=f"{month}-{sunday:02d}").snapshot_date == dt.date.fromisoformat(f"{month}-{friday:02d}")
+    with pytest.raises(SnapshotNotFoundError, match=f"of {month}-{friday:02d}, downloaded {month}-{sunday:02d}, "
+                                                    f"not {month}-{monday:02d}"):
+        read_chain(path, date=f"{month}-{monday:02d}")
 
 
 # ------------------------------------------------------------------------------------------------

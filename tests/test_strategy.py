@@ -734,10 +734,14 @@ def test_real_chain_with_rates_and_widths(spx_chain):
 
 
 @pytest.mark.shared_data
-def test_eod_archive_other_day():
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def test_eod_archive_other_day(name, request):
     from research_lib.sources import read_chain
 
-    snap = read_chain(shared_file(EOD_ARCHIVE), date="2026-07-15")
+    if name == "real":
+        snap = read_chain(shared_file(EOD_ARCHIVE), date="2026-07-15")
+    else:  # the synthetic archive's full-chain day
+        snap = read_chain(request.getfixturevalue("synthetic").files["eod_archive"], date="2024-03-06")
     for kind in BUILDABLE:
         res = build_strategy(kind, snap)
         assert res.valid, res.reason
