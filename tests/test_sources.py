@@ -446,12 +446,21 @@ def test_gzipped_quote_table_is_detected(tmp_path, quote_csv):
     pd.testing.assert_frame_equal(read_chain(gz).contracts, read_chain(src).contracts)
 
 
-def test_numeric_values_survive_reading():
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_numeric_values_survive_reading(name, request):
+    if name == "real":
+        path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+        # "Fri Jan 05 2024,SPXW240105C01200000,3499.25,-1.1,3492.4,3501.3,1,0,0,0,24,1200.00,..."
+        key, want = ("SPXW", "2024-01-05", 1200, "C"), (3499.25, 3492.4, 3501.3, 1.0, 24.0)
+    else:  # a deep in-the-money call of the synthetic chain: gamma rounds to 0 (written 0, read as missing)
+        syn = request.getfixturevalue("synthetic")
+        path, c = syn.files["cboe_csv"], syn.chain.contracts
+        deep = c[(c["right"] == "C") & c["gamma"].isna() & c["last"].notna() & (c["root"] == "SPXW")].iloc[0]
+        key = (deep["root"], deep["expiration"], deep["strike"], "C")
+        want = tuple(float(deep[k]) for k in ("last", "bid", "ask", "volume", "open_interest"))
     snap = read_chain(path)
-    row = snap.contracts[(snap.contracts["root"] == "SPXW") & (snap.contracts["expiration"] == "2024-01-05")
-                         & (snap.contracts["strike"] == 1200) & (snap.contracts["right"] == "C")].iloc[0]
-    # "Fri Jan 05 2024,SPXW240105C01200000,3499.25,-1.1,3492.4,3501.3,1,0,0,0,24,1200.00,..."
-    assert (row["last"], row["bid"], row["ask"], row["volume"], row["open_interest"]) == (
-        3499.25, 3492.4, 3501.3, 1.0, 24.0)
-    assert np.isnan(row["iv"]) and np.isnan(row["gamma"])
+    c = snap.contracts
+    row = c[(c["root"] == key[0]) & (c["expiration"] == key[1]) & (c["strike"] == key[2]) & (c["right"] == key[3])]
+    row = row.iloc[0]
+    assert (row["last"], row["bid"], row["ask"], row["volume"], row["open_interest"]) == want
+    assert np.isnan(row["gamma"]) and (name != "real" or np.isnan(row["iv"]))

@@ -382,17 +382,28 @@ def test_import_selected_dates(tmp_path, name, request):
     assert reasons[dt.date.fromisoformat(after)] == f"not in the file (it covers {span})"
 
 
-@pytest.mark.shared_data
-def test_import_paths_folder_reimport_and_bad_files(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if QUOTEDATA.exists() else [])])
+def test_import_paths_folder_reimport_and_bad_files(tmp_path, capsys, name, request):
     folder = tmp_path / "downloads"
     folder.mkdir()
-    for name in ("spy_2020-06-22.dat", "xsp_2023-09-14.csv"):   # two small files, linked not copied
-        (folder / name).symlink_to(shared_file(QUOTEDATA / name))
+    if name == "real":
+        files = {n: shared_file(QUOTEDATA / n) for n in ("spy_2020-06-22.dat", "xsp_2023-09-14.csv")}
+        underlyings, dat = {"SPY", "XSP"}, "spy_2020-06-22.dat"
+    else:  # the synthetic .dat (SPX 2024-03-06) and the iVolatility file's first day alone (SPX 2024-03-01)
+        from fixtures import write_ivolatility
+
+        syn = request.getfixturevalue("synthetic")
+        first = dt.date(2024, 3, 1)
+        files = {"spx_synthetic.dat": syn.files["cboe_dat"],
+                 "ivol.csv": write_ivolatility(tmp_path / "ivol.csv", {first: syn.ivol_snaps[first]}, gzipped=False)}
+        underlyings, dat = {"SPX"}, "spx_synthetic.dat"
+    for n, target in files.items():   # two small files, linked not copied
+        (folder / n).symlink_to(target)
     (folder / ".hidden.csv").write_text("ignored: hidden\n")
     store = ChainStore(tmp_path / "store")
     report = store.import_paths([folder], progress=None)  # auto: stderr is not a terminal in tests
     assert report.snapshots_imported == 2 and len(report.files) == 2 and not report.failed
-    assert {e.underlying for e in report.imported} == {"SPY", "XSP"}
+    assert {e.underlying for e in report.imported} == underlyings
     assert capsys.readouterr().err == ""                  # no progress bar
     again = store.import_paths(folder, progress=False)
     assert again.snapshots_imported == 0 and len(again.already_stored) == 2
@@ -402,7 +413,7 @@ def test_import_paths_folder_reimport_and_bad_files(tmp_path, capsys):
     junk.write_text("not a chain\n")
     with pytest.raises(UnknownFormatError, match="notes.txt"):
         store.import_paths([junk])
-    mixed = store.import_paths([junk, folder / "spy_2020-06-22.dat"], errors="skip", progress=False)
+    mixed = store.import_paths([junk, folder / dat], errors="skip", progress=False)
     assert [f.file for f in mixed.failed] == [junk] and len(mixed.already_stored) == 1
     assert "notes.txt: FAILED: UnknownFormatError" in mixed.summary()
 
