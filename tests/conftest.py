@@ -89,3 +89,57 @@ def spx_eod_last():
     from research_lib.data.sources import read_chain
 
     return read_chain(shared_file(EOD_ARCHIVE))
+
+
+# ------------------------------------------------------------------------------------------------
+# synthetic files (tests/fixtures.py): every format and a market history, written once per session, so
+# a fresh clone without ../shared still tests every reader, the command line and the plots
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    """:class:`fixtures.SyntheticData`: the modelled chain in every file format, plus a market history."""
+    from fixtures import write_all
+
+    return write_all(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_clone_market_history(tmp_path_factory):
+    """On a fresh clone (no ``../shared/data/market``, no ``data/market``, ``$RESEARCH_LIB_MARKET_DATA``
+    unset) point ``$RESEARCH_LIB_MARKET_DATA`` at the synthetic market history for the whole session, as a
+    user's own download would be: the modelled chain then has a spot for recent dates, ``decide`` a VIX
+    and rates. Where real market data is present nothing changes (the real files serve). Yields the
+    folder, or None."""
+    searched = (SHARED_DATA / "market", ROOT.parent / "shared" / "data" / "market", ROOT / "data" / "market")
+    if (os.environ.get("RESEARCH_LIB_MARKET_DATA", "").strip() or any(d.is_dir() for d in searched)
+            or not Path(__file__).with_name("fixtures.py").exists()):  # (a copy of this file alone: no writers)
+        yield None
+        return
+    from fixtures import write_market_history
+
+    folder = write_market_history(tmp_path_factory.mktemp("fresh_clone_market"))
+    os.environ["RESEARCH_LIB_MARKET_DATA"] = str(folder)
+    try:
+        yield folder
+    finally:
+        os.environ.pop("RESEARCH_LIB_MARKET_DATA", None)
+
+
+@pytest.fixture(scope="session")
+def synthetic_chain(synthetic):
+    """The synthetic SPX chain (every expiry, ~15k contracts) as read back from its Cboe CSV file."""
+    from research_lib.sources import read_chain
+
+    return read_chain(synthetic.files["cboe_csv"])
+
+
+#: Chain fixtures for tests whose point holds on any SPX chain: the synthetic one always, the real
+#: Sunday download spx_2024-01-07.csv too when ../shared is present (never a skip on a fresh clone).
+SPX_CHAINS = ["synthetic_chain"] + (["spx_2024"] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])
+
+
+@pytest.fixture(scope="session", params=SPX_CHAINS)
+def spx_chain(request):
+    """An SPX chain: the synthetic one, and the real spx_2024-01-07.csv when present (see SPX_CHAINS)."""
+    return request.getfixturevalue(request.param)

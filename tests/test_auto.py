@@ -29,26 +29,43 @@ def clean_env(monkeypatch, tmp_path):
     return tmp_path
 
 
-def test_live_cboe_serves_and_is_stored(clean_env, monkeypatch):
-    body = json.loads(gzip.decompress(shared_file(SPY_JSON).read_bytes()))
+def _real(path):
+    return ["real"] if path.exists() else []
+
+
+@pytest.mark.parametrize("name", ["synthetic", *_real(SPY_JSON)])
+def test_live_cboe_serves_and_is_stored(clean_env, monkeypatch, name, request):
+    if name == "real":  # a recorded response
+        symbol, route, n = "SPY", "SPY", 9072
+        body = json.loads(gzip.decompress(shared_file(SPY_JSON).read_bytes()))
+    else:  # the synthetic chain as Cboe would answer
+        from fixtures import cboe_json_payload
+
+        chain = request.getfixturevalue("synthetic").chain
+        symbol, route, n, body = "SPX", "_SPX", len(chain.contracts), cboe_json_payload(chain)
     with LoopbackServer() as srv:
-        srv.route("/api/global/delayed_quotes/options/SPY.json", Reply(body=body))
+        srv.route(f"/api/global/delayed_quotes/options/{route}.json", Reply(body=body))
         monkeypatch.setenv("RESEARCH_LIB_CBOE_URL", srv.url)
-        served = get_chain("SPY", "auto")
+        served = get_chain(symbol, "auto")
     assert served.served_by == "cboe" and not served.stale and not served.modelled
-    assert len(served.snapshot.contracts) == 9072
+    assert len(served.snapshot.contracts) == n
     assert "tradier" not in served.describe()  # it served first, nothing was skipped before it
-    stored = ChainStore().list("SPY")
-    assert len(stored) == 1 and stored["rows"].iloc[0] == 9072
+    stored = ChainStore().list(symbol)
+    assert len(stored) == 1 and stored["rows"].iloc[0] == n
 
 
-def test_dead_provider_falls_back_to_the_store_marked_stale(clean_env, monkeypatch):
+@pytest.mark.parametrize("name", ["synthetic", *_real(QUOTEDATA / "spx_2024-01-07.csv")])
+def test_dead_provider_falls_back_to_the_store_marked_stale(clean_env, monkeypatch, name, request):
     store = ChainStore()
-    snap = __import__("research_lib.sources", fromlist=["read_chain"]).read_chain(
-        shared_file(QUOTEDATA / "spx_2024-01-07.csv"))
+    if name == "real":
+        snap = __import__("research_lib.sources", fromlist=["read_chain"]).read_chain(
+            shared_file(QUOTEDATA / "spx_2024-01-07.csv"))
+        now = pd.Timestamp("2024-01-08 09:00", tz="America/New_York")
+    else:
+        snap = request.getfixturevalue("synthetic_chain")
+        now = snap.quote_time + pd.Timedelta(hours=22, minutes=6)
     store.put(snap)
     monkeypatch.setenv("RESEARCH_LIB_CBOE_URL", closed_port_url())
-    now = pd.Timestamp("2024-01-08 09:00", tz="America/New_York")
     served = get_chain("SPX", "auto", now=now)
     assert served.served_by == "store" and served.stale
     assert served.age == now - snap.quote_time
@@ -60,14 +77,18 @@ def test_dead_provider_falls_back_to_the_store_marked_stale(clean_env, monkeypat
     assert "STALE" in text and "22.1 h" in text and "cboe:" in text
 
 
-def test_explicit_sources(clean_env):
-    path = shared_file(QUOTEDATA / "spy_2023-09-14.csv")
-    served = get_chain("SPY", str(path))
-    assert served.served_by == "file" and served.snapshot.underlying == "SPY"
-    with pytest.raises(NoChainAvailableError, match="no SPY snapshot in the store"):
-        get_chain("SPY", "store")
+@pytest.mark.parametrize("name", ["synthetic", *_real(QUOTEDATA / "spy_2023-09-14.csv")])
+def test_explicit_sources(clean_env, name, request):
+    if name == "real":
+        path, symbol, day = shared_file(QUOTEDATA / "spy_2023-09-14.csv"), "SPY", "2023-09-14"
+    else:
+        path, symbol, day = request.getfixturevalue("synthetic").files["cboe_csv"], "SPX", "2024-03-06"
+    served = get_chain(symbol, str(path))
+    assert served.served_by == "file" and served.snapshot.underlying == symbol
+    with pytest.raises(NoChainAvailableError, match=f"no {symbol} snapshot in the store"):
+        get_chain(symbol, "store")
     ChainStore().put(served.snapshot)
-    again = get_chain("SPY", "store", date="2023-09-14")
+    again = get_chain(symbol, "store", date=day)
     assert again.served_by == "store" and not again.stale
     pd.testing.assert_frame_equal(again.snapshot.contracts, served.snapshot.contracts)
 

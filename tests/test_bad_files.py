@@ -369,14 +369,16 @@ def test_real_spot_digit_flipped_warns(tmp_path):
     assert "4,997.24" in snap.warnings[0]
 
 
-@pytest.mark.parametrize("real", [False, True], ids=["modelled", "real"])
+@pytest.mark.parametrize("real", [False, *([True] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])],
+                         ids=lambda real: "real" if real else "modelled")
 def test_open_interest_and_volume_swapped_warns(synthetic_csv, tmp_path, real):
     src = shared_file(QUOTEDATA / "spx_2024-01-07.csv") if real else synthetic_csv
     _assert_warned(_variant(src, tmp_path, _swap("open_interest", "volume")),
                    r"volume and open interest columns swapped")
 
 
-@pytest.mark.parametrize("real", [False, True], ids=["modelled", "real"])
+@pytest.mark.parametrize("real", [False, *([True] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])],
+                         ids=lambda real: "real" if real else "modelled")
 def test_all_open_interest_zero_is_nothing_to_compute(synthetic_csv, tmp_path, real):
     src = shared_file(QUOTEDATA / "spx_2024-01-07.csv") if real else synthetic_csv
     path = _variant(src, tmp_path, _all_oi_zero)
@@ -493,9 +495,14 @@ def test_no_real_file_trips_an_error_or_a_warning():
     assert n == 9 + 8 + 10 + 1  # quote tables, EOD (06-24 among them), intraday, iVolatility days
 
 
-def test_checks_cost_a_few_ms():
-    snap = read_chain(shared_file(EOD_ARCHIVE), date="2026-06-12")  # the largest day, 23,671 contracts
-    assert len(snap.contracts) > 23_000
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def test_checks_cost_a_few_ms(name, request):
+    if name == "real":
+        snap = read_chain(shared_file(EOD_ARCHIVE), date="2026-06-12")  # the largest day, 23,671 contracts
+        assert len(snap.contracts) > 23_000
+    else:  # the synthetic full chain (tests/fixtures.py), ~15k contracts
+        snap = request.getfixturevalue("synthetic_chain")
+        assert len(snap.contracts) > 14_000
     plausibility.check_chain(snap.contracts, spot=snap.spot, snapshot_date=snap.snapshot_date)
     t0 = time.perf_counter()
     for _ in range(10):

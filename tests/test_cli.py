@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import types
 
 import pytest
 from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
@@ -19,23 +20,47 @@ REQUIRED = {"date", "quote_time", "spot", "net_gex", "call_gex", "put_gex", "zer
             "call_wall", "put_wall", "max_pain", "convention"}
 
 
+REAL_CSV = QUOTEDATA / "spx_2024-01-07.csv"
+
+
+@pytest.fixture(params=["synthetic", *(["real"] if REAL_CSV.exists() else [])])
+def spx_csv(request):
+    """A Cboe quote-table CSV of SPX: the synthetic one always, the real Sunday download when present.
+    ``date``: its trading date; ``header``: the download's own date line, when it differs."""
+    if request.param == "real":
+        return types.SimpleNamespace(path=REAL_CSV, date="2024-01-05", header="quoted 2024-01-07")
+    return types.SimpleNamespace(path=request.getfixturevalue("synthetic").files["cboe_csv"], date="2024-03-06",
+                                 header="")
+
+
+@pytest.fixture(params=["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def eod_archive(request):
+    """A multi-day EOD archive: the synthetic one always, the real 2026 one when present. ``n_files``,
+    ``n_ok``: file days and usable days; ``skipped``: a skipped day and a word of its reason."""
+    if request.param == "real":
+        return types.SimpleNamespace(path=EOD_ARCHIVE, n_files=51, n_ok=47, skipped=("2026-07-03", "Juneteenth"),
+                                     holiday="2026-06-19", last="2026-08-21")
+    return types.SimpleNamespace(path=request.getfixturevalue("synthetic").files["eod_archive"], n_files=5,
+                                 n_ok=4, skipped=("2024-03-02", "DROP_WEEKEND"), holiday="2024-03-02",
+                                 last="2024-03-06")
+
+
 def run(*argv):
     out, err = io.StringIO(), io.StringIO()
     code = main(list(map(str, argv)), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
-def test_gex_table_output():
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
-    code, out, err = run("gex", path)
+def test_gex_table_output(spx_csv):
+    code, out, err = run("gex", spx_csv.path)
     assert code == EXIT_OK and err == ""
     # the Sunday download of Friday's close is a 2024-01-05 snapshot quoted 2024-01-07 (issue 9)
-    assert "SPX 2024-01-05" in out and "quoted 2024-01-07" in out and "zero gamma" in out and "call wall" in out and "max pain" in out
+    assert f"SPX {spx_csv.date}" in out and spx_csv.header in out and "zero gamma" in out and "call wall" in out and "max pain" in out
 
 
 @pytest.mark.parametrize("convention", ["model", "perfiliev"])
-def test_gex_json_matches_library(convention):
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+def test_gex_json_matches_library(convention, spx_csv):
+    path = spx_csv.path
     code, out, _ = run("gex", path, "--json", "--convention", convention)
     assert code == EXIT_OK
     lines = out.strip().splitlines()
@@ -48,12 +73,12 @@ def test_gex_json_matches_library(convention):
     assert record["zero_gamma"] == pytest.approx(expected.zero_gamma)
     assert record["call_wall"] == expected.call_wall and record["put_wall"] == expected.put_wall
     assert record["convention"] == convention
-    assert record["max_pain"]["2024-01-19"] == expected.max_pain[__import__("datetime").date(2024, 1, 19)]
+    assert expected.max_pain and {d.isoformat(): v for d, v in expected.max_pain.items()} == record["max_pain"]
     assert abs(record["net_gex"]) > 1e9  # dollars, not billions
 
 
-def test_gex_options_reach_the_config():
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+def test_gex_options_reach_the_config(spx_csv):
+    path = spx_csv.path
     code, out, _ = run("gex", path, "--json", "--convention", "perfiliev", "--days-per-year", "252",
                        "--no-zero-dte-floor", "--grid", "120")
     cfg = json.loads(out)["config"]
@@ -65,20 +90,20 @@ def test_gex_options_reach_the_config():
         0.05, 0.01, 30, True)
 
 
-def test_date_all_prints_one_line_per_clean_day():
-    path = shared_file(EOD_ARCHIVE)
-    code, out, _ = run("gex", path, "--date", "all", "--json")
+def test_date_all_prints_one_line_per_clean_day(eod_archive):
+    code, out, _ = run("gex", eod_archive.path, "--date", "all", "--json")
     assert code == EXIT_OK
     records = [json.loads(line) for line in out.strip().splitlines()]
-    assert len(records) == 47  # the file labelled 08-07 serves 08-06 (issue 9)
+    assert len(records) == eod_archive.n_ok  # real: the file labelled 08-07 serves 08-06 (issue 9)
     dates = [r["date"] for r in records]
-    assert dates == sorted(dates) and "2026-06-19" not in dates and "2026-08-21" in dates
+    assert dates == sorted(dates) and eod_archive.holiday not in dates and eod_archive.last in dates
     assert all(r["zero_gamma"] is None or r["zero_gamma"] > 0 for r in records)
 
 
-def test_scan_command():
-    code, out, _ = run("scan", shared_file(EOD_ARCHIVE))
-    assert code == EXIT_OK and "51 snapshot(s), 47 usable" in out and "Juneteenth" in out
+def test_scan_command(eod_archive):
+    code, out, _ = run("scan", eod_archive.path)
+    assert code == EXIT_OK and f"{eod_archive.n_files} snapshot(s), {eod_archive.n_ok} usable" in out
+    assert eod_archive.skipped[1] in out
 
 
 @pytest.mark.parametrize("content, code", [("hello,world\n", EXIT_BAD_INPUT), ("", EXIT_BAD_INPUT)])
@@ -90,35 +115,45 @@ def test_bad_files_exit_nonzero_with_one_line(tmp_path, content, code):
     assert len(err.strip().splitlines()) == 1 and "bad.csv" in err
 
 
-def test_missing_file_and_bad_date(tmp_path):
+def test_missing_file_and_bad_date(tmp_path, eod_archive):
     rc, _, err = run("gex", tmp_path / "nope.csv")
     assert rc == EXIT_BAD_INPUT and "no such file" in err
-    rc, _, err = run("gex", shared_file(EOD_ARCHIVE), "--date", "2026-07-03")
+    rc, _, err = run("gex", eod_archive.path, "--date", eod_archive.skipped[0])
     assert rc == EXIT_BAD_INPUT and "skipped" in err and len(err.strip().splitlines()) == 1
-    rc, _, err = run("gex", shared_file(EOD_ARCHIVE), "--date", "July 3rd")
+    rc, _, err = run("gex", eod_archive.path, "--date", "July 3rd")
     assert rc == EXIT_USAGE and "YYYY-MM-DD" in err
 
 
-def test_expired_only_chain_exits_4(tmp_path):
-    src = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if REAL_CSV.exists() else [])])
+def test_expired_only_chain_exits_4(tmp_path, name, request):
+    if name == "real":  # the Sunday download still lists Friday's expired expiry
+        src, first = REAL_CSV, "Fri Jan 05 2024"
+    else:  # the synthetic chain's first expiry (Thu 03-07), downloaded the day after
+        from fixtures import write_cboe_csv
+
+        chain = request.getfixturevalue("synthetic").chain
+        src = write_cboe_csv(tmp_path / "friday.csv", chain.replace(
+            quote_time=chain.quote_time + __import__("pandas").Timedelta(days=2)))
+        first = "Thu Mar 07 2024"
     lines = src.read_text().splitlines()
-    kept = lines[:4] + [ln for ln in lines[4:] if ln.startswith("Fri Jan 05 2024")]
+    kept = lines[:4] + [ln for ln in lines[4:] if ln.startswith(first)]
+    assert len(kept) > 10
     p = tmp_path / "expired.csv"
     p.write_text("\n".join(kept) + "\n")
     rc, out, err = run("gex", p)
     assert rc == EXIT_NO_RESULT and "expired" in err and len(err.strip().splitlines()) == 1
 
 
-def test_bad_option_values():
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+def test_bad_option_values(spx_csv):
+    path = spx_csv.path
     assert run("gex", path, "--grid", "1")[0] == EXIT_USAGE
     assert run("gex", path, "--rate", "nan")[0] == EXIT_USAGE
     assert run("gex", path, "--convention", "squeeze")[0] == EXIT_USAGE
     assert run("nonsense")[0] == EXIT_USAGE
 
 
-def test_console_script_and_module_entry_points():
-    path = shared_file(QUOTEDATA / "spy_2023-09-14.csv")
+def test_console_script_and_module_entry_points(synthetic):
+    path = synthetic.files["cboe_csv"]
     script = ROOT / ".venv" / "bin" / "research-lib"
     commands = [[sys.executable, "-m", "research_lib", "gex", str(path), "--json"]]
     if script.exists():
@@ -132,15 +167,21 @@ def test_console_script_and_module_entry_points():
     assert proc.returncode == EXIT_BAD_INPUT and "Traceback" not in proc.stderr
 
 
-def test_auto_rates_come_from_market_history():
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if (QUOTEDATA / "spx_2023-09-14.csv").exists() else [])])
+def test_auto_rates_come_from_market_history(name, request, monkeypatch):
     from conftest import SHARED_DATA
 
-    shared_file(SHARED_DATA / "market" / "irx_13week_tbill_2000-01-03_2026-08-20.csv")
-    path = shared_file(QUOTEDATA / "spx_2023-09-14.csv")
+    if name == "real":
+        shared_file(SHARED_DATA / "market" / "irx_13week_tbill_2000-01-03_2026-08-20.csv")
+        path, rates, yields = shared_file(QUOTEDATA / "spx_2023-09-14.csv"), (0.052, 0.056), (0.013, 0.02)
+    else:  # the synthetic history: IRX 4.95% (discount) on the day, total return 1.3%/yr over the price
+        syn = request.getfixturevalue("synthetic")
+        monkeypatch.setenv("RESEARCH_LIB_MARKET_DATA", str(syn.market_dir))
+        path, rates, yields = syn.files["cboe_csv"], (0.049, 0.052), (0.011, 0.015)
     code, out, err = run("gex", path, "--json", "--rate", "auto", "--div-yield", "auto")
     assert code == EXIT_OK, err
     cfg = json.loads(out)["config"]
-    assert 0.052 < cfg["rate"] < 0.056 and 0.013 < cfg["div_yield"] < 0.02
+    assert rates[0] < cfg["rate"] < rates[1] and yields[0] < cfg["div_yield"] < yields[1]
     assert run("gex", path, "--rate", "soon")[0] == EXIT_USAGE
 
 
@@ -513,7 +554,7 @@ def test_import_goes_on_past_bad_files_and_exits_3(sandbox, chain_file, tmp_path
     assert list(ChainStore().list()["underlying"]) == ["SPX"]
 
 
-def test_import_of_nothing_is_an_error_naming_what_was_empty(sandbox, tmp_path):
+def test_import_of_nothing_is_an_error_naming_what_was_empty(sandbox, tmp_path, spx_csv):
     """Before: an empty folder or a zero-row archive exited 0 with "imported 0"."""
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -521,8 +562,7 @@ def test_import_of_nothing_is_an_error_naming_what_was_empty(sandbox, tmp_path):
     assert code == EXIT_BAD_INPUT and "NothingToImportError" in err and "empty" in err
     assert "folder holds no file" in err
     header = tmp_path / "header_only.csv"
-    src = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
-    header.write_text("\n".join(src.read_text().splitlines()[:4]) + "\n")
+    header.write_text("\n".join(spx_csv.path.read_text().splitlines()[:4]) + "\n")
     code, out, err = run("import", header, "--no-progress")
     assert code == EXIT_BAD_INPUT and "header_only.csv" in err
 

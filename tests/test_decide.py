@@ -25,14 +25,20 @@ def log(tmp_path, monkeypatch):
     return DecisionLog(tmp_path / "decisions.sqlite")
 
 
-def test_decide_on_a_real_chain_logs_what_it_decided(log):
-    shared_file(SHARED_DATA / "market" / "cboe_VIX_History.csv")
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_decide_on_a_real_chain_logs_what_it_decided(log, name, request, monkeypatch):
+    if name == "real":
+        shared_file(SHARED_DATA / "market" / "cboe_VIX_History.csv")
+        path, day, rates = shared_file(QUOTEDATA / "spx_2024-01-07.csv"), dt.date(2024, 1, 5), (0.05, 0.056)
+    else:  # the synthetic chain and market history (its 13-week bill: 4.95% discount on 2024-03-06)
+        syn = request.getfixturevalue("synthetic")
+        monkeypatch.setenv("RESEARCH_LIB_MARKET_DATA", str(syn.market_dir))
+        path, day, rates = syn.files["cboe_csv"], dt.date(2024, 3, 6), (0.049, 0.052)
     report = decide("SPX", str(path), log=log)
     # the pieces agree with the library called directly
     expected = gex.analyze(report.served.snapshot, gex.GexConfig.model(rate=report.rate, div_yield=report.div_yield))
     assert report.analysis.levels.net_gex == pytest.approx(expected.levels.net_gex, rel=1e-12)
-    assert 0.05 < report.rate < 0.056  # the 13-week bill on 2024-01-05
+    assert rates[0] < report.rate < rates[1]  # the 13-week bill on the trading day (real: 2024-01-05)
     # the regime is the classifier's on the same levels and history, the strategy the selector's for it
     regime = classify_regime(regime_inputs_for(expected.levels))
     assert (report.regime.regime, report.regime.trend, report.regime.action, report.regime.confidence) == (
@@ -42,7 +48,7 @@ def test_decide_on_a_real_chain_logs_what_it_decided(log):
     # the decision is in the log with its alerts, one row, dated by the chain's trading day
     table = log.read(underlying="SPX")
     assert len(table) == 1 and table["decision_id"].iloc[0] == report.decision.decision_id
-    assert table["trading_date"].iloc[0] == report.served.snapshot.snapshot_date == dt.date(2024, 1, 5)  # the Friday
+    assert table["trading_date"].iloc[0] == report.served.snapshot.snapshot_date == day  # real: the Friday
     assert report.decision.decision_id.startswith("DEC-")
     # ENTRY exactly when the sizer gives at least one contract
     traded = report.sizing is not None and report.sizing.contracts > 0

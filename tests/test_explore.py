@@ -212,12 +212,17 @@ print("ok", len(e.by_strike_out.outputs))
 # real chains
 
 
-@pytest.mark.shared_data
-def test_a_real_chain_file_recomputes_each_control_like_the_library():
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_a_real_chain_file_recomputes_each_control_like_the_library(name, request, monkeypatch):
+    if name == "real":
+        path, day = shared_file(QUOTEDATA / "spx_2024-01-07.csv"), "2024-01-05"  # the Sunday download's
+    else:
+        syn = request.getfixturevalue("synthetic")
+        monkeypatch.setenv("RESEARCH_LIB_MARKET_DATA", str(syn.market_dir))
+        path, day = syn.files["cboe_csv"], "2024-03-06"
     snap = read_chain(path)
     explorer = GexExplorer("SPX", str(path), convention="perfiliev", rate=0.05)
-    assert explorer.dates == ("2024-01-05",)  # the Sunday download's trading date
+    assert explorer.dates == (day,)  # the trading date
     assert_levels_match(explorer.levels_dict(),
                         gex.analyze(snap, gex.config_from("perfiliev", rate=0.05)).levels.to_dict())
     explorer.max_dte_select.value = 30
@@ -232,28 +237,31 @@ def test_a_real_chain_file_recomputes_each_control_like_the_library():
     assert len(chart_pngs(explorer)) == 3 and len(pngs(explorer.by_strike_out)) == 1
 
 
-@pytest.mark.shared_data
-def test_the_date_dropdown_switches_the_snapshot_of_an_archive(count_loads):
-    path = shared_file(EOD_ARCHIVE)
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def test_the_date_dropdown_switches_the_snapshot_of_an_archive(count_loads, name, request):
+    if name == "real":
+        path, d1, d2 = shared_file(EOD_ARCHIVE), "2026-07-15", "2026-07-16"
+    else:
+        path, d1, d2 = request.getfixturevalue("synthetic").files["eod_archive"], "2024-03-04", "2024-03-05"
     table = scan(path)
-    explorer = GexExplorer("SPX", str(path), date="2026-07-15", max_dte=30)
+    explorer = GexExplorer("SPX", str(path), date=d1, max_dte=30)
     assert explorer.dates == tuple(sorted({d.isoformat() for d in table.loc[table["status"] == "ok", "date"]}))
-    assert "2026-07-15" in explorer.dates and "2026-07-16" in explorer.dates
-    assert explorer.date_select.value == "2026-07-15"
+    assert d1 in explorer.dates and d2 in explorer.dates
+    assert explorer.date_select.value == d1
     first_pngs = chart_pngs(explorer)
 
-    explorer.date_select.value = "2026-07-16"
-    assert explorer.snapshot.snapshot_date.isoformat() == "2026-07-16"
-    day = read_chain(path, date="2026-07-16")
+    explorer.date_select.value = d2
+    assert explorer.snapshot.snapshot_date.isoformat() == d2
+    day = read_chain(path, date=d2)
     expected = gex.analyze(day, snapshot_config(day, "model", max_dte=30))
     assert_levels_match(explorer.levels_dict(), expected.levels.to_dict())
-    assert explorer.levels_dict()["date"] == "2026-07-16"
+    assert explorer.levels_dict()["date"] == d2
     assert len(chart_pngs(explorer)) == 3 and set(chart_pngs(explorer)).isdisjoint(first_pngs)
 
     explorer.convention_toggle.value = "perfiliev"
-    explorer.date_select.value = "2026-07-15"
-    assert count_loads == ["2026-07-15", "2026-07-16"]  # each day read once
-    expected = gex.analyze(read_chain(path, date="2026-07-15"), gex.config_from("perfiliev", max_dte=30))
+    explorer.date_select.value = d1
+    assert count_loads == [d1, d2]  # each day read once
+    expected = gex.analyze(read_chain(path, date=d1), gex.config_from("perfiliev", max_dte=30))
     assert_levels_match(explorer.levels_dict(), expected.levels.to_dict())
 
 

@@ -83,14 +83,24 @@ def perfiliev_reference(path, days_per_year=262.0, floor=True):
     return total, profile, (float(zero[0]) if len(zero) else None)
 
 
+def chain_file(request, name):
+    """``name``: a file of ../shared/data/chains/cboe_quotedata, or ``synthetic:<key>`` (tests/fixtures.py)."""
+    if name.startswith("synthetic:"):
+        return request.getfixturevalue("synthetic").files[name.split(":", 1)[1]]
+    return shared_file(QUOTEDATA / name)
+
+
 @pytest.mark.parametrize("name, dpy, floor", [
-    ("spx_2024-01-07.csv", 262, True),     # Sunday header, expired Friday rows listed
-    ("spx_2022-07-12.csv", 262, True),     # intraday, 0DTE listed, no blank first line
-    ("spx_2022-06-11.csv", 252, False),    # options: other divisor, no floor
-    ("spy_2023-09-14.csv", 262, True),
+    ("synthetic:cboe_csv", 262, True),     # the modelled chain as a Cboe CSV (no ../shared needed)
+    *[case for case in [
+        ("spx_2024-01-07.csv", 262, True),     # Sunday header, expired Friday rows listed
+        ("spx_2022-07-12.csv", 262, True),     # intraday, 0DTE listed, no blank first line
+        ("spx_2022-06-11.csv", 252, False),    # options: other divisor, no floor
+        ("spy_2023-09-14.csv", 262, True),
+    ] if (QUOTEDATA / case[0]).exists()],
 ])
-def test_perfiliev_matches_independent_reference(name, dpy, floor):
-    path = shared_file(QUOTEDATA / name)
+def test_perfiliev_matches_independent_reference(name, dpy, floor, request):
+    path = chain_file(request, name)
     total, profile, zero = perfiliev_reference(path, dpy, floor)
     analysis = gex.analyze(read_chain(path), gex.GexConfig.perfiliev(days_per_year=dpy, zero_dte_floor=floor))
     assert analysis.levels.net_gex == pytest.approx(total, rel=1e-12)
@@ -104,10 +114,15 @@ def test_perfiliev_matches_independent_reference(name, dpy, floor):
 # real data: every file, both conventions
 
 
-@pytest.mark.parametrize("path", all_chain_files() or [pytest.param(None, marks=pytest.mark.skip("no ../shared"))],
-                         ids=lambda p: p.name if p else "none")
+SYNTHETIC_FILES = ["cboe_csv", "cboe_dat", "cboe_json", "eod_archive", "intraday_archive", "ivolatility"]
+
+
+@pytest.mark.parametrize("path", [*all_chain_files(), *(f"synthetic:{k}" for k in SYNTHETIC_FILES)],
+                         ids=lambda p: p if isinstance(p, str) else p.name)
 @pytest.mark.parametrize("convention", ["model", "perfiliev"])
-def test_levels_are_finite_and_sane_on_every_file(path, convention):
+def test_levels_are_finite_and_sane_on_every_file(path, convention, request):
+    if isinstance(path, str):
+        path = chain_file(request, path)
     snap = read_chain(path)
     a = gex.analyze(snap, gex.GexConfig.preset(convention))
     lv = a.levels
@@ -137,36 +152,36 @@ def test_levels_are_finite_and_sane_on_every_file(path, convention):
         assert np.sign(a.profile.at(lo)) != np.sign(a.profile.at(hi))
 
 
-def test_profile_at_spot_equals_model_net_gex(spx_2024):
+def test_profile_at_spot_equals_model_net_gex(spx_chain):
     for config in (gex.GexConfig.model(), gex.GexConfig.model(rate=0.05, div_yield=0.015),
                    gex.GexConfig.model(expiries=gex.ExpiryFilter(max_dte=30))):
-        a = gex.analyze(spx_2024, config)
-        assert a.profile.at(spx_2024.spot) == pytest.approx(a.levels.net_gex, rel=1e-10)
+        a = gex.analyze(spx_chain, config)
+        assert a.profile.at(spx_chain.spot) == pytest.approx(a.levels.net_gex, rel=1e-10)
         # and a grid that contains spot agrees at that point
-        p = gex.gamma_profile(spx_2024, config, levels=[spx_2024.spot * 0.99, spx_2024.spot])
+        p = gex.gamma_profile(spx_chain, config, levels=[spx_chain.spot * 0.99, spx_chain.spot])
         assert p.net_gex[1] == pytest.approx(a.levels.net_gex, rel=1e-10)
         assert p.call_gex[1] == pytest.approx(a.levels.call_gex, rel=1e-10)
 
 
-def test_profile_matches_pricing_gamma_elementwise(spx_2024):
+def test_profile_matches_pricing_gamma_elementwise(spx_chain):
     """The fast kernel is the BSM gamma rewritten; check it against pricing.gamma at a level off spot."""
     config = gex.GexConfig.model(rate=0.04, div_yield=0.01)
-    level = spx_2024.spot * 1.037
-    c = spx_2024.contracts
-    T = gex.time_to_expiry(spx_2024, config)
+    level = spx_chain.spot * 1.037
+    c = spx_chain.contracts
+    T = gex.time_to_expiry(spx_chain, config)
     live = (T > 0) & c["iv"].notna().to_numpy()
     g = pricing.gamma(level, c["strike"].to_numpy()[live], T[live], c["iv"].to_numpy()[live], 0.04, 0.01)
     sign = np.where(c["right"].to_numpy()[live] == "C", 1.0, -1.0)
     expected = np.sum(sign * g * c["open_interest"].to_numpy()[live] * 100 * level * level * 0.01)
-    assert gex.gamma_profile(spx_2024, config).at(level) == pytest.approx(expected, rel=1e-10)
+    assert gex.gamma_profile(spx_chain, config).at(level) == pytest.approx(expected, rel=1e-10)
 
 
-def test_zero_gamma_refinement_is_exact_root(spx_2024):
-    a = gex.analyze(spx_2024, gex.GexConfig.model(grid_points=40))
+def test_zero_gamma_refinement_is_exact_root(spx_chain):
+    a = gex.analyze(spx_chain, gex.GexConfig.model(grid_points=40))
     z = a.levels.zero_gamma
     assert abs(a.profile.at(z)) < 1e-6 * np.abs(a.profile.net_gex).max()
     # a coarse grid and a fine grid find the same root
-    fine = gex.analyze(spx_2024, gex.GexConfig.model(grid_points=2000)).levels.zero_gamma
+    fine = gex.analyze(spx_chain, gex.GexConfig.model(grid_points=2000)).levels.zero_gamma
     assert z == pytest.approx(fine, abs=1e-3)
 
 
@@ -278,13 +293,16 @@ def test_perfiliev_weekday_count_and_floor():
 VENDOR_CASES = [("spx_2024-01-07.csv", 0.053, 0.014, 0.90, 0.02),
                 ("spx_2022-07-12.csv", 0.016, 0.015, 0.95, 0.02),
                 ("spx_2023-09-14.csv", 0.053, 0.015, 0.65, 0.05)]
+# the synthetic chain's gammas are the model's at r = 0.05, q = 0.013, rounded to 4 decimals as Cboe's
+SYNTHETIC_VENDOR_CASE = ("synthetic:cboe_csv", 0.05, 0.013, 0.95, 0.02)
 
 
-@pytest.mark.parametrize("name, rate, q, min_share, max_median", VENDOR_CASES)
-def test_vendor_and_model_gamma_agree_once_rate_is_set(name, rate, q, min_share, max_median):
+@pytest.mark.parametrize("name, rate, q, min_share, max_median",
+                         [SYNTHETIC_VENDOR_CASE, *(c for c in VENDOR_CASES if (QUOTEDATA / c[0]).exists())])
+def test_vendor_and_model_gamma_agree_once_rate_is_set(name, rate, q, min_share, max_median, request):
     """Cboe rounds gamma to 4 decimals (±0.00005), so small gammas differ by rounding alone: count the
     contracts (up to 60 days out) within that band plus 3%, and the median error where gamma >= 1e-3."""
-    snap = read_chain(shared_file(QUOTEDATA / name))
+    snap = read_chain(chain_file(request, name))
     key = ["root", "expiration", "strike", "right"]
     vendor = gex.analyze(snap, gex.GexConfig.model(gamma_source="vendor")).contracts[[*key, "gamma"]]
 
@@ -339,37 +357,49 @@ def _max_pain_by_hand(strike, call_oi, put_oi, spot):
     return float(best[np.argmin(np.abs(best - spot))])
 
 
-def test_max_pain_uses_every_contract_with_open_interest_eod_archive():
+# (archive, file day, expiry, max pain by hand or None); synthetic: the SPX AM monthly and its SPXW twin
+EOD_MAX_PAIN = [("synthetic:eod_archive", "2024-03-06", "2024-03-15", None),
+                *([(EOD_ARCHIVE, "2026-07-15", "2026-07-17", 7300.0)] if EOD_ARCHIVE.exists() else [])]
+
+
+@pytest.mark.parametrize("path, day, expiry, known", EOD_MAX_PAIN, ids=["synthetic", "real"][:len(EOD_MAX_PAIN)])
+def test_max_pain_uses_every_contract_with_open_interest_eod_archive(path, day, expiry, known, request):
     """Issue 9: the 07-17 expiry on the 2026-07-15 archive day gave 7,350 (model) and 7,470 (perfiliev),
     leaving out contracts without an IV / a vendor gamma. By hand from the raw Parquet: 7,300 — SPX and
     SPXW rows of one (strike, expiry, right) summed, not deduplicated."""
-    raw = pd.read_parquet(shared_file(EOD_ARCHIVE), filters=[("file_date", "==", pd.Timestamp("2026-07-15"))])
-    rows = raw[(raw["expiration"] == pd.Timestamp("2026-07-17")) & (raw["oi"] > 0)]
+    path = chain_file(request, path) if isinstance(path, str) else shared_file(path)
+    raw = pd.read_parquet(path, filters=[("file_date", "==", pd.Timestamp(day))])
+    rows = raw[(raw["expiration"] == pd.Timestamp(expiry)) & (raw["oi"] > 0)]
     assert rows.duplicated(["strike", "cp"]).any()  # the two roots' rows are there
     hand = _max_pain_by_hand(rows["strike"], rows["oi"].where(rows["cp"] == "C", 0),
                              rows["oi"].where(rows["cp"] == "P", 0), float(raw["spot"].iloc[0]))
-    assert hand == 7300.0
-    snap = read_chain(EOD_ARCHIVE, date=dt.date(2026, 7, 15))
+    assert known is None or hand == known
+    snap = read_chain(path, date=dt.date.fromisoformat(day))
     for convention in ("model", "perfiliev"):
         a = gex.analyze(snap, gex.GexConfig.preset(convention))
-        assert a.levels.max_pain[dt.date(2026, 7, 17)] == hand, convention
-        assert a.max_pain.loc[pd.Timestamp("2026-07-17"), "open_interest"] == rows["oi"].sum()
+        assert a.levels.max_pain[dt.date.fromisoformat(expiry)] == hand, convention
+        assert a.max_pain.loc[pd.Timestamp(expiry), "open_interest"] == rows["oi"].sum()
 
 
-def test_max_pain_uses_every_contract_with_open_interest_quotedata():
+@pytest.mark.parametrize("name, expiry, known", [
+    ("synthetic:cboe_csv", "2024-03-15", None),  # the synthetic chain's monthly: SPX and SPXW rows
+    *([("spx_2024-01-07.csv", "2024-01-08", 4725.0)] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_max_pain_uses_every_contract_with_open_interest_quotedata(name, expiry, known, request):
     """spx_2024-01-07.csv, the 2024-01-08 expiry: 4,700 under the model convention (rows with IV 0 left
     out); 4,725 by hand from the raw CSV."""
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+    path = chain_file(request, name)
     lines = open(path).read().splitlines()
     header = next(i for i, ln in enumerate(lines) if ln.startswith("Expiration Date,Calls"))
     spot = float(lines[header - 2].split("Last:")[1].split(",")[0])
     df = pd.read_csv(path, header=None, skiprows=header + 1, usecols=range(22), names=PERF_COLUMNS)
-    df = df[pd.to_datetime(df["ExpirationDate"], format="%a %b %d %Y") == pd.Timestamp("2024-01-08")]
+    df = df[pd.to_datetime(df["ExpirationDate"], format="%a %b %d %Y") == pd.Timestamp(expiry)]
+    assert len(df)
     hand = _max_pain_by_hand(df["StrikePrice"], df["CallOpenInt"], df["PutOpenInt"], spot)
-    assert hand == 4725.0
+    assert known is None or hand == known
     snap = read_chain(path)
     for convention in ("model", "perfiliev"):
-        assert gex.analyze(snap, gex.GexConfig.preset(convention)).levels.max_pain[dt.date(2024, 1, 8)] == hand
+        got = gex.analyze(snap, gex.GexConfig.preset(convention)).levels.max_pain[dt.date.fromisoformat(expiry)]
+        assert got == hand
 
 
 def _unpriced(snap, where):
@@ -432,21 +462,30 @@ def test_settled_expiry_pin_risk_eod_archive():
         assert dt.date(2026, 7, 15) not in a.levels.max_pain
 
 
-def test_max_pain_per_expiry_groups_roots(spx_2024):
-    mp = gex.max_pain(spx_2024.contracts, spot=spx_2024.spot)
+def first_monthly(snap) -> pd.Timestamp:
+    """The first expiry listed under both roots (the SPX AM monthly and its SPXW twin): 2024-01-19 in
+    spx_2024-01-07.csv, 2024-03-15 in the synthetic chain."""
+    c = snap.contracts
+    roots = c.groupby("expiration")["root"].nunique()
+    return pd.Timestamp(roots[roots == 2].index.min())
+
+
+def test_max_pain_per_expiry_groups_roots(spx_chain):
+    mp = gex.max_pain(spx_chain.contracts, spot=spx_chain.spot)
     assert mp.index.is_monotonic_increasing
     assert mp.index.nunique() == len(mp)
-    jan19 = mp.loc[pd.Timestamp("2024-01-19")]
-    c = spx_2024.contracts[spx_2024.contracts["expiration"] == "2024-01-19"]
+    monthly = first_monthly(spx_chain)  # real: 2024-01-19
+    jan19 = mp.loc[monthly]
+    c = spx_chain.contracts[spx_chain.contracts["expiration"] == monthly]
     assert jan19["open_interest"] == c["open_interest"].sum()  # SPX and SPXW together
-    assert 4000 < jan19["max_pain"] < 5200
+    assert 0.85 * spx_chain.spot < jan19["max_pain"] < 1.1 * spx_chain.spot
 
 
-def test_walls_are_the_net_dominant_strikes_on_their_side_of_spot(spx_2024):
+def test_walls_are_the_net_dominant_strikes_on_their_side_of_spot(spx_chain):
     # Was: call wall = largest |call GEX| strike, put wall = largest |put GEX| strike, anywhere (issue 9:
     # the same strike on most 2026 days, put walls above spot). Now SpotGamma's net reading, sided.
-    a = gex.analyze(spx_2024)
-    S = spx_2024.spot
+    a = gex.analyze(spx_chain)
+    S = spx_chain.spot
     st = a.strikes
     net_call = st["call_gex"].abs() - st["put_gex"].abs()
     above, below = net_call[st.index >= S], -net_call[st.index <= S]
@@ -521,8 +560,8 @@ def test_eod_archive_walls_are_distinct_and_on_their_side(day, old_put_wall):
         assert a.levels.call_wall != old_put_wall != a.levels.put_wall
 
 
-def test_tables_add_up(spx_2024):
-    a = gex.analyze(spx_2024)
+def test_tables_add_up(spx_chain):
+    a = gex.analyze(spx_chain)
     assert a.strikes["net_gex"].sum() == pytest.approx(a.levels.net_gex, rel=1e-10)
     assert a.expiries["net_gex"].sum() == pytest.approx(a.levels.net_gex, rel=1e-10)
     heat = a.heatmap_table()
@@ -533,15 +572,15 @@ def test_tables_add_up(spx_2024):
         a.heatmap_table("nope")
 
 
-def test_pin_risk_components(spx_2024):
-    a = gex.analyze(spx_2024)
+def test_pin_risk_components(spx_chain):
+    a = gex.analyze(spx_chain)
     pr = a.pin_risk
     assert len(pr) == 5
     assert ((pr["score"] >= 0) & (pr["score"] <= 100)).all()
     assert ((pr["concentration"] > 0) & (pr["concentration"] <= 1)).all()
     row = pr.iloc[0]
     assert row["score"] == pytest.approx(100 * math.exp(-0.5 * row["z"] ** 2) * row["concentration"])
-    assert row["z"] == pytest.approx(abs(row["pin_strike"] - spx_2024.spot) / row["expected_move"])
+    assert row["z"] == pytest.approx(abs(row["pin_strike"] - spx_chain.spot) / row["expected_move"])
 
 
 def test_pin_risk_is_high_for_a_pinned_strike():
@@ -551,14 +590,15 @@ def test_pin_risk_is_high_for_a_pinned_strike():
     assert pr.iloc[0]["pin_strike"] == 100.0 and pr.iloc[0]["score"] > 99
 
 
-def test_expiry_filters(spx_2024):
-    all_ = gex.analyze(spx_2024)
-    short = gex.analyze(spx_2024, gex.GexConfig.model(expiries=gex.ExpiryFilter(max_dte=7)))
-    assert short.contracts["expiration"].max() <= pd.Timestamp("2024-01-14")
+def test_expiry_filters(spx_chain):
+    all_ = gex.analyze(spx_chain)
+    short = gex.analyze(spx_chain, gex.GexConfig.model(expiries=gex.ExpiryFilter(max_dte=7)))
+    assert short.contracts["expiration"].max() <= pd.Timestamp(spx_chain.quote_time.date()) + pd.Timedelta(days=7)
     assert short.levels.n_filtered > 0
     assert abs(short.levels.call_gex) < abs(all_.levels.call_gex)
-    one = gex.analyze(spx_2024, gex.GexConfig.model(expiries=gex.ExpiryFilter(dates=("2024-01-19",))))
-    assert set(one.contracts["expiration"]) == {pd.Timestamp("2024-01-19")}
+    monthly = first_monthly(spx_chain)
+    one = gex.analyze(spx_chain, gex.GexConfig.model(expiries=gex.ExpiryFilter(dates=(monthly.date().isoformat(),))))
+    assert set(one.contracts["expiration"]) == {monthly}
 
 
 def test_exclude_0dte(spx_eod_last):
@@ -590,24 +630,29 @@ def test_config_validation():
     assert dataclasses.replace(cfg, grid_points=100).grid_points == 100
 
 
-def test_levels_to_dict_is_json_ready(spx_2024):
+def test_levels_to_dict_is_json_ready(spx_chain):
     import json
 
-    d = gex.analyze(spx_2024).levels.to_dict()
+    d = gex.analyze(spx_chain).levels.to_dict()
     text = json.dumps(d)
     assert "NaN" not in text
     for key in ("date", "quote_time", "spot", "net_gex", "call_gex", "put_gex", "zero_gamma", "zero_gamma_crossings",
                 "call_wall", "put_wall", "max_pain", "convention"):
         assert key in d
-    assert d["max_pain"]["2024-01-19"] > 0
+    assert d["max_pain"][first_monthly(spx_chain).date().isoformat()] > 0
 
 
-def test_eod_archive_levels_track_spx(spx_eod_last):
-    """On the 2026 archive the zero gamma sits within a few percent of spot and walls are round strikes."""
-    lv = gex.analyze(spx_eod_last, gex.GexConfig.model(rate=0.04, div_yield=0.013)).levels
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def test_eod_archive_levels_track_spx(name, request):
+    """On the 2026 archive (and the synthetic one's last day) the zero gamma sits within a few percent of
+    spot and walls are round strikes."""
+    if name == "real":
+        snap = request.getfixturevalue("spx_eod_last")
+    else:
+        snap = read_chain(request.getfixturevalue("synthetic").files["eod_archive"])
+    lv = gex.analyze(snap, gex.GexConfig.model(rate=0.04, div_yield=0.013)).levels
     assert abs(lv.zero_gamma / lv.spot - 1) < 0.05
     assert lv.call_wall % 5 == 0 and lv.put_wall % 5 == 0
-    assert shared_file(EOD_ARCHIVE)
 
 
 def _max_pain_brute_force(k, oi, is_call):

@@ -1,5 +1,6 @@
-"""research_lib.history on real data: a few days of the 2026 SPX EOD archive in a temporary store, the shared
-market history beside them. Skips with a reason when ../shared/data is absent."""
+"""research_lib.history on three days of an SPX EOD archive in a temporary store, with a market history beside
+them: the synthetic archive and history (tests/fixtures.py) always, and the real 2026 archive with the shared
+market history when ../shared/data is present."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import io
 import json
 import math
+import types
 
 import numpy as np
 import pandas as pd
@@ -21,22 +23,45 @@ from research_lib.data.store import ChainStore
 from research_lib.pipeline import decide, history
 from research_lib.ui import plots
 
-pytestmark = pytest.mark.shared_data
+# days: three consecutive sessions of the archive with a VIX close too (the shared VIX file ends
+# 2026-07-22); checks: sessions inside the year before the middle day, the first exactly a year before
+DATASETS = {
+    "real": {"days": ("2026-07-20", "2026-07-21", "2026-07-22"),
+             "checks": ("2025-07-21", "2025-12-01", "2026-03-16", "2026-07-20")},
+    "synthetic": {"days": ("2024-03-04", "2024-03-05", "2024-03-06"),
+                  "checks": ("2023-03-06", "2023-09-01", "2023-12-01", "2024-03-04")},
+}
 
-# the last days of the archive with a VIX close too (the shared VIX file ends 2026-07-22)
-DAYS = ("2026-07-20", "2026-07-21", "2026-07-22")
+
+@pytest.fixture(scope="module", params=["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def data(request):
+    """The data set of this run: its archive, market folder, days, and a Sunday download of a Friday close."""
+    if request.param == "real":
+        archive, market_dir = shared_file(EOD_ARCHIVE), shared_file(SHARED_DATA / "market")
+        weekend = (shared_file(QUOTEDATA / "spx_2024-01-07.csv"), "2024-01-05", "2024-01-07")
+    else:
+        from fixtures import write_cboe_csv
+
+        syn = request.getfixturevalue("synthetic")
+        archive, market_dir = syn.files["eod_archive"], syn.market_dir
+        friday = syn.eod_snaps[__import__("datetime").date(2024, 3, 1)]
+        sunday = friday.replace(quote_time=pd.Timestamp("2024-03-03 10:52").tz_localize("America/New_York"))
+        weekend = (write_cboe_csv(syn.root / "spx_sunday_download.csv", sunday), "2024-03-01", "2024-03-03")
+    days = DATASETS[request.param]["days"]
+    return types.SimpleNamespace(name=request.param, archive=archive, market_dir=market_dir, days=days,
+                                 mid=days[1], checks=DATASETS[request.param]["checks"], weekend=weekend)
 
 
 @pytest.fixture(scope="module")
-def snaps():
+def snaps(data):
     from research_lib.data.sources import read_chain
 
-    return {d: read_chain(shared_file(EOD_ARCHIVE), date=d) for d in DAYS}
+    return {d: read_chain(data.archive, date=d) for d in data.days}
 
 
 @pytest.fixture(scope="module")
-def market_dir():
-    return shared_file(SHARED_DATA / "market")
+def market_dir(data):
+    return data.market_dir
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +89,10 @@ def hist(store, market_dir):
 
 @pytest.fixture(scope="module")
 def ctx(analyses, store, market_dir, hist):
-    return history.history_context(analyses["2026-07-21"], store=store, market_dir=market_dir)
+    return history.history_context(analyses[sorted(analyses)[1]], store=store, market_dir=market_dir)
 
 
-def _small_store(tmp_path, snaps, days=DAYS[:2]) -> ChainStore:
+def _small_store(tmp_path, snaps, days) -> ChainStore:
     st = ChainStore(tmp_path / "store")
     for d in days:
         st.put(snaps[d])
@@ -82,8 +107,8 @@ def _boom(*args, **kwargs):
 # net_gex_history
 
 
-def test_history_equals_analyze_with_model_rates(hist, analyses):
-    assert list(hist.index) == [pd.Timestamp(d) for d in DAYS]
+def test_history_equals_analyze_with_model_rates(hist, analyses, data):
+    assert list(hist.index) == [pd.Timestamp(d) for d in data.days]
     assert isinstance(hist.index, pd.DatetimeIndex) and hist.index.tz is None and hist.index.name == "date"
     assert hist.index.is_monotonic_increasing and hist.index.is_unique
     assert set(history.HISTORY_COLUMNS) <= set(hist.columns)
@@ -94,20 +119,20 @@ def test_history_equals_analyze_with_model_rates(hist, analyses):
         assert row["zero_gamma"] == pytest.approx(lv.zero_gamma, rel=1e-12)
         assert row["spot"] == lv.spot and row["source"] == lv.source
         assert (row["rate"], row["div_yield"]) == (a.config.rate, a.config.div_yield)
-    assert hist.attrs["skipped"] == [] and hist.attrs["computed"] == len(DAYS)
+    assert hist.attrs["skipped"] == [] and hist.attrs["computed"] == len(data.days)
 
 
-def test_perfiliev_convention_and_window(store, snaps):
-    h = history.net_gex_history("spx", store=store, convention="perfiliev", end="2026-07-21", days=1)
-    assert list(h.index) == [pd.Timestamp("2026-07-20"), pd.Timestamp("2026-07-21")]  # both ends included
-    want = gex.analyze(snaps["2026-07-21"], gex.config_from("perfiliev")).levels
-    assert h.loc["2026-07-21", "net_gex"] == pytest.approx(want.net_gex, rel=1e-12)
-    assert h.loc["2026-07-21", "zero_gamma"] == pytest.approx(want.zero_gamma, rel=1e-12)
+def test_perfiliev_convention_and_window(store, snaps, data):
+    h = history.net_gex_history("spx", store=store, convention="perfiliev", end=data.mid, days=1)
+    assert list(h.index) == [pd.Timestamp(data.days[0]), pd.Timestamp(data.mid)]  # both ends included
+    want = gex.analyze(snaps[data.mid], gex.config_from("perfiliev")).levels
+    assert h.loc[data.mid, "net_gex"] == pytest.approx(want.net_gex, rel=1e-12)
+    assert h.loc[data.mid, "zero_gamma"] == pytest.approx(want.zero_gamma, rel=1e-12)
     assert history.cache_path(store, "perfiliev").exists()
 
 
-def test_second_call_reads_the_cache_only(tmp_path, snaps, market_dir, monkeypatch):
-    st = _small_store(tmp_path, snaps)
+def test_second_call_reads_the_cache_only(tmp_path, snaps, market_dir, monkeypatch, data):
+    st = _small_store(tmp_path, snaps, data.days[:2])
     first = history.net_gex_history("SPX", store=st, market_dir=market_dir)
     assert (st.root / "cache" / "net_gex_model.parquet").exists()
     monkeypatch.setattr(gex, "analyze", _boom)
@@ -117,8 +142,9 @@ def test_second_call_reads_the_cache_only(tmp_path, snaps, market_dir, monkeypat
     assert (second.attrs["computed"], second.attrs["from_cache"]) == (0, 2)
 
 
-def test_changed_snapshot_invalidates_its_row(tmp_path, snaps, market_dir, monkeypatch):
-    st = _small_store(tmp_path, snaps)
+def test_changed_snapshot_invalidates_its_row(tmp_path, snaps, market_dir, monkeypatch, data):
+    DAYS = data.days
+    st = _small_store(tmp_path, snaps, DAYS[:2])
     before = history.net_gex_history("SPX", store=st, market_dir=market_dir)
     snap = snaps[DAYS[1]]
     contracts = snap.contracts.copy()
@@ -137,9 +163,10 @@ def test_changed_snapshot_invalidates_its_row(tmp_path, snaps, market_dir, monke
     assert after.loc[DAYS[0], "net_gex"] == before.loc[DAYS[0], "net_gex"]
 
 
-def test_a_cache_of_another_rates_method_is_recomputed(tmp_path, snaps, market_dir, monkeypatch):
+def test_a_cache_of_another_rates_method_is_recomputed(tmp_path, snaps, market_dir, monkeypatch, data):
     """The cache key holds the rates method: a cache written when history priced otherwise (r = q = 0
     before issue 9) is rebuilt, not served."""
+    DAYS = data.days
     st = _small_store(tmp_path, snaps, days=DAYS[:1])
     first = history.net_gex_history("SPX", store=st, market_dir=market_dir)
     assert first.attrs["computed"] == 1
@@ -152,8 +179,8 @@ def test_a_cache_of_another_rates_method_is_recomputed(tmp_path, snaps, market_d
     assert (again["rate"].iloc[0], again["div_yield"].iloc[0]) == (want.rate, want.div_yield) and want.rate > 0.03
 
 
-def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, snaps, market_dir):
-    st = _small_store(tmp_path, snaps, days=DAYS[:1])
+def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, snaps, market_dir, data):
+    st = _small_store(tmp_path, snaps, days=data.days[:1])
     first = history.net_gex_history("SPX", store=st, market_dir=market_dir)
     path = history.cache_path(st)
     path.write_bytes(b"PAR1 this is not parquet")
@@ -164,7 +191,8 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, snaps, market_dir):
     assert history.net_gex_history("SPX", store=st, market_dir=market_dir).attrs["from_cache"] == 1
 
 
-def test_latest_market_quote_of_a_day_modelled_left_out(tmp_path, snaps, market_dir):
+def test_latest_market_quote_of_a_day_modelled_left_out(tmp_path, snaps, market_dir, data):
+    DAYS = data.days
     snap = snaps[DAYS[0]]
     st = _small_store(tmp_path, snaps, days=DAYS[:1])
     earlier = dataclasses.replace(snap, quote_time=snap.quote_time - pd.Timedelta(hours=4),
@@ -181,7 +209,8 @@ def test_latest_market_quote_of_a_day_modelled_left_out(tmp_path, snaps, market_
     assert any("1 modelled SPX snapshot left out" in n for n in h.attrs["notes"])
 
 
-def test_unanalysable_snapshot_is_skipped_and_listed(tmp_path, snaps, market_dir):
+def test_unanalysable_snapshot_is_skipped_and_listed(tmp_path, snaps, market_dir, data):
+    DAYS = data.days
     snap = snaps[DAYS[0]]
     st = ChainStore(tmp_path / "store")
     st.put(dataclasses.replace(snap, contracts=snap.contracts.assign(iv=np.nan)))
@@ -209,57 +238,58 @@ def test_empty_store_and_bad_arguments(tmp_path):
 # history_context
 
 
-def test_context_values_equal_the_loaders(ctx, hist, market_dir):
+def test_context_values_equal_the_loaders(ctx, hist, market_dir, data):
     f = ctx.frame
     assert list(f.columns) == list(history.CONTEXT_COLUMNS)
-    assert ctx.date == pd.Timestamp("2026-07-21").date()
-    assert f.index.max() == pd.Timestamp("2026-07-21")           # no look-ahead: 07-22 is in every source
-    assert f.index.min() >= pd.Timestamp("2025-07-21")
+    assert ctx.date == pd.Timestamp(data.mid).date()
+    assert f.index.max() == pd.Timestamp(data.mid)           # no look-ahead: the next day is in every source
+    assert f.index.min() >= pd.Timestamp(data.checks[0])
     pub = market.load_published_gex(market_dir=market_dir)["gex"]
     vix = market.load_vol_index("VIX", market_dir=market_dir)["close"].dropna()
     rank = market.iv_rank(vix, window=252) * 100
-    for d in ("2025-07-21", "2025-12-01", "2026-03-16", "2026-07-20"):
+    for d in data.checks:
         ts = pd.Timestamp(d)
         assert f.loc[ts, "published_gex"] == pub.loc[ts]
         assert f.loc[ts, "vix"] == vix.loc[ts]
         assert f.loc[ts, "iv_rank"] == pytest.approx(rank.loc[ts], rel=1e-12)
     assert not math.isnan(f["iv_rank"].iloc[0])                  # ranked on the full history
     assert f["iv_rank"].between(0, 100).all()
-    assert f.loc["2026-07-20", "net_gex"] == hist.loc["2026-07-20", "net_gex"]
+    assert f.loc[data.days[0], "net_gex"] == hist.loc[data.days[0], "net_gex"]
     assert set(ctx.sources) == set(history.CONTEXT_COLUMNS) and ctx.notes == ()
 
 
-def test_report_value_wins_over_the_stored_one(analyses, store, market_dir):
-    lv = dataclasses.replace(analyses["2026-07-22"].levels, net_gex=-1.5e9)
+def test_report_value_wins_over_the_stored_one(analyses, store, market_dir, data):
+    last = data.days[-1]
+    lv = dataclasses.replace(analyses[last].levels, net_gex=-1.5e9)
     c = history.history_context(lv, days=10, store=store, market_dir=market_dir)
-    assert c.frame.loc["2026-07-22", "net_gex"] == -1.5e9
-    assert c.frame.index.min() >= pd.Timestamp("2026-07-12")
+    assert c.frame.loc[last, "net_gex"] == -1.5e9
+    assert c.frame.index.min() >= pd.Timestamp(last) - pd.Timedelta(days=10)
     assert c.frame["net_gex"].count() == 3
 
 
-def test_to_dict_and_summary(ctx):
+def test_to_dict_and_summary(ctx, data):
     d = json.loads(json.dumps(ctx.to_dict()))
     both = ctx.frame[["net_gex", "published_gex"]].dropna()
     agree = int((np.sign(both["net_gex"]) == np.sign(both["published_gex"])).sum())
     assert d["sign_agreement"] == {"n": 2, "agree": agree, "share": agree / 2}
-    assert d["series"]["net_gex"]["count"] == 2 and d["series"]["net_gex"]["last_date"] == "2026-07-21"
+    assert d["series"]["net_gex"]["count"] == 2 and d["series"]["net_gex"]["last_date"] == data.mid
     assert d["series"]["vix"]["last_value"] == ctx.frame["vix"].dropna().iloc[-1]
     text = ctx.summary()
     assert "SPX history context" in text and "sign agreement" in text and "SqueezeMetrics units" in text
 
 
-def test_missing_market_files_and_empty_store_give_notes(analyses, tmp_path):
-    c = history.history_context(analyses["2026-07-21"], store=tmp_path / "store", market_dir=tmp_path / "empty")
+def test_missing_market_files_and_empty_store_give_notes(analyses, tmp_path, data):
+    c = history.history_context(analyses[data.mid], store=tmp_path / "store", market_dir=tmp_path / "empty")
     assert c.frame["published_gex"].isna().all() and c.frame["vix"].isna().all()
-    assert list(c.frame.index) == [pd.Timestamp("2026-07-21")]  # the report's own value only
+    assert list(c.frame.index) == [pd.Timestamp(data.mid)]  # the report's own value only
     text = " | ".join(c.notes)
     assert "published GEX unavailable" in text and "VIX and IV rank unavailable" in text
     assert "no stored market snapshot of SPX" in text
     assert c.to_dict()["sign_agreement"] == {"n": 0, "agree": 0, "share": None}
 
 
-def test_published_gex_left_out_for_other_underlyings(analyses, market_dir):
-    lv = dataclasses.replace(analyses["2026-07-21"].levels, underlying="NDX")
+def test_published_gex_left_out_for_other_underlyings(analyses, market_dir, data):
+    lv = dataclasses.replace(analyses[data.mid].levels, underlying="NDX")
     c = history.history_context(lv, market_dir=market_dir, net_gex_history=pd.Series(dtype=float))
     assert c.frame["published_gex"].isna().all() and c.frame["vix"].notna().any()
     assert any("published GEX left out" in n for n in c.notes)
@@ -277,14 +307,14 @@ def _texts(fig) -> str:
     return " ".join(t.get_text() for a in fig.axes for t in a.texts)
 
 
-def test_plot_full_and_empty(ctx, analyses, tmp_path):
-    empty = history.history_context(analyses["2026-07-21"], market_dir=tmp_path / "empty",
+def test_plot_full_and_empty(ctx, analyses, tmp_path, data):
+    empty = history.history_context(analyses[data.mid], market_dir=tmp_path / "empty",
                                     net_gex_history=pd.Series(dtype=float))
     empty = dataclasses.replace(empty, frame=empty.frame.iloc[:0])
     for c in (ctx, empty):
         fig = plots.history_context(c)
         assert isinstance(fig, Figure) and len(fig.axes) == 4       # 3 panels + the published-GEX twin
-        assert "SPX" in fig.axes[0].get_title() and "2026-07-21" in fig.axes[0].get_title()
+        assert "SPX" in fig.axes[0].get_title() and data.mid in fig.axes[0].get_title()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=40)
         assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -294,19 +324,21 @@ def test_plot_full_and_empty(ctx, analyses, tmp_path):
     assert plots.history_context(ctx, ax=given.add_subplot()) is given and len(given.axes) == 4
 
 
-def test_a_weekend_download_lines_up_with_the_published_series(tmp_path, market_dir):
-    """spx_2024-01-07.csv (a Sunday download of Friday's close) is stored and charted as 2024-01-05, the
-    session SqueezeMetrics' published GEX has a value for (issue 9: it was 2024-01-07, a day without one)."""
+def test_a_weekend_download_lines_up_with_the_published_series(tmp_path, market_dir, data):
+    """spx_2024-01-07.csv (a Sunday download of Friday's close; synthetic: 2024-03-03 of 03-01) is stored
+    and charted as the Friday, the session SqueezeMetrics' published GEX has a value for (issue 9: it was
+    the Sunday, a day without one)."""
+    path, friday, sunday = data.weekend
     st = ChainStore(tmp_path / "store")
-    report = st.import_file(shared_file(QUOTEDATA / "spx_2024-01-07.csv"), progress=False)
-    assert [e.snapshot_date.isoformat() for e in report.imported] == ["2024-01-05"]
-    assert st.get("SPX", date="2024-01-05").quote_time.date().isoformat() == "2024-01-07"
+    report = st.import_file(path, progress=False)
+    assert [e.snapshot_date.isoformat() for e in report.imported] == [friday]
+    assert st.get("SPX", date=friday).quote_time.date().isoformat() == sunday
     h = history.net_gex_history("SPX", store=st, market_dir=market_dir)
-    assert list(h.index) == [pd.Timestamp("2024-01-05")]
-    ctx = history.history_context(gex.analyze(st.get("SPX", date="2024-01-05"),
+    assert list(h.index) == [pd.Timestamp(friday)]
+    ctx = history.history_context(gex.analyze(st.get("SPX", date=friday),
                                               market.snapshot_config(st.get("SPX"), market_dir=market_dir)),
                                   days=10, store=st, market_dir=market_dir)
-    row = ctx.frame.loc[pd.Timestamp("2024-01-05")]
+    row = ctx.frame.loc[pd.Timestamp(friday)]
     assert np.isfinite(row["net_gex"]) and np.isfinite(row["published_gex"])
     assert ctx.sign_agreement()["n"] >= 1
-    assert pd.Timestamp("2024-01-07") not in ctx.frame.index
+    assert pd.Timestamp(sunday) not in ctx.frame.index

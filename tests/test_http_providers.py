@@ -534,13 +534,24 @@ def test_an_html_page_served_as_html_is_still_refused(srv):
     assert "HTTP 404 (unknown symbol or endpoint?): no such symbol" in str(err)
 
 
-@pytest.mark.shared_data
-def test_truncated_recorded_cboe_body(srv):
-    body = cboe_body("2025-06-08_SPY_options.json.gz")
-    srv.route(CBOE_PATH.format("SPY"), Reply(body=body[: len(body) // 2]))
+def _recorded_or_synthetic(request, name: str, symbol: str) -> tuple[bytes, str]:
+    """(body, Cboe symbol): the recorded response ``name``, or ("synthetic") the synthetic SPX chain's."""
+    if name == "synthetic":
+        return request.getfixturevalue("synthetic").files["cboe_json"].read_bytes(), "_SPX"
+    return cboe_body(name), symbol
+
+
+def _present(*names: str) -> list[str]:
+    return [n for n in names if (CBOE / n).exists()]
+
+
+@pytest.mark.parametrize("name", ["synthetic", *_present("2025-06-08_SPY_options.json.gz")])
+def test_truncated_recorded_cboe_body(srv, name, request):
+    body, symbol = _recorded_or_synthetic(request, name, "SPY")
+    srv.route(CBOE_PATH.format(symbol), Reply(body=body[: len(body) // 2]))
     provider = CboeProvider(base_url=srv.url, sleep=FakeSleep())
-    err, _ = fails(ProviderResponseError, provider.fetch_chain, "SPY")
-    assert "cboe /api/global/delayed_quotes/options/SPY.json: truncated JSON" in str(err)
+    err, _ = fails(ProviderResponseError, provider.fetch_chain, symbol.lstrip("_"))
+    assert f"cboe /api/global/delayed_quotes/options/{symbol}.json: truncated JSON" in str(err)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -651,16 +662,26 @@ def test_cboe_2023_key_order_parses_by_key():
     assert snap.quote_time == pd.Timestamp("2023-09-20 23:17:42", tz=NY)
 
 
-@pytest.mark.parametrize("name, rows, expiries, underlying, day", [
+RECORDED_CBOE = [
     ("2025-06-08_SPY_options.json.gz", 9072, 32, "SPY", dt.date(2025, 6, 6)),
     ("2025-06-07_QQQ_options.json.gz", 8096, 32, "QQQ", dt.date(2025, 6, 6)),
     ("2025-06-08_IWM_options.json.gz", 4314, 31, "IWM", dt.date(2025, 6, 6)),
     ("2025-06-05_RUT_options.json.gz", 7606, 31, "RUT", dt.date(2025, 6, 4)),
     ("2023-09-21_RUT_options.json.gz", 6342, 25, "RUT", dt.date(2023, 9, 20)),
+]
+
+
+@pytest.mark.parametrize("name, rows, expiries, underlying, day", [
+    # the synthetic SPX chain saved as a gzipped response (tests/fixtures.py): every expiry, 0DTE+1..LEAPS
+    ("synthetic:spx_synthetic.json.gz", None, 50, "SPX", dt.date(2024, 3, 6)),
+    *(case for case in RECORDED_CBOE if (CBOE / case[0]).exists()),
 ])
-@pytest.mark.shared_data
-def test_cboe_json_file_reader(tmp_path, name, rows, expiries, underlying, day):
-    path = shared_file(CBOE / name)
+def test_cboe_json_file_reader(tmp_path, name, rows, expiries, underlying, day, request):
+    if name.startswith("synthetic:"):
+        syn = request.getfixturevalue("synthetic")
+        path, name, rows = syn.files["cboe_json_gz"], name.split(":", 1)[1], len(syn.chain.contracts)
+    else:
+        path = shared_file(CBOE / name)
     assert detect_format(path).name == "cboe_json"
     snap = read_chain(path)
     assert (len(snap.contracts), snap.contracts["expiration"].nunique()) == (rows, expiries)
@@ -672,9 +693,12 @@ def test_cboe_json_file_reader(tmp_path, name, rows, expiries, underlying, day):
     pd.testing.assert_frame_equal(read_chain(plain, date=day).contracts, snap.contracts)
 
 
-@pytest.mark.shared_data
-def test_cboe_json_file_faults(tmp_path):
-    path = shared_file(CBOE / "2025-06-08_SPY_options.json.gz")
+@pytest.mark.parametrize("name", ["synthetic", *_present("2025-06-08_SPY_options.json.gz")])
+def test_cboe_json_file_faults(tmp_path, name, request):
+    if name == "synthetic":
+        path, later = request.getfixturevalue("synthetic").files["cboe_json_gz"], "2024-03-07"
+    else:
+        path, later = shared_file(CBOE / name), "2025-06-09"
     raw = path.read_bytes()
     cut_gz = tmp_path / "cut.json.gz"
     cut_gz.write_bytes(raw[: len(raw) // 2])
@@ -684,22 +708,23 @@ def test_cboe_json_file_faults(tmp_path):
     cut.write_bytes(gzip.decompress(raw)[:50_000])
     with pytest.raises(ChainError, match="truncated JSON"):
         read_chain(cut)
-    with pytest.raises(ChainError, match="not 2025-06-09"):
-        read_chain(path, date="2025-06-09")
+    with pytest.raises(ChainError, match=f"not {later}"):
+        read_chain(path, date=later)
 
 
-@pytest.mark.shared_data
-def test_cboe_provider_uses_the_ttl_cache(srv):
-    srv.route(CBOE_PATH.format("IWM"), Reply(body=cboe_body("2025-06-08_IWM_options.json.gz"), gzip=True))
+@pytest.mark.parametrize("name", ["synthetic", *_present("2025-06-08_IWM_options.json.gz")])
+def test_cboe_provider_uses_the_ttl_cache(srv, name, request):
+    body, symbol = _recorded_or_synthetic(request, name, "IWM")
+    srv.route(CBOE_PATH.format(symbol), Reply(body=body, gzip=True))
     clock = FakeClock()
     provider = CboeProvider(base_url=srv.url, clock=clock)
-    a = provider.fetch_chain("IWM")  # served gzip-encoded: httpx decodes
-    b = provider.fetch_chain("IWM")
-    assert len(srv.hits(CBOE_PATH.format("IWM"))) == 1
+    a = provider.fetch_chain(symbol.lstrip("_"))  # served gzip-encoded: httpx decodes
+    b = provider.fetch_chain(symbol.lstrip("_"))
+    assert len(srv.hits(CBOE_PATH.format(symbol))) == 1
     pd.testing.assert_frame_equal(a.contracts, b.contracts)
     clock.now += 61
-    provider.fetch_chain("IWM")
-    assert len(srv.hits(CBOE_PATH.format("IWM"))) == 2
+    provider.fetch_chain(symbol.lstrip("_"))
+    assert len(srv.hits(CBOE_PATH.format(symbol))) == 2
 
 
 # ------------------------------------------------------------------------------------------------

@@ -536,8 +536,10 @@ def test_offline_fallback_serves_arch_data(no_env):
         m.load_vol_index("VIX9D", market_dir=empty, offline_ok=True)  # no fallback for VIX9D
 
 
-def test_file_wins_over_offline_fallback():
-    d = _need("cboe_VIX_History.csv")
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if (SHARED_DATA / "market" / "cboe_VIX_History.csv").exists()
+                                                  else [])])
+def test_file_wins_over_offline_fallback(name, request):
+    d = _need("cboe_VIX_History.csv") if name == "real" else request.getfixturevalue("synthetic").market_dir
     vix = m.load_vol_index("VIX", market_dir=d, offline_ok=True)
     assert vix.attrs["source"].endswith("cboe_VIX_History.csv")
 

@@ -38,10 +38,17 @@ def _images(nb) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
 
 
+REAL_CSV = QUOTEDATA / "spx_2024-01-07.csv"
+#: the synthetic files (tests/fixtures.py) always, the real ones when present
+CHAINS = ["synthetic", *(["real"] if REAL_CSV.exists() else [])]
+ARCHIVES = ["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])]
+
+
 @pytest.mark.notebook
+@pytest.mark.parametrize("chain", CHAINS)
 @pytest.mark.parametrize("convention", ["model", "perfiliev"])
-def test_explore_gex_on_a_real_chain(tmp_path, convention):
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+def test_explore_gex_on_a_real_chain(tmp_path, convention, chain, request):
+    path = shared_file(REAL_CSV) if chain == "real" else request.getfixturevalue("synthetic").files["cboe_csv"]
     nb = _execute("explore_gex.ipynb", tmp_path, source=str(path), convention=convention, rate=0.05)
     recorded = _recorded_levels(nb)
     snap = read_chain(path)
@@ -54,13 +61,17 @@ def test_explore_gex_on_a_real_chain(tmp_path, convention):
 
 
 @pytest.mark.notebook
-def test_explore_gex_on_an_archive_day(tmp_path):
-    path = shared_file(EOD_ARCHIVE)
-    nb = _execute("explore_gex.ipynb", tmp_path, source=str(path), date="2026-07-15", max_dte=30)
+@pytest.mark.parametrize("archive", ARCHIVES)
+def test_explore_gex_on_an_archive_day(tmp_path, archive, request):
+    if archive == "real":
+        path, date = shared_file(EOD_ARCHIVE), "2026-07-15"
+    else:
+        path, date = request.getfixturevalue("synthetic").files["eod_archive"], "2024-03-06"  # the full chain
+    nb = _execute("explore_gex.ipynb", tmp_path, source=str(path), date=date, max_dte=30)
     recorded = _recorded_levels(nb)
-    day = read_chain(path, date="2026-07-15")
+    day = read_chain(path, date=date)
     expected = gex.analyze(day, snapshot_config(day, "model", max_dte=30)).levels  # the date's rates
-    assert recorded["date"] == "2026-07-15"
+    assert recorded["date"] == date
     assert recorded["net_gex"] == pytest.approx(expected.net_gex, rel=1e-12)
     assert recorded["n_filtered"] == expected.n_filtered > 0
 
@@ -86,13 +97,15 @@ def test_explore_gex_offline_default_is_labelled_modelled(tmp_path, monkeypatch)
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("where", ["real chain", "modelled default"])
-def test_decision_notebook_matches_the_library(tmp_path, monkeypatch, where):
+@pytest.mark.parametrize("where", ["synthetic chain", *(["real chain"] if REAL_CSV.exists() else []),
+                                   "modelled default"])
+def test_decision_notebook_matches_the_library(tmp_path, monkeypatch, where, request):
     from research_lib.pipeline.decide import decide
 
     monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
     monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "store"))
-    source = str(shared_file(QUOTEDATA / "spx_2024-01-07.csv")) if where == "real chain" else "auto"
+    source = {"real chain": lambda: str(shared_file(REAL_CSV)), "modelled default": lambda: "auto",
+              "synthetic chain": lambda: str(request.getfixturevalue("synthetic").files["cboe_csv"])}[where]()
     nb = _execute("decision.ipynb", tmp_path, source=source, account=250000.0)
     recorded = _recorded_levels(nb)  # the first JSON output: the decision report
     assert recorded["modelled"] is (where == "modelled default")

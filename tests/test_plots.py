@@ -1,4 +1,5 @@
-"""Each plot function returns a Figure with the levels drawn, and renders to PNG."""
+"""Each plot function returns a Figure with the levels drawn, and renders to PNG: on the synthetic SPX chain
+always, and on the real spx_2024-01-07.csv too when ../shared is present (conftest.spx_chain)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from research_lib.ui import plots
 
 
 @pytest.fixture(scope="module")
-def analysis(spx_2024):
-    return gex.analyze(spx_2024)
+def analysis(spx_chain):
+    return gex.analyze(spx_chain)
 
 
 @pytest.mark.parametrize("fn", [plots.gex_by_strike, plots.gamma_profile, plots.gex_heatmap])
@@ -52,3 +53,17 @@ def test_plot_on_given_axes_and_modelled_label(analysis):
     assert plots.gamma_profile(analysis, ax=ax) is fig
     modelled = dataclasses.replace(analysis, levels=dataclasses.replace(analysis.levels, modelled=True))
     assert "MODELLED" in plots.gex_heatmap(modelled).axes[0].get_title()
+
+
+@pytest.mark.parametrize("value", ["gex", "vanna_exposure", "charm_exposure"])
+def test_heatmap_values_and_windows(analysis, value):
+    fig = plots.gex_heatmap(analysis, value=value, window_pct=2.0, max_expiries=5)
+    assert isinstance(fig, Figure) and fig.axes[0].images
+    assert len(fig.axes[0].get_xticklabels()) == 5
+    with pytest.raises(KeyError, match="not an exposure column"):
+        plots.gex_heatmap(analysis, value="nonsense")
+    empty = plots.gex_heatmap(analysis, window_pct=1e-9)  # no strike that close to spot
+    assert "no strikes in the window" in [t.get_text() for t in empty.axes[0].texts]
+    narrow = plots.gex_by_strike(analysis, window_pct=1.0).axes[0]
+    lo, hi = narrow.get_xlim()
+    assert lo >= analysis.levels.spot * 0.98 and hi <= analysis.levels.spot * 1.02

@@ -566,14 +566,19 @@ def test_real_chain_without_market_data(spx_2024_analysis, tmp_path):
     assert "price history unavailable" in text and "VIX history unavailable" in text
 
 
-def test_from_analysis_cuts_histories_and_drops_stale_vix(spx_2024_analysis):
-    days = pd.bdate_range("2023-01-02", "2024-02-28")
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_from_analysis_cuts_histories_and_drops_stale_vix(name, request):
+    if name == "real":  # the Sunday download: its trading date is Friday 2024-01-05
+        analysis, day = request.getfixturevalue("spx_2024_analysis"), "2024-01-05"
+    else:
+        analysis, day = gex.analyze(request.getfixturevalue("synthetic_chain")), "2024-03-06"
+    days = pd.bdate_range("2023-01-02", pd.Timestamp(day) + pd.Timedelta(days=54))
     closes = pd.Series(np.linspace(3800, 4900, len(days)), index=days)
     vix = pd.Series(15.0, index=days)
-    inputs = RegimeInputs.from_analysis(spx_2024_analysis, price_history=closes, vix_history=vix)
-    assert inputs.price_history.index[-1] == pd.Timestamp("2024-01-05")
+    inputs = RegimeInputs.from_analysis(analysis, price_history=closes, vix_history=vix)
+    assert inputs.price_history.index[-1] == pd.Timestamp(day)
     assert inputs.vix == 15.0
-    stale = RegimeInputs.from_analysis(spx_2024_analysis, vix_history=vix[vix.index <= "2023-12-01"])
+    stale = RegimeInputs.from_analysis(analysis, vix_history=vix[vix.index <= pd.Timestamp(day) - pd.Timedelta(days=35)])
     assert stale.vix is None and any("treated as missing" in n for n in stale.notes)
 
 

@@ -335,14 +335,17 @@ def test_a_secret_printed_by_a_notebook_never_reaches_the_report(offline):
 
 
 @pytest.mark.notebook
-@pytest.mark.shared_data
-def test_daily_report_on_a_real_chain(offline):
-    path = shared_file(QUOTEDATA / "spx_2024-01-07.csv")
+@pytest.mark.parametrize("chain", ["synthetic", *(["real"] if (QUOTEDATA / "spx_2024-01-07.csv").exists() else [])])
+def test_daily_report_on_a_real_chain(offline, chain, request):
+    if chain == "real":
+        path, date = shared_file(QUOTEDATA / "spx_2024-01-07.csv"), "2024-01-05"
+    else:
+        path, date = request.getfixturevalue("synthetic").files["cboe_csv"], "2024-03-06"
     root = offline / "reports"
     result = reports.run_daily("SPX", source=str(path), convention="perfiliev", account=250_000.0,
                                record_decision=False, reports_dir=root)
     assert result.ok, result.error
-    assert result.date == "2024-01-05" or result.date == result.record["provenance"]["date"]
+    assert result.date == date or result.date == result.record["provenance"]["date"]
     record = _recorded(result.notebook)
     assert record["provenance"]["served_by"] == "file" and record["provenance"]["modelled"] is False
     expected = build_daily("SPX", source=str(path), convention="perfiliev", account=250_000.0,

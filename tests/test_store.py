@@ -109,13 +109,21 @@ def test_round_trip_hand_built_snapshot_and_layout(tmp_path):
     assert row["quote_time"] == snap.quote_time and row["path"] == rel.as_posix()
 
 
-QUOTE_FILES = sorted(p.name for p in QUOTEDATA.glob("*")) if QUOTEDATA.exists() else ["spx_2024-01-07.csv"]
+# every real quote file when present, and the synthetic file of each format (tests/fixtures.py) always
+QUOTE_FILES = [*(sorted(p.name for p in QUOTEDATA.glob("*")) if QUOTEDATA.exists() else []),
+               *(f"synthetic:{k}" for k in ("cboe_csv", "cboe_dat", "cboe_json", "eod_archive", "intraday_archive",
+                                             "ivolatility"))]
 
 
-@pytest.mark.shared_data
+def _chain_file(request, name):
+    if name.startswith("synthetic:"):
+        return request.getfixturevalue("synthetic").files[name.split(":", 1)[1]]
+    return shared_file(QUOTEDATA / name)
+
+
 @pytest.mark.parametrize("name", QUOTE_FILES)
-def test_round_trip_real_quote_files(tmp_path, name):
-    snap = read_chain(shared_file(QUOTEDATA / name))
+def test_round_trip_real_quote_files(tmp_path, name, request):
+    snap = read_chain(_chain_file(request, name))
     store = ChainStore(tmp_path)
     entry = store.put(snap)
     assert entry.created
@@ -123,33 +131,41 @@ def test_round_trip_real_quote_files(tmp_path, name):
     assert not store.put(snap).created
 
 
-@pytest.mark.shared_data
-def test_round_trip_intraday_archive_day(tmp_path):
-    snap = read_chain(shared_file(INTRADAY_ARCHIVE), date="2019-06-03")
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if INTRADAY_ARCHIVE.exists() else [])])
+def test_round_trip_intraday_archive_day(tmp_path, name, request):
+    path, day = ((INTRADAY_ARCHIVE, "2019-06-03") if name == "real"
+                 else (request.getfixturevalue("synthetic").files["intraday_archive"], "2024-02-16"))
+    snap = read_chain(path, date=day)
     store = ChainStore(tmp_path)
     store.put(snap)
-    got = store.get("SPX", date="2019-06-03")
+    got = store.get("SPX", date=day)
     assert_same(got, snap)
     assert any("12:45" in n for n in got.notes)  # provenance notes survive
 
 
-@pytest.mark.shared_data
-def test_import_ivolatility_file_round_trips_every_day(tmp_path):
-    path = shared_file(IVOL_FILE)
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if IVOL_FILE.exists() else [])])
+def test_import_ivolatility_file_round_trips_every_day(tmp_path, name, request):
+    # (file, days, an inner window of them, the file's span)
+    if name == "real":
+        path, n, inner, span = (IVOL_FILE, 5, [dt.date(2011, 1, d) for d in (4, 5, 6)],
+                                "2011-01-03..2011-01-07")
+    else:
+        path, n, inner, span = (request.getfixturevalue("synthetic").files["ivolatility"], 2,
+                                [dt.date(2024, 3, 5)], "2024-03-01..2024-03-05")
     store = ChainStore(tmp_path)
     report = store.import_file(path, progress=False)
     originals = list(read_chains(path))
-    assert report.snapshots_imported == len(originals) == 5
+    assert report.snapshots_imported == len(originals) == n
     assert report.rows_imported == sum(len(s.contracts) for s in originals)
     for snap in originals:
         assert_same(store.get("SPX", date=snap.snapshot_date), snap)
-    stored = list(store.iter_snapshots("SPX", start="2011-01-04", end="2011-01-06"))
-    assert [s.snapshot_date for s in stored] == [dt.date(2011, 1, d) for d in (4, 5, 6)]
+    stored = list(store.iter_snapshots("SPX", start=inner[0].isoformat(), end=inner[-1].isoformat()))
+    assert [s.snapshot_date for s in stored] == inner
 
     mtimes = {p: p.stat().st_mtime_ns for p in files_in(tmp_path)}
     again = store.import_file(path, progress=False)
-    assert again.snapshots_imported == 0 and len(again.already_stored) == 5 and not again.skipped_by_file
-    assert "0 imported, 5 already in the store (2011-01-03..2011-01-07)" in again.summary()
+    assert again.snapshots_imported == 0 and len(again.already_stored) == n and not again.skipped_by_file
+    assert f"0 imported, {n} already in the store ({span})" in again.summary()
     assert {p: p.stat().st_mtime_ns for p in files_in(tmp_path)} == mtimes
 
 
@@ -349,28 +365,44 @@ def test_eod_archive_import_then_reimport(tmp_path):
     pd.testing.assert_frame_equal(store.list(), catalogue)
 
 
-@pytest.mark.shared_data
-def test_import_selected_dates(tmp_path):
-    path = shared_file(EOD_ARCHIVE)
-    report = ChainStore(tmp_path).import_file(path, dates=["2026-08-20", "2026-06-19", "2026-09-01"],
-                                              progress=False)
-    assert [e.snapshot_date for e in report.imported] == [dt.date(2026, 8, 20)]
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def test_import_selected_dates(tmp_path, name, request):
+    # (file, a clean day, an unusable day and a word of its reason, a day after the file, its span)
+    if name == "real":
+        path, ok, (bad, why), after, span = (EOD_ARCHIVE, "2026-08-20", ("2026-06-19", "HOLIDAY"), "2026-09-01",
+                                             "2026-06-12..2026-08-21")
+    else:
+        path, ok, (bad, why), after, span = (request.getfixturevalue("synthetic").files["eod_archive"], "2024-03-05",
+                                             ("2024-03-02", "DROP_WEEKEND"), "2024-04-01", "2024-03-01..2024-03-06")
+    report = ChainStore(tmp_path).import_file(path, dates=[ok, bad, after], progress=False)
+    assert [e.snapshot_date for e in report.imported] == [dt.date.fromisoformat(ok)]
     reasons = {s.date: s.reason for s in report.skipped}
-    assert "HOLIDAY" in reasons[dt.date(2026, 6, 19)]
-    assert reasons[dt.date(2026, 9, 1)] == "not in the file (it covers 2026-06-12..2026-08-21)"
+    assert why in reasons[dt.date.fromisoformat(bad)]
+    assert reasons[dt.date.fromisoformat(after)] == f"not in the file (it covers {span})"
 
 
-@pytest.mark.shared_data
-def test_import_paths_folder_reimport_and_bad_files(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if QUOTEDATA.exists() else [])])
+def test_import_paths_folder_reimport_and_bad_files(tmp_path, capsys, name, request):
     folder = tmp_path / "downloads"
     folder.mkdir()
-    for name in ("spy_2020-06-22.dat", "xsp_2023-09-14.csv"):   # two small files, linked not copied
-        (folder / name).symlink_to(shared_file(QUOTEDATA / name))
+    if name == "real":
+        files = {n: shared_file(QUOTEDATA / n) for n in ("spy_2020-06-22.dat", "xsp_2023-09-14.csv")}
+        underlyings, dat = {"SPY", "XSP"}, "spy_2020-06-22.dat"
+    else:  # the synthetic .dat (SPX 2024-03-06) and the iVolatility file's first day alone (SPX 2024-03-01)
+        from fixtures import write_ivolatility
+
+        syn = request.getfixturevalue("synthetic")
+        first = dt.date(2024, 3, 1)
+        files = {"spx_synthetic.dat": syn.files["cboe_dat"],
+                 "ivol.csv": write_ivolatility(tmp_path / "ivol.csv", {first: syn.ivol_snaps[first]}, gzipped=False)}
+        underlyings, dat = {"SPX"}, "spx_synthetic.dat"
+    for n, target in files.items():   # two small files, linked not copied
+        (folder / n).symlink_to(target)
     (folder / ".hidden.csv").write_text("ignored: hidden\n")
     store = ChainStore(tmp_path / "store")
     report = store.import_paths([folder], progress=None)  # auto: stderr is not a terminal in tests
     assert report.snapshots_imported == 2 and len(report.files) == 2 and not report.failed
-    assert {e.underlying for e in report.imported} == {"SPY", "XSP"}
+    assert {e.underlying for e in report.imported} == underlyings
     assert capsys.readouterr().err == ""                  # no progress bar
     again = store.import_paths(folder, progress=False)
     assert again.snapshots_imported == 0 and len(again.already_stored) == 2
@@ -380,7 +412,7 @@ def test_import_paths_folder_reimport_and_bad_files(tmp_path, capsys):
     junk.write_text("not a chain\n")
     with pytest.raises(UnknownFormatError, match="notes.txt"):
         store.import_paths([junk])
-    mixed = store.import_paths([junk, folder / "spy_2020-06-22.dat"], errors="skip", progress=False)
+    mixed = store.import_paths([junk, folder / dat], errors="skip", progress=False)
     assert [f.file for f in mixed.failed] == [junk] and len(mixed.already_stored) == 1
     assert "notes.txt: FAILED: UnknownFormatError" in mixed.summary()
 
@@ -688,11 +720,11 @@ def test_import_paths_skip_imports_every_good_file_and_names_each_bad_one(tmp_pa
         store.import_paths([])
 
 
-def test_a_file_without_rows_is_nothing_to_import(tmp_path):
+def test_a_file_without_rows_is_nothing_to_import(tmp_path, synthetic):
     """Before: a zero-row archive imported "0 snapshots" and the command exited 0."""
     from research_lib.data.store import NothingToImportError
 
-    archive = shared_file(EOD_ARCHIVE)
+    archive = synthetic.files["eod_archive"]  # the layout is what matters (the real archive's is the same)
     zero = tmp_path / "zero_rows.parquet"
     pq.write_table(pq.read_table(archive).slice(0, 0), zero)
     with pytest.raises(NothingToImportError, match="zero_rows.parquet: holds no snapshot"):

@@ -571,7 +571,13 @@ def spy_2023():
     return read_chain(shared_file(QUOTEDATA / "spy_2023-09-14.csv"))
 
 
-@pytest.fixture(scope="module", params=["spx_2024", "spy_2023", "spx_eod_last"])
+# the synthetic SPX chain always; each real one when its file is present (no skip on a fresh clone)
+REAL_CHAINS = [name for name, path in (("spx_2024", QUOTEDATA / "spx_2024-01-07.csv"),
+                                       ("spy_2023", QUOTEDATA / "spy_2023-09-14.csv"),
+                                       ("spx_eod_last", EOD_ARCHIVE)) if path.exists()]
+
+
+@pytest.fixture(scope="module", params=["synthetic_chain", *REAL_CHAINS])
 def real_chain(request):
     return request.getfixturevalue(request.param)
 
@@ -697,8 +703,8 @@ def monte_carlo(res: StrategyResult, premium: float, n: int = 200_000, seed: int
 
 @pytest.mark.shared_data
 @pytest.mark.parametrize("kind", BUILDABLE)
-def test_pop_and_ev_match_monte_carlo(spx_2024, kind):
-    res = built(spx_2024, kind)
+def test_pop_and_ev_match_monte_carlo(spx_chain, kind):
+    res = built(spx_chain, kind)
     for stats in (res.mid, res.natural):
         pnl = monte_carlo(res, stats.premium)
         n = len(pnl)
@@ -711,7 +717,8 @@ def test_pop_and_ev_match_monte_carlo(spx_2024, kind):
 
 
 @pytest.mark.shared_data
-def test_real_chain_with_rates_and_widths(spx_2024):
+def test_real_chain_with_rates_and_widths(spx_chain):
+    spx_2024 = spx_chain
     params = StrategyParams(rate=0.053, div_yield=0.014, width_points=50)
     res = build_strategy(K.IRON_CONDOR, spx_2024, params)
     assert res.valid and res.width == 50
@@ -726,10 +733,14 @@ def test_real_chain_with_rates_and_widths(spx_2024):
 
 
 @pytest.mark.shared_data
-def test_eod_archive_other_day():
+@pytest.mark.parametrize("name", ["synthetic", *(["real"] if EOD_ARCHIVE.exists() else [])])
+def test_eod_archive_other_day(name, request):
     from research_lib.data.sources import read_chain
 
-    snap = read_chain(shared_file(EOD_ARCHIVE), date="2026-07-15")
+    if name == "real":
+        snap = read_chain(shared_file(EOD_ARCHIVE), date="2026-07-15")
+    else:  # the synthetic archive's full-chain day
+        snap = read_chain(request.getfixturevalue("synthetic").files["eod_archive"], date="2024-03-06")
     for kind in BUILDABLE:
         res = build_strategy(kind, snap)
         assert res.valid, res.reason
