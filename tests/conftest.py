@@ -129,7 +129,7 @@ def fresh_clone_market_history(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_chain(synthetic):
     """The synthetic SPX chain (every expiry, ~15k contracts) as read back from its Cboe CSV file."""
-    from research_lib.sources import read_chain
+    from research_lib.data.sources import read_chain
 
     return read_chain(synthetic.files["cboe_csv"])
 

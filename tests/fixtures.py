@@ -32,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from research_lib.chain import NY, ChainSnapshot
-from research_lib.modelled import modelled_chain
+
+from research_lib.core.chain import NY, ChainSnapshot
+from research_lib.data.modelled import modelled_chain
 
 #: The fixture chain's trading date, a plain Wednesday (no 0DTE AM monthly, no holiday near it).
 CHAIN_DATE = dt.date(2024, 3, 6)

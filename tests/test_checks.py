@@ -9,16 +9,16 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from research_lib.alerts import AlertParams, AlertParamsError
-from research_lib.decisions import DecisionError, MarketContext
-from research_lib.gex import GexConfig, GexConfigError
-from research_lib.regime import RegimeParams, RegimeParamsError
-from research_lib.sizing import SizingError, SizingParams, TradeStats
-from research_lib.strategy import StrategyParams, StrategyParamsError
 
 from research_lib import daily
 from research_lib.checks import FieldChecks, interval, prefixed
+from research_lib.core.alerts import AlertParams, AlertParamsError
+from research_lib.core.gex import GexConfig, GexConfigError
+from research_lib.core.regime import RegimeParams, RegimeParamsError
+from research_lib.core.sizing import SizingError, SizingParams, TradeStats
+from research_lib.core.strategy import StrategyParams, StrategyParamsError
 from research_lib.formatting import fmt_age
+from research_lib.records.decisions import DecisionError, MarketContext
 
 
 class Boom(ValueError):

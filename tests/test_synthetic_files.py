@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixtures import CHAIN_DATE, EOD_DAYS, SyntheticData, market_frame, write_cboe_csv
-from research_lib.chain import CONTRACT_COLUMNS, NY, ChainError
-from research_lib.sources import SnapshotNotFoundError, detect_format, read_chain, read_chains, scan
+
+from research_lib.core.chain import CONTRACT_COLUMNS, NY, ChainError
+from research_lib.data.sources import SnapshotNotFoundError, detect_format, read_chain, read_chains, scan
 
 KEY = ["root", "expiration", "strike", "right"]
 SINGLE = [k for k, f in SyntheticData.FORMATS.items() if f in ("cboe_csv", "cboe_dat", "cboe_json")]
