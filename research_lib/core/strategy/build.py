@@ -30,6 +30,7 @@ from research_lib.core.strategy.params import StrategyParams, _check_params, _fi
 from research_lib.core.strategy.payoff import PayoffStats, PositionGreeks, _atm_iv, payoff_stats, premium_text
 from research_lib.core.strategy.select import StrategyChoice, StrategyKind, _as_kind, select_strategy
 from research_lib.errors import StrategyError
+from research_lib.formatting import jsonable
 
 __all__ = ["SMALLER_UNDERLYINGS", "NoValidStrategy", "StrategyResult", "build_strategy", "strategy_for"]
 
@@ -142,35 +143,35 @@ class StrategyResult:
         return pd.DataFrame([dataclasses.asdict(leg) for leg in self.legs])
 
     def to_dict(self) -> dict:
-        """JSON-ready (dates as ISO strings, legs as a list of dicts)."""
-        return {
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`; dates as ISO strings, legs as a list of dicts)."""
+        return jsonable({
             "valid": True,
             "kind": str(self.kind),
             "underlying": self.underlying,
             "spot": self.spot,
-            "valuation_time": self.valuation_time.isoformat(),
-            "expiration": self.expiration.isoformat(),
+            "valuation_time": self.valuation_time,
+            "expiration": self.expiration,
             "dte": self.dte,
             "T": self.T,
-            "legs": [leg.to_dict() for leg in self.legs],
+            "legs": self.legs,
             "credit_mid": self.credit_mid,
             "credit_natural": self.credit_natural,
             "width": self.width,
             "max_profit": self.max_profit,
             "max_loss": self.max_loss,
-            "breakevens": list(self.breakevens),
+            "breakevens": self.breakevens,
             "pop": self.pop,
             "expected_value": self.expected_value,
             "sigma": self.sigma,
-            "greeks": dataclasses.asdict(self.greeks),
-            "natural": {**dataclasses.asdict(self.natural), "breakevens": list(self.natural.breakevens)},
+            "greeks": self.greeks,
+            "natural": self.natural,
             "reason": self.reason,
             "source": self.source,
-            "params": self.params.to_dict(),
-            "liquidity": None if self.liquidity is None else self.liquidity.to_dict(),
+            "params": self.params,
+            "liquidity": self.liquidity,
             "risk_budget": self.risk_budget,
             "budget_note": self.budget_note,
-        }
+        })
 
     def summary(self) -> str:
         """A few lines for a notebook or a log."""
@@ -239,12 +240,11 @@ class NoValidStrategy:
         return False
 
     def to_dict(self) -> dict:
-        """JSON-ready."""
-        return {"valid": False, "kind": str(self.kind), "underlying": self.underlying, "reason": self.reason,
-                "code": self.code, "expiration": None if self.expiration is None else self.expiration.isoformat(),
-                "source": self.source, "liquidity": None if self.liquidity is None else self.liquidity.to_dict(),
-                "risk_budget": self.risk_budget, "min_max_loss": self.min_max_loss,
-                "candidates": [list(c) for c in self.candidates]}
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`)."""
+        return jsonable({"valid": False, "kind": str(self.kind), "underlying": self.underlying, "reason": self.reason,
+                         "code": self.code, "expiration": self.expiration, "source": self.source,
+                         "liquidity": self.liquidity, "risk_budget": self.risk_budget,
+                         "min_max_loss": self.min_max_loss, "candidates": self.candidates})
 
     def summary(self) -> str:
         text = f"no valid {self.kind.label} on {self.underlying}: {self.reason}"
@@ -270,7 +270,7 @@ def build_strategy(choice: Any, snapshot: ChainSnapshot, params: StrategyParams 
         Leg selection and pricing assumptions (defaults: 45 DTE, short |Δ| 0.30, wing |Δ| 0.15).
     risk_budget : float, optional
         Dollars the position may lose (:func:`research_lib.sizing.risk_budget`). When given, the
-        structure is narrowed until one contract's max loss fits (module docstring, "Risk budget"), or a
+        structure is narrowed until one contract's max loss fits (:mod:`research_lib.core.strategy`, "Risk budget"), or a
         :class:`NoValidStrategy` with ``code="over_budget"`` says what the narrowest would lose. None: no
         fitting.
 
@@ -338,14 +338,14 @@ def _assemble(kind: StrategyKind, pairs: Sequence[tuple[pd.Series, pd.Series]], 
 
 
 def _max_loss(kind: StrategyKind, width: float, credit: float, multiplier: float) -> float:
-    """Dollars per contract at ``credit`` (per share, + received): the closed form of the module docstring."""
+    """Dollars per contract at ``credit`` (per share, + received): the closed form of :mod:`research_lib.core.strategy`."""
     return (width - credit) * multiplier if kind.is_credit else -credit * multiplier
 
 
 def _fit_budget(kind: StrategyKind, sides: list[tuple[pd.Series, pd.Series, pd.DataFrame]], where: str,
                 params: StrategyParams, spot: float, budget: float, full_loss: float, full_width: float,
                 ) -> tuple[list[tuple[pd.Series, pd.Series]], str]:
-    """The widest (near, far) pairs whose max loss per contract fits ``budget`` (module docstring)."""
+    """The widest (near, far) pairs whose max loss per contract fits ``budget`` (:mod:`research_lib.core.strategy`)."""
     m = float(params.multiplier)
     min_w = float(params.min_width_pct) * spot
     eps = 1e-9 * max(spot, 1.0)

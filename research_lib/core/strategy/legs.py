@@ -16,6 +16,7 @@ from research_lib.core.chain import ChainSnapshot
 from research_lib.core.strategy.params import StrategyParams, _check_params
 from research_lib.core.strategy.select import StrategyKind
 from research_lib.errors import StrategyError
+from research_lib.formatting import jsonable
 
 __all__ = ["CANDIDATE_COLUMNS", "Leg", "LiquidityReport", "leg_candidates"]
 
@@ -79,9 +80,8 @@ class Leg:
         return f"{self.side * self.quantity:+d} {self.root} {self.expiration:%Y-%m-%d} {self.strike:g}{self.right}"
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["expiration"] = self.expiration.isoformat()
-        return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in d.items()}
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`): the expiration as an ISO date."""
+        return jsonable(dataclasses.asdict(self))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +139,8 @@ class LiquidityReport:
         return text
 
     def to_dict(self) -> dict:
-        """JSON-ready."""
-        return dataclasses.asdict(self)
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`)."""
+        return jsonable(dataclasses.asdict(self))
 
 
 def _liquidity_report(rows: pd.DataFrame, params: StrategyParams, where: str) -> LiquidityReport:

@@ -13,6 +13,7 @@ import numpy as np
 from research_lib.checks import FieldChecks, prefixed
 from research_lib.core import gex
 from research_lib.errors import StrategyParamsError
+from research_lib.formatting import jsonable
 
 __all__ = ["StrategyParams"]
 
@@ -27,7 +28,7 @@ _PARAM_CHECKS = FieldChecks(prefixed(StrategyParamsError, "StrategyParams"))
 
 @dataclasses.dataclass(frozen=True)
 class StrategyParams:
-    """Every assumption of leg selection and pricing (see the module docstring).
+    """Every assumption of leg selection and pricing (see :mod:`research_lib.core.strategy`).
 
     Attributes
     ----------
@@ -138,10 +139,8 @@ class StrategyParams:
         return None
 
     def to_dict(self) -> dict:
-        """JSON-ready: every field."""
-        d = dataclasses.asdict(self)
-        d["roots"] = None if self.roots is None else list(self.roots)
-        return d
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`): every field."""
+        return jsonable(dataclasses.asdict(self))
 
 
 def _check_params(params: Any) -> StrategyParams:

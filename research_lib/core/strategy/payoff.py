@@ -128,7 +128,7 @@ def payoff_stats(legs: Sequence[Any], premium: float, *, spot: float, T: float, 
     Returns
     -------
     PayoffStats
-        Dollar figures per contract; ``expected_value`` undiscounted (see the module docstring).
+        Dollar figures per contract; ``expected_value`` undiscounted (see :mod:`research_lib.core.strategy`).
 
     Raises
     ------

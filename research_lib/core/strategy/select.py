@@ -85,7 +85,7 @@ class StrategyChoice:
 
 
 def select_strategy(action: Any, trend: Any) -> StrategyChoice:
-    """The structure for a regime's ``action`` and ``trend`` (see the module docstring's table).
+    """The structure for a regime's ``action`` and ``trend`` (see the table in :mod:`research_lib.core.strategy`).
 
     Parameters
     ----------
