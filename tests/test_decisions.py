@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import research_lib.decisions as decisions_module
 from conftest import ROOT
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import research_lib.records.decisions.log as decisions_module  # where the patched names live
 from research_lib.core.chain import NY, ResearchLibError
 from research_lib.core.sizing import TradeStats, size_position
 from research_lib.records.decisions import (
@@ -430,7 +430,7 @@ def test_bad_alerts_write_nothing(log, alert, match):
 CRASHER = textwrap.dedent("""
     import os, signal, sys
     sys.path[:0] = [sys.argv[1], sys.argv[2]]
-    import research_lib.decisions as dm
+    import research_lib.decisions.log as dm
     from test_decisions import Alert, entry
     path, how = sys.argv[3], sys.argv[4]
     def crash(conn, decision_id):

@@ -50,6 +50,7 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
     AlertInputError as AlertInputError,
     AlertParamsError as AlertParamsError,
 )
+from research_lib.formatting import jsonable
 
 __all__ = [
     "Alert",
@@ -189,18 +190,18 @@ class Alert:
     expiration: dt.date | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready: enums as strings, dates as ISO."""
-        return {
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`): enums as strings, dates as ISO, NaN as None."""
+        return jsonable({
             "rule": str(self.rule),
             "severity": str(self.severity),
             "message": self.message,
             "value": self.value,
             "threshold": self.threshold,
             "underlying": self.underlying,
-            "date": None if self.date is None else self.date.isoformat(),
+            "date": self.date,
             "level": self.level,
-            "expiration": None if self.expiration is None else self.expiration.isoformat(),
-        }
+            "expiration": self.expiration,
+        })
 
 
 # --------------------------------------------------------------------------------------------------

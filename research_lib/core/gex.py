@@ -82,6 +82,7 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
     GexConfigError as GexConfigError,
     NoExposureError as NoExposureError,
 )
+from research_lib.formatting import jsonable
 
 CONTRACT_MULTIPLIER = 100.0
 ONE_PERCENT = 0.01
@@ -202,12 +203,9 @@ class GexConfig:
         check.require(isinstance(self.expiries, ExpiryFilter), "expiries", self.expiries, "must be an ExpiryFilter")
 
     def to_dict(self) -> dict:
-        """JSON-ready: every field, the expiry filter's dates as ISO strings."""
-        d = dataclasses.asdict(self)
-        d["dealer_sign"] = list(self.dealer_sign)
-        dates = self.expiries.dates
-        d["expiries"]["dates"] = None if dates is None else [x.isoformat() for x in dates]
-        return d
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`): every field, the expiry filter's dates as ISO
+        strings."""
+        return jsonable(dataclasses.asdict(self))
 
     @classmethod
     def model(cls, **overrides) -> GexConfig:
@@ -689,8 +687,8 @@ class Walls:
     put_gex_max_strike: float | None
 
     def to_dict(self) -> dict:
-        """JSON-ready: every field, floats or None."""
-        return dataclasses.asdict(self)
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`): every field, floats or None."""
+        return jsonable(dataclasses.asdict(self))
 
 
 def _argmax_strike(values: pd.Series) -> float | None:
@@ -960,22 +958,23 @@ class KeyLevels:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        """JSON-ready: dates as ISO strings, numbers as floats, None as None."""
-        return {
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`): dates as ISO strings, numbers as floats, NaN
+        as None."""
+        return jsonable({
             "underlying": self.underlying,
-            "date": self.date.isoformat(),
-            "quote_time": self.quote_time.isoformat(),
+            "date": self.date,
+            "quote_time": self.quote_time,
             "spot": self.spot,
             "convention": self.convention,
             "net_gex": self.net_gex,
             "call_gex": self.call_gex,
             "put_gex": self.put_gex,
             "zero_gamma": self.zero_gamma,
-            "zero_gamma_crossings": list(self.zero_gamma_crossings),
+            "zero_gamma_crossings": self.zero_gamma_crossings,
             "cumulative_flip": self.cumulative_flip,
             "call_wall": self.call_wall,
             "put_wall": self.put_wall,
-            "max_pain": {d.isoformat(): k for d, k in self.max_pain.items()},
+            "max_pain": self.max_pain,
             "net_vanna": self.net_vanna,
             "net_charm": self.net_charm,
             "net_delta": self.net_delta,
@@ -987,8 +986,8 @@ class KeyLevels:
             "modelled": self.modelled,
             "rate": self.rate,
             "div_yield": self.div_yield,
-            "warnings": list(self.warnings),
-        }
+            "warnings": self.warnings,
+        })
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -91,6 +91,7 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
     RegimeInputError as RegimeInputError,
     RegimeParamsError as RegimeParamsError,
 )
+from research_lib.formatting import jsonable
 from research_lib.settings import NY
 
 __all__ = [
@@ -529,10 +530,8 @@ class RegimeScores:
     missing: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        """JSON-ready."""
-        d = dataclasses.asdict(self)
-        d["missing"] = list(self.missing)
-        return d
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`): every field, NaN as None."""
+        return jsonable(dataclasses.asdict(self))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -564,17 +563,17 @@ class RegimeResult:
     underlying: str = "SPX"
 
     def to_dict(self) -> dict:
-        """JSON-ready (enums as their string values, the date as ISO)."""
-        return {
-            "date": None if self.date is None else self.date.isoformat(),
+        """JSON-ready (:func:`~research_lib.formatting.jsonable`; enums as their string values, the date as ISO)."""
+        return jsonable({
+            "date": self.date,
             "underlying": self.underlying,
             "regime": str(self.regime),
             "trend": str(self.trend),
             "confidence": self.confidence,
             "action": str(self.action),
-            "reasons": list(self.reasons),
-            "scores": self.scores.to_dict(),
-        }
+            "reasons": self.reasons,
+            "scores": self.scores,
+        })
 
 
 # --------------------------------------------------------------------------------------------------

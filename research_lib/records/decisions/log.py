@@ -1,79 +1,5 @@
-"""The decision log: every ENTRY, EXIT and SKIP as a :class:`TradeDecision`, kept in SQLite.
-
-A decision says *what* was done ("SELL 4x SPY Bull Put Spread 580/575 45DTE"), *why* ("Positive GEX
-+2.45B with 45% IV rank; ...") and *how* it was sized ("Half-Kelly 4.4% of $50,000 = $2,200 at risk;
-..."), with the market context it was taken in (spot, VIX, regime, net GEX, zero gamma), its legs and
-its sizing. :class:`DecisionLog` keeps them, and the alerts raised beside them, in one SQLite file::
-
-    <data root>/decisions.sqlite        ($RESEARCH_LIB_DATA, else data/ in the repository)
-
-and gives them back as DataFrames filtered by date range, type and underlying.
-
-Decision ids
-    ``DEC-YYYYMMDDHHMMSSNN``: the decision's time to the second in New York (wall clock) and ``NN``, a
-    two-digit sequence within that second (00-99). :meth:`DecisionLog.record` assigns it inside the
-    write transaction (``BEGIN IMMEDIATE`` holds SQLite's write lock), so ids are unique across threads
-    and processes. If 100 decisions already share a second, the id takes the next second with a free
-    number (the ``timestamp`` column keeps the true time). Ids sort by time except in the repeated hour
-    when New York leaves daylight saving time.
-
-Storage
-    Tables ``decisions`` (one row per decision; ``legs`` as JSON text), ``alerts`` (one row per alert,
-    ``decision_id`` NULL for alerts recorded on their own) and ``schema_version`` (one row per schema
-    version applied, with the library version and time). ``PRAGMA user_version`` holds the schema
-    version too; it is the one checked. Times are stored twice: ``ts_utc_us`` (integer microseconds
-    since the epoch, UTC: filters and ordering) and ``timestamp`` (ISO 8601 in New York with its
-    offset, for people reading the file with the ``sqlite3`` shell).
-
-Safety
-    WAL journal, ``synchronous=FULL`` (a recorded decision survives a power cut, not only a crash;
-    ``DecisionLog(durable=False)`` trades that for speed in backtests), one
-    ``BEGIN IMMEDIATE`` transaction per :meth:`DecisionLog.record`: the decision row and its alerts
-    commit together or not at all. A process killed mid-write leaves no partial row; the next
-    connection rolls the unfinished transaction back. Writers wait up to ``timeout`` seconds for one
-    another. Each thread keeps one connection open between calls (:meth:`DecisionLog.close`, or use
-    the log as a context manager, to let go of it); after ``fork()`` the child opens its own. Like the
-    chain store, it wants a local file system (SQLite's locks are not reliable over
-    network mounts).
-
-Schema versions
-    :data:`SCHEMA_VERSION` is the version this code writes. Opening an older file applies the steps in
-    :data:`MIGRATIONS` (``MIGRATIONS[v]`` takes a file from v to v + 1) in one transaction; a new file
-    is created at version 1 and migrated the same way, so every migration runs on every new log.
-    A file of a newer version raises :class:`SchemaVersionError` (upgrade research_lib), as does a
-    file whose ``user_version`` and ``schema_version`` table disagree.
-
-    * 1 → 2: ``decisions.trading_date`` (TEXT ``YYYY-MM-DD``, the trading session of the chain the
-      decision was taken on: ``ChainSnapshot.snapshot_date``) and the index
-      ``decisions_by_underlying_day (underlying, trading_date)`` behind :meth:`DecisionLog.last_for`.
-      Rows written before have no trading date (NULL): the wall-clock time they were logged says
-      nothing about which session's chain they read, so they are left unknown rather than guessed, and
-      :meth:`DecisionLog.last_for` never returns them.
-
-Trading date
-    The regime-change alert compares a decision with the one taken on the previous trading day for the
-    same underlying — by the chain's trading date, not by when it was logged (a backtest or a re-run of
-    an old chain is logged "now" but belongs to its own day). :meth:`DecisionLog.last_for` is that one
-    indexed query.
-
-Example
--------
->>> from research_lib.records.decisions import DecisionLog, DecisionType, MarketContext, TradeDecision
->>> from research_lib.records.decisions import describe_what, describe_why
->>> from research_lib.core.sizing import TradeStats, size_position
->>> ctx = MarketContext("SPY", spot=584.2, vix=14.1, regime="positive gamma", net_gex=2.45e9,
-...                     zero_gamma=575.0, source="cboe_csv")
->>> sizing = size_position(50_000, 500, TradeStats(0.68, 0.15, 0.25, 120))
->>> d = TradeDecision.create("ENTRY", source="paper", context=ctx, sizing=sizing,
-...     what=describe_what("SELL", sizing.contracts, "SPY", "Bull Put Spread", (580, 575), 45),
-...     why=describe_why(ctx, iv_rank=45), timestamp="2024-03-15 10:30:00")
->>> d.what
-'SELL 4x SPY Bull Put Spread 580/575 45DTE'
->>> log = DecisionLog()                      # data/decisions.sqlite            # doctest: +SKIP
->>> log.record(d).decision_id                                                   # doctest: +SKIP
-'DEC-2024031510300000'
->>> log.read(start="2024-03-01", type="ENTRY", underlying="SPY")                 # doctest: +SKIP
-"""
+"""The SQLite decision log: :class:`DecisionLog` (schema, migrations, the one transaction helper, record, read,
+get, :meth:`~DecisionLog.last_for`). Layout and guarantees: :mod:`research_lib.records.decisions`."""
 
 from __future__ import annotations
 
@@ -82,522 +8,51 @@ import dataclasses
 import datetime as dt
 import enum
 import json
-import math
-import numbers
 import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from research_lib import __version__
-from research_lib.checks import FieldChecks
 from research_lib.core.chain import NY
-from research_lib.core.regime import describe_zero_gamma_distance
-from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
-    DecisionError as DecisionError,
-    DecisionLogError as DecisionLogError,
-    DecisionNotFoundError as DecisionNotFoundError,
-    DuplicateDecisionError as DuplicateDecisionError,
-    SchemaVersionError as SchemaVersionError,
+from research_lib.errors import (
+    DecisionError,
+    DecisionLogError,
+    DecisionNotFoundError,
+    DuplicateDecisionError,
+    SchemaVersionError,
+)
+from research_lib.records.decisions.records import (
+    ID_PREFIX,
+    MarketContext,
+    TradeDecision,
+    _day,
+    _floor,
+    _from_us,
+    _norm_type,
+    _now,
+    _number,
+    _ny,
+    _text,
+    _underlying,
+    _utc_us,
+    parse_decision_id,
 )
 from research_lib.settings import data_root
+
+__all__ = ["ALERT_COLUMNS", "DB_NAME", "DECISION_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "DecisionLog"]
+
 
 #: Schema version this code writes (``PRAGMA user_version``). 2 added ``decisions.trading_date``.
 SCHEMA_VERSION = 2
 #: File name of the log in the data root.
 DB_NAME = "decisions.sqlite"
-ID_PREFIX = "DEC-"
-_ID_RE = re.compile(r"^DEC-(\d{14})(\d{2})$")
 
-
-class DecisionType(enum.StrEnum):
-    """What a decision did: open a position, close one, or deliberately not trade."""
-
-    ENTRY = "ENTRY"
-    EXIT = "EXIT"
-    SKIP = "SKIP"
-
-
-# --------------------------------------------------------------------------------------------------
-# errors
-
-
-_CHECKS = FieldChecks(lambda field, value, why: DecisionError(f"{field}={value!r}: {why}"))
-
-
-# --------------------------------------------------------------------------------------------------
-# small converters
-
-
-def _text(name: str, value: Any, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if not isinstance(value, str) or not value.strip():
-        kind = "a non-empty string" + (" or None" if optional else "")
-        raise DecisionError(f"{name} must be {kind}, got {value!r}")
-    return value.strip()
-
-
-def _number(name: str, value: Any, *, optional: bool = True, positive: bool = False,
-            allow_inf: bool = False) -> float | None:
-    """A float, or None for None/NaN (when optional). Rejects bools, strings, inf (unless allowed)."""
-    if value is None or (optional and isinstance(value, float | np.floating) and math.isnan(value)):
-        if optional:
-            return None
-        raise DecisionError(f"{name} is required, got {value!r}")
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise DecisionError(f"{name} must be a number, got {value!r}")
-    x = float(value)
-    if math.isnan(x) or (math.isinf(x) and not allow_inf):
-        raise DecisionError(f"{name} must be finite, got {value!r}")
-    if positive and not x > 0:
-        raise DecisionError(f"{name} must be > 0, got {value!r}")
-    return x
-
-
-def _underlying(value: Any, name: str = "underlying") -> str:
-    return _text(name, value).upper().lstrip("_")  # type: ignore[union-attr]
-
-
-def _ny(value: Any, name: str = "timestamp") -> pd.Timestamp:
-    """A tz-aware New York timestamp to the microsecond (naive input is taken as New York time).
-
-    A naive time in the repeated hour when daylight saving ends is read as the first (EDT) one, and a
-    naive time in the skipped spring hour is moved forward, as :func:`parse_decision_id` does.
-    """
-    if isinstance(value, bool) or value is None:
-        raise DecisionError(f"{name} must be a timestamp, got {value!r}")
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise DecisionError(f"{name} is not a timestamp: {value!r} ({exc})") from None
-    if ts is pd.NaT or pd.isna(ts):
-        raise DecisionError(f"{name} is missing (NaT)")
-    if ts.tzinfo is None:
-        ts = ts.tz_localize(NY, ambiguous=True, nonexistent="shift_forward")
-    return _floor(ts, "us")
-
-
-def _day(value: Any, name: str) -> dt.date | None:
-    """A calendar date or None: a ``datetime.date``, ``"YYYY-MM-DD"``, or a timestamp (its New York date)."""
-    if value is None:
-        return None
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            raise DecisionError(f"{name} {value!r} is not a valid date") from None
-    return _ny(value, name).date()
-
-
-def _floor(ts: pd.Timestamp, unit: str) -> pd.Timestamp:
-    """``ts`` floored to ``unit``, in New York time. Floors in UTC: flooring in New York time
-    re-localises, which fails inside the repeated hour when daylight saving ends."""
-    return ts.tz_convert("UTC").floor(unit).tz_convert(NY)
-
-
-def _utc_us(ts: pd.Timestamp) -> int:
-    return int(ts.value // 1000)
-
-
-def _from_us(us: int) -> pd.Timestamp:
-    return pd.Timestamp(int(us), unit="us", tz="UTC").tz_convert(NY)
-
-
-def _now() -> pd.Timestamp:
-    return _floor(pd.Timestamp.now(tz=NY), "us")
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """``value`` as plain JSON data (dicts with str keys, lists, str, int, float, bool, None)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, enum.Enum):
-        return _jsonable(value.value, where)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        x = float(value)
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            raise DecisionError(f"{where} is infinite ({value!r}); legs must hold finite numbers")
-        return x
-    if isinstance(value, pd.Timestamp | dt.datetime | dt.date | dt.time):
-        if value is pd.NaT:
-            return None
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            key = k.value if isinstance(k, enum.Enum) else k
-            if not isinstance(key, str):
-                raise DecisionError(f"{where} has a non-string key {k!r}")
-            out[key] = _jsonable(v, f"{where}[{key!r}]")
-        return out
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise DecisionError(f"{where} is a {type(value).__name__} ({value!r}); legs hold numbers, strings, "
-                        "dates, booleans, lists and mappings")
-
-
-def _leg_dict(leg: Any, i: int) -> dict[str, Any]:
-    """One leg as a JSON-able dict: a mapping, a dataclass instance, a namedtuple or anything with to_dict()."""
-    where = f"legs[{i}]"
-    if isinstance(leg, Mapping):
-        raw: Any = leg
-    elif dataclasses.is_dataclass(leg) and not isinstance(leg, type):
-        raw = {f.name: getattr(leg, f.name) for f in dataclasses.fields(leg)}
-    elif hasattr(leg, "_asdict"):
-        raw = leg._asdict()
-    elif callable(getattr(leg, "to_dict", None)):
-        raw = leg.to_dict()
-    else:
-        raise DecisionError(f"{where} is a {type(leg).__name__}: pass a mapping (e.g. {{'right': 'P', "
-                            "'strike': 580, 'side': 'SELL', 'quantity': 4}}) or a dataclass")
-    out = _jsonable(raw, where)
-    if not isinstance(out, dict):  # pragma: no cover - to_dict() returning a list
-        raise DecisionError(f"{where} is not a mapping")
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# records
-
-
-@dataclasses.dataclass(frozen=True)
-class MarketContext:
-    """The market a decision was taken in.
-
-    Attributes
-    ----------
-    underlying : str
-        Upper-cased (``spx`` and ``_SPX`` become ``SPX``).
-    spot : float
-        Underlying price (> 0).
-    vix : float, optional
-        VIX level in points (14.2).
-    regime : str, optional
-        The regime's name (an Enum is stored by its value).
-    net_gex : float, optional
-        Net dealer gamma exposure, dollars per 1% move of the underlying.
-    zero_gamma : float, optional
-        Zero-gamma (gamma flip) level in underlying points.
-    source : str, optional
-        Where the chain came from (``ChainSnapshot.source``).
-    modelled : bool
-        True when the chain was modelled rather than quoted.
-    NaN optional numbers become None.
-    """
-
-    underlying: str
-    spot: float
-    vix: float | None = None
-    regime: str | None = None
-    net_gex: float | None = None
-    zero_gamma: float | None = None
-    source: str | None = None
-    modelled: bool = False
-
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "underlying", _underlying(self.underlying, "context.underlying"))
-        s(self, "spot", _number("context.spot", self.spot, optional=False, positive=True))
-        vix = _number("context.vix", self.vix)
-        s(self, "vix", _CHECKS.number("context.vix", vix, lo=0, optional=True, unit="VIX points"))
-        s(self, "regime", _text("context.regime", self.regime, optional=True))
-        s(self, "net_gex", _number("context.net_gex", self.net_gex))
-        zg = _number("context.zero_gamma", self.zero_gamma)
-        s(self, "zero_gamma", _CHECKS.number("context.zero_gamma", zg, lo=0, lo_open=True, optional=True,
-                                             unit="a level in underlying points"))
-        s(self, "source", _text("context.source", self.source, optional=True))
-        s(self, "modelled", _CHECKS.flag("context.modelled", self.modelled))
-
-
-_SIZING_FIELDS = ("risk_budget", "risk_used", "kelly", "fractional_kelly", "risk_fraction")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TradeDecision:
-    """One decision: what was done, why, how it was sized, in which market.
-
-    Build one with :meth:`create` (fills the underlying from the context, the sizing fields and ``how``
-    from a :class:`~research_lib.sizing.SizingResult`, the time from the clock) or the constructor
-    (keywords only). Every field is validated; a bad one raises :class:`DecisionError`.
-
-    Attributes
-    ----------
-    decision_id : str or None
-        ``DEC-YYYYMMDDHHMMSSNN``; None until :meth:`DecisionLog.record` assigns it.
-    timestamp : pandas.Timestamp
-        When the decision was taken: tz-aware New York, to the microsecond (naive input = New York).
-    source : str
-        Who decided: ``"paper"``, ``"backtest:<name>"``, ``"notebook"`` ...
-    type : DecisionType
-        ENTRY, EXIT or SKIP (strings are accepted, any case).
-    underlying : str
-        Upper-cased; must match ``context.underlying``.
-    what, why, how : str
-        Readable sentences (see :func:`describe_what`, :func:`describe_why`, :func:`describe_how`).
-    context : MarketContext or None
-    legs : tuple of dict
-        The position's legs as JSON-able dicts (``{"side": "SELL", "right": "P", "strike": 580.0,
-        "expiration": "2024-04-29", "quantity": 4}``); any mapping, dataclass or namedtuple is accepted
-        and converted (dates to ISO strings, NaN to None). Stored as JSON. Do not mutate.
-    strategy : str or None
-        Strategy name (``"Bull Put Spread"``).
-    contracts : int
-        Contracts traded: >= 1 for ENTRY and EXIT, 0 for SKIP.
-    risk_budget, risk_used : float or None
-        Dollars (see :class:`~research_lib.sizing.SizingResult`).
-    kelly, fractional_kelly, risk_fraction : float or None
-        Fractions of the account at risk (Kelly may be +-inf).
-    capped_by : str or None
-        What limited the size.
-    confidence : float or None
-        Signal confidence, percent in [0, 100].
-    ref_id : str or None
-        For an EXIT, the id of the ENTRY it closes (not checked against the log).
-    trading_date : datetime.date or None
-        The trading session of the chain the decision was taken on (``ChainSnapshot.snapshot_date``), as
-        opposed to ``timestamp``, the wall-clock time it was taken. None when unknown (decisions logged
-        before schema 2, or taken without a chain). A date, an ISO ``"YYYY-MM-DD"`` string or a
-        timestamp (its New York date) is accepted.
-    """
-
-    decision_id: str | None = None
-    timestamp: pd.Timestamp
-    source: str
-    type: DecisionType
-    underlying: str
-    what: str
-    why: str
-    how: str
-    context: MarketContext | None = None
-    legs: tuple[dict[str, Any], ...] = ()
-    strategy: str | None = None
-    contracts: int = 0
-    risk_budget: float | None = None
-    risk_used: float | None = None
-    kelly: float | None = None
-    fractional_kelly: float | None = None
-    risk_fraction: float | None = None
-    capped_by: str | None = None
-    confidence: float | None = None
-    ref_id: str | None = None
-    trading_date: dt.date | None = None
-
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        if self.decision_id is not None:
-            parse_decision_id(self.decision_id)
-        if self.ref_id is not None:
-            parse_decision_id(self.ref_id, name="ref_id")
-        s(self, "timestamp", _ny(self.timestamp))
-        s(self, "source", _text("source", self.source))
-        s(self, "type", DecisionType(_norm_type(self.type)))
-        s(self, "underlying", _underlying(self.underlying))
-        for name in ("what", "why", "how"):
-            s(self, name, _text(name, getattr(self, name)))
-        if self.context is not None:
-            if not isinstance(self.context, MarketContext):
-                raise DecisionError(f"context must be a MarketContext or None, got {type(self.context).__name__}")
-            if self.context.underlying != self.underlying:
-                raise DecisionError(f"context.underlying {self.context.underlying!r} is not the decision's "
-                                    f"underlying {self.underlying!r}")
-        legs = self.legs
-        if isinstance(legs, Mapping) or not isinstance(legs, Iterable) or isinstance(legs, str):
-            raise DecisionError(f"legs must be a sequence of legs, got {type(legs).__name__}")
-        s(self, "legs", tuple(_leg_dict(leg, i) for i, leg in enumerate(legs)))
-        s(self, "strategy", _text("strategy", self.strategy, optional=True))
-        n = _CHECKS.whole("contracts", self.contracts, lo=0)
-        if self.type is DecisionType.SKIP and n != 0:
-            raise DecisionError(f"a SKIP trades 0 contracts, got contracts={n}")
-        if self.type is not DecisionType.SKIP and n == 0:
-            raise DecisionError(f"an {self.type} of 0 contracts: record a SKIP (with the sizing's reason) "
-                                "instead")
-        s(self, "contracts", n)
-        for name in _SIZING_FIELDS:
-            s(self, name, _number(name, getattr(self, name), allow_inf=name in ("kelly", "fractional_kelly")))
-        s(self, "capped_by", _text("capped_by", self.capped_by, optional=True))
-        conf = _number("confidence", self.confidence)
-        s(self, "confidence", _CHECKS.number("confidence", conf, lo=0, hi=100, optional=True, unit="percent"))
-        s(self, "trading_date", _day(self.trading_date, "trading_date"))
-
-    @classmethod
-    def create(cls, type: DecisionType | str, *, source: str, what: str, why: str, how: str | None = None,
-               context: MarketContext | None = None, underlying: str | None = None,
-               legs: Iterable[Any] = (), sizing: Any = None, strategy: str | None = None,
-               timestamp: Any = None, contracts: int | None = None, ref_id: str | None = None,
-               trading_date: Any = None) -> TradeDecision:
-        """A decision with the obvious fields filled in.
-
-        ``underlying`` defaults to ``context.underlying``; ``timestamp`` to now; the sizing fields
-        (``contracts``, ``risk_budget``, ``risk_used``, ``kelly``, ``fractional_kelly``, ``risk_fraction``,
-        ``capped_by``, ``confidence``) are read from ``sizing`` (any object with those attributes, e.g. a
-        :class:`~research_lib.sizing.SizingResult`); ``how`` defaults to ``sizing.how``, or ``"No
-        position."`` for a SKIP. A SKIP keeps the sizing figures but trades 0 contracts.
-        ``trading_date`` is the chain's trading session (``snapshot.snapshot_date``).
-        """
-        dtype = DecisionType(_norm_type(type))
-        if underlying is None:
-            if context is None:
-                raise DecisionError("give an underlying or a context")
-            underlying = context.underlying
-        fields: dict[str, Any] = {}
-        if sizing is not None:
-            for name in (*_SIZING_FIELDS, "capped_by", "confidence"):
-                if hasattr(sizing, name):
-                    fields[name] = getattr(sizing, name)
-            if contracts is None and dtype is not DecisionType.SKIP:
-                contracts = getattr(sizing, "contracts", None)
-            if how is None:
-                how = getattr(sizing, "how", None)
-        if how is None and dtype is DecisionType.SKIP:
-            how = "No position."
-        if contracts is None:
-            contracts = 0
-        return cls(timestamp=_now() if timestamp is None else timestamp, source=source, type=dtype,
-                   underlying=underlying, what=what, why=why, how=how, context=context, legs=tuple(legs),
-                   strategy=strategy, contracts=contracts, ref_id=ref_id, trading_date=trading_date, **fields)
-
-
-# --------------------------------------------------------------------------------------------------
-# ids and sentences
-
-
-def make_decision_id(ts: Any, seq: int) -> str:
-    """``DEC-YYYYMMDDHHMMSSNN``: ``ts`` to the second in New York (naive = New York), ``seq`` 0-99.
-
-    >>> make_decision_id("2024-03-15 10:30:05", 7)
-    'DEC-2024031510300507'
-    """
-    t = _ny(ts, "ts")
-    if isinstance(seq, bool) or not isinstance(seq, numbers.Integral) or not 0 <= seq <= 99:
-        raise DecisionError(f"seq must be a whole number in 0..99 (two digits), got {seq!r}")
-    return f"{ID_PREFIX}{t:%Y%m%d%H%M%S}{int(seq):02d}"
-
-
-def parse_decision_id(decision_id: str, *, name: str = "decision_id") -> tuple[pd.Timestamp, int]:
-    """``(second, seq)`` of a decision id; the second is tz-aware New York."""
-    m = _ID_RE.match(decision_id) if isinstance(decision_id, str) else None
-    if m is None:
-        raise DecisionError(f"{name} must look like DEC-YYYYMMDDHHMMSSNN, got {decision_id!r}")
-    try:
-        naive = pd.Timestamp(dt.datetime.strptime(m.group(1), "%Y%m%d%H%M%S"))
-    except ValueError:
-        raise DecisionError(f"{name} {decision_id!r} holds no valid date and time") from None
-    return naive.tz_localize(NY, ambiguous=True, nonexistent="shift_forward"), int(m.group(2))
-
-
-def format_gex(value: float | None) -> str:
-    """Signed dollars with a scale: ``+2.45B``, ``-850.00M``, ``+12.30K``, ``n/a`` for None/NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    x = float(value)
-    sign = "+" if x >= 0 else "-"
-    a = abs(x)
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if a >= scale:
-            return f"{sign}{a / scale:.2f}{suffix}"
-    return f"{sign}{a:.2f}"
-
-
-def _strike(k: Any) -> str:
-    x = _number("strike", k, optional=False, positive=True)
-    return f"{x:.0f}" if x == round(x) else f"{x:.2f}".rstrip("0")
-
-
-def describe_what(action: str, contracts: int | None, underlying: str, strategy_name: str | None = None,
-                  strikes: Sequence[float] = (), dte: int | None = None) -> str:
-    """``"SELL 5x SPY Bull Put Spread 580/575 45DTE"``.
-
-    ``contracts`` None or 0 leaves out the ``Nx`` (``"SKIP SPY Iron Condor"``); ``strikes`` are joined
-    with ``/`` (582.5 stays 582.5, 580.0 becomes 580); ``dte`` None leaves out the days to expiry.
-    """
-    parts = [_text("action", action).upper()]  # type: ignore[union-attr]
-    if contracts is not None:
-        if isinstance(contracts, bool) or not isinstance(contracts, numbers.Integral) or contracts < 0:
-            raise DecisionError(f"contracts must be a whole number >= 0, got {contracts!r}")
-        if contracts:
-            parts.append(f"{int(contracts)}x")
-    parts.append(_underlying(underlying))
-    if strategy_name is not None:
-        parts.append(_text("strategy_name", strategy_name))  # type: ignore[arg-type]
-    if isinstance(strikes, str | numbers.Real):
-        strikes = [strikes]  # type: ignore[list-item]
-    if len(strikes):
-        parts.append("/".join(_strike(k) for k in strikes))
-    if dte is not None:
-        if isinstance(dte, bool) or not isinstance(dte, numbers.Integral) or dte < 0:
-            raise DecisionError(f"dte must be a whole number of days >= 0, got {dte!r}")
-        parts.append(f"{int(dte)}DTE")
-    return " ".join(parts)
-
-
-def describe_why(context: MarketContext, *, iv_rank: float | None = None, reasons: Iterable[str] = ()) -> str:
-    """``"Positive GEX +2.45B with 45% IV rank; spot 584.20 is 1.57% above zero gamma 575.00; regime
-    positive gamma; VIX 14.1."`` -- built from the context (parts it lacks are left out), then
-    ``reasons`` (sentences of your own) appended. ``iv_rank`` is a percent in [0, 100]. The distance to
-    zero gamma is :func:`research_lib.regime.describe_zero_gamma_distance` (% of spot, two decimals), the
-    same figure the regime's reasons and the alerts print.
-    """
-    if not isinstance(context, MarketContext):
-        raise DecisionError(f"context must be a MarketContext, got {type(context).__name__}")
-    rank = _number("iv_rank", iv_rank)
-    if rank is not None and not 0 <= rank <= 100:
-        raise DecisionError(f"iv_rank must be a percent in [0, 100], got {iv_rank!r}")
-    if context.net_gex is None:
-        head = "GEX unknown"
-    else:
-        head = f"{'Positive' if context.net_gex >= 0 else 'Negative'} GEX {format_gex(context.net_gex)}"
-    if rank is not None:
-        head += f" with {rank:.0f}% IV rank"
-    parts = [head]
-    if context.zero_gamma is not None:
-        dist = describe_zero_gamma_distance(context.spot, context.zero_gamma)
-        parts.append(f"spot {context.spot:,.2f} is {dist} zero gamma {context.zero_gamma:,.2f}")
-    else:
-        parts.append(f"spot {context.spot:,.2f}")
-    if context.regime is not None:
-        parts.append(f"regime {context.regime}")
-    if context.vix is not None:
-        parts.append(f"VIX {context.vix:.1f}")
-    if context.modelled:
-        parts.append("modelled chain")
-    if isinstance(reasons, str):
-        reasons = [reasons]
-    parts.extend(_text("reason", r).rstrip(".") for r in reasons)  # type: ignore[union-attr]
-    return "; ".join(parts) + "."
-
-
-def describe_how(sizing: Any = None, *extra: str) -> str:
-    """``sizing.how`` (a :class:`~research_lib.sizing.SizingResult`'s sentence) followed by ``extra``
-    sentences (an exit plan ...), joined with ``"; "``; ``"No position."`` when there is nothing."""
-    parts = []
-    if sizing is not None:
-        how = getattr(sizing, "how", None)
-        if not isinstance(how, str):
-            raise DecisionError(f"sizing has no 'how' sentence: {type(sizing).__name__}")
-        parts.append(how)
-    parts.extend(_text("extra", e) for e in extra)  # type: ignore[misc]
-    return "; ".join(parts) if parts else "No position."
-
-
-# --------------------------------------------------------------------------------------------------
-# the SQLite log
 
 _SCHEMA_V1: tuple[str, ...] = (
     """CREATE TABLE schema_version (
@@ -656,7 +111,7 @@ _SCHEMA_V1: tuple[str, ...] = (
 )
 
 #: ``MIGRATIONS[v]`` takes a log from schema v to v + 1: SQL statements, or a callable given the
-#: connection (inside the upgrade transaction; see the module docstring for what each step does).
+#: connection (inside the upgrade transaction; see :mod:`research_lib.records.decisions` for what each step does).
 MIGRATIONS: dict[int, Sequence[str] | Callable[[sqlite3.Connection], None]] = {
     1: (
         "ALTER TABLE decisions ADD COLUMN trading_date TEXT CHECK (trading_date IS NULL OR "
@@ -759,13 +214,6 @@ def _values(name: str, value: Any, norm: Callable[[Any], str]) -> list[str] | No
     return [norm(v) for v in items]
 
 
-def _norm_type(v: Any) -> str:
-    text = str(getattr(v, "value", v)).strip().upper()
-    if text not in DecisionType.__members__:
-        raise DecisionError(f"type must be one of {', '.join(DecisionType)}, got {v!r}")
-    return text
-
-
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     """The one write transaction of the decision log: ``BEGIN IMMEDIATE`` (takes SQLite's write lock at
@@ -786,7 +234,7 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 class DecisionLog:
-    """The SQLite decision log (see the module docstring for the layout and guarantees).
+    """The SQLite decision log (see :mod:`research_lib.records.decisions` for the layout and guarantees).
 
     Parameters
     ----------
@@ -1220,27 +668,3 @@ class DecisionLog:
         """Number of decisions in the log."""
         with self._connect() as conn:
             return int(conn.execute("SELECT count(*) FROM decisions").fetchone()[0])
-
-
-__all__ = [
-    "ALERT_COLUMNS",
-    "DB_NAME",
-    "DECISION_COLUMNS",
-    "MIGRATIONS",
-    "SCHEMA_VERSION",
-    "DecisionError",
-    "DecisionLog",
-    "DecisionLogError",
-    "DecisionNotFoundError",
-    "DecisionType",
-    "DuplicateDecisionError",
-    "MarketContext",
-    "SchemaVersionError",
-    "TradeDecision",
-    "describe_how",
-    "describe_what",
-    "describe_why",
-    "format_gex",
-    "make_decision_id",
-    "parse_decision_id",
-]
