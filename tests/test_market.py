@@ -48,7 +48,7 @@ def _write(path, text: str):
 def no_env(monkeypatch, tmp_path):
     """Default resolution isolated from the machine: no env var, a repo root without data/ or shared/."""
     monkeypatch.delenv(m.ENV_VAR, raising=False)
-    monkeypatch.setattr(m, "REPO_ROOT", tmp_path / "nowhere" / "repo")
+    monkeypatch.setattr(m.files, "REPO_ROOT", tmp_path / "nowhere" / "repo")
     return tmp_path
 
 
@@ -495,7 +495,7 @@ def test_default_resolution_order(monkeypatch, tmp_path):
     env = tmp_path / "env"
     for d in (shared, own, env):
         d.mkdir(parents=True)
-    monkeypatch.setattr(m, "REPO_ROOT", repo)
+    monkeypatch.setattr(m.files, "REPO_ROOT", repo)
     monkeypatch.delenv(m.ENV_VAR, raising=False)
     _write(shared / "cboe_SKEW_History.csv", "DATE,SKEW\n01/02/1990,101\n")
     assert m.load_vol_index("SKEW")["close"].iloc[0] == 101
