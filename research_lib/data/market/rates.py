@@ -18,6 +18,7 @@ from research_lib.core.chain import ResearchLibError
 from research_lib.data.market.loaders import load_index_daily
 from research_lib.data.market.parsing import _load
 from research_lib.errors import GexConfigError, MarketDataError, MarketDataNotFoundError, MarketDataWarning
+from research_lib.formatting import jsonable
 from research_lib.settings import NY, SP500_UNDERLYINGS
 
 # --------------------------------------------------------------------------------------------------------
@@ -442,11 +443,10 @@ class SnapshotRates:
         return gex.config_from(self.convention, rate=self.rate, div_yield=self.div_yield, **options)
 
     def to_dict(self) -> dict:
-        """JSON-ready: every field (the date as ISO text)."""
-        d = dataclasses.asdict(self)
-        d["date"] = None if self.date is None else pd.Timestamp(self.date).date().isoformat()
-        d["notes"] = list(self.notes)
-        return d
+        """JSON-ready (:func:`research_lib.formatting.jsonable`): every field, the date as ISO text
+        (``YYYY-MM-DD`` whatever date-like it was given as)."""
+        date = None if self.date is None else pd.Timestamp(self.date).date()
+        return jsonable({**dataclasses.asdict(self), "date": date})
 
 
 _RATE_NAMES = {"irx": "13-week T-bill", "dgs3mo": "3-month Treasury", "fed_funds": "effective fed funds"}

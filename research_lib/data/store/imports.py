@@ -24,6 +24,7 @@ from research_lib.data.store.snapshots import (
     _span,
 )
 from research_lib.errors import NothingToImportError
+from research_lib.formatting import jsonable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,19 +109,20 @@ class ImportReport:
                             self.failed + other.failed, self.seconds + other.seconds)
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as plain data (strict-JSON ready with :func:`research_lib.formatting.to_json`)."""
-        return {
+        """The report as strict-JSON-ready data (:func:`research_lib.formatting.jsonable`: paths as text, dates
+        and quote times ISO 8601)."""
+        return jsonable({
             "snapshots_imported": self.snapshots_imported, "rows_imported": self.rows_imported,
-            "snapshots_skipped": self.snapshots_skipped, "files": [str(f) for f in self.files],
-            "imported": [{"file": str(src), "underlying": e.underlying, "date": e.snapshot_date.isoformat(),
-                          "quote_time": e.quote_time.isoformat(), "source": e.source, "rows": e.rows,
-                          "replaced": e.replaced, "path": str(e.path)}
+            "snapshots_skipped": self.snapshots_skipped, "files": self.files,
+            "imported": [{"file": src, "underlying": e.underlying, "date": e.snapshot_date,
+                          "quote_time": e.quote_time, "source": e.source, "rows": e.rows,
+                          "replaced": e.replaced, "path": e.path}
                          for e, src in zip(self.imported, self.imported_from, strict=True)],
-            "skipped": [{"file": str(x.file), "date": None if x.date is None else x.date.isoformat(),
-                         "reason": x.reason, "already_stored": x.stored} for x in self.skipped],
-            "failed": [{"file": str(x.file), "error": x.error} for x in self.failed],
+            "skipped": [{"file": x.file, "date": x.date, "reason": x.reason, "already_stored": x.stored}
+                        for x in self.skipped],
+            "failed": [{"file": x.file, "error": x.error} for x in self.failed],
             "seconds": round(self.seconds, 3),
-        }
+        })
 
     def skipped_table(self) -> pd.DataFrame:
         """The skipped snapshots: columns ``file, date, reason``."""
