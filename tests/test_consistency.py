@@ -159,7 +159,7 @@ def test_the_cli_prints_the_rates_and_the_fallback_note(synthetic, monkeypatch, 
     assert "13-week T-bill" in out
     # without any market history: the levels are priced with 0 and the text says so
     monkeypatch.setenv("RESEARCH_LIB_MARKET_DATA", str(tmp_path / "nothing"))
-    monkeypatch.setattr(market, "REPO_ROOT", tmp_path / "no" / "repo")
+    monkeypatch.setattr(market.files, "REPO_ROOT", tmp_path / "no" / "repo")
     code, out, _ = run("gex", "--source", "store", "--date", DAY)
     assert code == 0 and "rate 0.000%, dividend yield 0.000%" in out
     assert "note: rate 0: no risk-free rate for 2024-03-13" in out

@@ -121,7 +121,7 @@ def test_decide_on_does_no_io(snap, monkeypatch):
 def test_decide_is_decide_on_plus_the_log(snap, tmp_path, monkeypatch):
     monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
     hist = _synthetic_history()
-    monkeypatch.setattr(market, "load_market_history", lambda market_dir=None, **k: hist)
+    monkeypatch.setattr(market.loaders, "load_market_history", lambda market_dir=None, **k: hist)
     store = ChainStore(tmp_path / "store")
     store.put(snap)
     log = DecisionLog(tmp_path / "decisions.sqlite")

@@ -6,6 +6,7 @@ look-ahead tests write tiny hand-made files to tmp_path.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -48,7 +49,7 @@ def _write(path, text: str):
 def no_env(monkeypatch, tmp_path):
     """Default resolution isolated from the machine: no env var, a repo root without data/ or shared/."""
     monkeypatch.delenv(m.ENV_VAR, raising=False)
-    monkeypatch.setattr(m, "REPO_ROOT", tmp_path / "nowhere" / "repo")
+    monkeypatch.setattr(m.files, "REPO_ROOT", tmp_path / "nowhere" / "repo")
     return tmp_path
 
 
@@ -495,7 +496,7 @@ def test_default_resolution_order(monkeypatch, tmp_path):
     env = tmp_path / "env"
     for d in (shared, own, env):
         d.mkdir(parents=True)
-    monkeypatch.setattr(m, "REPO_ROOT", repo)
+    monkeypatch.setattr(m.files, "REPO_ROOT", repo)
     monkeypatch.delenv(m.ENV_VAR, raising=False)
     _write(shared / "cboe_SKEW_History.csv", "DATE,SKEW\n01/02/1990,101\n")
     assert m.load_vol_index("SKEW")["close"].iloc[0] == 101
@@ -622,3 +623,13 @@ def test_property_rank_and_percentile_in_unit_interval(values, window, data):
         assert ok.all()
         assert np.isnan(v[~np.isfinite(s.to_numpy())]).all()  # missing today → NaN
     assert (pct.dropna() < 1).all()
+
+
+def test_snapshot_rates_to_dict_is_strict_json():
+    """SnapshotRates.to_dict goes through the one JSON helper: NaN becomes None, any date-like its ISO day."""
+    rates = m.SnapshotRates(rate=float("nan"), div_yield=np.float64(0.015), date=pd.Timestamp("2024-03-13"),
+                            underlying="SPX", notes=("rate 0: test",))
+    d = rates.to_dict()
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
+    assert d["rate"] is None and d["div_yield"] == 0.015 and d["date"] == "2024-03-13"
+    assert d["notes"] == ["rate 0: test"] and d["underlying"] == "SPX"

@@ -347,7 +347,7 @@ def test_defaults_without_any_data(monkeypatch):
     def no_file(kind, market_dir=None):
         raise market.MarketDataNotFoundError(f"no {kind} file (test)")
 
-    monkeypatch.setattr(market, "find_market_file", no_file)  # no market file anywhere, as on a fresh clone
+    monkeypatch.setattr(market.parsing, "find_market_file", no_file)  # no market file anywhere (read by _load)
     history = md.offline_spot_history()
     assert "arch.data.sp500" in history.attrs["source"]
     assert history.index[-1] == pd.Timestamp("2018-12-31")

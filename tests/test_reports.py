@@ -658,3 +658,19 @@ def test_prune_refuses_bad_filters_and_a_held_lock(tmp_path, capsys):
 def test_every_notebook_says_latest_the_same_way(name):
     """Before: daily_report said date = "latest", decision and explore_gex date = None."""
     assert reports.notebook_parameters(ROOT / "notebooks" / name)["date"] == "latest"
+
+
+def test_run_summary_to_dict_is_strict_json(tmp_path):
+    """ReportResult / RunSummary.to_dict go through the one JSON helper: paths as text, NaN as None."""
+    from research_lib.reporting.results import ReportResult, RunSummary
+
+    result = ReportResult("SPX", "2024-03-13", "FAILED", tmp_path / "SPX.ipynb", tmp_path / "SPX.html",
+                          {"account": float("inf")}, float("nan"), error="boom",
+                          record={"provenance": {"age_hours": float("nan")}})
+    summary = RunSummary("run-1", "t0", "t1", float("nan"), {}, (result,), 1, tmp_path / "run.log", None)
+    d = summary.to_dict()
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
+    r = d["results"][0]
+    assert r["notebook"] == str(tmp_path / "SPX.ipynb") and r["duration_s"] is None
+    assert r["params"] == {"account": None} and r["provenance"] == {"age_hours": None} and "record" not in r
+    assert d["log"] == str(tmp_path / "run.log") and d["summary"] is None and d["duration_s"] is None

@@ -279,15 +279,13 @@ class DailyReport:
             "params": dict(self.params),
             "provenance": {
                 "served_by": s.served_by, "source": snap.source, "underlying": snap.underlying,
-                "quote_time": snap.quote_time.isoformat(), "date": snap.snapshot_date.isoformat(),
+                "quote_time": snap.quote_time, "date": snap.snapshot_date,
                 "stale": bool(s.stale), "modelled": bool(snap.modelled),
                 "age_hours": None if s.age is None else s.age.total_seconds() / 3600,
-                "describe": s.describe(), "version": __version__, "generated_at": self.generated_at.isoformat(),
+                "describe": s.describe(), "version": __version__, "generated_at": self.generated_at,
             },
             "levels": self.levels.to_dict(),
-            "expiries": [{"expiration": pd.Timestamp(d).date().isoformat(), **{k: (None if pd.isna(v) else float(v))
-                                                         for k, v in row.items()}}
-                         for d, row in expiries.iterrows()],
+            "expiries": [{"expiration": pd.Timestamp(d).date(), **row} for d, row in expiries.iterrows()],
             "decision": self.decision.to_dict(),
             "model_levels": self.model_levels.to_dict(),
             "convention_note": self.convention_markdown(),

@@ -114,17 +114,16 @@ class DecisionReport:
             "levels": self.analysis.levels.to_dict(),
             "regime": {"regime": str(self.regime.regime), "trend": str(self.regime.trend),
                        "confidence": self.regime.confidence, "action": str(self.regime.action),
-                       "reasons": list(self.regime.reasons)},
+                       "reasons": self.regime.reasons},
             "strategy": strat.to_dict(),
             "sizing": None if self.sizing is None else {
                 "contracts": self.sizing.contracts, "risk_budget": self.sizing.risk_budget,
                 "risk_used": self.sizing.risk_used, "kelly": self.sizing.kelly, "how": self.sizing.how},
             "decision": {"id": d.decision_id, "type": str(d.type), "what": d.what, "why": d.why, "how": d.how,
-                         "timestamp": d.timestamp.isoformat(),
-                         "trading_date": None if d.trading_date is None else d.trading_date.isoformat()},
+                         "timestamp": d.timestamp, "trading_date": d.trading_date},
             "alerts": [{"rule": str(a.rule), "severity": str(a.severity), "message": a.message}
                        for a in self.alerts],
-            "notes": list(self.notes),
+            "notes": self.notes,
         })
 
     def summary(self) -> str:

@@ -71,6 +71,7 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
     HistoryArgumentError as HistoryArgumentError,
     HistoryCacheWarning as HistoryCacheWarning,
 )
+from research_lib.formatting import jsonable
 from research_lib.fs import atomic_write, file_lock
 from research_lib.settings import SP500_UNDERLYINGS
 
@@ -559,23 +560,23 @@ class HistoryContext:
         return {"n": n, "agree": agree, "share": agree / n if n else None}
 
     def to_dict(self) -> dict:
-        """JSON-ready: the window, per series its count, first/last date and last value, the sign agreement
-        of ours against the published GEX, notes and sources."""
+        """JSON-ready (:func:`research_lib.formatting.jsonable`): the window, per series its count, first/last
+        date and last value, the sign agreement of ours against the published GEX, notes and sources."""
         series = {}
         for col in CONTEXT_COLUMNS:
             s = self.frame[col].dropna()
-            series[col] = {"count": int(len(s)),
-                           "first_date": s.index[0].date().isoformat() if len(s) else None,
-                           "last_date": s.index[-1].date().isoformat() if len(s) else None,
-                           "last_value": float(s.iloc[-1]) if len(s) else None}
+            series[col] = {"count": len(s),
+                           "first_date": s.index[0].date() if len(s) else None,
+                           "last_date": s.index[-1].date() if len(s) else None,
+                           "last_value": s.iloc[-1] if len(s) else None}
         idx = self.frame.index
-        return {"underlying": self.underlying, "date": self.date.isoformat(), "convention": self.convention,
-                "modelled": self.modelled, "days": self.days, "iv_rank_window": self.iv_rank_window,
-                "start": self.start.isoformat(),
-                "first_date": idx[0].date().isoformat() if len(idx) else None,
-                "last_date": idx[-1].date().isoformat() if len(idx) else None,
-                "series": series, "sign_agreement": self.sign_agreement(),
-                "notes": list(self.notes), "sources": dict(self.sources)}
+        return jsonable({"underlying": self.underlying, "date": self.date, "convention": self.convention,
+                         "modelled": self.modelled, "days": self.days, "iv_rank_window": self.iv_rank_window,
+                         "start": self.start,
+                         "first_date": idx[0].date() if len(idx) else None,
+                         "last_date": idx[-1].date() if len(idx) else None,
+                         "series": series, "sign_agreement": self.sign_agreement(),
+                         "notes": self.notes, "sources": self.sources})
 
     def summary(self) -> str:
         """A few readable lines: the window, each series' count and last value, the sign agreement, notes."""

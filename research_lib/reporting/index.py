@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from research_lib.core.chain import NY
-from research_lib.formatting import fmt_money, parse_date, to_json
+from research_lib.formatting import fmt_money, jsonable, parse_date, to_json
 from research_lib.pipeline.daily import ReportParameterError
 from research_lib.reporting.results import (
     FAILED,
@@ -234,9 +234,11 @@ class PruneResult:
     dry_run: bool
 
     def to_dict(self) -> dict:
-        return {"removed_rows": [{"date": d, "symbol": s} for d, s in self.removed_rows],
-                "cleared_failed": [{"date": d, "symbol": s} for d, s in self.cleared_failed],
-                "files": [str(f) for f in self.files], "kept": self.kept, "dry_run": self.dry_run}
+        """JSON-ready (:func:`research_lib.formatting.jsonable`): the rows as ``{date, symbol}``, the files
+        as text."""
+        return jsonable({"removed_rows": [{"date": d, "symbol": s} for d, s in self.removed_rows],
+                         "cleared_failed": [{"date": d, "symbol": s} for d, s in self.cleared_failed],
+                         "files": self.files, "kept": self.kept, "dry_run": self.dry_run})
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"

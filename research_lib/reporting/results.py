@@ -18,6 +18,7 @@ import pandas as pd
 from research_lib import __version__
 from research_lib.core.chain import NY
 from research_lib.errors import LockBusyError, ReportLockedError
+from research_lib.formatting import jsonable
 from research_lib.fs import atomic_write, file_lock
 from research_lib.settings import ENV_REPORTS, REPO_ROOT
 
@@ -134,11 +135,12 @@ class ReportResult:
         return self.status == OK
 
     def to_dict(self) -> dict:
+        """JSON-ready (:func:`research_lib.formatting.jsonable`): every field but ``record`` (paths as
+        text), plus the record's ``provenance``."""
         d = dataclasses.asdict(self)
-        d["notebook"], d["html"] = str(self.notebook), str(self.html)
         d.pop("record")
         d["provenance"] = None if self.record is None else self.record.get("provenance")
-        return d
+        return jsonable(d)
 
 
 def data_tag(provenance: dict | None) -> str:
@@ -191,13 +193,13 @@ class RunSummary:
         return self.exit_code == EXIT_OK
 
     def to_dict(self) -> dict:
-        return {"run_id": self.run_id, "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": self.duration_s, "exit_code": self.exit_code, "error": self.error,
-                "params": self.params, "results": [r.to_dict() for r in self.results],
-                "log": None if self.log is None else str(self.log),
-                "summary": None if self.summary is None else str(self.summary),
-                "host": os.uname().nodename, "pid": os.getpid(), "python": sys.executable,
-                "research_lib": __version__}
+        """JSON-ready (:func:`research_lib.formatting.jsonable`): the fields (each result by its
+        :meth:`ReportResult.to_dict`, paths as text) and the host, pid, python and version."""
+        return jsonable({"run_id": self.run_id, "started_at": self.started_at, "finished_at": self.finished_at,
+                         "duration_s": self.duration_s, "exit_code": self.exit_code, "error": self.error,
+                         "params": self.params, "results": self.results, "log": self.log,
+                         "summary": self.summary, "host": os.uname().nodename, "pid": os.getpid(),
+                         "python": sys.executable, "research_lib": __version__})
 
 
 def recorded(nb: dict, tag: str = RECORD_TAG) -> dict | None:
