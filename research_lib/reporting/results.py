@@ -73,7 +73,7 @@ def _run_lock(root: Path):
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Atomic write (:func:`research_lib.store.atomic_write`): readers never see half a page."""
+    """Atomic write (:func:`research_lib.fs.atomic_write`): readers never see half a page."""
     atomic_write(path, text.encode("utf-8"))
 
 
