@@ -14,15 +14,28 @@ from typing import Any
 from research_lib.settings import NY
 
 
-def fmt_money(x: float | None) -> str:
-    """Signed dollars with a unit: ``+60.73B``, ``-1.20M``, ``+950``; ``n/a`` for None, NaN or inf."""
+def fmt_money(x: float | None, *, symbol: str = "", signed: bool = True, small_decimals: int = 0) -> str:
+    """Signed dollars with a unit: ``+60.73B``, ``-1.20M``, ``+950``; ``n/a`` for None, NaN or inf.
+
+    Parameters
+    ----------
+    x : float or None
+        Dollars.
+    symbol : str
+        Put between the sign and the number (``"$"`` gives ``+$60.73B``, as the regime and alert texts).
+    signed : bool
+        Show the sign (False: the magnitude only, ``$60.73B``).
+    small_decimals : int
+        Decimals below one thousand (``+950`` with 0, ``+950.00`` with 2); two decimals with a unit above.
+    """
     if x is None or not math.isfinite(x):
         return "n/a"
+    sign = ("+" if x >= 0 else "-") if signed else ""
     a = abs(x)
     for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if a >= div:
-            return f"{x / div:+,.2f}{unit}"
-    return f"{x:+,.0f}"
+            return f"{sign}{symbol}{a / div:,.2f}{unit}"
+    return f"{sign}{symbol}{a:,.{small_decimals}f}"
 
 
 def fmt_level(x: float | None) -> str:

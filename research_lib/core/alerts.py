@@ -50,7 +50,7 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
     AlertInputError as AlertInputError,
     AlertParamsError as AlertParamsError,
 )
-from research_lib.formatting import jsonable
+from research_lib.formatting import fmt_money, jsonable
 
 __all__ = [
     "Alert",
@@ -235,15 +235,6 @@ def _params(params: AlertParams | None) -> AlertParams:
     return params
 
 
-def _money(x: float, signed: bool = True) -> str:
-    sign = ("+" if x >= 0 else "-") if signed else ""
-    a = abs(x)
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if a >= div:
-            return f"{sign}${a / div:.2f}{unit}"
-    return f"{sign}${a:.0f}"
-
-
 def _date(value) -> dt.date | None:
     return None if value is None else pd.Timestamp(value).date()
 
@@ -314,7 +305,7 @@ def gex_concentration(levels, strikes: pd.DataFrame, params: AlertParams | None 
     return Alert(
         rule=AlertRule.GEX_CONCENTRATION, severity=p.concentration_severity,
         message=(f"{lv.underlying} strike {strike:,.2f} ({dist:+.2f}% from spot) holds {value:.0%} of gross GEX "
-                 f"({_money(float(gross_k[share.idxmax()]), False)} of {_money(total, False)}/1%; alert at "
+                 f"({fmt_money(float(gross_k[share.idxmax()]), symbol='$', signed=False)} of {fmt_money(total, symbol='$', signed=False)}/1%; alert at "
                  f"{p.concentration_share:.0%}): hedging flows concentrate there."),
         value=value, threshold=p.concentration_share, underlying=lv.underlying, date=_date(lv.date), level=strike)
 
@@ -410,7 +401,7 @@ def dealers_destabilising(levels, params: AlertParams | None = None) -> Alert | 
                  f"{lv.zero_gamma:,.2f}")
     return Alert(
         rule=AlertRule.DEALERS_DESTABILISING, severity=p.destabilising_severity,
-        message=(f"{lv.underlying} dealers short gamma: net GEX {_money(lv.net_gex)}/1% is {ratio:+.2f} of gross "
+        message=(f"{lv.underlying} dealers short gamma: net GEX {fmt_money(lv.net_gex, symbol='$')}/1% is {ratio:+.2f} of gross "
                  f"(alert at {p.destabilising_gex_ratio:+.2f}) and {where} (alert at "
                  f"{p.destabilising_below_pct:.2f}%): hedging sells into falls and buys into rallies."),
         value=ratio, threshold=p.destabilising_gex_ratio, underlying=lv.underlying, date=_date(lv.date),

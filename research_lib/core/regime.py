@@ -91,7 +91,7 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
     RegimeInputError as RegimeInputError,
     RegimeParamsError as RegimeParamsError,
 )
-from research_lib.formatting import jsonable
+from research_lib.formatting import fmt_money, jsonable
 from research_lib.settings import NY
 
 __all__ = [
@@ -580,15 +580,6 @@ class RegimeResult:
 # the classifier
 
 
-def _money(x: float) -> str:
-    sign = "+" if x >= 0 else "-"
-    a = abs(x)
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if a >= div:
-            return f"{sign}${a / div:.2f}{unit}"
-    return f"{sign}${a:.0f}"
-
-
 def _clip(x: float, lo: float = -1.0, hi: float = 1.0) -> float:
     return float(min(hi, max(lo, x)))
 
@@ -641,7 +632,7 @@ def _gex_measure(inputs: RegimeInputs, params: RegimeParams, hist: pd.Series | N
         reasons.append("Net GEX is missing: the gamma sign is unknown.")
     else:
         missing.append("gex_scale")
-        reasons.append(f"Net GEX {_money(net)}/1% has no scale (give call_gex and put_gex, or a net_gex_history "
+        reasons.append(f"Net GEX {fmt_money(net, symbol='$')}/1% has no scale (give call_gex and put_gex, or a net_gex_history "
                        f"of at least {params.min_gex_history} observations): 'clearly positive' cannot be judged.")
     return out
 
@@ -799,7 +790,7 @@ def _regime_step(inputs: RegimeInputs, p: RegimeParams, gex: dict[str, Any], zg:
     def gex_text() -> str:
         if m is None:
             return "net GEX unscaled" if inputs.net_gex is not None else "net GEX missing"
-        net = _money(inputs.net_gex)
+        net = fmt_money(inputs.net_gex, symbol='$')
         if kind == "relative":
             return (f"net GEX {net}/1% is {m:+.2f}× its typical size over the last {p.gex_window} days "
                     f"(percentile {gex['gex_percentile']:.0f}%; thresholds {pos_thr:+.2f}/{neg_thr:+.2f})")

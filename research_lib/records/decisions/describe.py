@@ -3,13 +3,13 @@ signed GEX figure :func:`format_gex`. Pure."""
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from research_lib.core.regime import describe_zero_gamma_distance
 from research_lib.errors import DecisionError
+from research_lib.formatting import fmt_money
 from research_lib.records.decisions.records import MarketContext, _number, _text, _underlying
 
 __all__ = ["describe_how", "describe_what", "describe_why", "format_gex"]
@@ -17,15 +17,7 @@ __all__ = ["describe_how", "describe_what", "describe_why", "format_gex"]
 
 def format_gex(value: float | None) -> str:
     """Signed dollars with a scale: ``+2.45B``, ``-850.00M``, ``+12.30K``, ``n/a`` for None/NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    x = float(value)
-    sign = "+" if x >= 0 else "-"
-    a = abs(x)
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if a >= scale:
-            return f"{sign}{a / scale:.2f}{suffix}"
-    return f"{sign}{a:.2f}"
+    return fmt_money(None if value is None else float(value), small_decimals=2)
 
 
 def _strike(k: Any) -> str:
