@@ -87,7 +87,7 @@ from research_lib.errors import (
     StrategyError,
     StrategyParamsError,
 )
-from research_lib.formatting import format_levels, parse_date, to_json
+from research_lib.formatting import fmt_money, format_levels, parse_date, to_json
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -413,7 +413,7 @@ def _config_from_args(args, rates=None):
 def _cmd_gex(args, out, err) -> int:
     _check_args(args)
     # lazy for start-up time: each command loads only the layers it runs
-    from research_lib.core import gex
+    from research_lib.core import gex, regime_gex
     from research_lib.data.sources import read_chain, read_chains
 
     _config_from_args(args)  # bad options fail before any chain is read
@@ -438,8 +438,11 @@ def _cmd_gex(args, out, err) -> int:
     for snap in snapshots:
         snap_config, rates = _config_for(args, snap)
         analysis = gex.analyze(snap, snap_config)
+        rgex = regime_gex.of(analysis)
         if args.json:
             record = analysis.levels.to_dict()
+            record["regime_gex"] = rgex.value
+            record["regime_gex_detail"] = rgex.to_dict()
             record["config"] = snap_config.to_dict()
             record["rates"] = rates.to_dict()
             out.write(to_json(record) + "\n")
@@ -447,6 +450,8 @@ def _cmd_gex(args, out, err) -> int:
             if n:
                 out.write("\n")
             out.write(format_levels(analysis.levels, pin_risk=analysis.pin_risk, rates=rates) + "\n")
+            out.write(f"regime GEX      {fmt_money(rgex.value, symbol='$')} per 1% move "
+                      f"({rgex.spec.describe()})\n")
         out.flush()
         n += 1
     if n == 0:

@@ -9,7 +9,7 @@ import pytest
 from conftest import QUOTEDATA, SHARED_DATA, shared_file
 
 from research_lib.cli import main
-from research_lib.core import gex
+from research_lib.core import gex, regime_gex
 from research_lib.core.regime import RegimeParams, classify_regime
 from research_lib.core.sizing import account_needed
 from research_lib.core.strategy import select_strategy
@@ -39,8 +39,12 @@ def test_decide_on_a_real_chain_logs_what_it_decided(log, name, request, monkeyp
     expected = gex.analyze(report.served.snapshot, gex.GexConfig.model(rate=report.rate, div_yield=report.div_yield))
     assert report.analysis.levels.net_gex == pytest.approx(expected.levels.net_gex, rel=1e-12)
     assert rates[0] < report.rate < rates[1]  # the 13-week bill on the trading day (real: 2024-01-05)
-    # the regime is the classifier's on the same levels and history, the strategy the selector's for it
-    regime = classify_regime(regime_inputs_for(expected.levels))
+    # the regime is the classifier's on the same levels, regime GEX and history, the strategy the selector's for it
+    rgex = regime_gex.of(expected)
+    assert report.regime_gex.value == pytest.approx(rgex.value, rel=1e-12)
+    assert report.regime_gex.value != pytest.approx(expected.levels.net_gex, rel=1e-3)  # a different series
+    regime = classify_regime(regime_inputs_for(expected.levels, regime_gex=rgex))
+    assert "regime GEX" in report.regime.reasons[0]
     assert (report.regime.regime, report.regime.trend, report.regime.action, report.regime.confidence) == (
         regime.regime, regime.trend, regime.action, regime.confidence)
     assert report.regime.reasons == regime.reasons

@@ -60,11 +60,15 @@ class MarketHistory:
         Kinds whose file was missing or malformed: the error the loader raised, raised again by a view.
     net_gex : Series or None
         Our own net GEX history (dollars per 1% move, date-indexed), when known.
+    regime_gex : Series or None
+        Our own history of the regime's GEX series (:mod:`research_lib.core.regime_gex`, same units), when
+        known: the trailing distribution the regime's thresholds are relative to.
     """
 
     frames: Mapping[str, tuple[pd.DataFrame, Path]]
     errors: Mapping[str, Exception] = dataclasses.field(default_factory=dict)
     net_gex: pd.Series | None = None
+    regime_gex: pd.Series | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "frames", MappingProxyType(dict(self.frames)))
@@ -83,6 +87,7 @@ class MarketView:
     frames: Mapping[str, tuple[pd.DataFrame, Path]]
     errors: Mapping[str, Exception]
     net_gex: pd.Series | None = None
+    regime_gex: pd.Series | None = None
 
     @classmethod
     def as_of(cls, history: MarketHistory, date) -> MarketView:
@@ -93,7 +98,7 @@ class MarketView:
         day = _day(date)
         frames = {k: (_cut(f, day), p) for k, (f, p) in history.frames.items()}
         return cls(date=day, frames=MappingProxyType(frames), errors=history.errors,
-                   net_gex=_cut(history.net_gex, day))
+                   net_gex=_cut(history.net_gex, day), regime_gex=_cut(history.regime_gex, day))
 
     def frame(self, kind: str) -> tuple[pd.DataFrame, Path]:
         """(a copy of the ``kind`` frame up to :attr:`date`, its path); raises the load error of a kind

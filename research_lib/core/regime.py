@@ -373,6 +373,9 @@ class RegimeInputs:
         For reasons and reports.
     notes : tuple of str
         Provenance remarks (what could not be loaded and why); copied into the reasons.
+    gex_label : str
+        What ``net_gex`` is, in the reasons: ``"net GEX"`` (the headline) or ``"regime GEX"``
+        (:mod:`research_lib.core.regime_gex`, what :meth:`from_analysis` passes when given one).
     """
 
     spot: float | None
@@ -389,6 +392,7 @@ class RegimeInputs:
     date: dt.date | None = None
     underlying: str = "SPX"
     notes: tuple[str, ...] = ()
+    gex_label: str = "net GEX"
 
     def __post_init__(self):
         s = object.__setattr__
@@ -402,6 +406,8 @@ class RegimeInputs:
             s(self, name, _as_history(getattr(self, name), name, self.date))
         if not isinstance(self.underlying, str) or not self.underlying.strip():
             raise RegimeInputError("underlying", f"must be a non-empty string, got {self.underlying!r}")
+        if not isinstance(self.gex_label, str) or not self.gex_label.strip():
+            raise RegimeInputError("gex_label", f"must be a non-empty string, got {self.gex_label!r}")
         if isinstance(self.notes, str) or not all(isinstance(n, str) for n in self.notes):
             raise RegimeInputError("notes", "must be a sequence of strings")
         s(self, "notes", tuple(self.notes))
@@ -417,11 +423,13 @@ class RegimeInputs:
     def from_analysis(cls, levels, *, price_history: pd.Series | None = None,
                       vix_history: pd.Series | None = None, net_gex_history: pd.Series | None = None,
                       vix: float | None = None, vix9d: float | None = None, vix3m: float | None = None,
-                      max_age_days: int = 7, notes: tuple[str, ...] = ()) -> RegimeInputs:
+                      max_age_days: int = 7, notes: tuple[str, ...] = (), regime_gex=None) -> RegimeInputs:
         """Inputs from a :class:`~research_lib.gex.KeyLevels` (or a :class:`~research_lib.gex.GexAnalysis`).
 
         Histories are cut at ``levels.date`` (no look-ahead). ``vix`` defaults to the last VIX close at or
-        before the date when it is at most ``max_age_days`` calendar days old.
+        before the date when it is at most ``max_age_days`` calendar days old. With ``regime_gex`` (a
+        :class:`~research_lib.core.regime_gex.RegimeGex`), its value, call and put GEX replace the headline's
+        and ``net_gex_history`` must be the same series (``regime_gex`` of the earlier days).
         """
         levels = getattr(levels, "levels", levels)
         date = _as_date(levels.date, "date")
@@ -431,7 +439,10 @@ class RegimeInputs:
         net_gex_history = _cut(net_gex_history, date)
         if vix is None and vix_history is not None:
             vix = _last_fresh(vix_history, date, max_age_days, "VIX", notes)
-        return cls(spot=levels.spot, net_gex=levels.net_gex, call_gex=levels.call_gex, put_gex=levels.put_gex,
+        net, call, put, label = levels.net_gex, levels.call_gex, levels.put_gex, "net GEX"
+        if regime_gex is not None:
+            net, call, put, label = regime_gex.value, regime_gex.call_gex, regime_gex.put_gex, "regime GEX"
+        return cls(spot=levels.spot, net_gex=net, call_gex=call, put_gex=put, gex_label=label,
                    zero_gamma=levels.zero_gamma, vix=vix, vix9d=vix9d, vix3m=vix3m, vix_history=vix_history,
                    price_history=price_history, net_gex_history=net_gex_history, date=date,
                    underlying=levels.underlying, notes=tuple(dict.fromkeys(notes)))
@@ -613,7 +624,7 @@ def _gex_measure(inputs: RegimeInputs, params: RegimeParams, hist: pd.Series | N
         out["gex_ratio"] = net / gross
     elif net is not None and gross is not None:
         reasons.append(f"Gross GEX {gross:.3g} $/1% is below the {MIN_GEX_SCALE:g} $/1% floor (MIN_GEX_SCALE): "
-                       f"no exposure to scale net GEX by.")
+                       f"no exposure to scale {inputs.gex_label} by.")
     if net is not None and hist is not None:
         window = hist.iloc[-params.gex_window:]
         scale = float(np.median(np.abs(window.to_numpy()))) if len(window) else 0.0
@@ -621,7 +632,7 @@ def _gex_measure(inputs: RegimeInputs, params: RegimeParams, hist: pd.Series | N
             out["gex_relative"] = net / scale
             out["gex_percentile"] = float((window.to_numpy() < net).mean() * 100.0)
         else:
-            reasons.append(f"net GEX history too short or flat for its trailing distribution ({len(window)} "
+            reasons.append(f"{inputs.gex_label} history too short or flat for its trailing distribution ({len(window)} "
                            f"observations, needs {params.min_gex_history}); using the share of gross GEX.")
     if out["gex_relative"] is not None:
         out["gex_measure"], out["gex_measure_kind"] = out["gex_relative"], "relative"
@@ -629,10 +640,10 @@ def _gex_measure(inputs: RegimeInputs, params: RegimeParams, hist: pd.Series | N
         out["gex_measure"], out["gex_measure_kind"] = out["gex_ratio"], "ratio"
     elif net is None:
         missing.append("net_gex")
-        reasons.append("Net GEX is missing: the gamma sign is unknown.")
+        reasons.append(f"{inputs.gex_label[0].upper()}{inputs.gex_label[1:]} is missing: the gamma sign is unknown.")
     else:
         missing.append("gex_scale")
-        reasons.append(f"Net GEX {fmt_money(net, symbol='$')}/1% has no scale (give call_gex and put_gex, or a net_gex_history "
+        reasons.append(f"{inputs.gex_label[0].upper()}{inputs.gex_label[1:]} {fmt_money(net, symbol='$')}/1% has no scale (give call_gex and put_gex, or a net_gex_history "
                        f"of at least {params.min_gex_history} observations): 'clearly positive' cannot be judged.")
     return out
 
@@ -789,12 +800,12 @@ def _regime_step(inputs: RegimeInputs, p: RegimeParams, gex: dict[str, Any], zg:
 
     def gex_text() -> str:
         if m is None:
-            return "net GEX unscaled" if inputs.net_gex is not None else "net GEX missing"
+            return f"{inputs.gex_label} unscaled" if inputs.net_gex is not None else f"{inputs.gex_label} missing"
         net = fmt_money(inputs.net_gex, symbol='$')
         if kind == "relative":
-            return (f"net GEX {net}/1% is {m:+.2f}× its typical size over the last {p.gex_window} days "
+            return (f"{inputs.gex_label} {net}/1% is {m:+.2f}× its typical size over the last {p.gex_window} days "
                     f"(percentile {gex['gex_percentile']:.0f}%; thresholds {pos_thr:+.2f}/{neg_thr:+.2f})")
-        return f"net GEX {net}/1% is {m:+.2f} of gross GEX (thresholds {pos_thr:+.2f}/{neg_thr:+.2f})"
+        return f"{inputs.gex_label} {net}/1% is {m:+.2f} of gross GEX (thresholds {pos_thr:+.2f}/{neg_thr:+.2f})"
 
     def zg_text() -> str:
         if zg.dist is None:

@@ -35,12 +35,16 @@ The steps, each a documented function of its own module:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from research_lib.core import (
     alerts as alerts_mod,
     gex,
     regime as regime_mod,
+    regime_gex as regime_gex_mod,
     sizing as sizing_mod,
     strategy as strategy_mod,
 )
@@ -53,6 +57,7 @@ from research_lib.core.strategy import NoValidStrategy, StrategyParams, Strategy
 from research_lib.data import market
 from research_lib.errors import (  # the error classes live in research_lib.errors; re-exported
     DecisionInputError as DecisionInputError,
+    ResearchLibError,
 )
 from research_lib.formatting import format_levels, jsonable, to_json
 from research_lib.pipeline.inputs import regime_inputs_for
@@ -77,6 +82,7 @@ class DecisionReport:
     ----------
     served : ServedChain or None — where the chain came from (None from :func:`decide_on`, which gets a snapshot)
     analysis : GexAnalysis — exposures and key levels
+    regime_gex : RegimeGex — the regime's GEX series of the day (:mod:`research_lib.core.regime_gex`)
     rate, div_yield : float — used by the pricing model (decimals)
     regime : RegimeResult
     strategy : StrategyResult or NoValidStrategy
@@ -88,6 +94,7 @@ class DecisionReport:
 
     served: ServedChain | None
     analysis: gex.GexAnalysis
+    regime_gex: regime_gex_mod.RegimeGex
     rate: float
     div_yield: float
     regime: RegimeResult
@@ -112,6 +119,7 @@ class DecisionReport:
             "rate": self.rate,
             "div_yield": self.div_yield,
             "levels": self.analysis.levels.to_dict(),
+            "regime_gex": self.regime_gex.to_dict(),
             "regime": {"regime": str(self.regime.regime), "trend": str(self.regime.trend),
                        "confidence": self.regime.confidence, "action": str(self.regime.action),
                        "reasons": self.regime.reasons},
@@ -298,8 +306,14 @@ def decide_on(snapshot: ChainSnapshot, market_view: MarketView, *, account: floa
     rate, q, notes = model_rates(snap, market_dir=market_view)
     analysis = gex.analyze(snap, gex.GexConfig.model(rate=rate, div_yield=q))
     levels = analysis.levels
+    rgex = regime_gex_mod.of(analysis)
+    history = market_view.regime_gex
+    if history is not None:
+        # the trailing distribution: earlier days only (today's value is the one judged against it)
+        history = history[pd.DatetimeIndex(history.index).normalize() < pd.Timestamp(day)]
 
-    inputs = regime_inputs_for(levels, market_dir=market_view)
+    inputs = regime_inputs_for(levels, market_dir=market_view, regime_gex=rgex,
+                               net_gex_history=history if history is not None and len(history) else None)
     regime = regime_mod.classify_regime(inputs, regime_params)
 
     choice = strategy_mod.select_strategy(regime.action, regime.trend)
@@ -358,8 +372,26 @@ def decide_on(snapshot: ChainSnapshot, market_view: MarketView, *, account: floa
                                         strategy=None if choice.kind is strategy_mod.StrategyKind.NONE
                                         else choice.kind.label,
                                         trading_date=snap.snapshot_date, timestamp=timestamp)
-    return DecisionReport(served=None, analysis=analysis, rate=rate, div_yield=q, regime=regime, strategy=strat,
+    return DecisionReport(served=None, analysis=analysis, regime_gex=rgex, rate=rate, div_yield=q, regime=regime,
+                          strategy=strat,
                           sizing=sizing, alerts=alerts, decision=decision, notes=notes)
+
+
+def regime_gex_history(snapshot: ChainSnapshot, *, store=None, market_dir=None, days: int = 400) -> pd.Series | None:
+    """The regime GEX of the stored market snapshots of ``snapshot``'s underlying dated before it, over ``days``
+    calendar days (:func:`research_lib.pipeline.history.net_gex_history`, cached under the store): the trailing
+    distribution the regime's thresholds are relative to. None when the store holds none or cannot be read
+    (the regime then scales by gross GEX and says so)."""
+    # lazy: start-up time — the history cache needs pyarrow, loaded only when a decision is made
+    from research_lib.pipeline.history import net_gex_history
+
+    end = snapshot.snapshot_date - dt.timedelta(days=1)
+    try:
+        hist = net_gex_history(snapshot.underlying, end=end, days=days, store=store, market_dir=market_dir)
+    except (ResearchLibError, OSError):
+        return None
+    series = hist["regime_gex"].dropna()
+    return series if len(series) else None
 
 
 def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: float = 50_000.0,
@@ -395,7 +427,8 @@ def decide(symbol: str = "SPX", source: str = "auto", *, date=None, account: flo
 
     served = get_chain(symbol, source, date=date, store=store)
     snap = served.snapshot
-    view = market.market_view(snap.snapshot_date, market_dir)
+    view = market.market_view(snap.snapshot_date, market_dir,
+                              regime_gex=regime_gex_history(snap, store=store, market_dir=market_dir))
     if log is None and record:
         log = DecisionLog()
     previous = None if log is None else log.last_for(snap.underlying, before=snap.snapshot_date)

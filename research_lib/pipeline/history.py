@@ -63,7 +63,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from research_lib import __version__
-from research_lib.core import gex
+from research_lib.core import gex, regime_gex
 from research_lib.core.chain import NY, ResearchLibError
 from research_lib.data import market
 from research_lib.data.store import ChainStore
@@ -91,7 +91,7 @@ __all__ = [
 ]
 
 #: Version of the cache's layout and method; bump it when either changes (invalidates every cache file).
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: Folder under the store root holding the cache files.
 CACHE_DIR = "cache"
 #: Conventions :func:`net_gex_history` can reproduce.
@@ -100,8 +100,8 @@ CONVENTIONS = ("model", "perfiliev")
 #: A series whose last value is older than this many calendar days before the date gets a note.
 STALE_DAYS = 7
 #: Columns of :func:`net_gex_history`, in order.
-HISTORY_COLUMNS = ("net_gex", "call_gex", "put_gex", "zero_gamma", "spot", "quote_time", "source", "rate",
-                   "div_yield")
+HISTORY_COLUMNS = ("net_gex", "call_gex", "put_gex", "regime_gex", "regime_call_gex", "regime_put_gex",
+                   "zero_gamma", "spot", "quote_time", "source", "rate", "div_yield")
 #: Columns of :attr:`HistoryContext.frame`, in order.
 CONTEXT_COLUMNS = ("net_gex", "published_gex", "vix", "iv_rank")
 
@@ -116,6 +116,9 @@ _CACHE_SCHEMA = pa.schema([
     ("net_gex", pa.float64()),
     ("call_gex", pa.float64()),
     ("put_gex", pa.float64()),
+    ("regime_gex", pa.float64()),
+    ("regime_call_gex", pa.float64()),
+    ("regime_put_gex", pa.float64()),
     ("zero_gamma", pa.float64()),
     ("spot", pa.float64()),
     ("rate", pa.float64()),
@@ -123,7 +126,8 @@ _CACHE_SCHEMA = pa.schema([
     ("rate_notes", pa.string()),   # "" when the rates came from market history
     ("error", pa.string()),        # null when analysed
 ])
-_NUMBERS = ("net_gex", "call_gex", "put_gex", "zero_gamma", "spot", "rate", "div_yield")
+_NUMBERS = ("net_gex", "call_gex", "put_gex", "regime_gex", "regime_call_gex", "regime_put_gex", "zero_gamma", "spot",
+            "rate", "div_yield")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,7 +186,8 @@ def _config_key(convention: str) -> str:
     fields.pop("rate")
     fields.pop("div_yield")
     blob = json.dumps({"cache_version": CACHE_VERSION, "library_version": __version__,
-                       "convention": convention, "config": fields, "rates": market.RATES_METHOD},
+                       "convention": convention, "config": fields, "rates": market.RATES_METHOD,
+                       "regime_gex": regime_gex.DEFAULT.to_dict()},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -284,7 +289,8 @@ class _RateKey:
 def _record(entry, **values) -> dict:
     rec = {"underlying": entry.underlying, "date": entry.date, "quote_time": entry.quote_time,
            "path": entry.path, "sha256": entry.sha256, "source": entry.source, "spot": float(entry.spot),
-           "net_gex": math.nan, "call_gex": math.nan, "put_gex": math.nan, "zero_gamma": math.nan,
+           "net_gex": math.nan, "call_gex": math.nan, "put_gex": math.nan, "regime_gex": math.nan,
+           "regime_call_gex": math.nan, "regime_put_gex": math.nan, "zero_gamma": math.nan,
            "rate": 0.0, "div_yield": 0.0, "rate_notes": "", "error": None}
     rec.update(values)
     return rec
@@ -299,12 +305,15 @@ def _compute(store, entry, convention: str, market_dir) -> tuple[dict, bool]:
     rates = market.snapshot_rates(snap, convention, market_dir=market_dir)
     rate, q, rate_notes = rates.rate, rates.div_yield, rates.notes
     try:
-        lv = gex.analyze(snap, rates.config()).levels
+        analysis = gex.analyze(snap, rates.config())
+        lv = analysis.levels
+        rg = regime_gex.of(analysis)
     except ResearchLibError as exc:
         return _record(entry, rate=rate, div_yield=q, rate_notes="; ".join(rate_notes),
                        error=f"{type(exc).__name__}: {exc}"), True
     return _record(entry, spot=float(lv.spot), net_gex=float(lv.net_gex), call_gex=float(lv.call_gex),
-                   put_gex=float(lv.put_gex),
+                   put_gex=float(lv.put_gex), regime_gex=rg.value, regime_call_gex=rg.call_gex,
+                   regime_put_gex=rg.put_gex,
                    zero_gamma=math.nan if lv.zero_gamma is None else float(lv.zero_gamma),
                    rate=rate, div_yield=q, rate_notes="; ".join(rate_notes)), True
 
@@ -347,8 +356,9 @@ def net_gex_history(symbol: str = "SPX", *, end: Any = None, days: int | None = 
         Indexed by ``date`` (tz-naive midnight :class:`~pandas.DatetimeIndex`, sorted, unique): one row
         per trading date, from the date's latest analysable market snapshot (modelled chains are left
         out). Columns :data:`HISTORY_COLUMNS`: ``net_gex``, ``call_gex``, ``put_gex`` ($ of dealer hedging
-        per 1% move), ``zero_gamma`` (points, NaN when the profile has no crossing), ``spot``,
-        ``quote_time`` (New York), ``source``, ``rate``, ``div_yield`` (decimals used). Empty (same
+        per 1% move), ``regime_gex``, ``regime_call_gex``, ``regime_put_gex`` (the regime's series,
+        :func:`research_lib.core.regime_gex.of` with its default definition, same units), ``zero_gamma``
+        (points, NaN when the profile has no crossing), ``spot``, ``quote_time`` (New York), ``source``, ``rate``, ``div_yield`` (decimals used). Empty (same
         columns) when the store holds nothing in the window. ``attrs``: ``symbol``, ``convention``,
         ``start``/``end`` (ISO or None), ``skipped`` (list of dicts ``date, quote_time, path, error``:
         snapshots that could not be read or analysed; an earlier quote of the same date is used instead

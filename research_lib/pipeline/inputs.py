@@ -20,7 +20,8 @@ _SPX_SCALE = {"SPX": 1.0, "SPXW": 1.0, "XSP": 0.1}
 
 
 def regime_inputs_for(levels, *, market_dir: str | os.PathLike | None = None,
-                      net_gex_history: pd.Series | None = None, max_age_days: int = 7) -> RegimeInputs:
+                      net_gex_history: pd.Series | None = None, max_age_days: int = 7,
+                      regime_gex=None) -> RegimeInputs:
     """:class:`RegimeInputs` for a snapshot's levels, with S&P 500 closes and the VIX family loaded from
     :mod:`research_lib.market` up to ``levels.date`` (no look-ahead).
 
@@ -39,6 +40,9 @@ def regime_inputs_for(levels, *, market_dir: str | os.PathLike | None = None,
         Your own history of net GEX in the same convention as ``levels`` (else the gross ratio is used).
     max_age_days : int
         A VIX / VIX9D / VIX3M close older than this (calendar days before the date) is treated as missing.
+    regime_gex : RegimeGex, optional
+        The regime's GEX series of the snapshot (:func:`research_lib.core.regime_gex.of`): used instead of the
+        headline net GEX; ``net_gex_history`` is then that series' history.
     """
     lv = getattr(levels, "levels", levels)
     date = _as_date(lv.date, "date")
@@ -72,4 +76,4 @@ def regime_inputs_for(levels, *, market_dir: str | os.PathLike | None = None,
         notes.append(f"IV rank from VIX, the S&P 500's vol index, not {name}'s own")
     return RegimeInputs.from_analysis(lv, price_history=price_history, vix_history=vix_history,
                                       net_gex_history=net_gex_history, vix=vix, vix9d=vix9d, vix3m=vix3m,
-                                      max_age_days=max_age_days, notes=tuple(notes))
+                                      max_age_days=max_age_days, notes=tuple(notes), regime_gex=regime_gex)

@@ -360,7 +360,7 @@ DECISION_KINDS = ("spx", "spy", "vix", "vix9d", "vix3m", "vvix", "skew", "irx", 
 
 
 def load_market_history(market_dir: str | os.PathLike | None = None, *, kinds: Iterable[str] = DECISION_KINDS,
-                        net_gex: pd.Series | None = None) -> MarketHistory:
+                        net_gex: pd.Series | None = None, regime_gex: pd.Series | None = None) -> MarketHistory:
     """Read the market files once into a :class:`~research_lib.core.market_view.MarketHistory`.
 
     Parameters
@@ -368,8 +368,9 @@ def load_market_history(market_dir: str | os.PathLike | None = None, *, kinds: I
     market_dir : path, optional
         See :func:`market_data_dirs`.
     kinds : iterable of str, default :data:`DECISION_KINDS`
-    net_gex : Series, optional
-        Our own net GEX history to carry along (date-indexed).
+    net_gex, regime_gex : Series, optional
+        Our own net GEX and regime-GEX histories to carry along (date-indexed; the regime's thresholds are
+        relative to the trailing ``regime_gex``).
 
     Returns
     -------
@@ -384,10 +385,11 @@ def load_market_history(market_dir: str | os.PathLike | None = None, *, kinds: I
             frames[kind] = _load(kind, market_dir)
         except (MarketDataNotFoundError, MarketDataError) as exc:
             errors[kind] = exc
-    return MarketHistory(frames=frames, errors=errors, net_gex=net_gex)
+    return MarketHistory(frames=frames, errors=errors, net_gex=net_gex, regime_gex=regime_gex)
 
 
-def market_view(date, market_dir: str | os.PathLike | None = None) -> MarketView:
-    """:meth:`MarketView.as_of` of :func:`load_market_history` ``(market_dir)`` on ``date``."""
-    return MarketView.as_of(load_market_history(market_dir), date)
+def market_view(date, market_dir: str | os.PathLike | None = None, *,
+                regime_gex: pd.Series | None = None) -> MarketView:
+    """:meth:`MarketView.as_of` of :func:`load_market_history` ``(market_dir, regime_gex=...)`` on ``date``."""
+    return MarketView.as_of(load_market_history(market_dir, regime_gex=regime_gex), date)
 
