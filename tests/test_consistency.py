@@ -20,7 +20,7 @@ from conftest import EOD_ARCHIVE, QUOTEDATA, shared_file
 
 from research_lib import calendar as cal
 from research_lib.cli import main
-from research_lib.core import gex
+from research_lib.core import gex, regime_gex
 from research_lib.core.gex import GexConfigError
 from research_lib.data import market
 from research_lib.data.store import ChainStore
@@ -101,10 +101,13 @@ def every_path(symbol: str, source: str, date: str | None, store: ChainStore, co
     daily = build_daily(symbol, date=date or "latest", source=source, convention=convention,
                         record_decision=False, history_days=0, store=store).to_dict()
     explorer = GexExplorer(symbol, source, date=date, convention=convention, store=store)
+    regime = {"cli": cli["regime_gex"], "decide": report.regime_gex.value,
+              "report": daily["decision"]["regime_gex"]["value"],
+              "direct": regime_gex.of(snap, market.snapshot_config(snap, "model")).value}
     return {"snapshot": snap, "cli": cli, "analyze": direct, "decide": report.analysis.levels.to_dict(),
             "report": daily["levels"], "report_model": daily["model_levels"],
             "report_decision": daily["decision"]["levels"], "explorer": explorer.levels_dict(),
-            "explorer_object": explorer, "cli_rates": cli["rates"]}
+            "explorer_object": explorer, "cli_rates": cli["rates"], "regime_gex": regime}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,7 +180,13 @@ def test_every_path_gives_the_same_levels_synthetic(synthetic):
     for name in ("analyze", "decide", "report", "report_model", "report_decision", "explorer"):
         assert_same(paths[name], cli, where=name)
     assert paths["cli_rates"]["notes"] == []
+    # the regime's series is one number on every path too (and not the headline)
+    rg = paths["regime_gex"]
+    for name in ("decide", "report", "direct"):
+        assert rg[name] == pytest.approx(rg["cli"], rel=1e-12), name
+    assert rg["cli"] != pytest.approx(cli["net_gex"], rel=1e-3)
     hist = history.net_gex_history("SPX", store=synthetic)
+    assert hist.loc[pd.Timestamp(DAY), "regime_gex"] == pytest.approx(rg["cli"], rel=1e-12)
     assert_same(hist.loc[pd.Timestamp(DAY)].to_dict(), cli, keys=HISTORY_KEYS, where="history")
     again = history.net_gex_history("SPX", store=synthetic)  # from the cache: still the same
     assert again.attrs["from_cache"] == 1

@@ -161,8 +161,8 @@ class RegimeGex:
     n_contracts : int
         Contracts in the window with a price (IV) and a live expiry.
     share_of_gross : float
-        ``(|call_gex| + |put_gex|)`` of the window over the headline's gross GEX at spot (0-1), how much of the
-        chain's gamma the window holds.
+        The window's gross GEX at spot (sum of each contract's ``|GEX|``) over every live contract's (0-1): how
+        much of the chain's gamma the window holds.
     notes : tuple of str
     """
 
@@ -273,10 +273,15 @@ def of(analysis_or_snapshot, config: gex_mod.GexConfig | None = None, spec: Regi
                                       f"({spec.describe()})")
     r, q = config.rate, config.div_yield
     sign = np.where(is_call, config.dealer_sign[0], config.dealer_sign[1])
-    Tk, Kk, ivk, wk, callk = T[keep], K[keep], iv[keep], (sign * oi * gex_mod.CONTRACT_MULTIPLIER)[keep], is_call[keep]
+    weight = sign * oi * gex_mod.CONTRACT_MULTIPLIER
+    # every live contract at spot: the gross GEX the window's share is measured against
+    at_spot = np.nan_to_num(weight[live] * pricing.gamma(S, K[live], T[live], iv[live], r, q) * S * S
+                            * gex_mod.ONE_PERCENT)
+    in_window = keep[live]
+    Tk, Kk, ivk, wk, callk = T[keep], K[keep], iv[keep], weight[keep], is_call[keep]
 
     def exposure_at(s: float) -> np.ndarray:
-        return wk * pricing.gamma(s, Kk, Tk, ivk, r, q) * s * s * gex_mod.ONE_PERCENT
+        return np.nan_to_num(wk * pricing.gamma(s, Kk, Tk, ivk, r, q) * s * s * gex_mod.ONE_PERCENT)
 
     move = 0.0
     sigma = None
@@ -291,12 +296,11 @@ def of(analysis_or_snapshot, config: gex_mod.GexConfig | None = None, spec: Regi
         weights = weights / weights.sum()
         per_contract = sum(w * exposure_at(S * math.exp(move * x)) for x, w in zip(nodes, weights, strict=True))
     else:
-        per_contract = exposure_at(S)
-    per_contract = np.nan_to_num(per_contract)
+        per_contract = at_spot[in_window]
     call = float(per_contract[callk].sum())
     put = float(per_contract[~callk].sum())
-    gross = float(np.abs(gex_mod.exposures(snapshot, config, T=T)[0]["gex"].to_numpy()).sum())
-    share = (abs(call) + abs(put)) / gross if gross > 0 else math.nan
+    gross = float(np.abs(at_spot).sum())
+    share = float(np.abs(at_spot[in_window]).sum()) / gross if gross > 0 else math.nan
     return RegimeGex(value=call + put, call_gex=call, put_gex=put, spec=spec, spot=float(S), move=float(move),
                      atm_iv=sigma, n_contracts=int(keep.sum()), share_of_gross=float(share), notes=tuple(notes))
 

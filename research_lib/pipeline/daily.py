@@ -152,10 +152,21 @@ class DailyReport:
         ``model (regime, decision)`` (what the decision uses) and ``unit``: both sets side by side.
         GEX in $ per 1% move; vanna exposure in $ delta per vol point; charm in $ delta per calendar day.
         """
-        table = self._levels_rows(self.levels)
+        rg = self.decision.regime_gex
+        regime_row = pd.DataFrame({"value": [_money(rg.value)],
+                                   "unit": [f"$ per 1% move — the regime's series: {rg.spec.describe()}"]},
+                                  index=pd.Index(["regime GEX"], name="level"))
+
+        def with_regime(rows: pd.DataFrame, value: str) -> pd.DataFrame:
+            at = rows.index.get_loc("put GEX") + 1
+            row = regime_row.assign(value=value)
+            return pd.concat([rows.iloc[:at], row, rows.iloc[at:]])
+
+        table = with_regime(self._levels_rows(self.levels), regime_row["value"].iloc[0])
         if not self.two_conventions:
             return table
-        model = self._levels_rows(self.model_levels)
+        model = with_regime(self._levels_rows(self.model_levels), regime_row["value"].iloc[0])
+        table.loc["regime GEX", "value"] = "(model only)"
         return pd.DataFrame({self.levels.convention: table["value"],
                              f"{self.model_levels.convention} (regime, decision)": model["value"],
                              "unit": table["unit"]}, index=table.index)
@@ -211,6 +222,10 @@ class DailyReport:
         lines = [f"**{r.regime} / {r.trend}** — confidence **{r.confidence}/100** → action **{r.action}**", ""]
         if self.two_conventions:
             lines = [self._model_basis(), "", *lines]
+        rg = self.decision.regime_gex
+        lines += [f"*The regime reads regime GEX {_money(rg.value)} per 1% move ({rg.spec.describe()}; "
+                  f"{rg.share_of_gross:.0%} of the chain's gross gamma), not the headline net GEX "
+                  f"{_money(self.model_levels.net_gex)}.*", ""]
         lines += [f"- {reason}" for reason in r.reasons]
         return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from research_lib.core import gex_signal
 from research_lib.core.gex import GexAnalysis
 from research_lib.errors import HistoryArgumentError
 
@@ -228,4 +229,74 @@ def history_context(ctx, *, ax=None) -> Figure:
     ax_rank.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     for a in (ax_gex, ax_vix):
         a.tick_params(labelbottom=False)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# the regime's GEX series against the published one (notebooks/gex_validation.ipynb)
+
+SERIES_COLORS = {"headline": "#adb5bd", "regime": NET_COLOR}
+
+
+def gex_vs_published(frame, *, columns=("headline", "regime"), title: str = "", ax=None) -> Figure:
+    """Our daily GEX series (lines, $bn per 1% move, left axis) beside SqueezeMetrics' published GEX (right axis,
+    their units; zero lines aligned: compare sign and shape, not level).
+
+    ``frame``: a :attr:`research_lib.pipeline.gex_validation.GexValidation.series` frame (date index, one column
+    per variant and ``published``).
+    """
+    import matplotlib.dates as mdates
+
+    fig, ax = _new_axes(ax, (11, 4.5))
+    for name in columns:
+        s = frame[name].dropna() / BILLION
+        ax.plot(s.index, s.to_numpy(), marker=".", linewidth=1.4 if name == "regime" else 1.0,
+                color=SERIES_COLORS.get(name), label=f"{name} (ours)")
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.set_ylabel("our GEX ($bn per 1% move)")
+    twin = ax.twinx()
+    pub = frame["published"].dropna() / BILLION
+    twin.plot(pub.index, pub.to_numpy(), color=PUBLISHED_COLOR, linewidth=1.2, label="published (SqueezeMetrics)")
+    twin.set_ylabel("SqueezeMetrics GEX ($bn, their units)", color=PUBLISHED_COLOR)
+    twin.tick_params(axis="y", colors=PUBLISHED_COLOR)
+    if len(pub):
+        _align_zero(ax, twin)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper left", fontsize=8)
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_title(title or "our GEX series beside the published one")
+    return fig
+
+
+def rv_separation(validation, *, columns=("headline", "regime", "published"), horizons=(1, 5)) -> Figure:
+    """Mean next-day and next-5-day realised volatility of the S&P 500 (vol points) on the days each series is
+    negative against positive, one panel per archive and horizon; each bar says how many days it averages.
+
+    ``validation``: a :class:`research_lib.pipeline.gex_validation.GexValidation`.
+    """
+    archives = list(validation.series)
+    fig = Figure(figsize=(11, 3.2 * len(archives)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(archives), len(horizons), squeeze=False))
+    x = np.arange(len(columns))
+    for i, label in enumerate(archives):
+        frame = validation.series[label]
+        for j, h in enumerate(horizons):
+            ax = axes[i][j]
+            seps = [gex_signal.rv_separation(frame[c], validation.close, h) for c in columns]
+            neg = [s.negative for s in seps]
+            pos = [s.positive for s in seps]
+            bars_n = ax.bar(x - 0.2, neg, 0.4, color=PUT_COLOR, label="series < 0")
+            bars_p = ax.bar(x + 0.2, pos, 0.4, color=CALL_COLOR, label="series > 0")
+            for bars, counts in ((bars_n, [s.n_negative for s in seps]), (bars_p, [s.n_positive for s in seps])):
+                for b, n in zip(bars, counts, strict=True):
+                    height = b.get_height()
+                    ax.text(b.get_x() + b.get_width() / 2, 0 if not np.isfinite(height) else height,
+                            f"n={n}", ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(x, columns)
+            ax.set_ylabel(f"next-{h}-day RV (vol pts)")
+            ax.set_title(f"{label}: realised vol after negative vs positive days", fontsize=9)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=8)
     return fig
