@@ -25,7 +25,8 @@ Causes (:data:`CAUSES`, in this order)
     one side counts 0 there, as :func:`gex.exposures` counts it.
 ``open_interest``
     Open interest before → after; a contract absent on one side has open interest 0 there (archives that
-    keep only OI > 0 rows drop and add contracts every day).
+    keep only OI > 0 rows drop and add contracts every day) and the other side's IV, so its whole change
+    is ``open_interest``.
 ``rolled_off``
     Contracts counted before that have expired at ``after``'s valuation moment: minus their before-GEX.
 ``new_listings``
@@ -78,7 +79,6 @@ from research_lib.core.gex import (
     CONTRACT_MULTIPLIER,
     ONE_PERCENT,
     GexConfig,
-    exposures,
     valuation_moment,
     weekday_count_start,
 )
@@ -208,6 +208,8 @@ class GexChange:
         The bucket labels, in order.
     notes : tuple of str
         What happened to the contract set (appeared, vanished, rolled off, new expiries, IV missing ...).
+    modelled : bool
+        True when either snapshot is a modelled chain (not market data).
     """
 
     underlying: str
@@ -233,6 +235,7 @@ class GexChange:
     expiry_labels: tuple[str, ...]
     moneyness_labels: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    modelled: bool = False
 
     @property
     def residual(self) -> float:
@@ -263,7 +266,7 @@ class GexChange:
             "n_contracts": len(self.contracts),
             "top_contracts": [{k: (pd.Timestamp(v).date() if k == "expiration" else v) for k, v in rec.items()}
                               for rec in tops.to_dict(orient="records")],
-            "notes": self.notes,
+            "notes": self.notes, "modelled": self.modelled,
         })
 
     def describe(self) -> str:
@@ -273,7 +276,7 @@ class GexChange:
         lines = [
             f"{self.underlying} {self.date_before} -> {self.date_after}: net GEX {fmt_money(self.net_before)} -> "
             f"{fmt_money(self.net_after)}, change {fmt_money(self.change)} $/1% move ({self.method}, "
-            f"{self.convention} convention)",
+            f"{self.convention} convention){'  [MODELLED DATA]' if self.modelled else ''}",
             f"  spot {self.spot_before:,.2f} -> {self.spot_after:,.2f} ({move:+.2f}%); quoted "
             f"{self.quote_time_before:%Y-%m-%d %H:%M} -> {self.quote_time_after:%Y-%m-%d %H:%M %Z}; rate "
             f"{self.rate_before:.3%} -> {self.rate_after:.3%}, dividend yield {self.div_yield_before:.3%} -> "
@@ -475,8 +478,8 @@ def attribute_change(before: ChainSnapshot, after: ChainSnapshot, config_before:
     _check_unique(after, "after")
 
     cols = [*KEY_COLUMNS, "settlement", "open_interest", "iv"]
-    b = before.contracts[cols]
-    a = after.contracts[cols]
+    b = before.contracts[cols].assign(_row_before=np.arange(len(before.contracts)))
+    a = after.contracts[cols].assign(_row_after=np.arange(len(after.contracts)))
     m = b.merge(a, on=list(KEY_COLUMNS), how="outer", suffixes=("_before", "_after"), indicator=True, sort=False)
     in_b = (m["_merge"] != "right_only").to_numpy()
     in_a = (m["_merge"] != "left_only").to_numpy()
@@ -488,8 +491,12 @@ def attribute_change(before: ChainSnapshot, after: ChainSnapshot, config_before:
     sign = np.where(is_call, cb.dealer_sign[0], cb.dealer_sign[1])
     oi0 = np.where(in_b, m["open_interest_before"].to_numpy(dtype=float, na_value=0.0), 0.0)
     oi1 = np.where(in_a, m["open_interest_after"].to_numpy(dtype=float, na_value=0.0), 0.0)
-    iv0 = m["iv_before"].to_numpy(dtype=float, na_value=np.nan)
-    iv1 = m["iv_after"].to_numpy(dtype=float, na_value=np.nan)
+    iv_b = m["iv_before"].to_numpy(dtype=float, na_value=np.nan)
+    iv_a = m["iv_after"].to_numpy(dtype=float, na_value=np.nan)
+    # a contract absent on one side takes the other side's IV there: with open interest 0 it adds nothing, and
+    # its whole change is then open interest (from or to 0), not a vanished IV
+    iv0 = np.where(in_b, iv_b, iv_a)
+    iv1 = np.where(in_a, iv_a, iv_b)
     S0, S1 = float(before.spot), float(after.spot)
     T0 = _years(exp, settle_b, before, cb)
     T1 = _years(exp, settle_a, after, ca)
@@ -530,15 +537,15 @@ def attribute_change(before: ChainSnapshot, after: ChainSnapshot, config_before:
         "strike": K, "right": m["right"].to_numpy(),
         "expiry_bucket": expiry_buckets(exp, after.snapshot_date, expiry_edges),
         "moneyness_bucket": moneyness_buckets(K, S1, moneyness_edges), "status": status,
-        "open_interest_before": oi0, "open_interest_after": oi1, "iv_before": iv0, "iv_after": iv1,
+        "open_interest_before": oi0, "open_interest_after": oi1, "iv_before": iv_b, "iv_after": iv_a,
         "gex_before": gex0, "gex_after": gex1,
         **{c: parts[i] for i, c in enumerate(CAUSES)},
     })[keep]
     table["total"] = table[list(CAUSES)].sum(axis=1)
     table = table.sort_values(["expiration", "strike", "right", "root"], kind="stable").reset_index(drop=True)
 
-    net_before = float(exposures(before, cb)[0]["gex"].sum())
-    net_after = float(exposures(after, ca)[0]["gex"].sum())
+    net_before = _net(gex0, live0 & in_b & np.isfinite(g0), m["_row_before"], in_b, len(before.contracts))
+    net_after = _net(gex1, live1 & in_a & np.isfinite(g1), m["_row_after"], in_a, len(after.contracts))
     by_cause = pd.Series({c: float(table[c].sum()) for c in CAUSES}, name="change").rename_axis("cause")
 
     def grouped(col: str, labels: tuple[str, ...]) -> pd.DataFrame:
@@ -554,7 +561,18 @@ def attribute_change(before: ChainSnapshot, after: ChainSnapshot, config_before:
         convention=ca.convention, rate_before=cb.rate, rate_after=ca.rate, div_yield_before=cb.div_yield,
         div_yield_after=ca.div_yield, by_cause=by_cause, by_expiry=grouped("expiry_bucket", exp_labels),
         by_moneyness=grouped("moneyness_bucket", mny_labels), contracts=table, expiry_labels=exp_labels,
-        moneyness_labels=mny_labels, notes=notes)
+        moneyness_labels=mny_labels, notes=notes, modelled=bool(before.modelled or after.modelled))
+
+
+def _net(values: np.ndarray, counted: np.ndarray, rows: pd.Series, present: np.ndarray, n: int) -> float:
+    """The snapshot's net GEX exactly as :func:`gex.exposures` + ``Series.sum`` give it: the same per-contract
+    values, of the same contracts (live, priced), summed in the snapshot's own row order."""
+    idx = rows.to_numpy(dtype=float, na_value=-1.0)[present].astype(np.int64)
+    val = np.zeros(n)
+    keep = np.zeros(n, dtype=bool)
+    val[idx] = values[present]
+    keep[idx] = counted[present]
+    return float(pd.Series(val[keep]).sum())
 
 
 def _notes(m, in_b, in_a, live0, live1, listed_before, rolled, new, left_window, entered_window, iv0, iv1, oi0, oi1,
@@ -572,8 +590,10 @@ def _notes(m, in_b, in_a, live0, live1, listed_before, rolled, new, left_window,
                      f"{oi1[appeared].sum():,.0f} contracts) and {int(vanished.sum())} vanished (open interest "
                      f"to 0, {oi0[vanished].sum():,.0f}) within expiries listed on both days: counted in "
                      "open_interest")
+    rolled = rolled & in_b
     if rolled.any():
-        notes.append(f"{int(rolled.sum())} contracts rolled off (expiry {dates(rolled)})")
+        notes.append(f"{int(rolled.sum())} contracts rolled off ({oi0[rolled].sum():,.0f} open interest; expiry "
+                     f"{dates(rolled)})")
     if new.any():
         notes.append(f"{int(new.sum())} contracts of new expiries ({dates(new)})")
     if left_window.any() or entered_window.any():

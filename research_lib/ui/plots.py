@@ -14,7 +14,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from research_lib.core.gex import GexAnalysis
-from research_lib.errors import HistoryArgumentError
+from research_lib.core.gex_change import CAUSES, GexChange
+from research_lib.errors import AttributionParamsError, HistoryArgumentError
 
 BILLION = 1e9
 CALL_COLOR = "#2a9d8f"
@@ -228,4 +229,96 @@ def history_context(ctx, *, ax=None) -> Figure:
     ax_rank.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     for a in (ax_gex, ax_vix):
         a.tick_params(labelbottom=False)
+    return fig
+
+
+#: Colours of the causes of :func:`gex_change` (the waterfall's bars and the stacked bars by expiry).
+CAUSE_COLORS = {"spot": "#264653", "time": "#8ab17d", "rates": "#b0b0b0", "iv": "#8338ec",
+                "open_interest": "#e9c46a", "rolled_off": "#e76f51", "new_listings": "#2a9d8f",
+                "window": "#6c757d"}
+
+
+def _two_axes(ax):
+    """Two side-by-side axes: a new figure's, the two given, or one given axes split in two."""
+    if ax is None:
+        fig = Figure(figsize=(12, 4.8), layout="constrained")
+        return list(fig.subplots(1, 2, width_ratios=(1.2, 1)))
+    if isinstance(ax, list | tuple | np.ndarray):
+        axes = list(np.ravel(ax))
+        if len(axes) != 2:
+            raise AttributionParamsError("ax", f"give one Axes or two, got {len(axes)}")
+        return axes
+    spec = ax.get_subplotspec()
+    if spec is None:
+        raise AttributionParamsError("ax", "a single Axes must belong to a grid (fig.add_subplot) to be split in two")
+    fig = ax.figure
+    ax.remove()
+    grid = spec.subgridspec(1, 2, width_ratios=(1.2, 1))
+    return [fig.add_subplot(grid[0]), fig.add_subplot(grid[1])]
+
+
+def _pad_ylim(ax, lo: float, hi: float, pad: float = 0.1) -> None:
+    span = (hi - lo) or 1.0
+    ax.set_ylim(lo - pad * span, hi + pad * span)
+
+
+def gex_change(change: GexChange, *, ax=None) -> Figure:
+    """What moved GEX since the previous snapshot, from a :class:`~research_lib.core.gex_change.GexChange`.
+
+    Two panels, $bn per 1% move:
+
+    1. a waterfall from ``net_before`` to ``net_after``: one floating bar per cause (in
+       :data:`~research_lib.core.gex_change.CAUSES` order, causes that are exactly 0 left out), the two totals
+       as full bars;
+    2. the change by expiry bucket, stacked by cause (positive parts up, negative down), the bucket's total
+       marked with a dot.
+
+    ``ax``: None (new figure), one Axes (split in two within its grid cell) or two Axes.
+    """
+    ax_w, ax_e = _two_axes(ax)
+    fig = ax_w.figure
+    causes = [c for c in CAUSES if change.by_cause[c] != 0.0]
+    labels = ["before", *causes, "after"]
+    level = change.net_before / BILLION
+    seen = [0.0, level]
+    x = np.arange(len(labels))
+    ax_w.bar(x[0], level, color=NET_COLOR, width=0.6)
+    for i, c in enumerate(causes, start=1):
+        v = change.by_cause[c] / BILLION
+        ax_w.bar(x[i], v, bottom=level, color=CAUSE_COLORS[c], width=0.6, edgecolor="black", linewidth=0.4)
+        ax_w.plot([x[i] - 0.7, x[i] + 0.3], [level, level], color="grey", linewidth=0.6, linestyle=":")
+        ax_w.annotate(f"{v:+.2f}", (x[i], level + max(v, 0.0)), ha="center", va="bottom", fontsize=7)
+        level += v
+        seen.append(level)
+    ax_w.bar(x[-1], change.net_after / BILLION, color=NET_COLOR, width=0.6)
+    ax_w.axhline(0, color="grey", linewidth=0.6)
+    _pad_ylim(ax_w, min(seen), max(seen))
+    ax_w.set_xticks(x, [lbl.replace("_", " ") for lbl in labels], rotation=30, ha="right", fontsize=8)
+    ax_w.set_ylabel("net GEX ($bn per 1% move)")
+    tag = "  [MODELLED DATA]" if change.modelled else ""
+    ax_w.set_title(f"{change.underlying} what moved GEX — {change.date_before} → {change.date_after} "
+                   f"({change.method}){tag}", fontsize=10)
+
+    table = change.by_expiry
+    xe = np.arange(len(table))
+    up = np.zeros(len(table))
+    down = np.zeros(len(table))
+    for c in CAUSES:
+        v = table[c].to_numpy() / BILLION
+        if not np.any(v != 0):
+            continue
+        pos, neg = np.where(v > 0, v, 0.0), np.where(v < 0, v, 0.0)
+        ax_e.bar(xe, pos, bottom=up, color=CAUSE_COLORS[c], width=0.6, label=c.replace("_", " "))
+        ax_e.bar(xe, neg, bottom=down, color=CAUSE_COLORS[c], width=0.6)
+        up += pos
+        down += neg
+    ax_e.plot(xe, table["total"].to_numpy() / BILLION, "o", color="black", markersize=4, label="total")
+    ax_e.axhline(0, color="grey", linewidth=0.6)
+    _pad_ylim(ax_e, min(down.min(initial=0.0), table["total"].min() / BILLION),
+              max(up.max(initial=0.0), table["total"].max() / BILLION))
+    ax_e.set_xticks(xe, list(table.index), fontsize=8)
+    ax_e.set_xlabel(f"expiry (calendar days from {change.date_after})")
+    ax_e.set_ylabel("change ($bn per 1% move)")
+    ax_e.set_title("change by expiry bucket", fontsize=10)
+    ax_e.legend(loc="best", fontsize=7)
     return fig
