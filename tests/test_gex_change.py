@@ -439,6 +439,53 @@ def test_previous_snapshot_in_the_store(tmp_path, synthetic):
     assert res.change is not None and res.change.date_before == snaps[1].snapshot_date
 
 
+def test_variance_shares_history_record_and_latest(synthetic, tmp_path):
+    path = synthetic.files["eod_archive"]
+    hist = pgc.change_history(pgc.daily_snapshots(path), method="shapley")
+    shares = pgc.variance_shares(hist)
+    for group in ("cause", "expiry"):
+        assert shares.loc[group, "share"].sum() == pytest.approx(1.0, rel=1e-9)
+    spot = hist["spot"]
+    assert shares.loc[("cause", "spot"), "sd"] == pytest.approx(spot.std(), rel=1e-12)
+    assert shares.loc[("cause", "spot"), "share"] == pytest.approx(
+        np.cov(spot, hist["change"])[0, 1] / hist["change"].var(), rel=1e-9)
+    record = strict(json.dumps(pgc.history_to_dict(hist)))
+    assert record["pairs"] == len(hist) and record["columns"]["change"] == pytest.approx(list(hist["change"]))
+    assert math.isnan(pgc.variance_shares(hist.iloc[:1])["share"].iloc[0])
+    latest = pgc.change_at_latest(path, method="shapley")
+    assert latest.change.change == pytest.approx(hist["change"].iloc[-1], rel=1e-12)
+    # the store: one market snapshot per date (modelled ones left out)
+    store = ChainStore(tmp_path / "store")
+    snaps = [synthetic.eod_snaps[d].replace(modelled=False) for d in sorted(synthetic.eod_snaps)[:3]]
+    for s in snaps:
+        store.put(s)
+    store.put(synthetic.eod_snaps[sorted(synthetic.eod_snaps)[3]])  # modelled: not part of the history
+    got = list(pgc.daily_snapshots("store", "SPX", store=store))
+    assert [g.snapshot_date for g in got] == [s.snapshot_date for s in snaps]
+    assert pgc.change_at_latest("store", store=store).change.date_after == snaps[-1].snapshot_date
+    assert pgc.change_at_latest("store", "SPY", store=store).change is None
+
+
+@pytest.mark.notebook
+def test_gex_change_notebook_on_a_synthetic_archive(synthetic, tmp_path):
+    papermill = pytest.importorskip("papermill")
+    from conftest import ROOT
+
+    path = synthetic.files["eod_archive"]
+    out = tmp_path / "gex_change.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "gex_change.ipynb"), str(out),
+                               parameters={"source": str(path), "method": "shapley"}, cwd=str(ROOT / "notebooks"),
+                               kernel_name="python3", progress_bar=False, execution_timeout=600)
+    nb = json.loads(out.read_text())
+    recorded = next(o["data"]["application/json"] for c in nb["cells"] for o in c.get("outputs", [])
+                    if "application/json" in o.get("data", {}))
+    hist = pgc.change_history(path, method="shapley")
+    assert recorded["history"] == strict(json.dumps(pgc.history_to_dict(hist)))
+    assert recorded["latest"]["change"]["change"] == pytest.approx(hist["change"].iloc[-1], rel=1e-12)
+    images = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+    assert images == 2  # the daily bars and the latest day's waterfall
+
+
 def run(*argv):
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out=out, err=err)
@@ -515,6 +562,17 @@ def test_plot_gex_change_two_panels():
     assert fig2 is one and len(one.axes) == 2
     with pytest.raises(AttributionParamsError, match="ax"):
         plots.gex_change(ch, ax=[one.axes[0]])
+
+
+def test_plot_gex_change_history(synthetic):
+    from research_lib.ui import plots
+
+    hist = pgc.change_history(synthetic.files["eod_archive"])
+    fig = plots.gex_change_history(hist)
+    (ax,) = fig.axes
+    dots = [line for line in ax.get_lines() if line.get_label() == "change"]
+    assert len(dots) == 1 and list(dots[0].get_ydata()) == pytest.approx(list(hist["change"] / 1e9))
+    assert "no data" in plots.gex_change_history(hist.iloc[:0]).axes[0].texts[0].get_text()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +250,69 @@ def change_history(path_or_snapshots: str | os.PathLike | Iterable[ChainSnapshot
     if bucket_cols is None:
         bucket_cols = [f"expiry {b}" for b in expiry_bucket_labels(expiry_edges)]
     return pd.DataFrame(rows, columns=[*HISTORY_COLUMNS, *CAUSES, *bucket_cols])
+
+
+def daily_snapshots(source: str | os.PathLike = "store", symbol: str = "SPX", *, store=None) -> Iterator[ChainSnapshot]:
+    """One snapshot per trading date, in date order, for :func:`change_history`.
+
+    ``source``: a multi-day chain file (its clean days), or ``"store"``: for each trading date the latest
+    stored market snapshot of ``symbol`` (modelled chains left out).
+    """
+    if str(source) != "store":
+        yield from read_chains(source)
+        return
+    store = store if isinstance(store, ChainStore) else ChainStore(store) if store is not None else ChainStore()
+    cat = store.list(symbol)
+    cat = cat[~cat["modelled"].astype(bool)].sort_values(["date", "quote_time"], kind="stable")
+    for rel in cat.groupby("date", sort=True).tail(1)["path"]:
+        yield store.read(rel)
+
+
+def variance_shares(history: pd.DataFrame) -> pd.DataFrame:
+    """What drives the noise of the daily change: for each cause and expiry bucket column of a
+    :func:`change_history` frame, ``sd`` (of its daily contribution, $ per 1% move) and ``share`` of the
+    variance of the daily change, ``cov(part, change) / var(change)``.
+
+    Returns a DataFrame indexed by (``group``, ``part``) — group ``"cause"`` (rows :data:`CAUSES`) and
+    ``"expiry"`` (the buckets) — columns ``sd``, ``share``. Each group's shares sum to 1 (the parts sum to the
+    change). NaN shares when there are fewer than two pairs or the change never varies, said in ``attrs["note"]``.
+    """
+    buckets = [c for c in history.columns if c.startswith("expiry ")]
+    var = history["change"].var()
+    rows = []
+    for group, cols in (("cause", list(CAUSES)), ("expiry", buckets)):
+        for c in cols:
+            cov = history[c].cov(history["change"]) if len(history) > 1 else float("nan")
+            rows.append((group, c.removeprefix("expiry "), float(history[c].std()), cov / var if var > 0 else float("nan")))
+    out = pd.DataFrame(rows, columns=["group", "part", "sd", "share"]).set_index(["group", "part"])
+    out.attrs["note"] = (f"{len(history)} pairs" if len(history) > 1 and var > 0
+                         else "fewer than two pairs, or a change that never varies: no shares")
+    return out
+
+
+def change_at_latest(source: str | os.PathLike = "store", symbol: str = "SPX", *, store=None,
+                     method: str = "sequential", market_dir: str | os.PathLike | None = None) -> PreviousChange:
+    """:func:`change_since_previous` of the latest snapshot of ``source``: the last clean day of a multi-day
+    chain file against the one before, or (``"store"``) the latest stored market snapshot of ``symbol``
+    against the stored one of the previous date. ``change`` None (and why) when there is no pair."""
+    if str(source) != "store":
+        return change_since_previous(read_chain(source), "file", path=source, method=method, market_dir=market_dir)
+    store = store if isinstance(store, ChainStore) else ChainStore(store) if store is not None else ChainStore()
+    entry = store.find(symbol, modelled=False)
+    if entry is None:
+        return PreviousChange(None, f"no market {symbol} snapshot in the store at {store.root}")
+    return change_since_previous(store.read(entry), "store", store=store, method=method, market_dir=market_dir)
+
+
+def history_to_dict(history: pd.DataFrame) -> dict:
+    """A :func:`change_history` frame as strict-JSON-ready data: ``pairs``, ``dates`` and ``dates_before``
+    (ISO), ``change`` and one list per cause and expiry bucket column ($ per 1% move), and ``shares``
+    (:func:`variance_shares`: {group: {part: {sd, share}}})."""
+    shares = variance_shares(history)
+    return jsonable({
+        "pairs": len(history), "dates": list(history["date"]), "dates_before": list(history["date_before"]),
+        "columns": {c: history[c].tolist() for c in history.columns if c not in ("date", "date_before")},
+        "shares": {g: {part: {"sd": row["sd"], "share": row["share"]} for (gg, part), row in shares.iterrows()
+                       if gg == g} for g in ("cause", "expiry")},
+        "note": shares.attrs["note"],
+    })

@@ -322,3 +322,37 @@ def gex_change(change: GexChange, *, ax=None) -> Figure:
     ax_e.set_title("change by expiry bucket", fontsize=10)
     ax_e.legend(loc="best", fontsize=7)
     return fig
+
+
+def gex_change_history(history, *, ax=None) -> Figure:
+    """The daily change of net GEX split by cause, one stacked bar per day (positive parts up, negative
+    down), the change itself as a dot, from :func:`research_lib.pipeline.gex_change.change_history`
+    ($bn per 1% move)."""
+    import matplotlib.dates as mdates
+
+    fig, ax = _new_axes(ax, (11, 4.5))
+    if history.empty:
+        _no_data(ax, "no data: fewer than two snapshots")
+        return fig
+    x = np.asarray([np.datetime64(d, "D") for d in history["date"]])
+    up = np.zeros(len(history))
+    down = np.zeros(len(history))
+    for c in CAUSES:
+        v = history[c].to_numpy() / BILLION
+        if not np.any(v != 0):
+            continue
+        pos, neg = np.where(v > 0, v, 0.0), np.where(v < 0, v, 0.0)
+        ax.bar(x, pos, bottom=up, color=CAUSE_COLORS[c], width=0.8, label=c.replace("_", " "))
+        ax.bar(x, neg, bottom=down, color=CAUSE_COLORS[c], width=0.8)
+        up += pos
+        down += neg
+    ax.plot(x, history["change"].to_numpy() / BILLION, "o", color="black", markersize=3, label="change")
+    ax.axhline(0, color="grey", linewidth=0.6)
+    _pad_ylim(ax, min(down.min(), history["change"].min() / BILLION), max(up.max(), history["change"].max() / BILLION))
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_ylabel("daily change of net GEX ($bn per 1% move)")
+    ax.set_title(f"what moved GEX each day — {history['date'].iloc[0]} to {history['date'].iloc[-1]}", fontsize=10)
+    ax.legend(loc="best", fontsize=7, ncols=2)
+    return fig
