@@ -22,16 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = ROOT.parent / "shared" / "data"
 ARCHIVES = ("spx_eod_2026-06-12_2026-08-21.parquet", "spx_intraday_2019-04-25_2019-07-22.parquet")
-
-
-def shares(frame, columns, total="change"):
-    var = frame[total].var()
-    return {c: (frame[c].std() / 1e9, float(np.cov(frame[c], frame[total])[0, 1] / var)) for c in columns}
 
 
 def main(argv=None) -> int:
@@ -49,7 +42,7 @@ def main(argv=None) -> int:
     from research_lib.core.gex_change import CAUSES, attribute_change
     from research_lib.data.market import snapshot_config
     from research_lib.data.sources import read_chain, scan
-    from research_lib.pipeline.gex_change import change_history
+    from research_lib.pipeline.gex_change import change_history, variance_shares
 
     calendar.exchange_calendar()  # one-time calendar build, not part of any figure
     for path in paths:
@@ -73,13 +66,12 @@ def main(argv=None) -> int:
                   f"{whole:.1f} s; max |sum of causes - change| {resid:.2g} $")
             print(f"    daily change: sd {hist['change'].std() / 1e9:.2f}B, mean net GEX "
                   f"{hist['net_after'].mean() / 1e9:.2f}B")
-            buckets = [c for c in hist.columns if c.startswith("expiry ")]
-            for title, cols in (("cause", list(CAUSES)), ("expiry", buckets)):
-                print(f"    {title:<14}{'sd $bn':>9}{'share':>8}")
-                for c, (sd, share) in shares(hist, cols).items():
-                    print(f"    {c.removeprefix('expiry '):<14}{sd:>9.2f}{share:>8.3f}")
-                total = sum(s for _, s in shares(hist, cols).values())
-                print(f"    {'(sum)':<14}{'':>9}{total:>8.3f}")
+            table = variance_shares(hist)
+            for group in ("cause", "expiry"):
+                print(f"    {group:<14}{'sd $bn':>9}{'share':>8}")
+                for part, row in table.loc[group].iterrows():
+                    print(f"    {part:<14}{row['sd'] / 1e9:>9.2f}{row['share']:>8.3f}")
+                print(f"    {'(sum)':<14}{'':>9}{table.loc[group, 'share'].sum():>8.3f}")
     return 0
 
 
