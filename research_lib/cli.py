@@ -8,6 +8,16 @@ Commands
     With ``--json``: one JSON object per snapshot, one line each.
     Or, instead of PATH: ``--source auto|cboe|tradier|polygon|store|modelled [--symbol SPX]``; the
     line on stderr says which source served (live, stale store copy, or modelled data).
+``research-lib gex-change [PATH] [--before PATH2] [--date YYYY-MM-DD|all] [--previous YYYY-MM-DD]
+[--source auto|cboe|tradier|polygon|store|modelled] [--symbol SPX] [--method sequential|shapley] [--json]``
+    Why net GEX changed between two snapshots (:mod:`research_lib.core.gex_change`): the change split by
+    cause (spot, time, rates, iv, open interest, rolled off, new listings, window), by expiry bucket and by
+    moneyness bucket, model convention, each snapshot priced with its own date's rates. PATH with
+    ``--date D``: day D of a multi-day file against the file's previous clean day (or ``--previous D0``);
+    ``--date all``: every consecutive pair of clean days (one JSON line each with ``--json``);
+    ``--before PATH2``: the snapshot of PATH2 against the one of PATH; ``--source``: the served chain
+    against the previous snapshot of its source (the store's previous date, the previous session's
+    modelled chain). Exit 4 when there is no previous snapshot (the reason is on stderr).
 ``research-lib scan PATH``
     The snapshots a file holds, and the days skipped with the reason.
 ``research-lib fetch SYMBOL [--provider auto|cboe|tradier|polygon] [--json]``
@@ -64,8 +74,10 @@ from research_lib import __version__
 from research_lib.errors import (
     AlertInputError,
     AlertParamsError,
+    AttributionParamsError,
     CalendarRangeError,
     ChainError,
+    ChangeInputError,
     DecisionError,
     DecisionLogError,
     GexConfigError,
@@ -127,6 +139,30 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-dte", type=int, default=None, help="only expiries up to N calendar days out")
     g.add_argument("--exclude-0dte", action="store_true", help="drop same-day expiries")
     g.add_argument("--json", action="store_true", help="one JSON object per snapshot, one per line")
+
+    gc = sub.add_parser("gex-change", help="why net GEX changed between two snapshots, by cause, expiry and moneyness",
+                        description="Split the change of net GEX between two snapshots into spot, time, rates, "
+                                    "IV, open interest, rolled-off, new-listing and window effects (model "
+                                    "convention; $ per 1%% move), by expiry and by moneyness bucket.")
+    gc.add_argument("path", nargs="?", default=None,
+                    help="a chain file (the 'after' snapshot; a multi-day archive gives the previous clean day "
+                         "as 'before'); or omit it and use --source")
+    gc.add_argument("--before", default=None, metavar="PATH2",
+                    help="a chain file holding the 'before' snapshot (with --previous: that day of it)")
+    gc.add_argument("--date", default=None, type=_date_arg,
+                    help="YYYY-MM-DD of the 'after' snapshot in PATH (default latest), or 'all' for every "
+                         "consecutive pair of clean days of PATH")
+    gc.add_argument("--previous", default=None, type=_date_arg, metavar="YYYY-MM-DD",
+                    help="the 'before' trading date (default: the previous clean day / stored date / session)")
+    gc.add_argument("--source", default=None,
+                    help="instead of PATH: auto, cboe, tradier, polygon, store or modelled (the previous snapshot "
+                         "comes from the store, or the previous session's modelled chain)")
+    gc.add_argument("--symbol", default=None, type=_symbol_type,
+                    help="underlying for --source (default SPX); with a PATH it must match the file's")
+    gc.add_argument("--method", choices=["sequential", "shapley"], default="sequential",
+                    help="sequential: spot, time, rates, iv, open interest switched in that order (default); "
+                         "shapley: each factor's effect averaged over every order")
+    gc.add_argument("--json", action="store_true", help="one strict JSON object per pair, one per line")
 
     s = sub.add_parser("scan", help="list the snapshots a chain file holds")
     s.add_argument("path")
@@ -460,6 +496,88 @@ def _cmd_gex(args, out, err) -> int:
     return EXIT_OK
 
 
+def _gex_change_pairs(args, err):
+    """(before, after, reason) pairs of ``gex-change``'s arguments; None for the 'before' when there is none."""
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.sources import read_chain, read_chains
+    from research_lib.pipeline import gex_change as gc
+
+    if (args.path is None) == (args.source is None):
+        raise ValueError("give a chain file PATH or --source auto|cboe|tradier|polygon|store|modelled (one of them)")
+    if args.date == "all":
+        if args.source is not None or args.before is not None or args.previous is not None:
+            raise UsageError("--date all pairs every consecutive clean day of PATH; it takes no --source, "
+                             "--before or --previous")
+        prev = None
+        for snap in read_chains(args.path):
+            if prev is not None:
+                yield prev, snap, f"consecutive clean days {prev.snapshot_date} and {snap.snapshot_date} of {args.path}"
+            prev = snap
+        return
+    if args.previous == "all":
+        raise UsageError("--previous takes YYYY-MM-DD (the 'before' day), not all")
+    if args.source is not None:
+        # lazy for start-up time: each command loads only the layers it runs
+        from research_lib.data.sources.auto import DEFAULT_PROVIDERS, get_chain
+
+        if args.before is not None:
+            raise UsageError("--before is a chain file for PATH; with --source use --previous YYYY-MM-DD")
+        served = get_chain(args.symbol, args.source, date=args.date)
+        err.write(f"research-lib: {served.describe()}\n")
+        if args.previous is not None:
+            kind = "store" if args.source in ("auto", *DEFAULT_PROVIDERS) and not served.modelled else args.source
+            before = get_chain(args.symbol, "modelled" if served.modelled else kind, date=args.previous).snapshot
+            yield before, served.snapshot, f"against {before.source} of {before.snapshot_date}"
+            return
+        before, reason = gc.previous_snapshot(served.snapshot, served.served_by)
+        yield before, served.snapshot, reason
+        return
+    after = read_chain(args.path, date=args.date)
+    if args.before is not None:
+        before = read_chain(args.before, date=args.previous)
+        yield before, after, f"{args.before} against {args.path}"
+    elif args.previous is not None:
+        before = read_chain(args.path, date=args.previous)
+        yield before, after, f"against {args.previous} of {args.path}"
+    else:
+        before, reason = gc.previous_in_file(args.path, after.snapshot_date)
+        yield before, after, reason
+
+
+def _cmd_gex_change(args, out, err) -> int:
+    _check_args(args)
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.core.gex_change import attribute_change
+    from research_lib.data.market import snapshot_config
+
+    n = 0
+    configs: dict = {}
+
+    def config(snap):
+        key = (snap.underlying, snap.snapshot_date, snap.quote_time)
+        if key not in configs:
+            configs[key] = snapshot_config(snap, "model")
+        return configs[key]
+
+    for before, after, reason in _gex_change_pairs(args, err):
+        if before is None:
+            err.write(f"research-lib: nothing to compare: {reason}\n")
+            return EXIT_NO_RESULT
+        ch = attribute_change(before, after, config(before), config(after), method=args.method)
+        if args.json:
+            out.write(to_json({"reason": reason, **ch.to_dict()}) + "\n")
+        else:
+            if n:
+                out.write("\n")
+            out.write(ch.describe() + f"\n  compared: {reason}\n")
+        out.flush()
+        n += 1
+    if n == 0:
+        err.write(f"research-lib: nothing to compare: {args.path} holds fewer than two clean days\n")
+        return EXIT_NO_RESULT
+    return EXIT_OK
+
+
 def _cmd_scan(args, out, err) -> int:
     # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.sources import detect_format, scan
@@ -630,7 +748,7 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
             args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
-    handler = {"gex": _cmd_gex, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
+    handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
                "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report}[args.command]
     try:
         return handler(args, out, err)
@@ -663,14 +781,14 @@ def _error_classes() -> list[tuple[type, int]]:
         # bad parameters: what the user typed
         (ReportParameterError, EXIT_USAGE), (GexConfigError, EXIT_USAGE), (RegimeParamsError, EXIT_USAGE),
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
-        (SizingError, EXIT_USAGE),
+        (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
         # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)
         (NoExposureError, EXIT_NO_RESULT), (SnapshotNotStoredError, EXIT_NO_RESULT),
         (MarketDataNotFoundError, EXIT_NO_RESULT),
         # bad or unknown input files
-        (NothingToImportError, EXIT_BAD_INPUT), (ChainError, EXIT_BAD_INPUT), (StoreError, EXIT_BAD_INPUT),
+        (NothingToImportError, EXIT_BAD_INPUT), (ChainError, EXIT_BAD_INPUT), (ChangeInputError, EXIT_BAD_INPUT), (StoreError, EXIT_BAD_INPUT),
         (CalendarRangeError, EXIT_BAD_INPUT), (FileNotFoundError, EXIT_BAD_INPUT),
         (IsADirectoryError, EXIT_BAD_INPUT), (NotADirectoryError, EXIT_BAD_INPUT),
         (PermissionError, EXIT_BAD_INPUT),

@@ -104,6 +104,25 @@ class SnapshotNotFoundError(ChainError):
     """A date was asked of a multi-day file that does not hold it (or holds it only unclean)."""
 
 
+class DuplicateContractError(ChainError):
+    """A contract table holds the same contract (root, expiration, strike, right) more than once, so a
+    contract of one snapshot cannot be matched with one of another (:mod:`research_lib.core.gex_change`).
+    ``ChainSnapshot.create`` refuses such tables; this catches snapshots built around it."""
+
+
+class ChangeInputError(ResearchLibError, ValueError):
+    """Two snapshots given to :func:`~research_lib.core.gex_change.attribute_change` do not make a
+    before/after pair."""
+
+
+class UnderlyingMismatchError(ChangeInputError):
+    """The two snapshots are of different underlyings; the message names both."""
+
+
+class SnapshotOrderError(ChangeInputError):
+    """The "after" snapshot is not quoted later than the "before" one; the message gives both quote times."""
+
+
 class MarketDataError(ResearchLibError, ValueError):
     """A market history file is malformed, or a lookup has no data for the date asked.
 
@@ -170,6 +189,15 @@ class DecisionInputError(ResearchLibError, ValueError):
 # ----------------------------------------------------------------------------------------------------
 class GexConfigError(ResearchLibError, ValueError):
     """A :class:`GexConfig` field has an impossible value."""
+
+
+class AttributionParamsError(ResearchLibError, ValueError):
+    """A parameter of :func:`~research_lib.core.gex_change.attribute_change` is impossible (an unknown
+    ``method``, bucket edges that are not strictly increasing finite numbers ...); ``argument`` names it."""
+
+    def __init__(self, argument: str, message: str):
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
 
 
 class RegimeParamsError(ResearchLibError, ValueError):

@@ -158,6 +158,13 @@ def _compare_with_library(record, expected):
     assert [r["score"] for r in record["expiries"]] == pytest.approx(list(rows["score"]), rel=1e-12)
     if expected.history is not None:
         assert record["history"] == json.loads(json.dumps(expected.history.to_dict()))
+    change = record["change"]
+    assert change["reason"] == expected.change_reason
+    if expected.change is None:
+        assert change["change"] is None
+    else:
+        for key in ("net_before", "net_after", "change"):
+            assert change["change"][key] == pytest.approx(getattr(expected.change, key), rel=1e-12), key
 
 
 @pytest.mark.notebook
@@ -185,10 +192,11 @@ def test_daily_report_on_the_modelled_default(offline):
     html_text = result.html.read_text(encoding="utf-8")
     _html_checks(html_text)
     assert "MODELLED DATA" in html_text
-    assert len(re.findall(r"<img[^>]*src=\"data:image/png;base64,", html_text)) == 4  # 3 charts + history
+    # 3 charts + what moved GEX (against the previous session's modelled chain) + history
+    assert len(re.findall(r"<img[^>]*src=\"data:image/png;base64,", html_text)) == 5
     assert '"daily report"' not in html_text and "provenance" not in html_text  # the record cell is left out
     for title in ("Key levels", "GEX by strike", "Gamma profile", "heatmap", "Regime", "decision", "Alerts",
-                  "History context"):
+                  "What moved GEX since yesterday", "History context"):
         assert title in html_text, title
 
     index = reports.read_index(root)
@@ -417,6 +425,12 @@ def test_daily_report_tables_without_a_kernel(offline):
     assert daily.history_markdown().startswith("History context left out")
     record = json.loads(json.dumps(daily.to_dict()))  # JSON-ready
     assert record["history"] is None and record["params"]["history_days"] == 0
+    # the modelled chain is compared with the previous session's modelled chain
+    ch = daily.change
+    assert ch is not None and ch.modelled and ch.date_before < ch.date_after == daily.levels.date
+    assert ch.net_after == daily.model_levels.net_gex
+    assert record["change"]["change"]["change"] == pytest.approx(ch.change, rel=1e-12)
+    assert "previous session" in daily.change_reason and "Net GEX went from" in daily.change_markdown()
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ What one report holds
   published method with r = q = 0). The regime, the decision and the alerts always use the ``model``
   levels; with another convention the key-levels table shows both sets side by side and
   :meth:`DailyReport.convention_markdown` says in one sentence which section uses which;
+- what moved GEX since the previous snapshot (:func:`research_lib.pipeline.gex_change.change_since_previous`,
+  model convention: the previous clean day of a file, the store's previous date, the previous session's
+  modelled chain), or the reason there is none;
 - the history context over ``history_days`` (:func:`research_lib.history.history_context`): our net GEX
   from the local store beside SqueezeMetrics' published GEX, VIX and its IV rank.
 """
@@ -62,6 +65,10 @@ class DailyReport:
         None when ``history_days`` is 0.
     generated_at : pandas.Timestamp
         When the report was built (New York time).
+    change : GexChange or None
+        What moved net GEX since the previous snapshot (model convention); None when there is none.
+    change_reason : str
+        What the change compares against, or why there is none.
     """
 
     params: dict
@@ -69,6 +76,8 @@ class DailyReport:
     analysis: Any  # research_lib.gex.GexAnalysis
     history: Any
     generated_at: pd.Timestamp
+    change: Any = None  # research_lib.core.gex_change.GexChange
+    change_reason: str = "not computed"
 
     @property
     def served(self):
@@ -270,6 +279,19 @@ class DailyReport:
                 f"{_level(m.zero_gamma)}), not the {self.levels.convention} levels of the charts: see the "
                 f"{m.convention} column of Key levels.*")
 
+    def change_markdown(self) -> str:
+        """What moved net GEX since the previous snapshot: one sentence with the largest causes, then the
+        cause table and the notes as a text block; or the reason there is no previous snapshot."""
+        ch = self.change
+        if ch is None:
+            return f"No change to explain: {self.change_reason}."
+        ranked = ch.by_cause.reindex(ch.by_cause.abs().sort_values(ascending=False).index)
+        top = ", ".join(f"{c.replace('_', ' ')} {_money(float(v))}" for c, v in ranked.head(3).items() if v != 0)
+        head = (f"Net GEX went from **{_money(ch.net_before)}** ({ch.date_before}) to **{_money(ch.net_after)}** "
+                f"({ch.date_after}): **{_money(ch.change)}** $ per 1% move ({ch.convention} convention, compared "
+                f"{self.change_reason}). Largest causes: {top or 'none'}.")
+        return f"{head}\n\n```text\n{ch.describe()}\n```"
+
     def history_markdown(self) -> str:
         """The history context's summary with its notes (what was missing and why), as a text block."""
         if self.history is None:
@@ -284,7 +306,8 @@ class DailyReport:
         Keys: ``params``, ``provenance`` (served_by, source, quote_time, date, stale, age_hours, modelled,
         describe, version, generated_at), ``levels`` (requested convention), ``expiries``, ``decision``
         (:meth:`DecisionReport.to_dict`, model convention), ``model_levels`` (the levels the decision used),
-        ``convention_note`` (:meth:`convention_markdown`), ``history`` (or None). Strict JSON
+        ``convention_note`` (:meth:`convention_markdown`), ``change`` (``reason`` and
+        :meth:`GexChange.to_dict` or None), ``history`` (or None). Strict JSON
         (:func:`json_safe`: no NaN or infinity).
         """
         s = self.served
@@ -304,6 +327,8 @@ class DailyReport:
             "decision": self.decision.to_dict(),
             "model_levels": self.model_levels.to_dict(),
             "convention_note": self.convention_markdown(),
+            "change": {"reason": self.change_reason,
+                       "change": None if self.change is None else self.change.to_dict()},
             "history": None if self.history is None else self.history.to_dict(),
         })
 
@@ -430,5 +455,23 @@ def build_daily(symbol: str = "SPX", *, date: str | None = "latest", source: str
 
         history = history_context(report.analysis, days=params["history_days"], store=store,
                                   market_dir=market_dir)
+    change, change_reason = _change_since_previous(report.served, params["source"], store, market_dir)
     return DailyReport(params=params, decision=report, analysis=analysis, history=history,
-                       generated_at=pd.Timestamp.now(tz="America/New_York"))
+                       generated_at=pd.Timestamp.now(tz="America/New_York"), change=change,
+                       change_reason=change_reason)
+
+
+def _change_since_previous(served, source: str, store, market_dir):
+    """(GexChange or None, reason) of the served chain against its previous snapshot. A failure to build it
+    (an unreadable previous snapshot ...) is the reason the report shows, not a failed report."""
+    # lazy for start-up time: research-lib report imports this module; the computation loads in the kernel
+    from research_lib.errors import ResearchLibError
+    from research_lib.pipeline.gex_change import change_since_previous
+
+    try:
+        result = change_since_previous(served.snapshot, served.served_by,
+                                       path=source if served.served_by == "file" else None, store=store,
+                                       market_dir=market_dir)
+    except ResearchLibError as exc:
+        return None, f"the change could not be computed ({type(exc).__name__}: {exc})"
+    return result.change, result.reason

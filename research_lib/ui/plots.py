@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from research_lib.core import gex_signal
 from research_lib.core.gex import GexAnalysis
-from research_lib.errors import HistoryArgumentError
+from research_lib.core.gex_change import CAUSES, GexChange
+from research_lib.errors import AttributionParamsError, HistoryArgumentError
 
 BILLION = 1e9
 CALL_COLOR = "#2a9d8f"
@@ -231,6 +232,130 @@ def history_context(ctx, *, ax=None) -> Figure:
         a.tick_params(labelbottom=False)
     return fig
 
+
+#: Colours of the causes of :func:`gex_change` (the waterfall's bars and the stacked bars by expiry).
+CAUSE_COLORS = {"spot": "#264653", "time": "#8ab17d", "rates": "#b0b0b0", "iv": "#8338ec",
+                "open_interest": "#e9c46a", "rolled_off": "#e76f51", "new_listings": "#2a9d8f",
+                "window": "#6c757d"}
+
+
+def _two_axes(ax):
+    """Two side-by-side axes: a new figure's, the two given, or one given axes split in two."""
+    if ax is None:
+        fig = Figure(figsize=(12, 4.8), layout="constrained")
+        return list(fig.subplots(1, 2, width_ratios=(1.2, 1)))
+    if isinstance(ax, list | tuple | np.ndarray):
+        axes = list(np.ravel(ax))
+        if len(axes) != 2:
+            raise AttributionParamsError("ax", f"give one Axes or two, got {len(axes)}")
+        return axes
+    spec = ax.get_subplotspec()
+    if spec is None:
+        raise AttributionParamsError("ax", "a single Axes must belong to a grid (fig.add_subplot) to be split in two")
+    fig = ax.figure
+    ax.remove()
+    grid = spec.subgridspec(1, 2, width_ratios=(1.2, 1))
+    return [fig.add_subplot(grid[0]), fig.add_subplot(grid[1])]
+
+
+def _pad_ylim(ax, lo: float, hi: float, pad: float = 0.1) -> None:
+    span = (hi - lo) or 1.0
+    ax.set_ylim(lo - pad * span, hi + pad * span)
+
+
+def gex_change(change: GexChange, *, ax=None) -> Figure:
+    """What moved GEX since the previous snapshot, from a :class:`~research_lib.core.gex_change.GexChange`.
+
+    Two panels, $bn per 1% move:
+
+    1. a waterfall from ``net_before`` to ``net_after``: one floating bar per cause (in
+       :data:`~research_lib.core.gex_change.CAUSES` order, causes that are exactly 0 left out), the two totals
+       as full bars;
+    2. the change by expiry bucket, stacked by cause (positive parts up, negative down), the bucket's total
+       marked with a dot.
+
+    ``ax``: None (new figure), one Axes (split in two within its grid cell) or two Axes.
+    """
+    ax_w, ax_e = _two_axes(ax)
+    fig = ax_w.figure
+    causes = [c for c in CAUSES if change.by_cause[c] != 0.0]
+    labels = ["before", *causes, "after"]
+    level = change.net_before / BILLION
+    seen = [0.0, level]
+    x = np.arange(len(labels))
+    ax_w.bar(x[0], level, color=NET_COLOR, width=0.6)
+    for i, c in enumerate(causes, start=1):
+        v = change.by_cause[c] / BILLION
+        ax_w.bar(x[i], v, bottom=level, color=CAUSE_COLORS[c], width=0.6, edgecolor="black", linewidth=0.4)
+        ax_w.plot([x[i] - 0.7, x[i] + 0.3], [level, level], color="grey", linewidth=0.6, linestyle=":")
+        ax_w.annotate(f"{v:+.2f}", (x[i], level + max(v, 0.0)), ha="center", va="bottom", fontsize=7)
+        level += v
+        seen.append(level)
+    ax_w.bar(x[-1], change.net_after / BILLION, color=NET_COLOR, width=0.6)
+    ax_w.axhline(0, color="grey", linewidth=0.6)
+    _pad_ylim(ax_w, min(seen), max(seen))
+    ax_w.set_xticks(x, [lbl.replace("_", " ") for lbl in labels], rotation=30, ha="right", fontsize=8)
+    ax_w.set_ylabel("net GEX ($bn per 1% move)")
+    tag = "  [MODELLED DATA]" if change.modelled else ""
+    ax_w.set_title(f"{change.underlying} what moved GEX — {change.date_before} → {change.date_after} "
+                   f"({change.method}){tag}", fontsize=10)
+
+    table = change.by_expiry
+    xe = np.arange(len(table))
+    up = np.zeros(len(table))
+    down = np.zeros(len(table))
+    for c in CAUSES:
+        v = table[c].to_numpy() / BILLION
+        if not np.any(v != 0):
+            continue
+        pos, neg = np.where(v > 0, v, 0.0), np.where(v < 0, v, 0.0)
+        ax_e.bar(xe, pos, bottom=up, color=CAUSE_COLORS[c], width=0.6, label=c.replace("_", " "))
+        ax_e.bar(xe, neg, bottom=down, color=CAUSE_COLORS[c], width=0.6)
+        up += pos
+        down += neg
+    ax_e.plot(xe, table["total"].to_numpy() / BILLION, "o", color="black", markersize=4, label="total")
+    ax_e.axhline(0, color="grey", linewidth=0.6)
+    _pad_ylim(ax_e, min(down.min(initial=0.0), table["total"].min() / BILLION),
+              max(up.max(initial=0.0), table["total"].max() / BILLION))
+    ax_e.set_xticks(xe, list(table.index), fontsize=8)
+    ax_e.set_xlabel(f"expiry (calendar days from {change.date_after})")
+    ax_e.set_ylabel("change ($bn per 1% move)")
+    ax_e.set_title("change by expiry bucket", fontsize=10)
+    ax_e.legend(loc="best", fontsize=7)
+    return fig
+
+
+def gex_change_history(history, *, ax=None) -> Figure:
+    """The daily change of net GEX split by cause, one stacked bar per day (positive parts up, negative
+    down), the change itself as a dot, from :func:`research_lib.pipeline.gex_change.change_history`
+    ($bn per 1% move)."""
+    import matplotlib.dates as mdates
+
+    fig, ax = _new_axes(ax, (11, 4.5))
+    if history.empty:
+        _no_data(ax, "no data: fewer than two snapshots")
+        return fig
+    x = np.asarray([np.datetime64(d, "D") for d in history["date"]])
+    up = np.zeros(len(history))
+    down = np.zeros(len(history))
+    for c in CAUSES:
+        v = history[c].to_numpy() / BILLION
+        if not np.any(v != 0):
+            continue
+        pos, neg = np.where(v > 0, v, 0.0), np.where(v < 0, v, 0.0)
+        ax.bar(x, pos, bottom=up, color=CAUSE_COLORS[c], width=0.8, label=c.replace("_", " "))
+        ax.bar(x, neg, bottom=down, color=CAUSE_COLORS[c], width=0.8)
+        up += pos
+        down += neg
+    ax.plot(x, history["change"].to_numpy() / BILLION, "o", color="black", markersize=3, label="change")
+    ax.axhline(0, color="grey", linewidth=0.6)
+    _pad_ylim(ax, min(down.min(), history["change"].min() / BILLION), max(up.max(), history["change"].max() / BILLION))
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_ylabel("daily change of net GEX ($bn per 1% move)")
+    ax.set_title(f"what moved GEX each day — {history['date'].iloc[0]} to {history['date'].iloc[-1]}", fontsize=10)
+    ax.legend(loc="best", fontsize=7, ncols=2)
 
 # --------------------------------------------------------------------------------------------------
 # the regime's GEX series against the published one (notebooks/gex_validation.ipynb)
