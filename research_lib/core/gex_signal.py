@@ -29,6 +29,10 @@ from research_lib.formatting import jsonable
 #: Annualisation of daily returns.
 SESSIONS_PER_YEAR = 252
 
+#: Fewest days on each side (series < 0, series > 0) for a realised-volatility separation to be measured: with
+#: fewer, one or two days' moves would decide it (the published series has one negative day in the 2026 archive).
+MIN_SIDE_DAYS = 5
+
 #: The targets of issue 11 (correlation by archive year; the rest on every archive).
 GOALS = {"correlation_2019": 0.90, "correlation_2026": 0.80, "sign_agreement": 0.85, "noise_vs_reference": 1.5}
 
@@ -95,7 +99,9 @@ class RvSeparation:
         Mean forward RV (vol points) on the days the series is < 0 / > 0; NaN when there is no such day.
     n_negative, n_positive : int
     separation : float
-        ``negative − positive`` (vol points); NaN unless both sides have a day.
+        ``negative − positive`` (vol points); NaN unless both sides have at least ``min_days`` days.
+    min_days : int
+        That minimum (:data:`MIN_SIDE_DAYS` by default).
     """
 
     horizon: int
@@ -104,13 +110,18 @@ class RvSeparation:
     n_negative: int
     n_positive: int
     separation: float
+    min_days: int = MIN_SIDE_DAYS
 
     def to_dict(self) -> dict:
         return jsonable(dataclasses.asdict(self))
 
 
-def rv_separation(series: pd.Series, close: pd.Series, horizon: int = 1) -> RvSeparation:
-    """:class:`RvSeparation` of ``series`` against the index ``close`` (dates of both are normalised to days)."""
+def rv_separation(series: pd.Series, close: pd.Series, horizon: int = 1, *,
+                  min_days: int = MIN_SIDE_DAYS) -> RvSeparation:
+    """:class:`RvSeparation` of ``series`` against the index ``close`` (dates of both are normalised to days).
+
+    The two means are reported whenever a side has a day; the separation only when both sides have at least
+    ``min_days`` days (else NaN: not measurable on this sample)."""
     rv = forward_realised_vol(close, horizon)
     rv.index = pd.DatetimeIndex(rv.index).normalize()
     s = series.dropna()
@@ -121,15 +132,16 @@ def rv_separation(series: pd.Series, close: pd.Series, horizon: int = 1) -> RvSe
     def mean(a: np.ndarray) -> float:
         return float(a.mean()) if len(a) else math.nan
 
-    sep = mean(neg) - mean(pos) if len(neg) and len(pos) else math.nan
+    sep = mean(neg) - mean(pos) if min(len(neg), len(pos)) >= max(int(min_days), 1) else math.nan
     return RvSeparation(horizon=int(horizon), negative=mean(neg), positive=mean(pos), n_negative=int(len(neg)),
-                        n_positive=int(len(pos)), separation=float(sep))
+                        n_positive=int(len(pos)), separation=float(sep), min_days=int(min_days))
 
 
 def signal_measures(series: pd.Series, reference: pd.Series | None, close: pd.Series | None) -> dict:
     """Every measure of one series: ``n`` (days), ``mean`` (level), ``correlation``, ``sign_agreement``,
     ``noise`` (relative), ``noise_vs_reference`` (its ratio to the reference's on the same days),
-    ``rv1_separation`` / ``rv5_separation`` with their ``n_negative`` counts. Missing inputs give NaN."""
+    ``rv1_separation`` / ``rv5_separation`` with their ``n_negative`` counts (NaN when a side has fewer than
+    :data:`MIN_SIDE_DAYS` days). Missing inputs give NaN."""
     s = series.dropna()
     out = {"n": int(len(s)), "mean": float(s.mean()) if len(s) else math.nan}
     nan = math.nan
@@ -151,5 +163,5 @@ def signal_measures(series: pd.Series, reference: pd.Series | None, close: pd.Se
     return out
 
 
-__all__ = ["GOALS", "RvSeparation", "SESSIONS_PER_YEAR", "correlation", "forward_realised_vol",
+__all__ = ["GOALS", "MIN_SIDE_DAYS", "RvSeparation", "SESSIONS_PER_YEAR", "correlation", "forward_realised_vol",
            "relative_noise", "rv_separation", "sign_agreement", "signal_measures"]

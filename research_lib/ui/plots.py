@@ -325,7 +325,7 @@ def gex_change(change: GexChange, *, ax=None) -> Figure:
     return fig
 
 
-def gex_change_history(history, *, ax=None) -> Figure:
+def gex_change_history(history, *, title: str = "", ax=None) -> Figure:
     """The daily change of net GEX split by cause, one stacked bar per day (positive parts up, negative
     down), the change itself as a dot, from :func:`research_lib.pipeline.gex_change.change_history`
     ($bn per 1% move)."""
@@ -354,8 +354,11 @@ def gex_change_history(history, *, ax=None) -> Figure:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_ylabel("daily change of net GEX ($bn per 1% move)")
-    ax.set_title(f"what moved GEX each day — {history['date'].iloc[0]} to {history['date'].iloc[-1]}", fontsize=10)
+    ax.set_title(title or f"what moved GEX each day — {history['date'].iloc[0]} to {history['date'].iloc[-1]}",
+                 fontsize=10)
     ax.legend(loc="best", fontsize=7, ncols=2)
+    return fig
+
 
 # --------------------------------------------------------------------------------------------------
 # the regime's GEX series against the published one (notebooks/gex_validation.ipynb)
