@@ -117,7 +117,7 @@ def implied_forwards(snapshot: ChainSnapshot, config: GexConfig, *, n_strikes: i
     key = ["root", "expiration", "strike"]
     calls = q[q["right"] == "C"].set_index(key)
     puts = q[q["right"] == "P"].set_index(key)
-    pairs = calls[["settlement", "mid", "T"]].join(puts[["mid"]], how="inner", rsuffix="_put").reset_index()
+    pairs = calls[["settlement", "mid", "T"]].join(puts[["mid"]].add_suffix("_put"), how="inner").reset_index()
     if pairs.empty:
         return pd.DataFrame({col: pd.Series(dtype=float) for col in FORWARD_COLUMNS})
     pairs["f"] = pairs["strike"] + np.exp(config.rate * pairs["T"]) * (pairs["mid"] - pairs["mid_put"])

@@ -197,7 +197,7 @@ def _monthly(snap, config, T, counted, base, total) -> dict:
     a = c[spx].set_index(["strike", "right"])[cols].add_suffix("_spx")
     b = c[spxw].set_index(["strike", "right"])[cols].add_suffix("_spxw")
     shared = a.join(b, how="inner")
-    same = (shared["open_interest_spx"] > 0).to_numpy()
+    same = shared["open_interest_spx"].to_numpy() > 0
     for col in ("bid", "ask", "open_interest"):
         x, y = shared[f"{col}_spx"].to_numpy(), shared[f"{col}_spxw"].to_numpy()
         same &= (x == y) | (np.isnan(x) & np.isnan(y))
@@ -255,8 +255,14 @@ def daily_effects(snapshots: Iterable[ChainSnapshot], *, market_dir: str | os.Pa
     return out
 
 
+def _level(net: pd.Series) -> float:
+    """Mean |net GEX|, the denominator of every percentage (NaN when 0: no percentage of nothing)."""
+    level = float(net.abs().mean())
+    return level if level > 0 else np.nan
+
+
 def _series_measures(effect: str, base: pd.Series, alt: pd.Series, what: str) -> list[tuple]:
-    level = float(base.abs().mean())
+    level = _level(base)
     ok = base.notna() & alt.notna()
     d = (alt - base)[ok]
     rows = [
@@ -283,7 +289,7 @@ def effects_table(daily: pd.DataFrame, archive: str | None = None) -> pd.DataFra
     """The tidy table (:data:`EFFECT_COLUMNS`) from :func:`daily_effects`' frame (see the module docstring)."""
     archive = archive or daily.attrs.get("archive", "")
     net = daily["net"]
-    level = float(net.abs().mean())
+    level = _level(net)
     gross = daily["gross"]
     rows: list[tuple] = [
         ("base", "n_days", len(daily), "days", "snapshots measured"),
