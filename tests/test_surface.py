@@ -121,6 +121,13 @@ def test_expired_contracts_get_nan():
     assert len(surf.fits) == 2 and any("expired" in n for n in surf.notes)
 
 
+def test_a_chain_with_nothing_live_gives_nan_and_no_fits():
+    snap = priced_chain(rate=R, div_yield=Q, expiry_days=(0,))
+    surf = smoothed_iv(snap, CFG)
+    assert np.isnan(surf.iv).all() and surf.fits.empty and tuple(surf.fits.columns) == FIT_COLUMNS
+    assert not surf.fitted.any() and surf.notes == (f"{len(snap.contracts)} expired contracts get NaN",)
+
+
 def test_quotes_are_solved_at_the_spot_given():
     after = priced_chain(spot=5010.0, print_spot=5000.0, rate=R, div_yield=Q)
     truth = after.contracts["iv"].to_numpy()

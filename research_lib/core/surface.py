@@ -78,27 +78,30 @@ def _basis(x: np.ndarray, lo: float, hi: float, n_seg: int) -> tuple[np.ndarray,
 
 
 def _penalised_fit(B: np.ndarray, y: np.ndarray, w: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, float]:
-    """Weighted P-spline coefficients with the GCV choice of the penalty; returns (coef, lam)."""
+    """Weighted P-spline coefficients with the GCV choice of the penalty; returns (coef, lam).
+
+    All :data:`LAMBDAS` are solved in one batched call: ``(A + λP) [c, H] = [BᵀWy, A]`` gives the
+    coefficients ``c`` and, through ``tr H``, the effective degrees of freedom. ``A + λP`` is positive
+    definite for ``λ > 0`` once the quotes span 2 distinct strikes (the penalty's null space, the straight
+    lines, is then seen by ``A``).
+    """
     n = len(y)
     BtW = B.T * w
     A = BtW @ B
     b = BtW @ y
     scale = np.trace(A) / max(np.trace(P), 1e-300)
-    best = (np.inf, None, 0.0)
-    for rel in LAMBDAS:
-        lam = rel * scale
-        M = A + lam * P
-        try:
-            coef = np.linalg.solve(M, b)
-            edf = float(np.trace(np.linalg.solve(M, A)))
-        except np.linalg.LinAlgError:
-            continue
-        rss = float(np.sum(w * (y - B @ coef) ** 2))
-        denom = (n - edf) ** 2
-        gcv = n * rss / denom if denom > 1e-12 else np.inf
-        if gcv < best[0] or best[1] is None:
-            best = (gcv, coef, lam)
-    return best[1], best[2]
+    lams = LAMBDAS * scale
+    M = A[None, :, :] + lams[:, None, None] * P[None, :, :]
+    rhs = np.concatenate([b[:, None], A], axis=1)
+    X = np.linalg.solve(M, np.broadcast_to(rhs, (len(lams), *rhs.shape)))
+    coefs = X[:, :, 0]
+    edf = np.trace(X[:, :, 1:], axis1=1, axis2=2)
+    rss = ((y[:, None] - B @ coefs.T) ** 2 * w[:, None]).sum(axis=0)
+    denom = (n - edf) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gcv = np.where(denom > 1e-12, n * rss / denom, np.inf)
+    best = int(np.argmin(gcv)) if np.isfinite(gcv).any() else len(lams) - 1
+    return coefs[best], float(lams[best])
 
 
 def fit_smile(k: np.ndarray, iv: np.ndarray, uncertainty: np.ndarray) -> tuple[BSpline, float, float, float]:
@@ -248,9 +251,16 @@ def smoothed_iv(snapshot: ChainSnapshot, config: GexConfig, *, spot: float | Non
     out = np.full(n, np.nan)
     fitted = np.zeros(n, dtype=bool)
     rows, few, few_contracts = [], 0, 0
-    groups = pd.DataFrame({"root": c["root"].to_numpy(), "expiration": c["expiration"].to_numpy()})[live]
-    for (root, exp), sub in groups.groupby(["root", "expiration"], sort=True):
-        members = sub.index.to_numpy()
+    live_idx = np.flatnonzero(live)
+    roots, exps = c["root"].to_numpy()[live_idx], c["expiration"].to_numpy()[live_idx]
+    r_code = pd.factorize(roots, sort=True)[0]
+    e_code = exps.astype("datetime64[ns]").view("int64")
+    order = np.lexsort((e_code, r_code))  # by root, then expiration
+    r_code, e_code = r_code[order], e_code[order]
+    starts = np.flatnonzero(np.r_[len(order) > 0, (np.diff(r_code) != 0) | (np.diff(e_code) != 0)])
+    firsts = order[starts]
+    pieces = np.split(live_idx[order], starts[1:]) if len(order) else []
+    for members, root, exp in zip(pieces, roots[firsts], exps[firsts], strict=True):
         u = members[used[members]]
         n_q = int(u.size)
         if n_q >= min_quotes and np.ptp(k[u]) > 0:

@@ -10,7 +10,9 @@ as a pair of daily net GEX series, the *base* (what the model computes from the 
 ``a_parity_spot`` — after-close quotes vs the 16:00 print
     Alternative: net GEX at the put-call parity spot (:func:`research_lib.core.parity.parity_spot`) instead
     of the snapshot's spot, each contract keeping its own IV. The spot differences themselves are
-    reported too (mean, sd, max |diff| and the worst day).
+    reported too (mean, sd, max |diff| and the worst day), and which spot the vendor's IVs belong to:
+    the median |IV re-solved from the mid − vendor IV| of near-money quotes (|K/S − 1| < 3%, 3-60 days,
+    usable quotes) at the print and at the parity spot.
 ``b_wide_quotes`` — IV of wide or stale quotes
     The contracts with ``bid = 0`` (or no bid) or a relative spread ``(ask − bid)/mid > 50%``: their share
     of gross GEX (``Σ|GEX_i|``) and of net GEX; alternative: their IV replaced by the smoothed surface's
@@ -35,13 +37,17 @@ as a pair of daily net GEX series, the *base* (what the model computes from the 
 
 Measures (the ``measure`` column of the tidy table; ``diff = alternative − base`` per day):
 
-* ``mean_diff``, ``sd_diff`` ($ per 1% move) and ``mean_diff_pct``, ``sd_diff_pct`` (% of the base's
-  mean |net GEX| over the days); ``mean_abs_diff_pct``;
+* ``n_days`` with both series; ``mean_diff``, ``sd_diff`` ($ per 1% move) and ``mean_diff_pct``,
+  ``sd_diff_pct`` (% of the base's mean |net GEX| over the days); ``mean_abs_diff_pct``,
+  ``max_abs_diff_pct``; ``sign_flips`` (days the alternative has the other sign);
 * ``noise_base``, ``noise_alt``: sd of the day-to-day changes of each series / the base's mean |net GEX|
   (%), over consecutive snapshots (an archive's missing days make some changes span two sessions);
+  ``noise_diff``: the same of the difference (the noise the effect itself carries); ``corr_changes``: the
+  correlation of the two series' day-to-day changes;
 * effect-specific shares and counts, documented in the ``what`` column.
 
-Speed: about 0.5 s per snapshot (two surface fits, the parity forwards, a dozen GEX sums).
+Speed: 0.2-0.3 s per snapshot (two surface fits, the parity forwards, a dozen GEX sums): both real archives
+(47 + 56 snapshots) measure in about 25 s, reading them takes about 14 s more (``benchmarks/gex_effects.py``).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from research_lib import calendar as cal
 from research_lib.core import pricing
 from research_lib.core.chain import ChainSnapshot
 from research_lib.core.gex import CONTRACT_MULTIPLIER, ONE_PERCENT, GexConfig, time_to_expiry
-from research_lib.core.parity import parity_spot
+from research_lib.core.parity import parity_spot, usable_quotes
 from research_lib.core.surface import smoothed_iv
 from research_lib.data.market import snapshot_config
 from research_lib.errors import NoParityExpiryError, QuoteFitArgumentError
@@ -83,6 +89,7 @@ DAILY_COLUMNS = (
     "deep_lowdelta_net", "net_next_oi", "next_oi_unlisted_share", "net_parity_surface", "monthly_expiration",
     "monthly_days", "monthly_spx", "monthly_spxw", "monthly_spx_gross", "monthly_spxw_gross",
     "monthly_shared_keys", "monthly_identical_keys", "monthly_spx_pm", "n_wide", "n_contracts",
+    "vendor_iv_gap_print", "vendor_iv_gap_parity",
 )
 
 
@@ -147,6 +154,16 @@ def _day(snap: ChainSnapshot, config: GexConfig, nxt: ChainSnapshot | None) -> d
     except NoParityExpiryError:
         ps = None
         row.update(parity_spot=np.nan, parity_diff=np.nan, net_parity=np.nan)
+    # which spot the vendor's IVs belong to: near-money quotes re-solved at the print and at the parity spot
+    near = (counted & (T * 365.0 >= 3) & (T * 365.0 <= 60) & (np.abs(K / S - 1) < 0.03) & np.isfinite(own)
+            & usable_quotes(bid, ask, WIDE_SPREAD))
+    for name, spot in (("vendor_iv_gap_print", S), ("vendor_iv_gap_parity", ps.spot if ps else np.nan)):
+        row[name] = np.nan
+        if near.any() and np.isfinite(spot):
+            iv = pricing.implied_vol(0.5 * (bid[near] + ask[near]), spot, K[near], T[near], config.rate,
+                                     config.div_yield, is_call[near]).iv
+            if np.isfinite(iv).any():
+                row[name] = 100.0 * float(np.nanmedian(np.abs(iv - own[near])))
     # b: wide or stale quotes
     surf = smoothed_iv(snap, config).iv
     with np.errstate(all="ignore"):
@@ -273,6 +290,9 @@ def _series_measures(effect: str, base: pd.Series, alt: pd.Series, what: str) ->
         (effect, "sd_diff_pct", 100 * float(d.std(ddof=1)) / level if len(d) > 1 else np.nan, "%",
          "sd diff / mean |base net GEX|"),
         (effect, "mean_abs_diff_pct", 100 * float(d.abs().mean()) / level, "%", "mean |diff| / mean |base net GEX|"),
+        (effect, "max_abs_diff_pct", 100 * float(d.abs().max()) / level, "%", "largest |diff| / mean |base net GEX|"),
+        (effect, "sign_flips", int((np.sign(base[ok]) != np.sign(alt[ok])).sum()), "days",
+         "days the alternative has the other sign"),
         (effect, "noise_base", 100 * float(base[ok].diff().std(ddof=1)) / level, "%",
          "sd of day-to-day changes of the base / mean |base net GEX|"),
         (effect, "noise_alt", 100 * float(alt[ok].diff().std(ddof=1)) / level, "%",
@@ -307,6 +327,12 @@ def effects_table(daily: pd.DataFrame, archive: str | None = None) -> pd.DataFra
         ("a_parity_spot", "spot_diff_worst_day", float(worst["parity_diff"]) if worst is not None else np.nan, "pt",
          f"the worst day: {worst['date'] if worst is not None else 'n/a'}"),
         ("a_parity_spot", "days_without_parity", int(pdiff.isna().sum()), "days", "no expiry qualified"),
+    ]
+    rows += [
+        ("a_parity_spot", "vendor_iv_gap_print", float(daily["vendor_iv_gap_print"].mean()), "vol pt",
+         "median |IV re-solved from the mid at the print - vendor IV|, near-money quotes 3-60 days, mean of days"),
+        ("a_parity_spot", "vendor_iv_gap_parity", float(daily["vendor_iv_gap_parity"].mean()), "vol pt",
+         "the same at the parity spot"),
     ]
     rows += _series_measures("a_parity_spot", net, daily["net_parity"], "net GEX at the parity spot vs at the print")
     rows += [
