@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE, INTRADAY_ARCHIVE, shared_file
+from hypothesis import given, settings, strategies as st
 from synthetic import priced_chain
 
 from research_lib.core.gex import GexConfig, time_to_expiry
@@ -217,3 +218,35 @@ def test_2026_archive_differs_by_points_and_2019_archive_by_under_one():
     intraday = [parity_spot(s, snapshot_config(s, "model")).difference
                 for s in read_chains(shared_file(INTRADAY_ARCHIVE), dates=days)]
     assert len(intraday) == 5 and max(np.abs(intraday)) < 4.0
+
+
+@settings(max_examples=12)
+@given(shift=st.floats(-60.0, 60.0), rate=st.floats(0.0, 0.08), div_yield=st.floats(0.0, 0.03),
+       spot=st.floats(1000.0, 8000.0))
+def test_parity_recovers_any_shift_and_rates(shift, rate, div_yield, spot):
+    snap = priced_chain(spot=spot + shift, print_spot=spot, rate=rate, div_yield=div_yield, expiry_days=(1, 3, 8))
+    ps = parity_spot(snap, GexConfig(rate=rate, div_yield=div_yield))
+    assert ps.difference == pytest.approx(shift, abs=0.01)
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_garbage_quotes_never_break_the_forwards(data):
+    """Any bid/ask (missing, zero, crossed, huge): a table or the named error, never NaN forwards."""
+    snap = priced_chain(expiry_days=(2, 9), width=0.5)
+    n = len(snap.contracts)
+    quote = st.one_of(st.just(np.nan), st.just(0.0), st.floats(0.0, 1e5))
+    bid = np.array(data.draw(st.lists(quote, min_size=n, max_size=n)))
+    ask = np.array(data.draw(st.lists(quote, min_size=n, max_size=n)))
+    c = snap.contracts.copy()
+    c["bid"], c["ask"] = bid, ask
+    bad = snap.replace(contracts=c)
+    fw = implied_forwards(bad, CFG)
+    assert np.isfinite(fw[["T", "forward", "spot", "dispersion"]].to_numpy(dtype=float)).all()
+    assert (fw["n_strikes"] >= 3).all()
+    try:
+        ps = parity_spot(bad, CFG)
+    except NoParityExpiryError:
+        assert fw.empty or (fw["T"] * 365 > 30).all()
+    else:
+        assert np.isfinite(ps.spot)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE, INTRADAY_ARCHIVE, shared_file
+from hypothesis import given, settings, strategies as st
 from synthetic import priced_chain
 
 from research_lib.core.gex import GexConfig, time_to_expiry
@@ -194,3 +195,29 @@ def test_real_surfaces_fit_within_about_a_vol_point():
     snap19 = read_chain(shared_file(INTRADAY_ARCHIVE), date="2019-06-03")
     s19 = smoothed_iv(snap19, snapshot_config(snap19, "model"))
     assert s19.fits["rmse"].median() < 1.0
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_garbage_quotes_give_ivs_within_the_quoted_range(data):
+    """Any bid/ask (missing, zero, crossed, huge): no error, no infinity, each fitted IV within the range of
+    its expiry's quote IVs, each unfitted one the contract's own."""
+    snap = priced_chain(expiry_days=(2, 9), width=1.0)
+    n = len(snap.contracts)
+    quote = st.one_of(st.just(np.nan), st.just(0.0), st.floats(0.0, 2e3))
+    c = snap.contracts.copy()
+    c["bid"] = data.draw(st.lists(quote, min_size=n, max_size=n))
+    # asks near the bids (so that many quotes pass the spread rule and get fitted), or anything
+    factor = np.array(data.draw(st.lists(st.floats(0.5, 3.0), min_size=n, max_size=n)))
+    c["ask"] = np.where(data.draw(st.booleans()), c["bid"].to_numpy() * factor,
+                        data.draw(st.lists(quote, min_size=n, max_size=n)))
+    bad = snap.replace(contracts=c)
+    surf = smoothed_iv(bad, CFG, min_quotes=3)
+    assert not np.isinf(surf.iv).any() and not np.isinf(surf.quote_iv).any()
+    for _, sub in bad.contracts.groupby("expiration"):
+        idx = sub.index.to_numpy()
+        q = surf.quote_iv[idx]
+        if surf.fitted[idx].all():
+            assert np.nanmin(q) - 1e-12 <= surf.iv[idx].min() and surf.iv[idx].max() <= np.nanmax(q) + 1e-12
+        else:
+            np.testing.assert_array_equal(surf.iv[idx], bad.contracts["iv"].to_numpy()[idx])

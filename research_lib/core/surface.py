@@ -27,7 +27,9 @@ moments, so they are separate smiles), with ``S`` the ``spot`` argument (default
    robust pass: each quote's weight is multiplied by the Huber factor ``min(1, 2 / |z|)`` of its
    standardised residual ``z = (iv − fit) / u``, and the fit (with its GCV choice of ``λ``) is repeated.
 4. **Evaluation.** Every contract of the expiry (calls and puts, in or out of the money, quoted or not)
-   gets the smile at its own ``k``; outside the fitted k-range the smile is flat (the end value).
+   gets the smile at its own ``k``; outside the fitted k-range the smile is flat (the end value). The
+   values are clipped to the range of the quote IVs fitted (a spline cannot overshoot to a negative or
+   absurd vol between scattered quotes).
 5. **Too few quotes.** An expiry with fewer than ``min_quotes`` (default 5) used quotes is not fitted:
    its contracts keep their own IV (the snapshot's ``iv`` column, NaN where absent), and
    :attr:`SmoothedIV.notes` counts them. Expired contracts (``T <= 0``) get NaN.
@@ -265,7 +267,7 @@ def smoothed_iv(snapshot: ChainSnapshot, config: GexConfig, *, spot: float | Non
         n_q = int(u.size)
         if n_q >= min_quotes and np.ptp(k[u]) > 0:
             spline, lo, hi, lam = fit_smile(k[u], quote_iv[u], unc[u])
-            out[members] = _evaluate_smile(spline, lo, hi, k[members])
+            out[members] = np.clip(_evaluate_smile(spline, lo, hi, k[members]), quote_iv[u].min(), quote_iv[u].max())
             fitted[members] = True
             rmse = float(np.sqrt(np.mean((_evaluate_smile(spline, lo, hi, k[u]) - quote_iv[u]) ** 2)) * 100.0)
             rows.append((exp, root, n_q, "p-spline", rmse, lo, hi, lam))
