@@ -155,7 +155,8 @@ def _day(snap: ChainSnapshot, config: GexConfig, nxt: ChainSnapshot | None) -> d
         ps = None
         row.update(parity_spot=np.nan, parity_diff=np.nan, net_parity=np.nan)
     # which spot the vendor's IVs belong to: near-money quotes re-solved at the print and at the parity spot
-    near = (counted & (T * 365.0 >= 3) & (T * 365.0 <= 60) & (np.abs(K / S - 1) < 0.03) & np.isfinite(own)
+    days = T * config.days_per_year
+    near = (counted & (days >= 3) & (days <= 60) & (np.abs(K / S - 1) < 0.03) & np.isfinite(own)
             & usable_quotes(bid, ask, WIDE_SPREAD))
     for name, spot in (("vendor_iv_gap_print", S), ("vendor_iv_gap_parity", ps.spot if ps else np.nan)):
         row[name] = np.nan
