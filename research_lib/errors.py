@@ -255,6 +255,15 @@ class ReportParameterError(ResearchLibError, ValueError):
     """A daily-report parameter is invalid; the message names the parameter, the value and what is allowed."""
 
 
+class QuoteFitArgumentError(ResearchLibError, ValueError):
+    """An argument of the quote-based estimates (parity forwards and spot, the smoothed IV surface, the
+    data-effects measurements) is impossible; ``argument`` names it."""
+
+    def __init__(self, message: str, *, argument: str | None = None):
+        self.argument = argument
+        super().__init__(message)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Nothing to compute: the input is valid but holds nothing to answer with
 # ----------------------------------------------------------------------------------------------------
@@ -267,6 +276,12 @@ class NoExposureError(NothingToComputeError):
 
     A :class:`~research_lib.chain.ChainError`: the chain is valid but cannot give levels.
     """
+
+
+class NoParityExpiryError(NothingToComputeError):
+    """No expiry of a chain qualifies for put-call parity (:func:`research_lib.core.parity.parity_spot`):
+    none within the day window with two-sided call and put quotes at enough strikes. The message says
+    which window and how many expiries were looked at."""
 
 
 class NoChainAvailableError(ResearchLibError):
