@@ -143,3 +143,16 @@ SPX_CHAINS = ["synthetic_chain"] + (["spx_2024"] if (QUOTEDATA / "spx_2024-01-07
 def spx_chain(request):
     """An SPX chain: the synthetic one, and the real spx_2024-01-07.csv when present (see SPX_CHAINS)."""
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def gex_validation_real():
+    """:func:`research_lib.pipeline.gex_validation.validate` over the two real archives (about a minute), computed
+    once per session for the tests and the notebook test that compare with it; skips without ../shared."""
+    for rel in ("chains/spx_eod_2026-06-12_2026-08-21.parquet", "chains/spx_intraday_2019-04-25_2019-07-22.parquet",
+                "market/squeezemetrics_dix_gex_2011-05-02_2026-08-21.csv"):
+        shared_file(SHARED_DATA / rel)
+    from research_lib.pipeline import gex_validation
+
+    return gex_validation.validate(SHARED_DATA)
+

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, shared_file
+from conftest import EOD_ARCHIVE, QUOTEDATA, ROOT, SHARED_DATA, shared_file
 
 from research_lib.core import gex
 from research_lib.data.market import snapshot_config
@@ -119,6 +119,25 @@ def test_decision_notebook_matches_the_library(tmp_path, monkeypatch, where, req
     stderr = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", [])
                      if o.get("name") == "stderr")
     assert "not JSON compliant" not in stderr  # the record is strict JSON (no NaN)
+
+
+@pytest.mark.notebook
+def test_gex_validation_notebook_matches_the_library(tmp_path, gex_validation_real):
+    """Real data only (the notebook validates the regime series on the two real archives); skips without it."""
+    nb = _execute("gex_validation.ipynb", tmp_path, data_dir=str(SHARED_DATA))
+    recorded = _recorded_levels(nb)  # the notebook's only JSON output: the validation record
+    expected = json.loads(json.dumps(gex_validation_real.to_dict(), allow_nan=False))
+    assert recorded["chosen"] == expected["chosen"] == "regime"
+    assert recorded["points"] == expected["points"]
+    got = {(r["archive"], r["variant"]): r for r in recorded["table"]}
+    assert len(got) == len(expected["table"])
+    for row in expected["table"]:
+        mine = got[(row["archive"], row["variant"])]
+        for key in ("correlation", "sign_agreement", "noise", "rv1_separation", "rv5_separation", "goals_met"):
+            assert mine[key] == (None if row[key] is None else pytest.approx(row[key], rel=1e-9)), key
+    assert recorded["noise_shares"]["2026"]["cause"]["spot"]["share"] == pytest.approx(
+        expected["noise_shares"]["2026"]["cause"]["spot"]["share"], rel=1e-9)
+    assert _images(nb) == 5  # two series charts, two attribution charts, the RV separation
 
 
 def _marked_notebook(fn: ast.FunctionDef) -> bool:

@@ -134,13 +134,16 @@ def test_rv_separation_counts_and_signs():
     idx = pd.date_range("2026-01-05", periods=6, freq="B")
     close = pd.Series([100, 103, 103.1, 99, 99.1, 99.2], index=idx)  # big move after day 0 and day 2
     series = pd.Series([-1.0, 1.0, -2.0, 3.0, 4.0, -5.0], index=idx)
-    sep = gex_signal.rv_separation(series, close, 1)
+    sep = gex_signal.rv_separation(series, close, 1, min_days=1)
     assert (sep.n_negative, sep.n_positive) == (2, 3)  # the last day has no future
     rv = gex_signal.forward_realised_vol(close, 1)
     assert sep.negative == pytest.approx(rv.iloc[[0, 2]].mean())
     assert sep.positive == pytest.approx(rv.iloc[[1, 3, 4]].mean())
-    assert sep.separation > 0
-    one_sided = gex_signal.rv_separation(series.abs(), close, 1)
+    assert sep.separation == pytest.approx(sep.negative - sep.positive) and sep.separation > 0
+    # with the default minimum of 5 days a side, two negative days cannot measure a separation
+    short = gex_signal.rv_separation(series, close, 1)
+    assert math.isnan(short.separation) and short.negative == pytest.approx(sep.negative)
+    one_sided = gex_signal.rv_separation(series.abs(), close, 1, min_days=1)
     assert one_sided.n_negative == 0 and math.isnan(one_sided.separation)
 
 
@@ -180,17 +183,8 @@ def test_measures_table_and_choice_on_synthetic_series():
 # real archives
 
 
-@pytest.fixture(scope="module")
-def validation():
-    for rel in ("chains/spx_eod_2026-06-12_2026-08-21.parquet", "chains/spx_intraday_2019-04-25_2019-07-22.parquet",
-                "market/squeezemetrics_dix_gex_2011-05-02_2026-08-21.csv"):
-        shared_file(SHARED_DATA / rel)
-    from research_lib.pipeline import gex_validation as gv
-
-    return gv.validate(SHARED_DATA)
-
-
-def test_the_rule_picks_the_default_on_the_real_archives(validation):
+def test_the_rule_picks_the_default_on_the_real_archives(gex_validation_real):
+    validation = gex_validation_real
     assert validation.chosen == regime_gex.DEFAULT.name
     t = validation.table.set_index(["archive", "variant"])
     # the figures of the headline series (correlation 0.737 / 0.856, sign 34 of 46 / 45 of 56)
@@ -204,7 +198,8 @@ def test_the_rule_picks_the_default_on_the_real_archives(validation):
     assert len(validation.table) == 2 * (len(regime_gex.VARIANTS) + 1)
 
 
-def test_the_published_column_is_the_raw_file(validation):
+def test_the_published_column_is_the_raw_file(gex_validation_real):
+    validation = gex_validation_real
     raw = pd.read_csv(CHAINS.parent / "market" / "squeezemetrics_dix_gex_2011-05-02_2026-08-21.csv")
     raw["date"] = pd.to_datetime(raw["date"])
     frame = validation.series["2026"]

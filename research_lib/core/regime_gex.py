@@ -43,6 +43,8 @@ import pandas as pd
 from research_lib.checks import FieldChecks, prefixed
 from research_lib.core import gex as gex_mod, pricing
 from research_lib.core.chain import ChainSnapshot
+from research_lib.core.parity import parity_spot
+from research_lib.core.surface import smoothed_iv
 from research_lib.errors import GexConfigError
 from research_lib.formatting import jsonable
 
@@ -223,8 +225,8 @@ def of(analysis_or_snapshot, config: gex_mod.GexConfig | None = None, spec: Regi
     ------
     NoExposureError
         No live, priced contract in the window.
-    ParityError, SurfaceError
-        ``spec.spot="parity"`` / ``spec.iv="surface"`` and the chain cannot give them.
+    NoParityExpiryError
+        ``spec.spot="parity"`` and no expiry of the chain has the quotes put-call parity needs.
     """
     if isinstance(analysis_or_snapshot, ChainSnapshot):
         snapshot = analysis_or_snapshot
@@ -242,17 +244,11 @@ def of(analysis_or_snapshot, config: gex_mod.GexConfig | None = None, spec: Regi
     T = gex_mod.time_to_expiry(snapshot, config)
     S = snapshot.spot
     if spec.spot == "parity":
-        # lazy: core.parity is needed only by this variant
-        from research_lib.core.parity import parity_spot
-
         ps = parity_spot(snapshot, config)
         S = ps.spot
         notes.append(f"parity spot {S:,.2f} ({S - snapshot.spot:+,.2f} against the print)")
     iv = c["iv"].to_numpy()
     if spec.iv == "surface":
-        # lazy: core.surface is needed only by this variant
-        from research_lib.core.surface import smoothed_iv
-
         fitted = smoothed_iv(snapshot, config, spot=S)
         iv = np.where(np.isfinite(fitted.iv), fitted.iv, iv)
         notes.extend(fitted.notes)
