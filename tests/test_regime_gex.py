@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CHAINS, SHARED_DATA, shared_file
+from conftest import CHAINS
 
 from research_lib.core import gex, gex_signal, pricing, regime_gex
 from research_lib.errors import GexConfigError, NothingToComputeError
