@@ -4,12 +4,14 @@ The package is layered; data flows one way, from the bottom up (``tests/test_lay
 
 - foundation: :mod:`~research_lib.errors`, :mod:`~research_lib.settings`, :mod:`~research_lib.fs`,
   :mod:`~research_lib.formatting`, :mod:`~research_lib.calendar`
-- :mod:`research_lib.core` — pure computation: chain model, pricing, GEX, indicators, regime, strategy,
-  sizing, alerts
+- :mod:`research_lib.core` — pure computation: chain model, pricing, GEX, the change attribution
+  (``gex_change``), put-call-parity spot (``parity``), the smoothed IV surface (``surface``), the regime's GEX
+  series (``regime_gex``) and its signal measures (``gex_signal``), indicators, regime, strategy, sizing, alerts
 - :mod:`research_lib.data` — I/O: chain sources and providers, the store, market history, the modelled chain
 - :mod:`research_lib.records` — the decision log
 - :mod:`research_lib.pipeline` — the decision (:func:`~research_lib.pipeline.decide.decide_on` and its I/O
-  wrapper ``decide``), the net GEX history, the daily report's content
+  wrapper ``decide``), the net GEX history, the daily report's content, what moved GEX (``gex_change``), the
+  data effects (``gex_effects``) and the validation of the regime's series on real archives (``gex_validation``)
 - apps: :mod:`research_lib.reporting` (papermill runner), :mod:`research_lib.ui` (plots, explorer),
   :mod:`research_lib.cli`
 

@@ -99,7 +99,7 @@ from research_lib.errors import (
     StrategyError,
     StrategyParamsError,
 )
-from research_lib.formatting import fmt_money, format_levels, parse_date, to_json
+from research_lib.formatting import format_levels, parse_date, to_json
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -485,9 +485,8 @@ def _cmd_gex(args, out, err) -> int:
         else:
             if n:
                 out.write("\n")
-            out.write(format_levels(analysis.levels, pin_risk=analysis.pin_risk, rates=rates) + "\n")
-            out.write(f"regime GEX      {fmt_money(rgex.value, symbol='$')} per 1% move "
-                      f"({rgex.spec.describe()})\n")
+            out.write(format_levels(analysis.levels, pin_risk=analysis.pin_risk, rates=rates, regime_gex=rgex)
+                      + "\n")
         out.flush()
         n += 1
     if n == 0:

@@ -153,11 +153,12 @@ def to_json(obj: Any, *, indent: int | None = None) -> str:
     return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
 
 
-def format_levels(levels, *, pin_risk=None, exclusions=None, rates=None) -> str:
+def format_levels(levels, *, pin_risk=None, exclusions=None, rates=None, regime_gex=None) -> str:
     """A readable block for one :class:`~research_lib.gex.KeyLevels`.
 
     ``rates`` (a :class:`~research_lib.market.SnapshotRates`, optional) adds where the rate and the
-    dividend yield came from; the values themselves are always printed (from the levels).
+    dividend yield came from; the values themselves are always printed (from the levels). ``regime_gex`` (a
+    :class:`~research_lib.core.regime_gex.RegimeGex`, optional) adds the regime's GEX series under net GEX.
     """
     lv = levels
     rate = getattr(lv, "rate", 0.0)
@@ -174,6 +175,8 @@ def format_levels(levels, *, pin_risk=None, exclusions=None, rates=None) -> str:
         pricing,
         f"  net GEX           {fmt_money(lv.net_gex)} $/1% move   (calls {fmt_money(lv.call_gex)}, "
         f"puts {fmt_money(lv.put_gex)})",
+        *([f"  regime GEX        {fmt_money(regime_gex.value)} $/1% move   ({regime_gex.spec.describe()}; what "
+           f"the regime reads)"] if regime_gex is not None else []),
         f"  zero gamma        {fmt_level(lv.zero_gamma)}"
         + (f"   (all crossings: {', '.join(f'{z:,.2f}' for z in lv.zero_gamma_crossings)})"
            if len(lv.zero_gamma_crossings) > 1 else ""),

@@ -138,7 +138,7 @@ class DecisionReport:
         """A readable block: provenance, regime with reasons, strategy, sizing, decision, alerts."""
         r = self.regime
         head = self.analysis.levels.source if self.served is None else self.served.describe()
-        lines = [head, "", format_levels(self.analysis.levels, pin_risk=self.analysis.pin_risk), "",
+        lines = [head, "", format_levels(self.analysis.levels, pin_risk=self.analysis.pin_risk, regime_gex=self.regime_gex), "",
                  f"regime   {r.regime} / {r.trend}, confidence {r.confidence}/100 → {r.action}"]
         lines += [f"         - {reason}" for reason in r.reasons]
         strat = self.strategy
