@@ -146,13 +146,26 @@ def spx_chain(request):
 
 
 @pytest.fixture(scope="session")
-def gex_validation_real():
+def gex_validation_real(request, tmp_path_factory):
     """:func:`research_lib.pipeline.gex_validation.validate` over the two real archives (about a minute), computed
-    once per session for the tests and the notebook test that compare with it; skips without ../shared."""
+    once per test run for the tests and the notebook test that compare with it (under xdist the first worker
+    computes it and the others read its pickle, keyed by the run's id); skips without ../shared."""
     for rel in ("chains/spx_eod_2026-06-12_2026-08-21.parquet", "chains/spx_intraday_2019-04-25_2019-07-22.parquet",
                 "market/squeezemetrics_dix_gex_2011-05-02_2026-08-21.csv"):
         shared_file(SHARED_DATA / rel)
+    import pickle
+
+    from research_lib.fs import file_lock
     from research_lib.pipeline import gex_validation
 
-    return gex_validation.validate(SHARED_DATA)
-
+    run = getattr(request.config, "workerinput", {}).get("testrunuid")
+    if run is None:  # not under xdist: nothing to share
+        return gex_validation.validate(SHARED_DATA)
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of this run
+    path = shared / f"gex_validation_{run}.pickle"
+    with file_lock(shared / f"gex_validation_{run}.lock"):
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        result = gex_validation.validate(SHARED_DATA)
+        path.write_bytes(pickle.dumps(result))
+        return result
