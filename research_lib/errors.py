@@ -251,6 +251,20 @@ class HistoryArgumentError(ResearchLibError, ValueError):
         super().__init__(f"{argument}: {message}")
 
 
+class BacktestInputError(ResearchLibError, ValueError):
+    """A backtest parameter or input is impossible (checked before anything runs); ``argument`` names it and the
+    message says what was given and what is accepted."""
+
+    def __init__(self, argument: str, message: str):
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
+
+
+class SettlementError(ResearchLibError, LookupError):
+    """No settlement price for an expiring leg: the daily history lacks the session (its open for AM-settled,
+    its close for PM-settled roots)."""
+
+
 class ReportParameterError(ResearchLibError, ValueError):
     """A daily-report parameter is invalid; the message names the parameter, the value and what is allowed."""
 
