@@ -289,7 +289,7 @@ def run_backtest(feed, params: BacktestParams | None = None, *, market_history=N
     if not isinstance(params, BacktestParams):
         raise BacktestInputError("params", f"a BacktestParams, got {type(params).__name__}")
     if params.strategy in INDEX_STRATEGIES:
-        # lazy: the index methodologies (putwrite/buywrite) live in their own module, needed only for them
+        # lazy: start-up time — the index methodologies (putwrite/buywrite) load only when asked for
         from research_lib.backtest.indexwrite import run_index_strategy
 
         return run_index_strategy(feed, params, market_history=market_history, market_dir=market_dir,

@@ -80,8 +80,15 @@ def select_legs(strategy: str, arrays: dict, spot: float, valuation_ns: int, par
     spec = STRATEGY_LEGS[strategy]
     dte = (arrays["exp"] - arrays["today"]).astype(int)
     window = np.flatnonzero(np.abs(dte - params.target_dte) <= params.dte_tolerance)
+    root = arrays["root_of"](window)
+    names = arrays["root_names"]
+    if params.roots is not None:
+        allowed = [names.index(r) for r in params.roots if r in names]
+        keep = np.isin(root, allowed)
+        window, root = window[keep], root[keep]
     if not len(window):
-        return f"no expiry within {params.dte_tolerance} days of the {params.target_dte}-DTE target"
+        return (f"no expiry within {params.dte_tolerance} days of the {params.target_dte}-DTE target"
+                + (f" for roots {list(params.roots)}" if params.roots else ""))
     exp = arrays["exp"][window]
     is_am = arrays["is_am"][window]
     uexp, inv = np.unique(exp, return_inverse=True)
@@ -112,7 +119,6 @@ def select_legs(strategy: str, arrays: dict, spot: float, valuation_ns: int, par
         delta[u] = pricing.greeks(spot, K[u], T[u], iv[u], rate, float(params.div_yield), is_call[u]).delta
         usable &= np.isfinite(delta)
     absd = np.abs(delta)
-    root = arrays["root_of"](window)
     rights = sorted({s.right for s in spec})
     # the nearest expiry (then the preferred root) with >= 2 usable strikes per right, one with a bid
     best = None
@@ -129,6 +135,8 @@ def select_legs(strategy: str, arrays: dict, spot: float, valuation_ns: int, par
                 ok.append(r)
         if ok:
             def order(r, at=at):
+                if params.roots is not None:
+                    return (params.roots.index(names[r]),)
                 m = at & (root == r)
                 pm = not is_am[m][0]
                 return ((not pm) if params.prefer_pm else False, -int((m & usable).sum()),
@@ -196,7 +204,6 @@ def select_legs(strategy: str, arrays: dict, spot: float, valuation_ns: int, par
         if not 0 < -credit < width:
             return f"the mid debit {-credit:.4g} is not between 0 and the width {width:g}: inconsistent quotes"
         max_loss = -credit * multiplier
-    names = arrays["root_names"]
     exp_txt = str(uexp[e_i])
     legs_txt = ", ".join(f"{s:+d} {K[j]:g}{'C' if is_call[j] else 'P'} Δ{delta[j]:+.3f}" for j, s in zip(rows, sides_a,
                                                                                                          strict=True))

@@ -142,6 +142,9 @@ class BacktestParams:
         [None].
     div_yield : float
         Dividend yield for the same [0.0].
+    roots : tuple of str, optional
+        Trade only these roots (e.g. ``("SPX",)`` for the AM-settled monthlies), preferred in the order given;
+        None: every root, PM settlement preferred at an expiry listed under several [None].
     """
 
     strategy: str = "bull_put"
@@ -170,6 +173,7 @@ class BacktestParams:
     debit_long_delta: float = 0.50
     rate: float | None = None
     div_yield: float = 0.0
+    roots: tuple[str, ...] | None = None
 
     def __post_init__(self):
         s = object.__setattr__
@@ -230,10 +234,13 @@ class BacktestParams:
                 s(self, name, ts.date())
         if self.start and self.end and self.start > self.end:
             raise BacktestInputError("start", f"{self.start} is after end {self.end}")
+        if isinstance(self.roots, str):
+            s(self, "roots", (self.roots,))
         try:
-            self.strategy_params()
+            sp = self.strategy_params()
         except ResearchLibError as exc:     # a combination the leg selection rejects, said under its field
             raise BacktestInputError("strategy_params", str(exc)) from exc
+        s(self, "roots", sp.roots)
 
     def _whole(self, name: str, *, lo: int) -> None:
         v = getattr(self, name)
@@ -274,7 +281,8 @@ class BacktestParams:
                                                                                         self.short_delta / 2),
                               debit_long_delta=self.debit_long_delta, width_points=self.width,
                               min_open_interest=self.min_open_interest, max_spread_pct=self.max_spread_pct,
-                              rate=0.0 if r is None else float(r), div_yield=float(self.div_yield))
+                              rate=0.0 if r is None else float(r), div_yield=float(self.div_yield),
+                              roots=self.roots)
 
     def to_dict(self) -> dict:
         """JSON-ready: every field (``sizing`` as its own dict)."""
