@@ -454,3 +454,60 @@ def test_real_archive_selection_matches_core_build_strategy(archive_snaps):
             want = sorted((leg.root, leg.strike, leg.right, leg.side) for leg in core_res.legs)
             assert got == want, (kind, s.snapshot_date)
             assert sel.max_loss == pytest.approx(core_res.max_loss, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# the regime-driven run (decide_on each day)
+AUTO_REGIME = dict(iv_rank_sell=0.0, zero_gamma_buffer_pct=0.0001)
+
+
+@pytest.fixture(scope="module")
+def synthetic_auto(tmp_path_factory):
+    from fixtures import fixture_chain, market_frame, sessions, write_market_history
+
+    from research_lib.data.market import load_market_history
+
+    folder = tmp_path_factory.mktemp("auto_market")
+    write_market_history(folder)
+    days = [d.date() for d in sessions()[-8:]]
+    snaps = [fixture_chain(d, seed=i, max_expiries=14) for i, d in enumerate(days)]
+    spx = market_frame()["spx"]
+    hist = pd.DataFrame({"open": spx, "close": spx})
+    return snaps, load_market_history(folder), folder, hist
+
+
+def test_auto_enters_decide_ons_legs_and_is_prefix_invariant(synthetic_auto):
+    from research_lib.core.regime import RegimeParams
+
+    snaps, history, folder, hist = synthetic_auto
+    params = BacktestParams(strategy="auto", entry="daily", max_open=3, regime=RegimeParams(**AUTO_REGIME),
+                            account=1e6, rate=0.05, dte=20, regime_exit=True)
+    full, _, _ = _prefix_check(snaps, params, snaps[6].snapshot_date, market_history=history, market_dir=folder,
+                               daily=hist)
+    assert len(full.trades) >= 1
+    assert set(full.trades["strategy"]) <= {k.value for k in core.StrategyKind}
+    assert (full.trades["regime"] != "").all() and (full.trades["why"].str.len() > 20).all()
+    by_day = {s.snapshot_date: s.contracts.set_index(["root", "expiration", "strike", "right"]) for s in snaps}
+    for row in full.legs.itertuples():
+        q = by_day[row.entry_date].loc[(row.root, pd.Timestamp(row.expiration), row.strike, row.right)]
+        assert (q["bid"], q["ask"]) == (row.entry_bid, row.entry_ask)
+    assert full.equity["equity"].iloc[-1] == pytest.approx(1e6 + full.trades["pnl"].sum(), abs=0.01)
+
+
+def test_auto_on_the_real_archive_trades_the_chains_quotes(archive_snaps, raw_archive, spx_daily):
+    from research_lib.core.regime import RegimeParams
+    from research_lib.data.market import load_market_history
+
+    feed, snaps = archive_snaps
+    params = BacktestParams(strategy="auto", entry="daily", max_open=3, regime=RegimeParams(iv_rank_sell=0.0),
+                            account=1e6, fill="natural", end=dt.date(2026, 6, 26), regime_exit=True)
+    market = SHARED_DATA / "market"
+    res = run_backtest(snaps, params, market_history=load_market_history(market), market_dir=market,
+                       daily=spx_daily)
+    assert len(res.trades) >= 2 and res.missing_days == (dt.date(2026, 6, 23),)
+    for row in res.legs.itertuples():
+        assert _quote_matches(raw_archive, row.entry_date, row.expiration, row.strike, row.right, row.entry_bid,
+                              row.entry_ask), row
+        if row.exit_kind == "quote":
+            assert _quote_matches(raw_archive, row.exit_date, row.expiration, row.strike, row.right, row.exit_bid,
+                                  row.exit_ask), row

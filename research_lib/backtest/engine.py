@@ -370,7 +370,7 @@ class _Engine:
         valuation = gex.valuation_moment(snap, gex.GexConfig.model(rate=rate, div_yield=float(self.p.div_yield)))
         report = None
         if self.p.strategy == "auto":
-            report = self._decide(snap)
+            report = self._decide(snap, rate)
             self.regime_today = str(report.regime.regime)
         # (a) marks
         stale_today = self._mark(day)
@@ -586,7 +586,7 @@ class _Engine:
         self.next_id += 1
         self.open.append(pos)
 
-    def _decide(self, snap: ChainSnapshot):
+    def _decide(self, snap: ChainSnapshot, rate: float):
         # lazy: start-up time — the pipeline (regime, alerts, decision records) is needed only for ``auto``
         from research_lib.pipeline.decide import decide_on
 
@@ -598,7 +598,9 @@ class _Engine:
             view = dataclasses.replace(view, regime_gex=series)
         equity = self.cash + float(sum(np.sum(p.qty * p.mark_mid()) for p in self.open)) * MULTIPLIER
         report = decide_on(snap, view, account=max(equity, 1.0), stats=self._stats(), open_risk=self._open_risk(),
-                           previous=self.previous_decision, decided_by="backtest", timestamp=snap.quote_time)
+                           previous=self.previous_decision, decided_by="backtest", timestamp=snap.quote_time,
+                           sizing_params=self.p.sizing, regime_params=self.p.regime,
+                           strategy_params=self.p.strategy_params(rate))
         value = getattr(report.regime_gex, "value", float("nan"))
         if value is not None and math.isfinite(value):
             self.own_regime_gex[pd.Timestamp(snap.snapshot_date)] = float(value)

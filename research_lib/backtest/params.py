@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from research_lib.core.regime import RegimeParams
 from research_lib.core.sizing import SizingParams
 from research_lib.core.strategy import StrategyParams
 from research_lib.errors import BacktestInputError, ResearchLibError
@@ -145,6 +146,8 @@ class BacktestParams:
     roots : tuple of str, optional
         Trade only these roots (e.g. ``("SPX",)`` for the AM-settled monthlies), preferred in the order given;
         None: every root, PM settlement preferred at an expiry listed under several [None].
+    regime : RegimeParams, optional
+        ``auto`` only: the regime classifier's thresholds passed to ``decide_on`` [``RegimeParams()``].
     """
 
     strategy: str = "bull_put"
@@ -174,6 +177,7 @@ class BacktestParams:
     rate: float | None = None
     div_yield: float = 0.0
     roots: tuple[str, ...] | None = None
+    regime: RegimeParams | None = None
 
     def __post_init__(self):
         s = object.__setattr__
@@ -216,6 +220,8 @@ class BacktestParams:
         if self.regime_exit and strat != "auto":
             raise BacktestInputError("regime_exit", "a regime-change exit needs strategy='auto' (a fixed strategy "
                                                     "has no regime)")
+        if self.regime is not None and not isinstance(self.regime, RegimeParams):
+            raise BacktestInputError("regime", f"a RegimeParams or None, got {type(self.regime).__name__}")
         if self.sizing is not None and not isinstance(self.sizing, SizingParams):
             raise BacktestInputError("sizing", f"a SizingParams or None, got {type(self.sizing).__name__}")
         parse_entry(self.entry)
@@ -287,8 +293,8 @@ class BacktestParams:
     def to_dict(self) -> dict:
         """JSON-ready: every field (``sizing`` as its own dict)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["sizing"] = self.sizing_params.to_dict() if hasattr(self.sizing_params, "to_dict") \
-            else dataclasses.asdict(self.sizing_params)
+        d["sizing"] = dataclasses.asdict(self.sizing_params)
+        d["regime"] = None if self.regime is None else dataclasses.asdict(self.regime)
         return jsonable(d)
 
     def replace(self, **changes) -> BacktestParams:
