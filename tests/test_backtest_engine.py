@@ -214,7 +214,10 @@ def test_a_missing_leg_keeps_its_last_mark_and_is_flagged_then_closes():
 
 
 def test_missing_days_are_listed_never_filled():
-    res = run([snap(D[0], put_quotes()), snap(D[2], put_quotes()), snap(D[4], put_quotes())])
+    seen = []
+    res = run_backtest([snap(D[0], put_quotes()), snap(D[2], put_quotes()), snap(D[4], put_quotes())],
+                       BacktestParams(**BASE), daily=daily(), progress=lambda i, n, d: seen.append((i, n, d)))
+    assert seen == [(1, 3, D[0]), (2, 3, D[2]), (3, 3, D[4])]
     assert res.missing_days == (D[1], D[3])
     assert list(res.equity["date"]) == [D[0], D[2], D[4]]
     assert res.assumptions["missing_days"] == [D[1].isoformat(), D[3].isoformat()]
@@ -511,3 +514,23 @@ def test_auto_on_the_real_archive_trades_the_chains_quotes(archive_snaps, raw_ar
         if row.exit_kind == "quote":
             assert _quote_matches(raw_archive, row.exit_date, row.expiration, row.strike, row.right, row.exit_bid,
                                   row.exit_ask), row
+
+
+def test_a_feed_over_a_synthetic_archive_file(synthetic):
+    from research_lib.backtest.feed import Feed
+
+    feed = Feed(synthetic.files["eod_archive"])
+    spx = pd.Series({pd.Timestamp(d): s.spot for d, s in synthetic.eod_snaps.items()})
+    hist = pd.DataFrame({"open": spx, "close": spx})
+    params = BacktestParams(strategy="bull_put", dte=20, width=25, entry="daily", max_open=3, contracts=1,
+                            account=1e6, rate=0.05, max_spread_pct=0.5, min_open_interest=0,
+                            start=dt.date(2024, 3, 4))
+    res = run_backtest(feed, params, daily=hist)
+    assert list(res.equity["date"]) == [dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6)]
+    assert res.missing_days == () and len(res.trades) == 2
+    by_day = {d: s.contracts.set_index(["root", "expiration", "strike", "right"]) for d, s in
+              synthetic.eod_snaps.items()}
+    for row in res.legs.itertuples():
+        q = by_day[row.entry_date].loc[(row.root, pd.Timestamp(row.expiration), row.strike, row.right)]
+        assert (q["bid"], q["ask"]) == (row.entry_bid, row.entry_ask)
+        assert row.entry_fill == fills.fill_price(row.entry_bid, row.entry_ask, np.sign(row.quantity)).item()

@@ -368,12 +368,13 @@ class _Engine:
         self.rows_seen += day.rows
         rate = self.rates.get(day.date, 0.0)
         valuation = gex.valuation_moment(snap, gex.GexConfig.model(rate=rate, div_yield=float(self.p.div_yield)))
-        report = None
-        if self.p.strategy == "auto":
-            report = self._decide(snap, rate)
-            self.regime_today = str(report.regime.regime)
         # (a) marks
         stale_today = self._mark(day)
+        report = None
+        if self.p.strategy == "auto":
+            # the day's decision sees today's marks (equity, open risk) and the trades closed before today
+            report = self._decide(snap, rate)
+            self.regime_today = str(report.regime.regime)
         # (b) exits
         for pos in list(self.open):
             reason = self._exit_reason(pos, day, is_last)
