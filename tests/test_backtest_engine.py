@@ -534,3 +534,30 @@ def test_a_feed_over_a_synthetic_archive_file(synthetic):
         q = by_day[row.entry_date].loc[(row.root, pd.Timestamp(row.expiration), row.strike, row.right)]
         assert (q["bid"], q["ask"]) == (row.entry_bid, row.entry_ask)
         assert row.entry_fill == fills.fill_price(row.entry_bid, row.entry_ask, np.sign(row.quantity)).item()
+
+
+def test_from_cli_strings():
+    p = BacktestParams.from_cli(strategy="iron_condor", dte="30", width="25", profit_target="none", stop_loss="1.5",
+                                exit_dte="None", fill="slippage:0.3", entry="every:5", max_open="2", account="5e4",
+                                short_delta=None)
+    assert (p.dte, p.width, p.profit_target, p.stop_loss, p.exit_dte, p.max_open, p.account, p.short_delta) == \
+        (30, 25.0, None, 1.5, None, 2, 50_000.0, 0.30)
+    assert p.fill_model == ("slippage", 0.3) and p.entry_kind == ("every", 5)
+    with pytest.raises(BacktestInputError) as err:
+        BacktestParams.from_cli(dte="soon")
+    assert err.value.argument == "dte"
+    with pytest.raises(BacktestInputError) as err:
+        BacktestParams.from_cli(colour="red")
+    assert err.value.argument == "colour"
+
+
+def test_roll_entries_on_the_monthly_expiry_or_the_session_before():
+    # June 2026: the third Friday 06-19 is Juneteenth (closed): the roll date is Thursday 06-18
+    days = [dt.date(2026, 6, 17), dt.date(2026, 6, 18), dt.date(2026, 6, 22), dt.date(2026, 7, 17),
+            dt.date(2026, 7, 20)]
+    exp = dt.date(2026, 8, 18)
+    wings = {("SPXW", exp, k, "P"): (b, b + 0.4) for k, b in ((4750, 8.0), (4700, 5.0), (4650, 3.0))}
+    snaps = [snap(d, put_quotes(exp=exp) | wings) for d in days]
+    res = run(snaps, entry="roll", max_open=5, dte=50, dte_tolerance=20,
+              hist=pd.DataFrame({"open": SPOT, "close": SPOT}, index=pd.DatetimeIndex(days)))
+    assert list(res.trades["entry_date"]) == [dt.date(2026, 6, 18), dt.date(2026, 7, 17)]

@@ -290,6 +290,33 @@ class BacktestParams:
                               rate=0.0 if r is None else float(r), div_yield=float(self.div_yield),
                               roots=self.roots)
 
+    @classmethod
+    def from_cli(cls, **values) -> BacktestParams:
+        """Build from command-line strings: ``profit_target``, ``stop_loss``, ``exit_dte``, ``max_hold``, ``width``,
+        ``contracts`` and ``rate`` accept ``none``; numbers may be strings; None values are left at their defaults.
+        Unknown names raise :class:`BacktestInputError` naming them."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise BacktestInputError(unknown[0], f"not a backtest parameter (known: {', '.join(fields)})")
+        out: dict = {}
+        for name, v in values.items():
+            if v is None:
+                continue
+            if name in _NULLABLE:
+                num = optional_number(v, name)
+                out[name] = None if num is None else (int(num) if name in _WHOLE and float(num).is_integer()
+                                                      else num)
+            elif name in _WHOLE or name in _NUMBERS:
+                try:
+                    num = float(v)
+                except (TypeError, ValueError) as exc:
+                    raise BacktestInputError(name, f"{v!r} is not a number") from exc
+                out[name] = int(num) if name in _WHOLE and num.is_integer() else num
+            else:
+                out[name] = v
+        return cls(**out)
+
     def to_dict(self) -> dict:
         """JSON-ready: every field (``sizing`` as its own dict)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -300,6 +327,11 @@ class BacktestParams:
     def replace(self, **changes) -> BacktestParams:
         return dataclasses.replace(self, **changes)
 
+
+_NULLABLE = {"profit_target", "stop_loss", "exit_dte", "max_hold", "width", "contracts", "rate", "max_spread_pct"}
+_WHOLE = {"dte", "max_open", "exit_dte", "max_hold", "contracts", "missing_leg_days", "dte_tolerance"}
+_NUMBERS = {"short_delta", "long_delta", "commission", "account", "min_open_interest", "debit_long_delta",
+            "div_yield"}
 
 __all__ = ["BacktestParams", "ENGINE_STRATEGIES", "ENTRY_SCHEDULES", "FILL_MODELS", "INDEX_STRATEGIES", "STRATEGIES",
            "optional_number", "parse_entry", "parse_fill"]
