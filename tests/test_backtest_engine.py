@@ -561,3 +561,22 @@ def test_roll_entries_on_the_monthly_expiry_or_the_session_before():
     res = run(snaps, entry="roll", max_open=5, dte=50, dte_tolerance=20,
               hist=pd.DataFrame({"open": SPOT, "close": SPOT}, index=pd.DatetimeIndex(days)))
     assert list(res.trades["entry_date"]) == [dt.date(2026, 6, 18), dt.date(2026, 7, 17)]
+
+
+def test_book_greeks_are_the_legs_model_greeks_times_signed_contracts():
+    from math import erf, exp, log, pi, sqrt
+
+    res = run([snap(D[0], put_quotes()), snap(D[1], put_quotes())], contracts=2)
+    row = res.equity.iloc[0]
+    T = 30 / 365                      # 2026-06-01 16:00 → 2026-07-01 16:00 ET, calendar days / 365
+
+    def put(k):                       # Black-Scholes with r = q = 0, σ = 20%, by hand
+        d1 = (log(SPOT / k) + 0.5 * 0.04 * T) / (0.2 * sqrt(T))
+        pdf = exp(-d1 * d1 / 2) / sqrt(2 * pi)
+        return 0.5 * (1 + erf(d1 / sqrt(2))) - 1, pdf / (SPOT * 0.2 * sqrt(T)), SPOT * pdf * sqrt(T)
+
+    (d_s, g_s, v_s), (d_l, g_l, v_l) = put(4850), put(4800)
+    assert row["delta"] == pytest.approx(200 * (d_l - d_s), rel=1e-9)
+    assert row["gamma"] == pytest.approx(200 * (g_l - g_s), rel=1e-9)
+    assert row["vega"] == pytest.approx(200 * (v_l - v_s) * 0.01, rel=1e-9)
+    assert row["delta"] > 0 and row["theta"] > 0          # a bull put spread: long delta, earns time decay
