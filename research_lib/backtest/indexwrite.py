@@ -324,9 +324,9 @@ def run_index_strategy(feed, strategy: str = "putwrite", *, account: float = 100
     rolls = roll_dates(days[0], days[-1])
     first_roll = next((r for r in rolls if r >= days[0]), None)
     start_day = next((d for d in days if first_roll is not None and d >= first_roll), None)
-    if start_day is None or start_day >= days[-1]:
-        raise BacktestInputError("feed", f"no monthly roll date (third Friday, or the session before) before the "
-                                         f"last of the days served {days[0]}..{days[-1]}: nothing to trade")
+    if start_day is None:
+        raise BacktestInputError("feed", f"no monthly roll date (third Friday, or the session before) in the days "
+                                         f"served {days[0]}..{days[-1]}: nothing to trade")
     daily, where = _history(market_dir, market_history, days[-1])
     try:
         rates = risk_free_rates(days, source="irx", market_dir=where)
@@ -470,15 +470,15 @@ def run_index_strategy(feed, strategy: str = "putwrite", *, account: float = 100
         if progress is not None:
             progress(i + 1, n_days)
 
-    eq_table = pd.DataFrame(equity, columns=list(EQUITY_COLUMNS) + list(EQUITY_EXTRA))
-    eq_table["date"] = pd.to_datetime(eq_table["date"])
+    eq_table = _typed(pd.DataFrame(equity, columns=list(EQUITY_COLUMNS) + list(EQUITY_EXTRA)),
+                      ints=("open_positions", "stale_legs"), dates=("date",), text=("flags",))
     eq_table["drawdown"] = eq_table["equity"] / eq_table["equity"].cummax() - 1.0
-    tr_table = pd.DataFrame(trades, columns=list(TRADE_COLUMNS))
-    for col in ("entry_date", "exit_date"):
-        tr_table[col] = pd.to_datetime(tr_table[col])
-    lg_table = pd.DataFrame(legs, columns=list(LEG_COLUMNS) + list(LEG_EXTRA))
-    for col in ("expiration", "entry_date", "exit_date"):
-        lg_table[col] = pd.to_datetime(lg_table[col])
+    tr_table = _typed(pd.DataFrame(trades, columns=list(TRADE_COLUMNS)), ints=("trade_id", "days_held"),
+                      dates=("entry_date", "exit_date"),
+                      text=("strategy", "exit_reason", "regime", "why", "flags"))
+    lg_table = _typed(pd.DataFrame(legs, columns=list(LEG_COLUMNS) + list(LEG_EXTRA)), ints=("trade_id",),
+                      dates=("expiration", "entry_date", "exit_date"),
+                      text=("root", "settlement", "right", "exit_kind", "settlement_source") + LEG_EXTRA)
     rate_obs = sorted({str(pd.Timestamp(v).date()) for v in rate_as_of.values()})
     assumptions = {
         "methodology": ("Cboe S&P 500 PutWrite (PUT)" if strategy == "putwrite" else "Cboe S&P 500 BuyWrite (BXM)"),
@@ -519,6 +519,20 @@ def run_index_strategy(feed, strategy: str = "putwrite", *, account: float = 100
     return BacktestResult(trades=tr_table, legs=lg_table, equity=eq_table, missing_days=tuple(missing),
                           assumptions=jsonable(assumptions), params=jsonable(params), underlying=symbol,
                           source=source, start=days[0], end=days[-1], initial_equity=account)
+
+
+def _typed(frame: pd.DataFrame, *, ints=(), dates=(), text=()) -> pd.DataFrame:
+    """The same dtypes whether the table has rows or not: ints, datetimes, text (object); the rest float."""
+    for col in frame.columns:
+        if col in ints:
+            frame[col] = frame[col].astype("int64")
+        elif col in dates:
+            frame[col] = pd.to_datetime(frame[col])
+        elif col in text:
+            frame[col] = frame[col].astype(object)
+        else:
+            frame[col] = frame[col].astype(float)
+    return frame
 
 
 def _close(trades: list, legs: list, pos: _Position, strategy: str, *, exit_date, exit_reason, exit_price_opt,
