@@ -27,7 +27,7 @@ from research_lib.backtest.indexwrite import (
 )
 from research_lib.backtest.results import EQUITY_COLUMNS, EXIT_REASONS, LEG_COLUMNS, TRADE_COLUMNS
 from research_lib.core.chain import ChainSnapshot
-from research_lib.data.market import load_cboe_index
+from research_lib.data.market import load_cboe_index, load_market_history
 from research_lib.errors import BacktestInputError, MarketDataError, SettlementError
 from tests.conftest import EOD_ARCHIVE, SHARED_DATA, shared_file
 from tests.fixtures import write_eod_archive
@@ -490,3 +490,12 @@ def test_progress_callback(snaps, market):
     seen = []
     run_index_strategy(snaps, "putwrite", market_dir=market, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(i, len(snaps)) for i in range(1, len(snaps) + 1)]
+
+
+def test_market_history_instead_of_a_directory(snaps, market):
+    history = load_market_history(market, kinds=("spx", "irx"))
+    a = run_index_strategy(snaps, "putwrite", market_history=history)
+    b = run_index_strategy(snaps, "putwrite", market_dir=market)
+    assert a.equity["equity"].to_numpy() == pytest.approx(b.equity["equity"].to_numpy(), abs=1e-9)
+    with pytest.raises(BacktestInputError, match="market_history"):
+        run_index_strategy(snaps, "putwrite", market_history={"spx": None})
