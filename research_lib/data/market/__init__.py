@@ -2,7 +2,8 @@
 
 One module per job: :mod:`.files` (the file registry: patterns, directories, finding a file), :mod:`.parsing`
 (strict, cached parsing), :mod:`.loaders` (``load_*``, :func:`load_market_history`) and :mod:`.rates`
-(risk-free rate, dividend yield, :func:`snapshot_rates`); every public name is importable from here (and
+(risk-free rate, dividend yield, :func:`snapshot_rates`) and :mod:`.cboe_index` (a published Cboe strategy index
+history the user downloads, :func:`load_cboe_index`); every public name is importable from here (and
 from the short name ``research_lib.market``). Functions only. Every loader returns a DataFrame indexed by a tz-naive ``date``
 :class:`~pandas.DatetimeIndex` (midnight, sorted, unique) with the columns its docstring lists, and sets
 ``frame.attrs["source"]`` to what served it (a file path, or the offline fallback's description).
@@ -45,6 +46,7 @@ its price index over a trailing window.
 from __future__ import annotations
 
 from research_lib.core.indicators import iv_percentile, iv_rank, moving_average
+from research_lib.data.market.cboe_index import load_cboe_index
 from research_lib.data.market.files import ENV_VAR, find_market_file, market_data_dirs
 from research_lib.data.market.loaders import (
     DECISION_KINDS,
@@ -103,6 +105,7 @@ __all__ = [
     "find_market_file",
     "iv_percentile",
     "iv_rank",
+    "load_cboe_index",
     "load_index_daily",
     "load_market_history",
     "load_published_gex",
