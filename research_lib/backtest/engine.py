@@ -292,8 +292,15 @@ def run_backtest(feed, params: BacktestParams | None = None, *, market_history=N
         # lazy: start-up time — the index methodologies (putwrite/buywrite) load only when asked for
         from research_lib.backtest.indexwrite import run_index_strategy
 
-        return run_index_strategy(feed, params, market_history=market_history, market_dir=market_dir,
-                                  progress=progress)
+        days = feed
+        if params.start is not None or params.end is not None:
+            days = [s for s in feed if (params.start is None or s.snapshot_date >= params.start)
+                    and (params.end is None or s.snapshot_date <= params.end)]
+        tick = None if progress is None else (lambda done, total: progress(done, total, None))
+        result = run_index_strategy(days, params.strategy, account=params.account, fill=params.fill,
+                                    commission=params.commission, market_dir=market_dir,
+                                    market_history=market_history, progress=tick)
+        return dataclasses.replace(result, params=params.to_dict())
     return _Engine(feed, params, market_history=market_history, market_dir=market_dir, daily=daily,
                    progress=progress).run()
 
