@@ -580,3 +580,20 @@ def test_book_greeks_are_the_legs_model_greeks_times_signed_contracts():
     assert row["gamma"] == pytest.approx(200 * (g_l - g_s), rel=1e-9)
     assert row["vega"] == pytest.approx(200 * (v_l - v_s) * 0.01, rel=1e-9)
     assert row["delta"] > 0 and row["theta"] > 0          # a bull put spread: long delta, earns time decay
+
+
+def test_putwrite_through_the_engine_is_the_index_methodology():
+    """run_backtest dispatches putwrite to indexwrite.run_index_strategy with the params mapped (range, account,
+    fill, commission); the result carries the run's params."""
+    from research_lib.backtest.feed import Feed
+    from research_lib.backtest.indexwrite import run_index_strategy
+
+    market = SHARED_DATA / "market"
+    feed = Feed(shared_file(EOD_ARCHIVE), start="2026-06-15", end="2026-07-31")
+    params = BacktestParams(strategy="putwrite", account=250_000.0, fill="natural", commission=0.5)
+    via_engine = run_backtest(feed, params, market_dir=market)
+    direct = run_index_strategy(feed, "putwrite", account=250_000.0, fill="natural", commission=0.5, market_dir=market)
+    pd.testing.assert_frame_equal(via_engine.trades, direct.trades)
+    pd.testing.assert_frame_equal(via_engine.equity, direct.equity)
+    assert via_engine.params["strategy"] == "putwrite" and via_engine.params["fill"] == "natural"
+    assert via_engine.start >= dt.date(2026, 6, 15) and via_engine.end <= dt.date(2026, 7, 31)
