@@ -308,5 +308,64 @@ def backtest_stats(result, *, sessions_per_year: int = SESSIONS_PER_YEAR) -> Bac
         library=f"vectorbt {vbt.__version__} (returns accessor, drawdown records); trade figures from the trades table")
 
 
-__all__ = ["BacktestStats", "FIELDS", "SESSIONS_PER_YEAR", "backtest_stats", "numba_cache_dir",
-           "use_project_numba_cache"]
+def daily_levels(feed, *, zero_gamma: bool = True, market_dir=None) -> pd.DataFrame:
+    """The underlying's spot and (optionally) the zero-gamma level of each day of a feed, for the trades chart.
+
+    Parameters
+    ----------
+    feed : Feed
+        The backtest's feed (:class:`research_lib.backtest.feed.Feed`); iterated once more (the chains are read
+        again).
+    zero_gamma : bool
+        Also analyse each day's levels (:func:`research_lib.core.gex.analyze`, model convention, the day's rates):
+        ~0.1-0.3 s a day.
+    market_dir : path, optional
+        Market history folder for the rates.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by trading date (Timestamp): ``spot`` (index points) and ``zero_gamma`` (index points; NaN where
+        the profile has no crossing, or when ``zero_gamma`` is False).
+    """
+    # lazy: start-up time — the GEX analysis and the rates load only when the chart asks for them
+    from research_lib.core import gex
+    from research_lib.data.market import snapshot_config
+
+    rows = []
+    for snap in feed:
+        level = math.nan
+        if zero_gamma:
+            zg = gex.analyze(snap, snapshot_config(snap, "model", market_dir=market_dir)).levels.zero_gamma
+            level = math.nan if zg is None else float(zg)
+        rows.append((pd.Timestamp(snap.snapshot_date), float(snap.spot), level))
+    return pd.DataFrame(rows, columns=["date", "spot", "zero_gamma"]).set_index("date")
+
+
+#: The headline keys of :func:`summary_record` (``research-lib backtest chains --json``), in order.
+SUMMARY_KEYS = ("start", "end", "days", "missing_days", "trades", "net_pnl", "total_return", "cagr", "sharpe",
+                "sortino", "max_drawdown", "win_rate", "profit_factor", "expectancy", "trades_path", "legs_path",
+                "equity_path", "assumptions")
+
+
+def summary_record(result, stats: BacktestStats | None = None, paths=None, **extra) -> dict:
+    """One strict-JSON-ready record of a backtest: :data:`SUMMARY_KEYS` first (``trades`` the number of trades,
+    the ``*_path`` keys the CSV files of :meth:`BacktestResult.write_csv`, None when not written), then
+    ``underlying``, ``source``, ``initial_equity``, ``params``, ``stats`` (every statistic,
+    :meth:`BacktestStats.to_dict`) and ``extra`` (e.g. ``run_id``)."""
+    stats = stats if stats is not None else backtest_stats(result)
+    paths = dict(paths or {})
+    s = stats.to_dict()
+    record = {"start": result.start, "end": result.end, "days": result.days, "missing_days": list(result.missing_days),
+              "trades": len(result.trades), "net_pnl": result.net_pnl, "total_return": s["total_return"],
+              "cagr": s["cagr"], "sharpe": s["sharpe"], "sortino": s["sortino"], "max_drawdown": s["max_drawdown"],
+              "win_rate": s["win_rate"], "profit_factor": s["profit_factor"], "expectancy": s["expectancy"],
+              "trades_path": paths.get("trades_path"), "legs_path": paths.get("legs_path"),
+              "equity_path": paths.get("equity_path"), "assumptions": dict(result.assumptions),
+              "underlying": result.underlying, "source": result.source, "initial_equity": result.initial_equity,
+              "params": dict(result.params), "stats": s, **extra}
+    return jsonable(record)
+
+
+__all__ = ["BacktestStats", "FIELDS", "SESSIONS_PER_YEAR", "SUMMARY_KEYS", "backtest_stats", "daily_levels", "numba_cache_dir",
+           "summary_record", "use_project_numba_cache"]
