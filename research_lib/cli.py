@@ -854,7 +854,18 @@ def _cmd_backtest(args, out, err) -> int:
 
     run_id, folder = backtest_run_folder(args.out)
     err.write(f"research-lib: {feed.describe()}\n")
-    result = run_backtest(feed, params)
+    if args.json:
+        result = run_backtest(feed, params)
+    else:
+        # lazy for start-up time: the progress bar only for the text output
+        from tqdm import tqdm
+
+        with tqdm(total=len(feed.days), unit="day", file=err, desc="backtest", leave=False) as bar:
+            def advance(i, n, day):
+                bar.set_postfix_str(str(day), refresh=False)
+                bar.update(1)
+
+            result = run_backtest(feed, params, progress=advance)
     stats = result.stats()
     paths = result.write_csv(folder)
     if args.json:

@@ -179,8 +179,10 @@ def test_no_losses_give_an_infinite_profit_factor_null_in_json_na_in_text():
 
 def test_flat_equity_has_no_sharpe():
     s = backtest_stats(make_result(equity=(10_000.0,) * 4, pnls=(), held=(), open_positions=(0,) * 4))
-    assert s.total_return == 0.0 and s.volatility == 0.0 and s.sharpe is None and s.max_drawdown == 0.0
+    assert s.total_return == 0.0 and s.volatility == 0.0 and s.sharpe is None and s.sortino is None
+    assert s.max_drawdown == 0.0 and s.calmar is None
     assert any(n.startswith("sharpe: the equity curve's returns do not vary") for n in s.notes)
+    assert any(n.startswith("sortino: the equity curve's returns do not vary") for n in s.notes)
     _strict(s)
 
 

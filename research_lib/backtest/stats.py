@@ -25,7 +25,7 @@ in ``result.missing_days``, never filled in) makes the next return span two sess
 Edge cases (each named in :attr:`BacktestStats.notes`): zero trades (the trade figures are None); one day (no
 volatility, Sharpe or Sortino: they need two returns); no losing trade (profit factor infinite: ``inf`` here,
 ``null`` in JSON, ``n/a`` in the table); no losing day (Sortino infinite, likewise); a flat equity curve (no
-volatility: Sharpe undefined, None); no drawdown (Calmar undefined, None). A statistic is never NaN.
+volatility: Sharpe and Sortino undefined, None); no drawdown (Calmar undefined, None). A statistic is never NaN.
 
 Start-up cost: vectorbt imports in ~4.5 s and compiles its numba kernels on first use (~10 s in a fresh
 process). The compiled kernels are cached on disk in :func:`numba_cache_dir` (``<research_lib cache>/numba``,
@@ -244,11 +244,13 @@ def backtest_stats(result, *, sessions_per_year: int = SESSIONS_PER_YEAR) -> Bac
     else:
         flat = float(np.std(rets.obj.to_numpy(), ddof=1)) == 0.0
         vol = _finite_or_none(rets.annualized_volatility(), "volatility", one_day, notes)
-        sharpe = (None if flat else _finite_or_none(rets.sharpe_ratio(), "sharpe", one_day, notes))
-        if flat:
-            notes.append("sharpe: the equity curve's returns do not vary (volatility 0) (None)")
-        sortino = _finite_or_none(rets.sortino_ratio(), "sortino", one_day, notes,
-                                  why_inf="no losing day (downside deviation 0)")
+        if flat:  # 0 / 0: undefined, not infinite
+            sharpe = sortino = None
+            notes += [f"{k}: the equity curve's returns do not vary (volatility 0) (None)" for k in ("sharpe", "sortino")]
+        else:
+            sharpe = _finite_or_none(rets.sharpe_ratio(), "sharpe", one_day, notes)
+            sortino = _finite_or_none(rets.sortino_ratio(), "sortino", one_day, notes,
+                                      why_inf="no losing day (downside deviation 0)")
     # drawdowns of the equity with the initial equity as the first point (a loss on day 1 is a drawdown)
     with_init = pd.concat([pd.Series([init], index=[value.index[0] - pd.Timedelta(days=1)]), value])
     dds = vbt.Drawdowns.from_ts(with_init, freq="1D")
