@@ -349,7 +349,7 @@ def test_start_after_end_and_a_missing_file_exit_2(tmp_path, monkeypatch):
 @needs_engine
 def test_cli_json_keys_and_csv_columns(tmp_path, monkeypatch, synthetic):
     """The engine call alone is replaced (a constructed result) to check the command's JSON and CSV files."""
-    import research_lib.backtest.engine as engine
+    from research_lib.backtest import engine
 
     constructed = make_result()
     monkeypatch.setattr(engine, "run_backtest", lambda feed, params, **kw: constructed)
@@ -417,12 +417,9 @@ def test_report_backtest_runs_the_notebook_and_lists_it_in_the_index(tmp_path, m
     assert run["status"] == "OK" and (folder / "backtest.ipynb").exists() and (folder / "backtest.html").exists()
     assert {"trades.csv", "legs.csv", "equity.csv", "backtest.json"} <= {p.name for p in folder.iterdir()}
     # the notebook's record is the library's numbers
-    import research_lib.backtest.engine as engine
-    from research_lib.backtest.params import BacktestParams
+    from research_lib.backtest import engine, feed, params
 
-    from research_lib.backtest.feed import Feed
-
-    direct = engine.run_backtest(Feed(str(path), "SPX"), BacktestParams(strategy="bull_put", entry="daily"))
+    direct = engine.run_backtest(feed.Feed(str(path), "SPX"), params.BacktestParams(strategy="bull_put", entry="daily"))
     expected = summary_record(direct)
     for key in ("start", "end", "days", "trades", "net_pnl", "total_return", "sharpe", "max_drawdown"):
         assert run["record"][key] == (pytest.approx(expected[key], rel=1e-9) if isinstance(expected[key], float)
