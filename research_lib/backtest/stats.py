@@ -27,8 +27,10 @@ volatility, Sharpe or Sortino: they need two returns); no losing trade (profit f
 ``null`` in JSON, ``n/a`` in the table); no losing day (Sortino infinite, likewise); a flat equity curve (no
 volatility: Sharpe and Sortino undefined, None); no drawdown (Calmar undefined, None). A statistic is never NaN.
 
-Start-up cost: vectorbt imports in ~4.5 s and compiles its numba kernels on first use (~10 s in a fresh
-process). The compiled kernels are cached on disk in :func:`numba_cache_dir` (``<research_lib cache>/numba``,
+Start-up cost (measured on the 2026 archive's backtest, 2 shared cores): the first :func:`backtest_stats` call
+of a process takes ~10 s with an empty numba cache (vectorbt's import, ~3-4 s, and the compilation of its
+kernels) and ~3 s with a warm one (the import, and the kernels loaded from disk); later calls ~6 ms. The compiled
+kernels are cached on disk in :func:`numba_cache_dir` (``<research_lib cache>/numba``,
 see :func:`research_lib.calendar.cache_dir`, unless ``NUMBA_CACHE_DIR`` is already set), so notebooks, reports
 and sweep workers compile once per machine; this module sets ``NUMBA_CACHE_DIR`` before vectorbt (and numba) is
 imported, and points an already-imported numba at the same folder.
