@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from research_lib.core import gex_signal
 from research_lib.core.gex import GexAnalysis
@@ -482,11 +483,12 @@ def backtest_equity(result, *, ax=None) -> Figure:
     ax_eq.axhline(result.initial_equity, color="grey", linewidth=0.8, linestyle="--",
                   label=f"initial {result.initial_equity:,.0f}")
     ax_eq.set_ylabel("equity ($)")
+    ax_eq.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax_eq.legend(loc="best", fontsize=8)
     ax_eq.set_title(_backtest_title(result, "equity and drawdown"))
     running = np.maximum.accumulate(np.concatenate([[float(result.initial_equity)], equity]))[1:]
     dd = (equity / running - 1.0) * 100
-    ax_dd.fill_between(x, dd, 0, color=DRAWDOWN_COLOR, alpha=0.35, step="mid")
+    ax_dd.fill_between(x, dd, 0, color=DRAWDOWN_COLOR, alpha=0.35)
     ax_dd.plot(x, dd, color=DRAWDOWN_COLOR, linewidth=1, label="drawdown")
     ax_dd.set_ylabel("drawdown (%)")
     ax_dd.set_ylim(min(dd.min(initial=0.0) * 1.1, -0.1), 0.05)
