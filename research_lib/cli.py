@@ -35,6 +35,18 @@ Commands
     run summary per run in ``reports/logs/``.
 ``research-lib report prune [--failed] [--older-than DAYS | --before YYYY-MM-DD] [--dry-run]``
     Remove rows of the reports index and their files (:func:`research_lib.reports.prune_reports`).
+``research-lib backtest chains --source PATH|store [--symbol SPX] [--start D] [--end D] [--strategy auto|putwrite|
+buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [--dte N] [--short-delta X]
+[--long-delta Y | --width W] [--entry when-flat|daily|every:N|roll] [--max-open N] [--profit-target F|none]
+[--stop-loss F|none] [--exit-dte N] [--max-hold N] [--fill mid|natural|slippage:F] [--commission C] [--account A]
+[--out DIR] [--json]``
+    A backtest over the real daily chains of a multi-day archive or the store (:mod:`research_lib.backtest`):
+    the statistics table and the paths of ``trades.csv``, ``legs.csv`` and ``equity.csv`` written under ``--out``
+    (default ``reports/backtests/<run id>/``); ``--json``: one strict JSON object. Bad parameters exit 2 before
+    anything is read.
+``research-lib report backtest [the backtest flags] [--reports-dir DIR] [--quiet] [--json]``
+    ``notebooks/backtest.ipynb`` run with papermill into ``reports/backtests/<run id>/`` (notebook, offline HTML,
+    the CSV files), listed in ``reports/index.html`` beside the daily reports; a progress bar on stderr.
 ``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
     Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
     alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-record`` to skip; ``--no-log``
@@ -75,6 +87,7 @@ from research_lib.errors import (
     AlertInputError,
     AlertParamsError,
     AttributionParamsError,
+    BacktestInputError,
     CalendarRangeError,
     ChainError,
     ChangeInputError,
@@ -197,8 +210,29 @@ def _build_parser() -> argparse.ArgumentParser:
     st.add_argument("--symbol", default=None, type=_symbol_type)
     st.add_argument("--json", action="store_true", help="one JSON object per stored snapshot, one per line")
 
+    bt = sub.add_parser("backtest", help="backtests on real option chains")
+    btsub = bt.add_subparsers(dest="backtest_kind", required=True)
+    bc = btsub.add_parser("chains", help="replay the daily chains of an archive or the store, trade the rules",
+                          description="Backtest a strategy over the real daily chains (every fill a quote of the "
+                                      "chain, no look-ahead): trades, legs and the daily equity as CSV files, "
+                                      "and the statistics.")
+    _add_backtest_arguments(bc)
+    bc.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for trades.csv, legs.csv, equity.csv (default reports/backtests/<run id>/)")
+    bc.add_argument("--json", action="store_true", help="one strict JSON object on stdout")
+
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
     rsub = rp.add_subparsers(dest="report_kind", required=True)
+    rb = rsub.add_parser("backtest", help="the backtest notebook: statistics, charts, trades",
+                         description="Run notebooks/backtest.ipynb with the backtest's parameters, write "
+                                     "reports/backtests/<run id>/backtest.ipynb and .html (and the CSV files), "
+                                     "update reports/index.html.")
+    _add_backtest_arguments(rb)
+    rb.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
+    rb.add_argument("--notebook", default=None, help="another notebook with the same parameters")
+    rb.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per notebook cell")
+    rb.add_argument("--quiet", action="store_true", help="no progress bar")
+    rb.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
     rd = rsub.add_parser("daily", help="the daily GEX report",
                          description="Run notebooks/daily_report.ipynb for each symbol, write "
                                      "reports/daily/<date>/<SYMBOL>.ipynb and .html, update reports/index.html.")
@@ -234,6 +268,120 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
     pr.add_argument("--json", action="store_true", help="what was (or would be) removed, as JSON")
     return parser
+
+
+# --------------------------------------------------------------------------------------------------------
+# backtest arguments (``backtest chains`` and ``report backtest`` read them the same way)
+
+#: ``--strategy`` values: ``auto`` is the regime-driven pipeline (``decide_on`` each day).
+BACKTEST_STRATEGIES = ("auto", "putwrite", "buywrite", "short_put", "bull_put", "bear_call", "iron_condor",
+                       "bull_call", "bear_put", "strangle")
+
+
+def _number(value: str, *, what: str, low: float | None = None, high: float | None = None,
+            low_open: bool = False, integer: bool = False):
+    try:
+        x = int(value) if integer else float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {'a whole number' if integer else 'a number'}"
+                                         f" ({what})") from None
+    if not math.isfinite(x) or (low is not None and (x <= low if low_open else x < low)) \
+            or (high is not None and x > high):
+        bounds = (f"> {low:g}" if low_open else f">= {low:g}") if low is not None else ""
+        bounds += (" and " if bounds and high is not None else "") + (f"<= {high:g}" if high is not None else "")
+        raise argparse.ArgumentTypeError(f"{value!r}: expected {what} {bounds}".rstrip())
+    return x
+
+
+def _int_at_least(low: int, what: str):
+    return lambda v: _number(v, what=what, low=low, integer=True)
+
+
+def _delta_arg(value: str) -> float:
+    return _number(value, what="an absolute delta", low=0.0, high=1.0, low_open=True)
+
+
+def _width_arg(value: str) -> float:
+    return _number(value, what="a spread width in index points", low=0.0, low_open=True)
+
+
+def _fraction_or_none(value: str) -> float | None:
+    """``F`` (a positive fraction of the entry credit or debit: 0.5 = 50%) or ``none`` (rule off)."""
+    if str(value).strip().lower() == "none":
+        return None
+    return _number(value, what="a fraction of the entry premium (0.5 = 50%) or none", low=0.0, low_open=True)
+
+
+_ENTRY = re.compile(r"when-flat|daily|roll|every:([1-9][0-9]*)")
+_FILL = re.compile(r"mid|natural|slippage:(.+)")
+
+
+def _entry_arg(value: str) -> str:
+    text = str(value).strip().lower()
+    if not _ENTRY.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{value!r}: use when-flat, daily, every:N (N sessions, N >= 1) or roll")
+    return text
+
+
+def _fill_arg(value: str) -> str:
+    text = str(value).strip().lower()
+    m = _FILL.fullmatch(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{value!r}: use mid, natural or slippage:F (F the fraction of the "
+                                         f"half-spread added to mid, 0..1)")
+    if m.group(1) is not None:
+        _number(m.group(1), what="slippage:F with F a fraction of the half-spread", low=0.0, high=1.0)
+    return text
+
+
+def _day_arg(value: str) -> str:
+    try:
+        return parse_date(str(value).strip(), name="date").isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; give YYYY-MM-DD") from None
+
+
+def _add_backtest_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", required=True, metavar="PATH|store",
+                   help="a multi-day chain file (an EOD or intraday archive) or 'store' (the local chain store)")
+    p.add_argument("--symbol", default="SPX", type=_symbol_type, help="underlying (default SPX)")
+    p.add_argument("--start", default=argparse.SUPPRESS, type=_day_arg, help="first trading day, YYYY-MM-DD (default: the data's)")
+    p.add_argument("--end", default=argparse.SUPPRESS, type=_day_arg, help="last trading day, YYYY-MM-DD (default: the data's)")
+    p.add_argument("--strategy", default=argparse.SUPPRESS, choices=BACKTEST_STRATEGIES,
+                   help="auto (the regime-driven pipeline), putwrite / buywrite (the Cboe PUT / BXM rules) or a "
+                        "fixed strategy")
+    p.add_argument("--dte", default=argparse.SUPPRESS, type=_int_at_least(0, "days to expiry"), help="target days to expiry")
+    p.add_argument("--short-delta", default=argparse.SUPPRESS, type=_delta_arg, help="absolute delta of the short leg(s)")
+    wing = p.add_mutually_exclusive_group()
+    wing.add_argument("--long-delta", default=argparse.SUPPRESS, type=_delta_arg, help="absolute delta of the long leg(s)")
+    wing.add_argument("--width", default=argparse.SUPPRESS, type=_width_arg, help="spread width in index points")
+    p.add_argument("--entry", default=argparse.SUPPRESS, type=_entry_arg, help="when-flat, daily, every:N sessions or roll")
+    p.add_argument("--max-open", default=argparse.SUPPRESS, type=_int_at_least(1, "open positions"),
+                   help="cap on open positions")
+    p.add_argument("--profit-target", default=argparse.SUPPRESS, type=_fraction_or_none, metavar="F|none",
+                   help="close at this fraction of the entry credit or debit (default 0.5), or none")
+    p.add_argument("--stop-loss", default=argparse.SUPPRESS, type=_fraction_or_none, metavar="F|none",
+                   help="close at a loss of this fraction of the credit (default 2.0), or none")
+    p.add_argument("--exit-dte", default=argparse.SUPPRESS, type=_int_at_least(0, "days to expiry"),
+                   help="close at this many days to expiry (default 7)")
+    p.add_argument("--max-hold", default=argparse.SUPPRESS, type=_int_at_least(1, "sessions"), help="maximum holding sessions")
+    p.add_argument("--fill", default=argparse.SUPPRESS, type=_fill_arg, help="mid, natural or slippage:F")
+    p.add_argument("--commission", default=argparse.SUPPRESS, type=lambda v: _number(v, what="dollars per contract and leg",
+                                                                         low=0.0),
+                   help="$ per contract and leg")
+    p.add_argument("--account", default=argparse.SUPPRESS, type=_positive_money, help="initial account equity ($)")
+
+
+#: The backtest flags and the :class:`~research_lib.backtest.params.BacktestParams` field each sets.
+BACKTEST_FLAGS = ("strategy", "dte", "short_delta", "long_delta", "width", "entry", "max_open", "profit_target",
+                  "stop_loss", "exit_dte", "max_hold", "fill", "commission", "account", "start", "end")
+def backtest_param_kwargs(args) -> dict:
+    """The :class:`BacktestParams` keyword arguments the command line gave: a flag not given is left out (the
+    parameters' own defaults apply); ``--profit-target none`` / ``--stop-loss none`` give None (the rule off)."""
+    given = {name: getattr(args, name) for name in BACKTEST_FLAGS if hasattr(args, name)}
+    if given.get("start") and given.get("end") and given["start"] > given["end"]:
+        raise UsageError(f"--start {given['start']} is after --end {given['end']}")
+    return given
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -683,9 +831,75 @@ def _cmd_store(args, out, err) -> int:
     return EXIT_OK
 
 
+def _backtest_setup(args):
+    """(params, feed) of the backtest flags: every check runs here, before a chain row is read."""
+    kwargs = backtest_param_kwargs(args)
+    # lazy for start-up time: the backtest engine and its data layers load only for the backtest commands
+    from research_lib.backtest.feed import Feed
+    from research_lib.backtest.params import BacktestParams
+
+    params = BacktestParams(**kwargs)  # BacktestInputError (exit 2) names a bad or inconsistent parameter
+    if args.source != "store" and not os.path.exists(args.source):
+        raise UsageError(f"--source {args.source}: no such chain file (give an archive path or 'store')")
+    feed = Feed(args.source, args.symbol, start=kwargs.get("start"), end=kwargs.get("end"))
+    return params, feed
+
+
+def _cmd_backtest(args, out, err) -> int:
+    params, feed = _backtest_setup(args)
+    # lazy for start-up time: the backtest engine and its data layers load only for the backtest commands
+    from research_lib.backtest.engine import run_backtest
+    from research_lib.backtest.stats import summary_record
+    from research_lib.reporting.runner import backtest_run_folder
+
+    run_id, folder = backtest_run_folder(args.out)
+    err.write(f"research-lib: {feed.describe()}\n")
+    if args.json:
+        result = run_backtest(feed, params)
+    else:
+        # lazy for start-up time: the progress bar only for the text output
+        from tqdm import tqdm
+
+        with tqdm(total=len(feed.days), unit="day", file=err, desc="backtest", leave=False) as bar:
+            def advance(i, n, day):
+                bar.set_postfix_str(str(day), refresh=False)
+                bar.update(1)
+
+            result = run_backtest(feed, params, progress=advance)
+    stats = result.stats()
+    paths = result.write_csv(folder)
+    if args.json:
+        out.write(to_json(summary_record(result, stats, paths, run_id=run_id, out=folder)) + "\n")
+        return EXIT_OK
+    out.write(stats.describe() + "\n")
+    if result.missing_days:
+        out.write(f"missing days (not filled in): {', '.join(map(str, result.missing_days))}\n")
+    for name, path in paths.items():
+        out.write(f"{name.removesuffix('_path')}: {path}\n")
+    return EXIT_OK
+
+
+def _cmd_report_backtest(args, out, err) -> int:
+    params, feed = _backtest_setup(args)  # bad parameters: exit 2 before a kernel starts
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.reporting import runner as reports
+
+    run = reports.run_backtest_report(
+        source=args.source, symbol=args.symbol, params=backtest_param_kwargs(args), reports_dir=args.reports_dir,
+        notebook=args.notebook, timeout=args.timeout, progress=not args.quiet)
+    if args.json:
+        out.write(to_json(run.to_dict()) + "\n")
+    else:
+        out.write(reports.backtest_line(run) + "\n")
+        out.write(f"index: {reports.reports_root(args.reports_dir) / 'index.html'}\n")
+    return run.exit_code
+
+
 def _cmd_report(args, out, err) -> int:
     if args.report_kind == "prune":
         return _cmd_report_prune(args, out, err)
+    if args.report_kind == "backtest":
+        return _cmd_report_backtest(args, out, err)
     # lazy for start-up time: each command loads only the layers it runs
     from research_lib.reporting import runner as reports
 
@@ -748,7 +962,8 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
     handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
-               "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report}[args.command]
+               "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report,
+               "backtest": _cmd_backtest}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -780,7 +995,7 @@ def _error_classes() -> list[tuple[type, int]]:
         # bad parameters: what the user typed
         (ReportParameterError, EXIT_USAGE), (GexConfigError, EXIT_USAGE), (RegimeParamsError, EXIT_USAGE),
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
-        (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE),
+        (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE), (BacktestInputError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
         # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)

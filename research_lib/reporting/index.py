@@ -49,7 +49,7 @@ def read_index(root: str | os.PathLike | None = None) -> list[dict]:
     root = reports_root(root)
     path, _ = _index_paths(root)
     if not path.exists():
-        return rebuild_index(root, write=False) if (root / "daily").is_dir() else []
+        return rebuild_index(root, write=False) if (root / "daily").is_dir() else []  # (backtests: read_backtests)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         entries = data["reports"]
@@ -141,14 +141,89 @@ def _update_index(root: Path, result: ReportResult, finished_at: str) -> list[di
     return entries
 
 
+def read_backtests(root: str | os.PathLike | None = None) -> list[dict]:
+    """The backtest runs under ``<root>/backtests/<run id>/``, newest first, each from its ``backtest.json``
+    (written by :func:`research_lib.reporting.runner.run_backtest_report`; an unreadable one is listed as
+    FAILED with the reason): run_id, status, symbol, strategy, start, end, trades, net_pnl, total_return,
+    sharpe, max_drawdown, duration_s, finished_at, html and notebook (relative to ``root``), error."""
+    root = reports_root(root)
+    rows = []
+    for path in sorted((root / "backtests").glob("*/backtest.json")):
+        run_id = path.parent.name
+        folder = path.parent.relative_to(root).as_posix()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            rows.append({"run_id": run_id, "status": FAILED, "error": f"unreadable {path.name}: {exc}",
+                         "html": f"{folder}/backtest.html", "notebook": f"{folder}/backtest.ipynb"})
+            continue
+        rec = data.get("record") or {}
+        params = data.get("params") or {}
+        rows.append({"run_id": run_id, "status": data.get("status", FAILED), "symbol": params.get("symbol"),
+                     "source": params.get("source"), "strategy": (rec.get("params") or {}).get("strategy")
+                     or params.get("strategy"), "start": rec.get("start") or params.get("start"),
+                     "end": rec.get("end") or params.get("end"), "trades": rec.get("trades"),
+                     "net_pnl": rec.get("net_pnl"), "total_return": rec.get("total_return"),
+                     "sharpe": rec.get("sharpe"), "max_drawdown": rec.get("max_drawdown"),
+                     "duration_s": data.get("duration_s"), "finished_at": data.get("finished_at"),
+                     "html": f"{folder}/backtest.html", "notebook": f"{folder}/backtest.ipynb",
+                     "error": data.get("error")})
+    return sorted(rows, key=lambda r: r["run_id"], reverse=True)
+
+
 def _write_index(root: Path, entries: list[dict]) -> None:
-    """Both index files, each written atomically (a reader never sees half of one)."""
+    """Both index files, each written atomically (a reader never sees half of one). The backtest runs are read
+    from their folders each time (:func:`read_backtests`), so every writer of the index keeps them listed."""
     json_path, html_path = _index_paths(root)
-    _write_text(json_path, to_json({"version": 1, "timezone": "America/New_York", "reports": entries}, indent=1))
-    _write_text(html_path, _index_html(entries))
+    backtests = read_backtests(root)
+    _write_text(json_path, to_json({"version": 1, "timezone": "America/New_York", "reports": entries,
+                                    "backtests": backtests}, indent=1))
+    _write_text(html_path, _index_html(entries, backtests))
 
 
-def _index_html(entries: list[dict]) -> str:
+def _pct(x) -> str:
+    return f"{x * 100:,.2f}%" if isinstance(x, int | float) and math.isfinite(x) else ""
+
+
+def _backtests_html(backtests: list[dict]) -> str:
+    """The backtest runs' table of the index page (empty text when there is none)."""
+    if not backtests:
+        return ""
+    rows = []
+    for b in backtests:
+        ok = b.get("status") == OK
+        status = "<td class='ok'>OK</td>" if ok else "<td class='failed'>FAILED</td>"
+        links = " · ".join(f"<a href='{html.escape(str(b[k]))}'>{label}</a>" for k, label in
+                           (("html", "HTML"), ("notebook", "notebook")) if b.get(k))
+        sharpe = b.get("sharpe")
+        pnl = b.get("net_pnl")
+        period = f"{b.get('start') or ''} – {b.get('end') or ''}" if b.get("start") or b.get("end") else ""
+        error = f"<br><small>{html.escape(str(b.get('error'))[:300])}</small>" if b.get("error") else ""
+        rows.append(f"<tr><td>{html.escape(str(b.get('run_id')))}</td>{status}"
+                    f"<td>{html.escape(str(b.get('symbol') or ''))}</td>"
+                    f"<td>{html.escape(str(b.get('strategy') or 'default'))}</td><td>{html.escape(period)}</td>"
+                    f"<td>{html.escape(str(b.get('source') or ''))}</td>"
+                    f"<td class='num'>{'' if b.get('trades') is None else int(b['trades'])}</td>"
+                    f"<td class='num'>{html.escape(fmt_money(pnl)) if isinstance(pnl, int | float) else ''}</td>"
+                    f"<td class='num'>{_pct(b.get('total_return'))}</td>"
+                    f"<td class='num'>{f'{sharpe:.2f}' if isinstance(sharpe, int | float) else ''}</td>"
+                    f"<td class='num'>{_pct(b.get('max_drawdown'))}</td>"
+                    f"<td>{html.escape(_ny_text(b.get('finished_at')))}</td><td>{links}{error}</td></tr>")
+    return f"""<h2>Backtests</h2>
+<p>{len(backtests)} backtest run(s), newest first (<code>research-lib report backtest</code>); each folder also holds
+its trades, legs and equity as CSV files. Net P&amp;L in $, total return and max drawdown of the equity curve.</p>
+<table><thead><tr><th>run</th><th>status</th><th>symbol</th><th>strategy</th><th>period</th><th>data</th>
+<th>trades</th><th>net P&amp;L</th><th>total return</th><th>Sharpe</th><th>max drawdown</th><th>finished</th>
+<th>report</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table>
+"""
+
+
+def _index_html(entries: list[dict], backtests: list[dict] | tuple = ()) -> str:
     def link(path: str | None, label: str) -> str:
         return "" if not path else f"<a href='{html.escape(path)}'>{label}</a>"
 
@@ -203,7 +278,8 @@ per 1% move, in the convention shown; the regime is the decision's. Old or FAILE
 <th>net GEX</th><th>regime</th><th>quote time</th><th>last run</th><th>report</th><th>failed run</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
-</tbody></table></body></html>
+</tbody></table>
+{_backtests_html(list(backtests))}</body></html>
 """
 
 

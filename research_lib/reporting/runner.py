@@ -40,6 +40,7 @@ Exit codes of a run (:attr:`RunSummary.exit_code`): 0 every report OK; 5 at leas
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -60,13 +61,14 @@ from research_lib.errors import (  # the error classes live in research_lib.erro
     ReportError as ReportError,
     ReportLockedError as ReportLockedError,
 )
-from research_lib.formatting import to_json
+from research_lib.formatting import jsonable, to_json
 from research_lib.pipeline.daily import ReportParameterError, normalise_params
 from research_lib.reporting.index import (  # re-exported: the code lives in reporting/index.py
     PruneResult as PruneResult,
     _index_html as _index_html,
     _update_index as _update_index,
     prune_reports as prune_reports,
+    read_backtests as read_backtests,
     read_index as read_index,
     rebuild_index as rebuild_index,
 )
@@ -112,7 +114,8 @@ TEMPLATE_NAME = "report_html"
 __all__ = [
     "DAILY_NOTEBOOK", "ENV_ROOT", "EXIT_LOCKED", "EXIT_OK", "EXIT_REPORT_FAILED", "EXIT_USAGE", "FAILED", "OK",
     "ReportError", "ReportLockedError", "ReportParameterError", "ReportResult", "RunSummary",
-    "PruneResult", "check_sources", "data_tag", "export_html", "prune_reports", "read_index", "rebuild_index",
+    "PruneResult", "BACKTEST_NOTEBOOK", "BacktestRun", "backtest_line", "backtest_run_folder", "new_run_id",
+    "read_backtests", "run_backtest_report", "check_sources", "data_tag", "export_html", "prune_reports", "read_index", "rebuild_index",
     "recorded", "reports_root", "result_line", "run_daily", "run_reports", "notebook_parameters",
     "scrub_secrets", "secret_values",
 ]
@@ -784,3 +787,196 @@ def run_daily(symbol: str = "SPX", **kwargs: Any) -> ReportResult:
     if summary.exit_code == EXIT_LOCKED:
         raise ReportLockedError(summary.error)
     return summary.results[0]
+
+
+# --------------------------------------------------------------------------------------------------------
+# backtest reports: reports/backtests/<run id>/ (notebooks/backtest.ipynb run with papermill)
+
+BACKTEST_NOTEBOOK = REPO_ROOT / "notebooks" / "backtest.ipynb"
+#: The file a backtest run leaves in its folder: what the index lists (rebuilt from these, never edited by hand).
+BACKTEST_SUMMARY = "backtest.json"
+
+
+def new_run_id() -> str:
+    """A run id like the daily runs' log names: ``<UTC time>-<pid>`` (``20260821T201500Z-4242``)."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}"
+
+
+def backtest_run_folder(out: str | os.PathLike | None = None,
+                        reports_dir: str | os.PathLike | None = None) -> tuple[str, Path]:
+    """(run id, folder) of a backtest run: ``out`` when given, else ``<reports>/backtests/<run id>/``."""
+    run_id = new_run_id()
+    folder = Path(out) if out is not None else reports_root(reports_dir) / "backtests" / run_id
+    return run_id, folder
+
+
+@dataclasses.dataclass(frozen=True)
+class BacktestRun:
+    """One ``research-lib report backtest`` run.
+
+    Attributes
+    ----------
+    run_id, status : str
+        ``status`` is ``"OK"`` or ``"FAILED"``.
+    folder, notebook, html : Path
+        ``reports/backtests/<run id>/`` and the executed notebook and its HTML page in it.
+    params : dict
+        The notebook parameters.
+    duration_s : float
+        Wall time, seconds (kernel start, the backtest, the charts and the HTML export).
+    error : str or None
+    record : dict or None
+        What the notebook recorded (:func:`research_lib.backtest.stats.summary_record`).
+    """
+
+    run_id: str
+    status: str
+    folder: Path
+    notebook: Path
+    html: Path
+    params: dict
+    duration_s: float
+    error: str | None = None
+    record: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_REPORT_FAILED
+
+    def to_dict(self) -> dict:
+        """JSON-ready: every field (paths as text)."""
+        return jsonable(dataclasses.asdict(self))
+
+
+def backtest_line(run: BacktestRun) -> str:
+    """The terminal line of a backtest report: status, run id, page, and the headline figures or the error."""
+    line = f"{run.status:6} backtest {run.run_id} {run.html}"
+    rec = run.record or {}
+    if run.ok and rec:
+        ret = rec.get("total_return")
+        line += (f"  {rec.get('trades')} trades, net P&L {rec.get('net_pnl'):+,.2f}"
+                 + (f", total return {ret * 100:.2f}%" if isinstance(ret, int | float) else ""))
+    if run.error:
+        line += f"  ({run.error})"
+    return line
+
+
+def run_backtest_report(*, source: str, symbol: str = "SPX", params: dict | None = None,
+                        reports_dir: str | os.PathLike | None = None, notebook: str | os.PathLike | None = None,
+                        timeout: float = 1800.0, progress: bool = True, market_dir: str | None = None,
+                        zero_gamma: bool = True) -> BacktestRun:
+    """Run ``notebooks/backtest.ipynb`` for one backtest into ``<reports>/backtests/<run id>/``.
+
+    The folder gets ``backtest.ipynb`` (executed, outputs included), ``backtest.html`` (static, offline, code
+    hidden), the CSV files the notebook writes (``trades.csv``, ``legs.csv``, ``equity.csv``) and
+    ``backtest.json`` (this run's :class:`BacktestRun` summary, which the index lists). Under the reports folder's
+    lock, like the daily reports; secrets scrubbed from every file written.
+
+    Parameters
+    ----------
+    source, symbol : str
+        A multi-day chain file or ``"store"``; the underlying.
+    params : dict
+        :class:`~research_lib.backtest.params.BacktestParams` fields (those not given keep their defaults).
+    reports_dir, notebook, timeout
+        As :func:`run_reports`.
+    progress : bool
+        A progress bar (tqdm, on stderr) over the notebook's cells.
+    market_dir : str, optional
+        Market history folder the notebook reads (rates, the settlement prices).
+    zero_gamma : bool
+        Draw each day's zero-gamma level on the trades chart (analyses every day once more).
+
+    Raises
+    ------
+    ReportParameterError
+        The notebook does not declare a parameter given.
+    ReportLockedError
+        Another report run holds the lock (nothing ran).
+    """
+    nb_path = Path(notebook) if notebook is not None else BACKTEST_NOTEBOOK
+    run_id, folder = backtest_run_folder(None, reports_dir)
+    nb_params = {"source": str(source), "symbol": symbol, **{k: v for k, v in (params or {}).items()},
+                 "market_dir": market_dir, "zero_gamma": bool(zero_gamma), "out_dir": str(folder)}
+    _check_notebook_params(nb_path, nb_params)
+    root = reports_root(reports_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    secrets = secret_values()
+    with _run_lock(root):
+        folder.mkdir(parents=True, exist_ok=True)
+        out_nb, out_html = folder / "backtest.ipynb", folder / "backtest.html"
+        start = time.perf_counter()
+        error = record = None
+        traceback_text = ""
+        preload = threading.Thread(target=_import_nbconvert, daemon=True)
+        preload.start()
+        try:
+            _execute_with_bar(nb_path, out_nb, nb_params, timeout=timeout, progress=progress)
+        except Exception as exc:  # any failure of the run is reported as FAILED, with its type
+            import traceback
+
+            error = _describe_error(exc)
+            if getattr(exc, "ename", None) is None:
+                traceback_text = "".join(traceback.format_exception(exc))
+        import nbformat  # imported by papermill by now
+
+        title = f"{symbol} backtest {run_id}"
+        nb = None
+        if out_nb.exists():
+            _scrub_file(out_nb, secrets)
+            try:
+                nb = nbformat.read(str(out_nb), as_version=4)
+                record = recorded(nb)
+            except (OSError, ValueError) as exc:
+                error = error or f"unreadable output notebook: {exc}"
+        if error is None and record is None:
+            error = "the notebook ran but recorded nothing (its 'record' cell produced no JSON)"
+        paragraph = (f"The {symbol} backtest {run_id} could not be completed: "
+                     f"{(error or '').partition(': ')[2] or error}. The traceback is folded below.")
+        if nb is not None:
+            nb.metadata["title"] = title + ("" if error is None else " — FAILED")
+            page = nb
+            if error is not None:
+                section, nb_traceback = _error_section(nb)
+                traceback_text = traceback_text or nb_traceback
+                page = _failed_page_notebook(nb, title + " — FAILED", paragraph)
+            try:
+                export_html(page, out_html)
+            except Exception as exc:  # an export failure fails the report, it does not crash the run
+                error = error or f"HTML export failed: {_describe_error(exc)}"
+                _write_text(out_html, _error_page(title + " — FAILED", paragraph, traceback_text))
+        else:
+            error = error or "no output notebook"
+            _write_text(out_html, _error_page(title + " — FAILED", paragraph, traceback_text))
+        _scrub_file(out_html, secrets)
+        if error is not None:
+            error = scrub_secrets(error, secrets)
+        run = BacktestRun(run_id=run_id, status=OK if error is None else FAILED, folder=folder, notebook=out_nb,
+                          html=out_html, params=nb_params, duration_s=round(time.perf_counter() - start, 3),
+                          error=error, record=record)
+        _write_text(folder / BACKTEST_SUMMARY,
+                    scrub_secrets(to_json(run.to_dict() | {"finished_at": _now_ny()}, indent=1), secrets))
+        rebuild_index(root)  # the daily rows from their files, the backtest rows from backtests/*/backtest.json
+        logger.info("backtest %s: %s in %.1f s -> %s", run_id, run.status, run.duration_s, out_html)
+        return run
+
+
+def _execute_with_bar(notebook: Path, output: Path, params: dict, *, timeout: float, progress: bool) -> None:
+    """papermill in this interpreter's kernel (:func:`_start_kernel`), with papermill's own tqdm progress bar."""
+    # lazy for start-up time: only a backtest report needs the backtest package
+    from research_lib.backtest.stats import use_project_numba_cache
+
+    use_project_numba_cache()  # the kernel inherits NUMBA_CACHE_DIR: it compiles vectorbt's kernels once per machine
+    cwd = os.getcwd()
+    km = _start_kernel(cwd)
+    try:
+        import papermill
+
+        papermill.execute_notebook(str(notebook), str(output), parameters=params, progress_bar=progress,
+                                   log_output=False, cwd=cwd, execution_timeout=timeout, km=km)
+    finally:
+        _stop_kernel(km)

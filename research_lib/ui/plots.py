@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from research_lib.core import gex_signal
 from research_lib.core.gex import GexAnalysis
 from research_lib.core.gex_change import CAUSES, GexChange
-from research_lib.errors import AttributionParamsError, HistoryArgumentError
+from research_lib.errors import AttributionParamsError, BacktestInputError, HistoryArgumentError
 
 BILLION = 1e9
 CALL_COLOR = "#2a9d8f"
@@ -428,3 +429,184 @@ def rv_separation(validation, *, columns=("headline", "regime", "published"), ho
             if i == 0 and j == 0:
                 ax.legend(fontsize=8)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# backtests (notebooks/backtest.ipynb): each takes a research_lib.backtest.results.BacktestResult
+
+EQUITY_COLOR = NET_COLOR
+DRAWDOWN_COLOR = PUT_COLOR
+ZERO_GAMMA_COLOR = "#8338ec"
+
+
+def _date_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _days(values):
+    """Trading dates (dates, strings or timestamps) as numpy datetime64[D] for matplotlib."""
+    import pandas as pd
+
+    return pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[D]")
+
+
+def _backtest_title(result, what: str) -> str:
+    strategy = (result.params or {}).get("strategy", "")
+    return f"{result.underlying} backtest {what} — {result.start} to {result.end}" + (f" ({strategy})" if strategy else "")
+
+
+def _stacked_axes(ax, n: int, ratios, figsize):
+    """``n`` stacked axes sharing x: a new figure's, or the ``n`` given."""
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        return list(np.ravel(fig.subplots(n, 1, sharex=True, height_ratios=ratios, squeeze=False)))
+    axes = list(np.ravel(ax)) if isinstance(ax, list | tuple | np.ndarray) else [ax]
+    if len(axes) != n:
+        raise BacktestInputError("ax", f"give {n} Axes, got {len(axes)}")
+    return axes
+
+
+def backtest_equity(result, *, ax=None) -> Figure:
+    """The daily equity curve ($, the initial equity dashed) above its drawdown (%, ≤ 0), sharing the date axis.
+
+    ``ax``: None (new figure) or two Axes.
+    """
+    ax_eq, ax_dd = _stacked_axes(ax, 2, (2, 1), (11, 6))
+    eq = result.equity
+    x = _days(eq["date"])
+    equity = eq["equity"].to_numpy(dtype=float)
+    ax_eq.plot(x, equity, color=EQUITY_COLOR, linewidth=1.5, label="equity")
+    ax_eq.axhline(result.initial_equity, color="grey", linewidth=0.8, linestyle="--",
+                  label=f"initial {result.initial_equity:,.0f}")
+    ax_eq.set_ylabel("equity ($)")
+    ax_eq.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax_eq.legend(loc="best", fontsize=8)
+    ax_eq.set_title(_backtest_title(result, "equity and drawdown"))
+    running = np.maximum.accumulate(np.concatenate([[float(result.initial_equity)], equity]))[1:]
+    dd = (equity / running - 1.0) * 100
+    ax_dd.fill_between(x, dd, 0, color=DRAWDOWN_COLOR, alpha=0.35)
+    ax_dd.plot(x, dd, color=DRAWDOWN_COLOR, linewidth=1, label="drawdown")
+    ax_dd.set_ylabel("drawdown (%)")
+    ax_dd.set_ylim(min(dd.min(initial=0.0) * 1.1, -0.1), 0.05)
+    _date_axis(ax_dd)
+    ax_eq.tick_params(labelbottom=False)
+    return ax_eq.figure
+
+
+def backtest_trades(result, price, *, zero_gamma=None, ax=None) -> Figure:
+    """The trades on the underlying's price: the daily price (line), each entry (▲) and exit (●, green for a
+    gain, red for a loss) at that day's price, and the daily zero-gamma level (dashed) when given.
+
+    Parameters
+    ----------
+    result : BacktestResult
+    price : Series
+        The underlying's daily price (index points), indexed by trading date (the chains' spot, or the daily
+        history's close).
+    zero_gamma : Series, optional
+        Daily zero-gamma level (index points) by trading date, e.g. from the regime run; NaN days are gaps.
+    """
+    import pandas as pd
+
+    fig, ax = _new_axes(ax, (11, 5))
+    px = pd.Series(price, dtype=float)
+    px.index = pd.to_datetime(px.index).normalize()
+    px = px.sort_index()
+    ax.plot(px.index.to_numpy(dtype="datetime64[D]"), px.to_numpy(), color="black", linewidth=1.2,
+            label=f"{result.underlying} price")
+    if zero_gamma is not None:
+        zg = pd.Series(zero_gamma, dtype=float)
+        zg.index = pd.to_datetime(zg.index).normalize()
+        zg = zg.sort_index()
+        ax.plot(zg.index.to_numpy(dtype="datetime64[D]"), zg.to_numpy(), color=ZERO_GAMMA_COLOR, linestyle="--",
+                linewidth=1.2, label="zero gamma")
+    tr = result.trades
+    if len(tr):
+        entry = pd.to_datetime(tr["entry_date"]).dt.normalize()
+        exit_ = pd.to_datetime(tr["exit_date"]).dt.normalize()
+        pnl = tr["pnl"].to_numpy(dtype=float)
+        ax.scatter(entry.to_numpy(dtype="datetime64[D]"), px.reindex(entry).to_numpy(), marker="^", s=50,
+                   color=NET_COLOR, zorder=3, label=f"entry ({len(tr)})")
+        colors = np.where(pnl > 0, CALL_COLOR, PUT_COLOR)
+        ax.scatter(exit_.to_numpy(dtype="datetime64[D]"), px.reindex(exit_).to_numpy(), marker="o", s=40,
+                   c=colors, edgecolors="black", linewidths=0.5, zorder=3,
+                   label=f"exit ({int((pnl > 0).sum())} gains, {int((pnl <= 0).sum())} not)")
+    else:
+        _no_data(ax, "no trade")
+    ax.set_ylabel("index points")
+    ax.set_title(_backtest_title(result, "trades on the price"))
+    ax.legend(loc="best", fontsize=8)
+    _date_axis(ax)
+    return fig
+
+
+def pnl_distribution(result, *, bins: int = 20, ax=None) -> Figure:
+    """Histogram of the trades' P&L ($ after commissions), gains green, losses red, the mean and zero marked."""
+    fig, ax = _new_axes(ax, (8, 4.5))
+    pnl = result.trades["pnl"].to_numpy(dtype=float) if len(result.trades) else np.empty(0)
+    if not len(pnl):
+        _no_data(ax, "no trade")
+    else:
+        edges = np.histogram_bin_edges(pnl, bins=min(bins, max(len(pnl), 1)))
+        ax.hist(pnl[pnl > 0], bins=edges, color=CALL_COLOR, label=f"gains ({int((pnl > 0).sum())})")
+        ax.hist(pnl[pnl <= 0], bins=edges, color=PUT_COLOR, label=f"losses ({int((pnl <= 0).sum())})")
+        ax.axvline(0, color="grey", linewidth=0.8)
+        ax.axvline(float(pnl.mean()), color="black", linestyle="--", linewidth=1, label=f"mean {pnl.mean():+,.0f}")
+        ax.legend(loc="best", fontsize=8)
+    ax.set_xlabel("trade P&L ($, after commissions)")
+    ax.set_ylabel("trades")
+    ax.set_title(_backtest_title(result, "P&L distribution"), fontsize=10)
+    return fig
+
+
+def pnl_by_regime(result, *, ax=None) -> Figure:
+    """Total P&L ($) of the trades by the regime at entry (bars), each bar labelled with its trade count and
+    mean P&L; trades without a regime (fixed strategies) are "(none)"."""
+    fig, ax = _new_axes(ax, (8, 4.5))
+    tr = result.trades
+    if not len(tr):
+        _no_data(ax, "no trade")
+    else:
+        regime = tr["regime"].fillna("").astype(str).replace("", "(none)")
+        groups = tr.assign(regime=regime).groupby("regime", sort=True)["pnl"]
+        total, count, mean = groups.sum(), groups.count(), groups.mean()
+        x = np.arange(len(total))
+        bars = ax.bar(x, total.to_numpy(dtype=float), color=np.where(total.to_numpy() > 0, CALL_COLOR, PUT_COLOR),
+                      width=0.6)
+        for b, n, m in zip(bars, count.to_numpy(), mean.to_numpy(), strict=True):
+            ax.annotate(f"n={n}, mean {m:+,.0f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
+                        va="bottom" if b.get_height() >= 0 else "top", fontsize=8)
+        ax.set_xticks(x, [str(r).replace("_", " ") for r in total.index])
+        ax.axhline(0, color="grey", linewidth=0.6)
+    ax.set_xlabel("regime at entry")
+    ax.set_ylabel("total P&L ($)")
+    ax.set_title(_backtest_title(result, "P&L by regime at entry"), fontsize=10)
+    return fig
+
+
+GREEKS = (("delta", "delta (shares)"), ("gamma", "gamma (shares per point)"), ("theta", "theta ($ per day)"),
+          ("vega", "vega ($ per vol point)"))
+
+
+def book_greeks(result, *, ax=None) -> Figure:
+    """The book's net delta, gamma, theta and vega each day (four stacked panels sharing the date axis), from the
+    equity table (units of :data:`research_lib.backtest.results.EQUITY_COLUMNS`). ``ax``: None or four Axes."""
+    axes = _stacked_axes(ax, 4, (1, 1, 1, 1), (11, 8))
+    eq = result.equity
+    x = _days(eq["date"])
+    for a, (col, label) in zip(axes, GREEKS, strict=True):
+        v = eq[col].to_numpy(dtype=float)
+        a.plot(x, v, color=NET_COLOR, linewidth=1.2, label=col)
+        a.fill_between(x, v, 0, where=v >= 0, color=CALL_COLOR, alpha=0.2)
+        a.fill_between(x, v, 0, where=v < 0, color=PUT_COLOR, alpha=0.2)
+        a.axhline(0, color="grey", linewidth=0.6)
+        a.set_ylabel(label, fontsize=8)
+    for a in axes[:-1]:
+        a.tick_params(labelbottom=False)
+    _date_axis(axes[-1])
+    axes[0].set_title(_backtest_title(result, "the book's greeks"))
+    return axes[0].figure
