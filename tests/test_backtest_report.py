@@ -435,6 +435,29 @@ def test_report_backtest_runs_the_notebook_and_lists_it_in_the_index(tmp_path, m
     assert listed[0]["run_id"] == run["run_id"] and listed[0]["trades"] == run["record"]["trades"]
 
 
+@pytest.mark.notebook
+def test_report_backtest_of_putwrite_on_the_real_archive(tmp_path, monkeypatch, capsys):
+    """The README's figure: putwrite on the 2026 archive, through `report backtest` (papermill), equals the engine
+    called directly, and its two rolls settle as the methodology says."""
+    path = shared_file(EOD_ARCHIVE)
+    monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    root = tmp_path / "reports"
+    code = cli.main(["report", "backtest", "--source", str(path), "--strategy", "putwrite", "--commission", "0",
+                     "--reports-dir", str(root), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    run = json.loads(captured.out)
+    from research_lib.backtest import engine, feed, params
+
+    direct = engine.run_backtest(feed.Feed(str(path), "SPX"), params.BacktestParams(strategy="putwrite", commission=0))
+    assert run["record"]["trades"] == len(direct.trades) == 2
+    assert run["record"]["net_pnl"] == pytest.approx(direct.net_pnl, rel=1e-9)
+    assert run["record"]["total_return"] == pytest.approx(0.0305, abs=0.0005)  # the README's +3.05%
+    assert list(direct.trades["entry_date"].astype(str)) == ["2026-06-18", "2026-07-17"]
+    assert run["record"]["missing_days"] == ["2026-06-23", "2026-08-07"]
+
+
 # --------------------------------------------------------------------------------------------------------
 # the index without a kernel
 

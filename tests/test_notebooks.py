@@ -170,10 +170,15 @@ def _notebooks_executed(fn: ast.FunctionDef, helpers: dict[str, ast.FunctionDef]
             found.update(Path(v).name for v in _strings(node.args[0]) if v.endswith(".ipynb"))
         elif name in ("run_reports", "run_daily") and not any(k.arg == "notebook" for k in node.keywords):
             found.add(reports.DAILY_NOTEBOOK.name)
+        elif name == "run_backtest_report" and not any(k.arg == "notebook" for k in node.keywords):
+            found.add(reports.BACKTEST_NOTEBOOK.name)
         else:
             words = [w for a in node.args for w in _strings(a)]
-            if any(a == "report" and b == "daily" for a, b in zip(words, words[1:], strict=False)):
+            pairs = list(zip(words, words[1:], strict=False))
+            if ("report", "daily") in pairs:
                 found.add(reports.DAILY_NOTEBOOK.name)
+            if ("report", "backtest") in pairs:
+                found.add(reports.BACKTEST_NOTEBOOK.name)
     return found
 
 
