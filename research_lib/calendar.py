@@ -208,3 +208,47 @@ def trading_date(ts) -> dt.date:
 
 
 YEAR_SECONDS = 365.0 * 86400.0
+
+
+# --------------------------------------------------------------------------------------------------
+# the standard monthly SPX expiry (the Cboe PUT/BXM roll date)
+
+
+def third_friday(year: int, month: int) -> dt.date:
+    """The third Friday of ``year``-``month``."""
+    first = dt.date(year, month, 1)
+    return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
+
+
+def monthly_expiry(year: int, month: int) -> dt.date:
+    """The standard monthly SPX expiry of a month: its third Friday, or the last NYSE session before it when
+    that Friday is not a session (2026-06-18: Juneteenth falls on Friday 2026-06-19; 2025-04-17: Good Friday).
+    """
+    day = third_friday(year, month)
+    while not is_session(day):
+        day -= dt.timedelta(days=1)
+    return day
+
+
+def roll_dates(start, end) -> list[dt.date]:
+    """Monthly SPX expiries (:func:`monthly_expiry`) from ``start`` to ``end``, both included."""
+    a, b = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    out = []
+    y, m = a.year, a.month
+    while (y, m) <= (b.year, b.month):
+        d = monthly_expiry(y, m)
+        if a <= d <= b:
+            out.append(d)
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def next_monthly_expiry(day) -> dt.date:
+    """The first monthly expiry strictly after ``day``."""
+    d = pd.Timestamp(day).date()
+    y, m = d.year, d.month
+    while True:
+        e = monthly_expiry(y, m)
+        if e > d:
+            return e
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)

@@ -198,16 +198,6 @@ class _SettleTimes:
         return np.array([self.memo[k] for k in pairs], dtype=np.int64)
 
 
-def _roll_date(day: dt.date) -> dt.date:
-    """The monthly roll date of ``day``'s month: the third Friday, or the session before it when a holiday."""
-    first = dt.date(day.year, day.month, 1)
-    friday = first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
-    d = friday
-    while not cal.is_session(d):
-        d -= dt.timedelta(days=1)
-    return d
-
-
 def _snapshots(feed, params: BacktestParams) -> tuple[list, list, list[dt.date], str, str]:
     """(days, an iterator source, missing days, underlying, source name) of ``feed`` within params' range."""
     if hasattr(feed, "days") and hasattr(feed, "missing_days"):
@@ -512,7 +502,7 @@ class _Engine:
             return True
         if k == "every":
             return i % self.entry_n == 0
-        return day == _roll_date(day)
+        return day == cal.monthly_expiry(day.year, day.month)
 
     def _skip(self, why: str) -> None:
         self.skips[why] = self.skips.get(why, 0) + 1

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from research_lib import calendar as cal
+from research_lib.backtest.params import parse_fill
 from research_lib.backtest.results import (
     EQUITY_COLUMNS,
     LEG_COLUMNS,
@@ -58,6 +59,12 @@ from research_lib.backtest.results import (
     BacktestResult,
 )
 from research_lib.backtest.settlement import intrinsic, settlement_price
+from research_lib.calendar import (  # the roll dates live in the calendar; re-exported
+    monthly_expiry as monthly_expiry,
+    next_monthly_expiry as next_monthly_expiry,
+    roll_dates as roll_dates,
+    third_friday as third_friday,
+)
 from research_lib.core import pricing
 from research_lib.core.chain import ChainSnapshot
 from research_lib.core.market_view import MarketHistory, MarketView
@@ -82,46 +89,6 @@ RATE_METHOD = ("the 13-week T-bill (IRX, bank-discount yield) as a continuously 
 
 # --------------------------------------------------------------------------------------------------
 # roll dates and strikes
-
-
-def third_friday(year: int, month: int) -> dt.date:
-    """The third Friday of ``year``-``month``."""
-    first = dt.date(year, month, 1)
-    return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
-
-
-def monthly_expiry(year: int, month: int) -> dt.date:
-    """The standard monthly SPX expiry of a month: its third Friday, or the last NYSE session before it when
-    that Friday is not a session (2026-06-18: Juneteenth falls on Friday 2026-06-19; 2025-04-17: Good Friday).
-    """
-    day = third_friday(year, month)
-    while not cal.is_session(day):
-        day -= dt.timedelta(days=1)
-    return day
-
-
-def roll_dates(start, end) -> list[dt.date]:
-    """Monthly SPX expiries (:func:`monthly_expiry`) from ``start`` to ``end``, both included."""
-    a, b = pd.Timestamp(start).date(), pd.Timestamp(end).date()
-    out = []
-    y, m = a.year, a.month
-    while (y, m) <= (b.year, b.month):
-        d = monthly_expiry(y, m)
-        if a <= d <= b:
-            out.append(d)
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return out
-
-
-def next_monthly_expiry(day) -> dt.date:
-    """The first monthly expiry strictly after ``day``."""
-    d = pd.Timestamp(day).date()
-    y, m = d.year, d.month
-    while True:
-        e = monthly_expiry(y, m)
-        if e > d:
-            return e
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
 
 
 def pick_strike(contracts: pd.DataFrame, expiration, right: str, spot: float) -> pd.Series:
@@ -151,28 +118,10 @@ def pick_strike(contracts: pd.DataFrame, expiration, right: str, spot: float) ->
 # fills
 
 
-def parse_fill(fill: str) -> tuple[str, float]:
-    """``"mid"`` → ("mid", 0), ``"natural"`` → ("natural", 1), ``"slippage:F"`` → ("slippage", F), F in [0, 1]:
-    the fraction of the half-spread paid beyond the mid."""
-    text = str(fill).strip().lower()
-    if text == "mid":
-        return "mid", 0.0
-    if text == "natural":
-        return "natural", 1.0
-    if text.startswith("slippage:"):
-        try:
-            f = float(text.split(":", 1)[1])
-        except ValueError as exc:
-            raise BacktestInputError("fill", f"{fill!r}: slippage:F needs a number F in [0, 1]") from exc
-        if not 0.0 <= f <= 1.0:
-            raise BacktestInputError("fill", f"{fill!r}: F must be in [0, 1]")
-        return "slippage", f
-    raise BacktestInputError("fill", f"{fill!r}: expected mid, natural or slippage:F")
-
-
 def fill_price(bid: float, ask: float, side: int, frac: float) -> float:
     """Price of a fill per unit: the mid moved by ``frac`` of the half-spread against the trader (``side`` +1
-    buys, −1 sells). Not rounded to the tick (Cboe's indices use VWAPs, not tick prices)."""
+    buys, −1 sells). Unlike :func:`research_lib.backtest.fills.fill_price` it is not rounded to the tick: the
+    Cboe indices price at VWAPs, not at tick prices."""
     mid = 0.5 * (bid + ask)
     return float(mid + side * frac * 0.5 * (ask - bid))
 
