@@ -12,8 +12,9 @@ The package is layered; data flows one way, from the bottom up (``tests/test_lay
 - :mod:`research_lib.pipeline` — the decision (:func:`~research_lib.pipeline.decide.decide_on` and its I/O
   wrapper ``decide``), the net GEX history, the daily report's content, what moved GEX (``gex_change``), the
   data effects (``gex_effects``) and the validation of the regime's series on real archives (``gex_validation``)
-- apps: :mod:`research_lib.reporting` (papermill runner), :mod:`research_lib.ui` (plots, explorer),
-  :mod:`research_lib.cli`
+- apps: :mod:`research_lib.backtest` (backtests on real chains: feed, fills, settlement, engine, the Cboe
+  PUT/BXM methodologies, results and statistics), :mod:`research_lib.reporting` (papermill runner),
+  :mod:`research_lib.ui` (plots, explorer), :mod:`research_lib.cli`
 
 The short names the README and the notebooks use (``research_lib.gex``, ``research_lib.sources``,
 ``research_lib.decide`` ...) keep working: :data:`MOVED` maps each to the module that holds the code, and
