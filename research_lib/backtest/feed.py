@@ -14,25 +14,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
-
 from research_lib import calendar as cal
+from research_lib.backtest.params import as_date
 from research_lib.core.chain import ChainSnapshot
 from research_lib.data.sources import read_chains, scan
 from research_lib.data.store import ChainStore
 from research_lib.errors import BacktestInputError
-
-
-def _day(value, what: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise BacktestInputError(what, f"not a date: {value!r}") from exc
-    if pd.isna(ts):
-        raise BacktestInputError(what, f"not a date: {value!r}")
-    return ts.date()
 
 
 class Feed:
@@ -55,8 +42,8 @@ class Feed:
     def __init__(self, source: str | os.PathLike, symbol: str = "SPX", *, start=None, end=None, store=None):
         self.source = str(source)
         self.symbol = str(symbol).strip().upper().lstrip("_")
-        self.start = _day(start, "start")
-        self.end = _day(end, "end")
+        self.start = as_date(start, "start")
+        self.end = as_date(end, "end")
         if self.start and self.end and self.start > self.end:
             raise BacktestInputError("start", f"{self.start} is after end {self.end}")
         if self.source == "store":

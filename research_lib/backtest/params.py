@@ -52,6 +52,20 @@ def parse_entry(value: Any) -> tuple[str, int]:
     raise BacktestInputError("entry", f"{value!r}: one of when-flat, daily, every:N, roll")
 
 
+def as_date(value: Any, field: str):
+    """A date-like (``"2026-07-01"``, a date, a Timestamp) as a ``datetime.date``; None stays None. Raises
+    :class:`BacktestInputError` naming ``field``."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise BacktestInputError(field, f"not a date: {value!r}") from exc
+    if pd.isna(ts):
+        raise BacktestInputError(field, f"not a date: {value!r}")
+    return ts.date()
+
+
 def parse_fill(value: Any) -> tuple[str, float]:
     """``"mid"``, ``"natural"`` or ``"slippage:F"`` (0 ≤ F ≤ 1: mid ± F × half spread against the trader) →
     (model, F); ``mid`` is F = 0, ``natural`` F = 1. Raises :class:`BacktestInputError` (``fill``)."""
@@ -229,15 +243,7 @@ class BacktestParams:
         s(self, "entry", str(self.entry).strip().lower())
         s(self, "fill", str(self.fill).strip().lower())
         for name in ("start", "end"):
-            v = getattr(self, name)
-            if v is not None:
-                try:
-                    ts = pd.Timestamp(v)
-                except (TypeError, ValueError) as exc:
-                    raise BacktestInputError(name, f"not a date: {v!r}") from exc
-                if pd.isna(ts):
-                    raise BacktestInputError(name, f"not a date: {v!r}")
-                s(self, name, ts.date())
+            s(self, name, as_date(getattr(self, name), name))
         if self.start and self.end and self.start > self.end:
             raise BacktestInputError("start", f"{self.start} is after end {self.end}")
         if isinstance(self.roots, str):
@@ -333,5 +339,5 @@ _WHOLE = {"dte", "max_open", "exit_dte", "max_hold", "contracts", "missing_leg_d
 _NUMBERS = {"short_delta", "long_delta", "commission", "account", "min_open_interest", "debit_long_delta",
             "div_yield"}
 
-__all__ = ["BacktestParams", "ENGINE_STRATEGIES", "ENTRY_SCHEDULES", "FILL_MODELS", "INDEX_STRATEGIES", "STRATEGIES",
+__all__ = ["BacktestParams", "ENGINE_STRATEGIES", "as_date", "ENTRY_SCHEDULES", "FILL_MODELS", "INDEX_STRATEGIES", "STRATEGIES",
            "optional_number", "parse_entry", "parse_fill"]

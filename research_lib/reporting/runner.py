@@ -541,6 +541,24 @@ def _check_notebook_params(notebook: Path, params: dict) -> None:
                                    f"(it declares {sorted(declared)})")
 
 
+def _read_output(out_nb: Path, secrets, record, error):
+    """(notebook or None, record, error) of an executed notebook: scrubbed of secrets, read back, its recorded
+    JSON taken; a notebook that ran but recorded nothing is an error."""
+    import nbformat  # imported by papermill by now
+
+    nb = None
+    if out_nb.exists():
+        _scrub_file(out_nb, secrets)
+        try:
+            nb = nbformat.read(str(out_nb), as_version=4)
+            record = recorded(nb)
+        except (OSError, ValueError) as exc:
+            error = error or f"unreadable output notebook: {exc}"
+    if error is None and record is None:
+        error = "the notebook ran but recorded nothing (its 'record' cell produced no JSON)"
+    return nb, record, error
+
+
 def _run_one(root: Path, notebook: Path, params: dict, *, timeout: float, secrets: tuple[str, ...]) -> ReportResult:
     symbol = params["symbol"]
     staging = root / "daily" / ".staging"
@@ -563,18 +581,7 @@ def _run_one(root: Path, notebook: Path, params: dict, *, timeout: float, secret
         if getattr(exc, "ename", None) is None:  # not the notebook's own error: the runner's traceback
             traceback_text = "".join(traceback.format_exception(exc))
         logger.error("%s: notebook failed: %s", symbol, scrub_secrets(error, secrets))
-    import nbformat  # imported by papermill by now
-
-    nb = None
-    if out_nb.exists():
-        _scrub_file(out_nb, secrets)
-        try:
-            nb = nbformat.read(str(out_nb), as_version=4)
-            record = recorded(nb)
-        except (OSError, ValueError) as exc:
-            error = error or f"unreadable output notebook: {exc}"
-    if error is None and record is None:
-        error = "the notebook ran but recorded nothing (its 'record' cell produced no JSON)"
+    nb, record, error = _read_output(out_nb, secrets, record, error)
     date = (record or {}).get("provenance", {}).get("date") if error is None else None
     if date is None:
         date = params["date"] if params["date"] != "latest" else _today_ny()
@@ -922,19 +929,8 @@ def run_backtest_report(*, source: str, symbol: str = "SPX", params: dict | None
             error = _describe_error(exc)
             if getattr(exc, "ename", None) is None:
                 traceback_text = "".join(traceback.format_exception(exc))
-        import nbformat  # imported by papermill by now
-
         title = f"{symbol} backtest {run_id}"
-        nb = None
-        if out_nb.exists():
-            _scrub_file(out_nb, secrets)
-            try:
-                nb = nbformat.read(str(out_nb), as_version=4)
-                record = recorded(nb)
-            except (OSError, ValueError) as exc:
-                error = error or f"unreadable output notebook: {exc}"
-        if error is None and record is None:
-            error = "the notebook ran but recorded nothing (its 'record' cell produced no JSON)"
+        nb, record, error = _read_output(out_nb, secrets, record, error)
         paragraph = (f"The {symbol} backtest {run_id} could not be completed: "
                      f"{(error or '').partition(': ')[2] or error}. The traceback is folded below.")
         if nb is not None:
