@@ -223,8 +223,11 @@ def third_friday(year: int, month: int) -> dt.date:
 def monthly_expiry(year: int, month: int) -> dt.date:
     """The standard monthly SPX expiry of a month: its third Friday, or the last NYSE session before it when
     that Friday is not a session (2026-06-18: Juneteenth falls on Friday 2026-06-19; 2025-04-17: Good Friday).
+    Beyond the exchange calendar's end (:data:`CALENDAR_END`) the plain third Friday.
     """
     day = third_friday(year, month)
+    if day > dt.date.fromisoformat(CALENDAR_END):
+        return day
     while not is_session(day):
         day -= dt.timedelta(days=1)
     return day

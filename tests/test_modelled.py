@@ -86,7 +86,7 @@ def test_expiry_count_and_kinds(chain):
     # AM expiries are third Fridays (or the Thursday before a Friday holiday).
     for d in am["expiration"]:
         d = d.date()
-        third_friday = md._third_friday(d.year, d.month)
+        third_friday = cal.third_friday(d.year, d.month)
         assert d == third_friday or (d == third_friday - dt.timedelta(days=1) and not cal.is_session(third_friday))
     # SPXW dailies cover every session of the next ~5 weeks.
     nxt = cal.sessions(dt.date(2024, 3, 11), dt.date(2024, 4, 12))

@@ -485,23 +485,7 @@ def offline_spot_history() -> pd.Series:
 # Listings
 
 
-def _third_friday(year: int, month: int) -> dt.date:
-    first = dt.date(year, month, 1)
-    return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
-
-
 _CALENDAR_LAST = pd.Timestamp(cal.CALENDAR_END).date()
-
-
-def _monthly_date(year: int, month: int) -> dt.date:
-    """The SPX monthly expiry of a month: its third Friday, or the session before when that is a holiday
-    (beyond the exchange calendar's end, 2040, the plain third Friday)."""
-    d = _third_friday(year, month)
-    if d > _CALENDAR_LAST:
-        return d
-    while not cal.is_session(d):
-        d -= dt.timedelta(days=1)
-    return d
 
 
 def _month_iter(start: dt.date, n: int):
@@ -527,7 +511,7 @@ def classify_expiries(expirations, roots) -> np.ndarray:
     kinds: dict[pd.Timestamp, str] = {}
     for ts in pd.DatetimeIndex(uniq):
         d = ts.date()
-        if d == _monthly_date(d.year, d.month):
+        if d == cal.monthly_expiry(d.year, d.month):
             kinds[ts] = "monthly_pm"
             continue
         month_sessions = cal.sessions(dt.date(d.year, d.month, 1),
@@ -597,7 +581,7 @@ def listed_expiries(quote_time, *, rules: ListingRules = LISTING) -> pd.DataFram
             rows.append((e, "SPXW"))
     # Monthly dates: SPXW PM near, SPX AM out to LEAPS.
     for y, m in _month_iter(today, 12 * 7):
-        e = _monthly_date(y, m)
+        e = cal.monthly_expiry(y, m)
         days = (e - today).days
         if days < 0:
             continue
