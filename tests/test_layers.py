@@ -7,7 +7,7 @@ Layers, lowest first (a module may import its own layer and the ones below, neve
 2 data        research_lib/data/      files and network
 3 records     research_lib/records/   the decision log
 4 pipeline    research_lib/pipeline/  decide_on + decide, history, daily report content
-5 apps        research_lib/{reporting, ui, backtest, paper}/
+5 apps        research_lib/{reporting, ui, backtest, sweep, paper}/
 6 cli         research_lib/cli.py, __main__.py — nothing imports it
 
 Every import counts, at module level or inside a function. An import inside a function is allowed only to
@@ -25,7 +25,7 @@ import pytest
 import research_lib
 
 PACKAGE = Path(research_lib.__file__).resolve().parent
-LAYERS = {"core": 1, "data": 2, "records": 3, "pipeline": 4, "reporting": 5, "ui": 5, "backtest": 5,
+LAYERS = {"core": 1, "data": 2, "records": 3, "pipeline": 4, "reporting": 5, "ui": 5, "backtest": 5, "sweep": 5,
           "paper": 5, "cli": 6, "__main__": 6}
 NAMES = {0: "foundation", 1: "core", 2: "data", 3: "records", 4: "pipeline", 5: "apps", 6: "cli"}
 
