@@ -57,6 +57,7 @@ from research_lib.core import gex, pricing
 from research_lib.core.chain import ChainSnapshot
 from research_lib.core.market_view import MarketView
 from research_lib.core.sizing import TradeStats, size_position
+from research_lib.core.strategy import StrategyKind, select_strategy
 from research_lib.errors import BacktestInputError, ResearchLibError
 
 MULTIPLIER = 100.0
@@ -82,7 +83,9 @@ class _Roots:
         return mapping[codes]
 
 
-def _keys(root_code, exp_days, is_call, strike) -> np.ndarray:
+def contract_keys(root_code, exp_days, is_call, strike) -> np.ndarray:
+    """One int64 key per contract: (root code, expiry day since the epoch, right, strike in thousandths of a point),
+    so a day's lookup is a sorted join; decoded by :class:`research_lib.backtest.history.ModelDay`."""
     k = np.round(np.asarray(strike, dtype=float) * _STRIKE_SCALE).astype(np.int64)
     return ((np.asarray(root_code, np.int64) * 65536 + np.asarray(exp_days, np.int64)) * 2
             + np.asarray(is_call, np.int64)) * _STRIKE_BITS + k
@@ -112,7 +115,7 @@ class _Day:
         return self._roots.encode(self._root_series.iloc[idx])
 
     def keys_of(self, idx: np.ndarray) -> np.ndarray:
-        return _keys(self.root_of(idx), self.exp_days[idx], self.is_call[idx], self.strike[idx])
+        return contract_keys(self.root_of(idx), self.exp_days[idx], self.is_call[idx], self.strike[idx])
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Row of each key in today's chain, −1 where absent: a sorted join over the rows of the keys' expiries
@@ -221,9 +224,37 @@ def _snapshots(feed, params: BacktestParams) -> tuple[list, list, list[dt.date],
     return dates, snaps, missing, snaps[0].underlying, snaps[0].source
 
 
-def _rates(days, params: BacktestParams, market_dir) -> tuple[dict, str]:
+#: ``auto`` on a regime series: the structure of :func:`select_strategy`, built by the fixed-strategy rules.
+_AUTO_STRATEGY = {StrategyKind.BULL_PUT_SPREAD: "bull_put", StrategyKind.BEAR_CALL_SPREAD: "bear_call",
+                  StrategyKind.IRON_CONDOR: "iron_condor", StrategyKind.BULL_CALL_SPREAD: "bull_call",
+                  StrategyKind.BEAR_PUT_SPREAD: "bear_put", StrategyKind.NONE: None}
+
+
+def _regime_rows(series: pd.DataFrame | None, days, params: BacktestParams) -> dict | None:
+    """The regime series as {date: row dict} over ``days``; checks it covers every day asked."""
+    if series is None:
+        if params.regime_filter is not None:
+            raise BacktestInputError("regime_filter", "a regime filter needs a regime series (run_backtest(..., "
+                                                      "regime_series=...); the history backtest builds one)")
+        return None
+    need = {"regime", "trend", "action", "confidence", "why"}
+    if not isinstance(series, pd.DataFrame) or not need <= set(series.columns):
+        raise BacktestInputError("regime_series", f"a DataFrame with columns {sorted(need)}")
+    idx = pd.DatetimeIndex(series.index).normalize()
+    rows = {d.date(): r for d, r in zip(idx, series[sorted(need)].to_dict("records"), strict=True)}
+    lacking = [d for d in days if d not in rows]
+    if lacking:
+        raise BacktestInputError("regime_series", f"no regime for {len(lacking)} served day(s), first {lacking[0]}")
+    return rows
+
+
+def _rates(days, params: BacktestParams, market_dir, feed=None) -> tuple[dict, str]:
     if params.rate is not None:
         return {d: float(params.rate) for d in days}, f"constant {params.rate:g} (given)"
+    given = getattr(feed, "rates", None)
+    if isinstance(given, dict) and all(d in given for d in days):
+        # a feed that carries its own rates (the modelled history: the day table's 13-week T-bill)
+        return {d: float(given[d]) for d in days}, "the 13-week T-bill of each day, as the feed's day table gives it"
     # lazy: start-up time — the market loaders read files; imported only when a run asks for the T-bill
     from research_lib.data.market import risk_free_rates
 
@@ -243,7 +274,7 @@ def _rates(days, params: BacktestParams, market_dir) -> tuple[dict, str]:
 
 def run_backtest(feed, params: BacktestParams | None = None, *, market_history=None, market_dir=None,
                  daily: pd.DataFrame | None = None, progress: Callable[[int, int, dt.date], None] | None = None,
-                 ) -> BacktestResult:
+                 regime_series: pd.DataFrame | None = None) -> BacktestResult:
     """Backtest ``params`` over ``feed``'s days (see the module docstring for the loop and the accounting).
 
     Parameters
@@ -262,6 +293,13 @@ def run_backtest(feed, params: BacktestParams | None = None, *, market_history=N
         :func:`research_lib.data.market.load_index_daily` of ``market_dir``, read when a leg first expires.
     progress : callable, optional
         ``progress(i, n, date)`` after each day.
+    regime_series : DataFrame, optional
+        The regime of each day (:func:`research_lib.core.regime_series.regime_series`: ``regime``, ``trend``,
+        ``action``, ``confidence``, ``why``; date-indexed, each row as of its own date). With it, ``auto`` takes
+        its structure from the day's row (:func:`research_lib.core.strategy.select_strategy` of the action and the
+        trend; legs by the fixed-strategy rules; size by ``size_position`` at the row's confidence) instead of
+        running ``decide_on`` on the chain, and ``regime_filter`` reads it. Needed for ``regime_filter`` and for
+        ``auto`` on feeds without chains (the modelled history).
 
     Returns
     -------
@@ -292,11 +330,12 @@ def run_backtest(feed, params: BacktestParams | None = None, *, market_history=N
                                     market_history=market_history, progress=tick)
         return dataclasses.replace(result, params=params.to_dict())
     return _Engine(feed, params, market_history=market_history, market_dir=market_dir, daily=daily,
-                   progress=progress).run()
+                   progress=progress, regime_series=regime_series).run()
 
 
 class _Engine:
-    def __init__(self, feed, params: BacktestParams, *, market_history, market_dir, daily, progress):
+    def __init__(self, feed, params: BacktestParams, *, market_history, market_dir, daily, progress,
+                 regime_series=None):
         self.p = params
         self.days, self.source_iter, self.missing, self.underlying, self.source = _snapshots(feed, params)
         if not self.days:
@@ -304,12 +343,13 @@ class _Engine:
         self.market_dir = market_dir
         self.daily = daily
         self.progress = progress
-        self.rates, self.rates_text = _rates(self.days, params, market_dir)
+        self.rates, self.rates_text = _rates(self.days, params, market_dir, feed)
+        self.regimes = _regime_rows(regime_series, self.days, params)
         self.session_no = {d.date(): i for i, d in enumerate(cal.sessions(self.days[0], self.days[-1]))}
         self.fill_model, self.fill_fraction = params.fill_model
         self.entry_kind, self.entry_n = params.entry_kind
         self.history = None
-        if params.strategy == "auto":
+        if params.strategy == "auto" and self.regimes is None:
             if market_history is None:
                 # lazy: start-up time — only the regime-driven run reads the market files
                 from research_lib.data.market import load_market_history
@@ -360,15 +400,23 @@ class _Engine:
                 self.progress(i, n, snap.snapshot_date)
         return self._result()
 
-    def _step(self, snap: ChainSnapshot, i: int, is_last: bool) -> None:
-        day = _Day(snap, self.roots)
-        self.rows_seen += day.rows
-        rate = self.rates.get(day.date, 0.0)
-        valuation = gex.valuation_moment(snap, gex.GexConfig.model(rate=rate, div_yield=float(self.p.div_yield)))
+    def _step(self, snap, i: int, is_last: bool) -> None:
+        if isinstance(snap, ChainSnapshot):
+            day = _Day(snap, self.roots)
+            rate = self.rates.get(day.date, 0.0)
+            valuation = gex.valuation_moment(snap, gex.GexConfig.model(rate=rate, div_yield=float(self.p.div_yield)))
+        else:
+            # a modelled session (research_lib.backtest.history.HistoryDay): the same interface, priced lazily
+            day = snap.engine_day(self.roots, self.settle_times, self.p)
+            rate = self.rates.get(day.date, 0.0)
+            valuation = snap.valuation
         # (a) marks
         stale_today = self._mark(day)
         report = None
-        if self.p.strategy == "auto":
+        regime_row = self.regimes.get(day.date) if self.regimes is not None else None
+        if regime_row is not None:
+            self.regime_today = regime_row["regime"]
+        elif self.p.strategy == "auto":
             # the day's decision sees today's marks (equity, open risk) and the trades closed before today
             report = self._decide(snap, rate)
             self.regime_today = str(report.regime.regime)
@@ -380,9 +428,10 @@ class _Engine:
         # (c) entries
         if not is_last and self._entry_due(i, day.date):
             if len(self.open) < self.p.max_open:
-                self._enter(day, snap, valuation, rate, report)
+                self._enter(day, snap, valuation, rate, report, regime_row)
         # (e) the equity row
         self._equity_row(day, valuation, rate, snap.spot, stale_today)
+        self.rows_seen += day.rows
 
     # (a) --------------------------------------------------------------------------------------------
     def _mark(self, day: _Day) -> int:
@@ -516,15 +565,28 @@ class _Engine:
     def _equity_now(self, day: _Day) -> float:
         return self.cash + float(sum(np.sum(p.qty * p.mark_mid()) for p in self.open)) * MULTIPLIER
 
-    def _enter(self, day: _Day, snap: ChainSnapshot, valuation: pd.Timestamp, rate: float, report) -> None:
+    def _enter(self, day: _Day, snap: ChainSnapshot, valuation: pd.Timestamp, rate: float, report,
+               regime_row: dict | None = None) -> None:
         p = self.p
-        if p.strategy == "auto":
+        strategy = p.strategy
+        confidence = 100.0
+        if p.regime_filter is not None and (regime_row is None or regime_row["regime"] not in p.regime_filter):
+            self._skip(f"regime filter: {regime_row['regime'] if regime_row else 'no regime'} not in "
+                       f"{'/'.join(p.regime_filter)}")
+            return
+        if p.strategy == "auto" and regime_row is not None:
+            strategy = _AUTO_STRATEGY[select_strategy(regime_row["action"], regime_row["trend"]).kind]
+            if strategy is None:
+                self._skip(f"auto: {regime_row['action']} ({regime_row['regime']}, {regime_row['trend']})")
+                return
+            confidence = float(regime_row["confidence"])
+        if p.strategy == "auto" and regime_row is None:
             strat, sizing = report.strategy, report.sizing
             if not getattr(strat, "valid", False) or sizing is None or sizing.contracts <= 0:
                 self._skip("auto: " + (getattr(strat, "code", None) or ("size 0" if getattr(strat, "valid", False)
                                                                        else "no trade")))
                 return
-            leg_keys = _keys(self.roots.encode([leg.root for leg in strat.legs]),
+            leg_keys = contract_keys(self.roots.encode([leg.root for leg in strat.legs]),
                              np.array([np.datetime64(leg.expiration, "D").astype(np.int64) for leg in strat.legs]),
                              np.array([leg.right == "C" for leg in strat.legs]),
                              np.array([leg.strike for leg in strat.legs]))
@@ -540,7 +602,7 @@ class _Engine:
             why = str(report.decision.why)
         else:
             sp = p.strategy_params(rate)
-            sel = select_legs(p.strategy, day.arrays(), float(snap.spot), valuation.value, sp, rate, MULTIPLIER,
+            sel = select_legs(strategy, day.arrays(), float(snap.spot), valuation.value, sp, rate, MULTIPLIER,
                               settle_times=self.settle_times)
             if isinstance(sel, str):
                 self._skip(sel)
@@ -557,14 +619,14 @@ class _Engine:
                     return
             else:
                 res = size_position(equity, max_loss_per, self._stats(), open_risk=self._open_risk(),
-                                    params=sizing_params)
+                                    params=sizing_params, confidence=confidence)
                 contracts = int(res.contracts)
                 if contracts <= 0:
                     self._skip(f"sized 0 contracts ({res.capped_by or 'budget'})")
                     return
-            name = p.strategy
-            regime = ""
-            why = sel.why
+            name = strategy
+            regime = regime_row["regime"] if regime_row is not None else ""
+            why = sel.why if regime_row is None else f"{sel.why}. Regime: {regime_row['why']}"
         bid, ask = day.bid[rows], day.ask[rows]
         fill = self._fill(bid, ask, sides)
         entry_price = float(np.sum(-sides * fill))
@@ -689,4 +751,4 @@ def chain_rows(snapshots: Iterable[ChainSnapshot]) -> int:
     return int(sum(len(s.contracts) for s in snapshots))
 
 
-__all__ = ["MULTIPLIER", "chain_rows", "run_backtest"]
+__all__ = ["MULTIPLIER", "chain_rows", "contract_keys", "run_backtest"]

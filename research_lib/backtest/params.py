@@ -26,6 +26,8 @@ ENGINE_STRATEGIES = ("auto", "short_put", "bull_put", "bear_call", "iron_condor"
 #: Strategies following a published index methodology (:mod:`research_lib.backtest.indexwrite`).
 INDEX_STRATEGIES = ("putwrite", "buywrite")
 STRATEGIES = ENGINE_STRATEGIES + INDEX_STRATEGIES
+#: The gamma regimes a ``regime_filter`` may name.
+REGIME_NAMES = ("POSITIVE_GAMMA", "NEGATIVE_GAMMA", "NEUTRAL")
 ENTRY_SCHEDULES = ("when-flat", "daily", "every:N", "roll")
 FILL_MODELS = ("mid", "natural", "slippage:F")
 
@@ -161,7 +163,12 @@ class BacktestParams:
         Trade only these roots (e.g. ``("SPX",)`` for the AM-settled monthlies), preferred in the order given;
         None: every root, PM settlement preferred at an expiry listed under several [None].
     regime : RegimeParams, optional
-        ``auto`` only: the regime classifier's thresholds passed to ``decide_on`` [``RegimeParams()``].
+        The regime classifier's thresholds (``auto``'s ``decide_on``, or the regime series of the modelled history)
+        [``RegimeParams()``].
+    regime_filter : tuple of str, optional
+        Enter only on days whose gamma regime is one of these (``POSITIVE_GAMMA``, ``NEGATIVE_GAMMA``,
+        ``NEUTRAL``; a comma-separated string is accepted), read from the run's regime series (the modelled
+        history builds one from the published GEX) [None: every day].
     """
 
     strategy: str = "bull_put"
@@ -192,6 +199,7 @@ class BacktestParams:
     div_yield: float = 0.0
     roots: tuple[str, ...] | None = None
     regime: RegimeParams | None = None
+    regime_filter: tuple[str, ...] | None = None
 
     def __post_init__(self):
         s = object.__setattr__
@@ -246,6 +254,14 @@ class BacktestParams:
             s(self, name, as_date(getattr(self, name), name))
         if self.start and self.end and self.start > self.end:
             raise BacktestInputError("start", f"{self.start} is after end {self.end}")
+        if self.regime_filter is not None:
+            raw = self.regime_filter.split(",") if isinstance(self.regime_filter, str) else list(self.regime_filter)
+            names = tuple(str(x).strip().upper().replace("-", "_") for x in raw if str(x).strip())
+            bad = [n for n in names if n not in REGIME_NAMES]
+            if not names or bad:
+                raise BacktestInputError("regime_filter", f"{self.regime_filter!r}: one or more of "
+                                                          f"{', '.join(REGIME_NAMES)}")
+            s(self, "regime_filter", names)
         if isinstance(self.roots, str):
             s(self, "roots", (self.roots,))
         try:
@@ -339,5 +355,5 @@ _WHOLE = {"dte", "max_open", "exit_dte", "max_hold", "contracts", "missing_leg_d
 _NUMBERS = {"short_delta", "long_delta", "commission", "account", "min_open_interest", "debit_long_delta",
             "div_yield"}
 
-__all__ = ["BacktestParams", "ENGINE_STRATEGIES", "as_date", "ENTRY_SCHEDULES", "FILL_MODELS", "INDEX_STRATEGIES", "STRATEGIES",
+__all__ = ["BacktestParams", "ENGINE_STRATEGIES", "REGIME_NAMES", "as_date", "ENTRY_SCHEDULES", "FILL_MODELS", "INDEX_STRATEGIES", "STRATEGIES",
            "optional_number", "parse_entry", "parse_fill"]
