@@ -140,6 +140,17 @@ class MarketDataError(ResearchLibError, ValueError):
                                            example=None if example is None else str(example)))
 
 
+class DayTableError(MarketDataError):
+    """The day table (:func:`research_lib.data.market.load_day_table`) cannot be built for a session: a
+    required input (``open``, ``close``, ``vix``) is missing that day, or a carried input has been missing
+    for more sessions than allowed. ``date`` and ``column`` name the first offending session and input."""
+
+    def __init__(self, message: str, *, date: Any = None, column: str | None = None,
+                 path: str | os.PathLike | None = None, n_bad: int | None = None):
+        self.date = None if date is None else str(date)
+        super().__init__(message, path=path, column=column, n_bad=n_bad, example=self.date)
+
+
 class MarketDataNotFoundError(ResearchLibError, FileNotFoundError):
     """No file matching a market history pattern was found in any searched directory.
 
@@ -157,6 +168,11 @@ class MarketDataNotFoundError(ResearchLibError, FileNotFoundError):
 
 class ModelledChainError(ResearchLibError, ValueError):
     """An input of :func:`modelled_chain` is impossible or missing (no spot offline for that date ...)."""
+
+
+class ModelledHistoryError(ModelledChainError):
+    """An input of the model-priced history (:mod:`research_lib.data.modelled_history`) is impossible: a
+    non-positive or non-finite VIX level, spot or strike, mismatched shapes, a bad delta band ..."""
 
 
 class RegimeInputError(ResearchLibError, ValueError):

@@ -2,7 +2,8 @@
 
 One module per job: :mod:`.files` (the file registry: patterns, directories, finding a file), :mod:`.parsing`
 (strict, cached parsing), :mod:`.loaders` (``load_*``, :func:`load_market_history`) and :mod:`.rates`
-(risk-free rate, dividend yield, :func:`snapshot_rates`) and :mod:`.cboe_index` (a published Cboe strategy index
+(risk-free rate, dividend yield, :func:`snapshot_rates`), :mod:`.day_table` (one row per session of
+everything the model-priced history reads, :func:`load_day_table`) and :mod:`.cboe_index` (a published Cboe strategy index
 history the user downloads, :func:`load_cboe_index`); every public name is importable from here (and
 from the short name ``research_lib.market``). Functions only. Every loader returns a DataFrame indexed by a tz-naive ``date``
 :class:`~pandas.DatetimeIndex` (midnight, sorted, unique) with the columns its docstring lists, and sets
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 from research_lib.core.indicators import iv_percentile, iv_rank, moving_average
 from research_lib.data.market.cboe_index import load_cboe_index
+from research_lib.data.market.day_table import DAY_TABLE_COLUMNS, load_day_table
 from research_lib.data.market.files import ENV_VAR, find_market_file, market_data_dirs
 from research_lib.data.market.loaders import (
     DECISION_KINDS,
@@ -85,6 +87,7 @@ from research_lib.settings import SP500_UNDERLYINGS
 
 __all__ = [
     "BILL_DAYS",
+    "DAY_TABLE_COLUMNS",
     "DECISION_KINDS",
     "ENV_VAR",
     "PUT_CALL_BROAD",
@@ -106,6 +109,7 @@ __all__ = [
     "iv_percentile",
     "iv_rank",
     "load_cboe_index",
+    "load_day_table",
     "load_index_daily",
     "load_market_history",
     "load_published_gex",
