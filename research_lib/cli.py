@@ -44,6 +44,11 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     the statistics table and the paths of ``trades.csv``, ``legs.csv`` and ``equity.csv`` written under ``--out``
     (default ``reports/backtests/<run id>/``); ``--json``: one strict JSON object. Bad parameters exit 2 before
     anything is read.
+``research-lib backtest history [--start 2011-05-02] [--end D] [the backtest chains flags but --source/--symbol]
+[--regime-filter POSITIVE_GAMMA[,NEUTRAL]] [--market-dir DIR] [--out DIR] [--json]``
+    The same backtest on the model-priced SPX history (:mod:`research_lib.backtest.history`, MODELLED PRICES):
+    every session since 2011-05-02, options priced by the surface tied to the day's VIX family, the regime of
+    ``auto`` and ``--regime-filter`` from the published GEX; the same outputs and JSON keys as ``backtest chains``.
 ``research-lib report backtest [the backtest flags] [--reports-dir DIR] [--quiet] [--json]``
     ``notebooks/backtest.ipynb`` run with papermill into ``reports/backtests/<run id>/`` (notebook, offline HTML,
     the CSV files), listed in ``reports/index.html`` beside the daily reports; a progress bar on stderr.
@@ -220,6 +225,17 @@ def _build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--out", default=None, metavar="DIR",
                     help="folder for trades.csv, legs.csv, equity.csv (default reports/backtests/<run id>/)")
     bc.add_argument("--json", action="store_true", help="one strict JSON object on stdout")
+    bh = btsub.add_parser("history", help="fifteen years on modelled prices (MODELLED PRICES), 2011-05-02 on",
+                          description="Backtest a strategy on the model-priced SPX history (research_lib.backtest"
+                                      ".history): every session since 2011-05-02, options priced by the surface "
+                                      "tied to the day's VIX9D/VIX/VIX3M, the regime from the published GEX; the "
+                                      "same options and outputs as 'backtest chains'. MODELLED PRICES.")
+    _add_backtest_arguments(bh, source=False)
+    bh.add_argument("--market-dir", default=None, metavar="DIR",
+                    help="market files (default $RESEARCH_LIB_MARKET_DATA, data/market, ../shared/data/market)")
+    bh.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for trades.csv, legs.csv, equity.csv (default reports/backtests/<run id>/)")
+    bh.add_argument("--json", action="store_true", help="one strict JSON object on stdout")
 
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
     rsub = rp.add_subparsers(dest="report_kind", required=True)
@@ -341,10 +357,21 @@ def _day_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{exc}; give YYYY-MM-DD") from None
 
 
-def _add_backtest_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", required=True, metavar="PATH|store",
-                   help="a multi-day chain file (an EOD or intraday archive) or 'store' (the local chain store)")
-    p.add_argument("--symbol", default="SPX", type=_symbol_type, help="underlying (default SPX)")
+def _regime_filter_arg(value: str) -> str:
+    # lazy for start-up time: the backtest parameters load only for the backtest commands
+    from research_lib.backtest.params import REGIME_NAMES
+
+    names = [x.strip().upper().replace("-", "_") for x in str(value).split(",") if x.strip()]
+    if not names or any(n not in REGIME_NAMES for n in names):
+        raise argparse.ArgumentTypeError(f"{value!r}: one or more of {', '.join(REGIME_NAMES)}, comma-separated")
+    return ",".join(names)
+
+
+def _add_backtest_arguments(p: argparse.ArgumentParser, *, source: bool = True) -> None:
+    if source:
+        p.add_argument("--source", required=True, metavar="PATH|store",
+                       help="a multi-day chain file (an EOD or intraday archive) or 'store' (the local chain store)")
+        p.add_argument("--symbol", default="SPX", type=_symbol_type, help="underlying (default SPX)")
     p.add_argument("--start", default=argparse.SUPPRESS, type=_day_arg, help="first trading day, YYYY-MM-DD (default: the data's)")
     p.add_argument("--end", default=argparse.SUPPRESS, type=_day_arg, help="last trading day, YYYY-MM-DD (default: the data's)")
     p.add_argument("--strategy", default=argparse.SUPPRESS, choices=BACKTEST_STRATEGIES,
@@ -370,11 +397,17 @@ def _add_backtest_arguments(p: argparse.ArgumentParser) -> None:
                                                                          low=0.0),
                    help="$ per contract and leg")
     p.add_argument("--account", default=argparse.SUPPRESS, type=_positive_money, help="initial account equity ($)")
+    p.add_argument("--contracts", default=argparse.SUPPRESS, type=_int_at_least(1, "contracts per entry"),
+                   help="trade this many contracts per entry instead of the Kelly sizing (the open-risk cap kept)")
+    p.add_argument("--regime-filter", default=argparse.SUPPRESS, type=_regime_filter_arg,
+                   metavar="POSITIVE_GAMMA[,NEUTRAL]",
+                   help="enter only on days of these gamma regimes (the regime series of the published GEX)")
 
 
 #: The backtest flags and the :class:`~research_lib.backtest.params.BacktestParams` field each sets.
 BACKTEST_FLAGS = ("strategy", "dte", "short_delta", "long_delta", "width", "entry", "max_open", "profit_target",
-                  "stop_loss", "exit_dte", "max_hold", "fill", "commission", "account", "start", "end")
+                  "stop_loss", "exit_dte", "max_hold", "fill", "commission", "account", "start", "end",
+                  "contracts", "regime_filter")
 def backtest_param_kwargs(args) -> dict:
     """The :class:`BacktestParams` keyword arguments the command line gave: a flag not given is left out (the
     parameters' own defaults apply); ``--profit-target none`` / ``--stop-loss none`` give None (the rule off)."""
@@ -845,17 +878,41 @@ def _backtest_setup(args):
     return params, feed
 
 
-def _cmd_backtest(args, out, err) -> int:
-    params, feed = _backtest_setup(args)
+def _history_setup(args):
+    """(params, run) of ``backtest history``: the parameters checked, then the shared inputs built."""
+    kwargs = backtest_param_kwargs(args)
     # lazy for start-up time: the backtest engine and its data layers load only for the backtest commands
-    from research_lib.backtest.engine import run_backtest
+    from research_lib.backtest import history
+    from research_lib.backtest.params import BacktestParams
+
+    params = BacktestParams(**kwargs)  # BacktestInputError (exit 2) names a bad or inconsistent parameter
+    inputs = history.history_inputs(params.start, params.end, market_dir=args.market_dir)
+    feed = history.HistoryFeed(inputs, start=params.start, end=params.end)
+
+    def run(progress=None):
+        return history.run_history_backtest(params, inputs, progress=progress)
+
+    return params, feed, run
+
+
+def _cmd_backtest(args, out, err) -> int:
+    if args.backtest_kind == "history":
+        params, feed, run = _history_setup(args)
+    else:
+        params, feed = _backtest_setup(args)
+        # lazy for start-up time: the backtest engine and its data layers load only for the backtest commands
+        from research_lib.backtest.engine import run_backtest
+
+        def run(progress=None):
+            return run_backtest(feed, params, progress=progress)
+    # lazy for start-up time: the backtest engine and its data layers load only for the backtest commands
     from research_lib.backtest.stats import summary_record
     from research_lib.reporting.runner import backtest_run_folder
 
     run_id, folder = backtest_run_folder(args.out)
     err.write(f"research-lib: {feed.describe()}\n")
     if args.json:
-        result = run_backtest(feed, params)
+        result = run()
     else:
         # lazy for start-up time: the progress bar only for the text output
         from tqdm import tqdm
@@ -865,12 +922,16 @@ def _cmd_backtest(args, out, err) -> int:
                 bar.set_postfix_str(str(day), refresh=False)
                 bar.update(1)
 
-            result = run_backtest(feed, params, progress=advance)
+            result = run(progress=advance)
     stats = result.stats()
     paths = result.write_csv(folder)
     if args.json:
-        out.write(to_json(summary_record(result, stats, paths, run_id=run_id, out=folder)) + "\n")
+        extra = {"prices": "MODELLED PRICES"} if args.backtest_kind == "history" else {"prices": "market quotes"}
+        out.write(to_json(summary_record(result, stats, paths, run_id=run_id, out=folder, **extra)) + "\n")
         return EXIT_OK
+    if args.backtest_kind == "history":
+        out.write("MODELLED PRICES: every option price is the model's (research_lib.data.modelled_history), "
+                  "not a market quote\n")
     out.write(stats.describe() + "\n")
     if result.missing_days:
         out.write(f"missing days (not filled in): {', '.join(map(str, result.missing_days))}\n")

@@ -193,7 +193,8 @@ class _SettleTimes:
     def __call__(self, exp: np.ndarray, is_am: np.ndarray) -> np.ndarray:
         days = exp.astype("datetime64[D]").astype(np.int64)
         pairs = list(zip(days.tolist(), np.asarray(is_am, dtype=bool).tolist(), strict=True))
-        new = sorted(set(pairs) - self.memo.keys())
+        memo = self.memo
+        new = sorted({k for k in pairs if k not in memo})      # (not set - memo.keys(): that copies the memo)
         if new:
             ns = cal.settlement_times(np.array([d for d, _ in new], dtype="datetime64[D]"),
                                       np.array(["AM" if am else "PM" for _, am in new])).asi8
@@ -445,10 +446,12 @@ class _Engine:
             r = rows[at:at + len(pos.keys)]
             at += len(pos.keys)
             hit = r >= 0
-            pos.mark_bid = np.where(hit, day.bid[np.maximum(r, 0)], pos.mark_bid)
-            pos.mark_ask = np.where(hit, day.ask[np.maximum(r, 0)], pos.mark_ask)
-            iv_today = day.iv[np.maximum(r, 0)]
-            pos.mark_iv = np.where(hit & np.isfinite(iv_today) & (iv_today > 0), iv_today, pos.mark_iv)
+            if hit.any():       # (a modelled day holds no row at all when every leg asked for has settled)
+                take = np.maximum(r, 0)
+                pos.mark_bid = np.where(hit, day.bid[take], pos.mark_bid)
+                pos.mark_ask = np.where(hit, day.ask[take], pos.mark_ask)
+                iv_today = day.iv[take]
+                pos.mark_iv = np.where(hit & np.isfinite(iv_today) & (iv_today > 0), iv_today, pos.mark_iv)
             live = pos.exp > day.today
             miss = ~hit & live            # an expired leg is settled, not missing
             pos.missing_run = np.where(miss, pos.missing_run + 1, 0)

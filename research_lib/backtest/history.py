@@ -46,10 +46,9 @@ from research_lib.backtest.results import BacktestResult
 from research_lib.core.chain import NY
 from research_lib.core.regime import RegimeParams
 from research_lib.core.regime_series import regime_series
-from research_lib.data import modelled
-from research_lib.data import modelled_history as mh
+from research_lib.data import modelled, modelled_history as mh
 from research_lib.data.listing_calendar import ListingCalendar, listing_calendar
-from research_lib.data.market import load_day_table
+from research_lib.data.market import load_day_table, load_index_daily, load_published_gex, load_vol_index
 from research_lib.errors import BacktestInputError
 
 SOURCE = "modelled-history:SPX"
@@ -58,6 +57,9 @@ LABEL = "MODELLED PRICES"
 MODEL_OPEN_INTEREST = 1.0e6
 #: Calendar days of expiries a history run can reach (the largest ``dte + dte_tolerance`` it accepts).
 DEFAULT_HORIZON_DAYS = 400
+#: Calendar days of market history read before the first served session for the regime's trailing windows
+#: (IV rank over 252 sessions, the GEX distribution over 252, MA50): more than a year of sessions.
+REGIME_WARMUP_DAYS = 550
 
 _STRIKE_SCALE = 1000
 _STRIKE_BITS = 2 ** 35
@@ -78,6 +80,11 @@ class HistoryInputs:
     valuation_ns : ndarray of int64
         Each session's close (the valuation moment), ns since the epoch.
     horizon_days : int
+    regime_table : DataFrame
+        What the regime reads: ``close``, ``vix``, ``vix9d``, ``vix3m``, ``gex`` of every session from
+        :data:`REGIME_WARMUP_DAYS` calendar days before the first served session (NaN where a series has not
+        started: the published GEX begins 2011-05-02), so the regime of a day does not depend on where a run
+        starts.
     """
 
     table: pd.DataFrame
@@ -85,6 +92,7 @@ class HistoryInputs:
     listing: ListingCalendar
     valuation_ns: np.ndarray
     horizon_days: int
+    regime_table: pd.DataFrame
     _regimes: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -100,7 +108,7 @@ class HistoryInputs:
         """:func:`~research_lib.core.regime_series.regime_series` of the table for ``params`` (memoised)."""
         key = params or RegimeParams()
         if key not in self._regimes:
-            self._regimes[key] = regime_series(self.table, key)
+            self._regimes[key] = regime_series(self.regime_table, key).reindex(pd.DatetimeIndex(self.table.index))
         return self._regimes[key]
 
     def describe(self) -> str:
@@ -139,7 +147,29 @@ def history_inputs(start=None, end=None, *, market_dir=None,
     listing = listing_calendar(idx[0], idx[-1], horizon_days=int(horizon_days))
     valuation = np.array([cal.session_close(d.date()).value for d in idx], dtype=np.int64)
     return HistoryInputs(table=table, surfaces=surfaces, listing=listing, valuation_ns=valuation,
-                         horizon_days=int(horizon_days))
+                         horizon_days=int(horizon_days), regime_table=_regime_table(table, market_dir))
+
+
+def _regime_table(table: pd.DataFrame, market_dir) -> pd.DataFrame:
+    """The regime's inputs from :data:`REGIME_WARMUP_DAYS` before the table's first session to its last (the
+    served rows are the day table's own values)."""
+    idx = pd.DatetimeIndex(table.index)
+    wide = cal.sessions(idx[0] - pd.Timedelta(days=REGIME_WARMUP_DAYS), idx[-1])
+    before = wide[wide < idx[0]]
+    spx = load_index_daily("SPX", market_dir=market_dir)["close"]
+    earlier = {"close": spx}
+    for name in ("VIX9D", "VIX", "VIX3M"):
+        earlier[name.lower()] = load_vol_index(name, market_dir=market_dir)["close"]
+    earlier["gex"] = load_published_gex(market_dir=market_dir)["gex"]
+    warm = pd.DataFrame({k: v.reindex(before) for k, v in earlier.items()}, index=before)
+    served = table[["close", "vix9d", "vix", "vix3m", "gex"]]
+    out = pd.concat([warm[served.columns], served])
+    # a session of the warm-up without a close or a VIX is left out (the trailing windows count observations)
+    keep = out["close"].notna() & out["vix"].notna()
+    keep.loc[idx] = True
+    out = out[keep.to_numpy()]
+    out.index = pd.DatetimeIndex(out.index, name="date")
+    return out
 
 
 class ModelDay:
@@ -382,5 +412,5 @@ def run_history_backtest(params: BacktestParams | None = None, inputs: HistoryIn
     return dataclasses.replace(result, assumptions=assumptions, source=SOURCE)
 
 
-__all__ = ["DEFAULT_HORIZON_DAYS", "HistoryDay", "HistoryFeed", "HistoryInputs", "LABEL", "MODEL_OPEN_INTEREST",
+__all__ = ["DEFAULT_HORIZON_DAYS", "REGIME_WARMUP_DAYS", "HistoryDay", "HistoryFeed", "HistoryInputs", "LABEL", "MODEL_OPEN_INTEREST",
            "ModelDay", "SOURCE", "history_inputs", "prices_note", "run_history_backtest"]

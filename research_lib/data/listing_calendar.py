@@ -118,7 +118,7 @@ def listing_calendar(first, last, *, horizon_days: int = 400,
     pos = pos[sess_d[pos] <= np.datetime64(end.date(), "D")]
     e_d = sess_d[pos]
     lf = sess_d[np.maximum(pos - rules.daily_sessions, 0)]
-    add(e_d, False, _since_ok(pd.DatetimeIndex(e_d).weekday.to_numpy(), lf))
+    add(e_d, False, _since_ok(pd.DatetimeIndex(e_d).day_of_week.to_numpy(), lf))
     # Friday weeklies (the Thursday before a Friday holiday): listed when (Friday - D) <= weekly_days.
     fridays = pd.date_range(lo - np.timedelta64(7, "D"), end, freq="W-FRI").to_numpy().astype("datetime64[D]")
     lf = first_session_from(fridays - np.timedelta64(rules.weekly_days, "D"))
@@ -169,7 +169,9 @@ def listing_calendar(first, last, *, horizon_days: int = 400,
         "datetime64[ns]")})
     # one row per (expiration, root): the earliest listing of the rules that list it
     frame = frame.groupby(["expiration", "is_am"], as_index=False, sort=True)["listed_from"].min()
-    frame = frame[(frame["expiration"] > pd.Timestamp(lo)) & (frame["expiration"] <= end)]
+    # (an expiry whose listing would start only after it expires, e.g. a Wednesday before 2016-02-23, never was)
+    frame = frame[(frame["expiration"] > pd.Timestamp(lo)) & (frame["expiration"] <= end)
+                  & (frame["listed_from"] < frame["expiration"])]
     frame["root"] = np.where(frame["is_am"], "SPX", "SPXW")
     frame["settlement"] = np.where(frame["is_am"], "AM", "PM")
     frame["settles_ns"] = cal.settlement_times(frame["expiration"].to_numpy(), frame["settlement"].to_numpy()).asi8
