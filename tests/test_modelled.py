@@ -193,9 +193,14 @@ def test_weekend_quote_describes_the_previous_close():
 
 def test_historical_spxw_weekdays():
     # Before 2022-04-18 there were no Tuesday/Thursday SPXW expiries; 2018 had Monday/Wednesday/Friday.
+    # A Monday holiday moves that week's Monday expiry to the Tuesday (Cboe's Monday Weeklys rule; the 2019
+    # archive lists Tuesday 2019-05-28 after Memorial Day): here Tuesday 2019-01-22, after MLK day.
     table = md.listed_expiries(pd.Timestamp("2018-12-31 16:00", tz=NY))
-    days = table.loc[table["kind"] == "daily", "expiration"].dt.day_of_week
-    assert set(days) <= {0, 2}
+    daily = table.loc[table["kind"] == "daily", "expiration"]
+    tuesdays = daily[daily.dt.day_of_week == 1]
+    assert set(daily.dt.day_of_week) <= {0, 1, 2}
+    assert all(not cal.is_session(d - pd.Timedelta(days=1)) for d in tuesdays)
+    assert pd.Timestamp("2019-01-22") in set(tuesdays)
     assert len(table["expiration"].unique()) >= 30
 
 

@@ -106,6 +106,7 @@ __all__ = [
     "DEFAULT_VIX",
     "EXPIRY_KINDS",
     "LISTING",
+    "LISTING_ERAS",
     "OPEN_INTEREST",
     "QUOTES",
     "SURFACE",
@@ -121,8 +122,10 @@ __all__ = [
     "eta_max",
     "implied_vol_surface",
     "listed_expiries",
+    "listing_rules",
     "modelled_chain",
     "offline_spot_history",
+    "quotes_around",
     "round_class",
     "smile_summary",
     "strike_grid",
@@ -397,6 +400,8 @@ class ListingRules:
 
     daily_sessions: int = 26
     weekly_days: int = 50
+    #: no SPXW Friday weekly on a monthly (third-Friday) date: the rule before PM monthlies existed (2011).
+    weekly_skip_monthly: bool = False
     eom_monthly_days: int = 165
     eom_quarterly_days: int = 366
     pm_monthly_days: int = 150
@@ -429,6 +434,55 @@ class ListingRules:
 
 LISTING = ListingRules()
 
+#: The listing rules of each era: ``(first date, rules)``, in date order; :func:`listing_rules` picks the era of
+#: a date. Which weekdays have SPXW expiries is :data:`SPXW_WEEKDAY_SINCE` (all eras). Eras, and what is known
+#: about each (the real chains here are the 2011-01 iVolatility sample, the 2019-04..07 Cboe archive, five Cboe
+#: files 2022-2024 and the 2026 archive; nothing between 2011-01 and 2019-04):
+#:
+#: * before 2011-02-28 -- read off the 2011 sample: SPX AM monthlies (the next four months, then Jun/Sep/Dec,
+#:   Jun/Dec and Decembers to ~3 years), SPXW PM Friday weeklies listed one week ahead (on the Thursday for the
+#:   Friday of the next week, none on a monthly Friday), PM end-of-quarter expiries (iVolatility root SPXPM,
+#:   Cboe's SPXQ, mapped to SPXW) for four quarters; no end-of-month, no PM monthly, no dailies.
+#: * 2011-02-28 -- Cboe's SPXpm (PM-settled third-Friday monthlies, on C2; root SPXPM, later SPXW) launch:
+#:   PM monthlies added (horizon as in 2019). Not checkable here (no chain of 2011-03..2019-03).
+#: * 2014-07-07 -- Cboe's end-of-month (EOM) SPXW launch (and SPXQ -> SPXW); the weekly horizon of the 2019
+#:   archive is ASSUMED from here on (when Cboe lengthened the Friday weekly ladder between 2011 and 2019 is
+#:   not in these data).
+#: * 2016-02-23 / 2016-08-15 -- Wednesday / Monday SPXW (via :data:`SPXW_WEEKDAY_SINCE`; a Monday holiday
+#:   moves that expiry to the Tuesday, as Cboe's Monday Weeklys rule says); horizons fitted on the 2019 archive
+#:   (benchmarks/calibrate_history.py: the best match of the Monday/Wednesday ladder is the next 20 sessions
+#:   until 2019-05-27 and 25 from 2019-05-28, when the archive's ladder lengthens; the era before 2019-05-28 is
+#:   assumed back to 2014-07-07).
+#: * 2022-04-18 -- Tuesday and (2022-05-11) Thursday SPXW: every session has an expiry; :data:`LISTING`
+#:   (fitted on the 2022-2026 files).
+#:
+#: Before 2015-02-15 OCC dated AM monthlies on the Saturday after the third Friday (the 2011 sample does): the
+#: model dates them on the Friday, their last trading and settlement day.
+_EARLY = ListingRules(daily_sessions=0, weekly_days=8, weekly_skip_monthly=True, eom_monthly_days=0,
+                      eom_quarterly_days=366, pm_monthly_days=0, am_monthly_days=105, am_quarterly_days=366,
+                      am_june_december_days=730, leaps_days=1100)
+_MWF = ListingRules(daily_sessions=20, weekly_days=71, eom_monthly_days=120, eom_quarterly_days=372,
+                    pm_monthly_days=179, am_monthly_days=180, am_quarterly_days=366, am_june_december_days=730,
+                    leaps_days=1100)
+LISTING_ERAS = (
+    (dt.date(1990, 1, 1), _EARLY),
+    (dt.date(2011, 2, 28), dataclasses.replace(_EARLY, pm_monthly_days=_MWF.pm_monthly_days,
+                                               weekly_skip_monthly=False)),
+    (dt.date(2014, 7, 7), _MWF),
+    (dt.date(2019, 5, 28), dataclasses.replace(_MWF, daily_sessions=25)),
+    (dt.date(2022, 4, 18), LISTING),
+)
+
+
+def listing_rules(day) -> ListingRules:
+    """The :class:`ListingRules` of the era of ``day`` (date-like; see :data:`LISTING_ERAS`)."""
+    d = pd.Timestamp(day).date()
+    rules = LISTING_ERAS[0][1]
+    for since, era in LISTING_ERAS:
+        if d >= since:
+            rules = era
+    return rules
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelParams:
@@ -441,7 +495,8 @@ class ModelParams:
     surface: SurfaceParams = SURFACE
     open_interest: OpenInterestParams = OPEN_INTEREST
     quotes: QuoteParams = QUOTES
-    listing: ListingRules = LISTING
+    #: None: the era's rules of the chain's date (:func:`listing_rules`).
+    listing: ListingRules | None = None
 
 
 DEFAULT_MODEL = ModelParams()
@@ -527,14 +582,15 @@ def classify_expiries(expirations, roots) -> np.ndarray:
     return out
 
 
-def listed_expiries(quote_time, *, rules: ListingRules = LISTING) -> pd.DataFrame:
+def listed_expiries(quote_time, *, rules: ListingRules | None = None) -> pd.DataFrame:
     """The SPX/SPXW expiries listed at ``quote_time`` that have not settled yet.
 
     Parameters
     ----------
     quote_time : timestamp-like
         tz-aware (or naive, read as New York time).
-    rules : ListingRules
+    rules : ListingRules, optional
+        Default: the era's rules, :func:`listing_rules` of the quote's date (see :data:`LISTING_ERAS`).
 
     Returns
     -------
@@ -548,6 +604,8 @@ def listed_expiries(quote_time, *, rules: ListingRules = LISTING) -> pd.DataFram
     qt = _as_quote_time(quote_time)
     today = qt.tz_localize(None).normalize().date()
     market_day = cal.market_moment(qt).date()
+    if rules is None:
+        rules = listing_rules(market_day)
     horizon = today + dt.timedelta(days=rules.leaps_days + 7)
     sess = [d.date() for d in cal.sessions(today, horizon)]
     rows: list[tuple[dt.date, str]] = []
@@ -558,12 +616,26 @@ def listed_expiries(quote_time, *, rules: ListingRules = LISTING) -> pd.DataFram
 
     # Dailies: the next `daily_sessions` sessions after the market day, plus today's when it is a session.
     upcoming = [d for d in sess if d > market_day][: rules.daily_sessions]
-    if cal.is_session(today) and today not in upcoming:
+    if rules.daily_sessions and cal.is_session(today) and today not in upcoming:
         upcoming.insert(0, today)
     rows += [(d, "SPXW") for d in upcoming if spxw_ok(d)]
+    # A Monday expiry on a holiday moves to the Tuesday (Cboe's Monday Weeklys rule), in the eras without
+    # Tuesday expiries.
+    if rules.daily_sessions:
+        horizon_day = upcoming[-1] if upcoming else today
+        d = today - dt.timedelta(days=1)
+        while d <= horizon_day:
+            if d.weekday() == 0 and spxw_ok(d) and not cal.is_session(d) and d <= _CALENDAR_LAST:
+                rows.append((d + dt.timedelta(days=1), "SPXW"))
+            d += dt.timedelta(days=1)
     # Friday weeklies (the Thursday before a Friday holiday).
     d = today
     while (d - today).days <= rules.weekly_days:
+        if rules.weekly_skip_monthly and d.weekday() == 4 and (
+                d == cal.monthly_expiry(d.year, d.month) or d - dt.timedelta(days=1) == cal.monthly_expiry(
+                    d.year, d.month)):
+            d += dt.timedelta(days=1)
+            continue
         if d.weekday() == 4 and spxw_ok(d):
             e = d
             while e <= _CALENDAR_LAST and not cal.is_session(e):
@@ -780,6 +852,20 @@ def _tick_ceil(x: np.ndarray) -> np.ndarray:
     return np.ceil(x / tick - 1e-9) * tick
 
 
+def quotes_around(theo, spread) -> tuple[np.ndarray, np.ndarray]:
+    """Bid and ask on Cboe's SPX tick (0.05 below 3.00, else 0.10) around theoretical values.
+
+    ``bid = max(floor_to_tick(theo - spread/2), 0)``, ``ask = max(ceil_to_tick(theo + spread/2), bid + one
+    tick)`` (the tick of the bid's level), so the ask is always at least one tick above the bid. Elementwise,
+    any broadcastable shapes; dollars per share of the index option (x100 per contract).
+    """
+    theo = np.asarray(theo, dtype=float)
+    half = 0.5 * np.asarray(spread, dtype=float)
+    bid = np.maximum(_tick_floor(theo - half), 0.0)
+    ask = np.maximum(_tick_ceil(theo + half), bid + np.where(bid >= 3.0, 0.10, 0.05))
+    return bid, ask
+
+
 # ==================================================================================================
 # The chain
 
@@ -916,13 +1002,14 @@ def modelled_chain(underlying: str = "SPX", *, spot: float | None = None, date: 
     surf, oi_p, quotes = model.surface, model.open_interest, model.quotes
     rng = np.random.default_rng(int(seed))
     valuation = cal.market_moment(qt)
-    expiries = listed_expiries(qt, rules=model.listing)
+    listing = model.listing if model.listing is not None else listing_rules(valuation.date())
+    expiries = listed_expiries(qt, rules=listing)
     s30 = _sigma30(vix_f, surf)
 
     parts = []
     for row in expiries.itertuples(index=False):
         T = max((row.settles_at - valuation).total_seconds(), 60.0) / cal.YEAR_SECONDS
-        K = strike_grid(S, T, row.kind, dte=int(row.dte), month=row.expiration.month, rules=model.listing)
+        K = strike_grid(S, T, row.kind, dte=int(row.dte), month=row.expiration.month, rules=listing)
         if len(K) == 0:
             continue
         F = S * math.exp((r - q) * T)
@@ -975,8 +1062,7 @@ def modelled_chain(underlying: str = "SPX", *, spot: float | None = None, date: 
     x = np.log(np.maximum(theo, 0.01))
     t = np.log(T)
     spread = np.exp(c0 + c1 * x + c2 * x * x + c3 * t + c4 * x * t)
-    bid = np.maximum(_tick_floor(theo - spread / 2), 0.0)
-    ask = np.maximum(_tick_ceil(theo + spread / 2), bid + np.where(bid >= 3.0, 0.10, 0.05))
+    bid, ask = quotes_around(theo, spread)
     last = np.where(volume > 0, _tick_floor(np.maximum(theo, 0.05)), np.nan)
 
     contracts = pd.DataFrame({
