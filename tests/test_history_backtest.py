@@ -71,7 +71,11 @@ def test_listing_calendar_lists_the_spxw_weekdays_from_their_start_dates():
     daily = e[(e["root"] == "SPXW") & (e["kind"] == "daily")]
     first = {wd: daily.loc[daily["expiration"].dt.day_of_week == wd, "expiration"].min().date() for wd in (0, 1, 2, 3)}
     assert first[2] >= dt.date(2016, 2, 23) and first[0] >= dt.date(2016, 8, 15)
-    assert first[1] >= dt.date(2022, 4, 18) and first[3] >= dt.date(2022, 5, 11)
+    assert first[3] >= dt.date(2022, 5, 11)
+    # Tuesdays before 2022-04-18 only in place of a Monday holiday (Cboe's Monday Weeklys rule)
+    early_tue = daily.loc[(daily["expiration"].dt.day_of_week == 1)
+                          & (daily["expiration"] < pd.Timestamp("2022-04-18")), "expiration"]
+    assert len(early_tue) and all(not cal.is_session((t - pd.Timedelta(days=1)).date()) for t in early_tue)
     # nothing is listed before its listed_from, nothing after it settles
     d = pd.Timestamp("2019-06-14")
     on = lc.on(d)

@@ -284,12 +284,15 @@ class ModelDay:
             ts = pd.Timestamp(self.date)
             exp = e["expiration"].to_numpy().astype("datetime64[D]")
             dte = (exp - self.today).astype(np.int64)
-            m = ((e["listed_from"].to_numpy() <= ts.to_datetime64()) & (e["settles_ns"].to_numpy() > self.valuation_ns)
-                 & (dte >= lo) & (dte <= hi))
+            now = ts.to_datetime64()
+            m = ((e["listed_from"].to_numpy() <= now) & (e["listed_until"].to_numpy() > now)
+                 & (e["settles_ns"].to_numpy() > self.valuation_ns) & (dte >= lo) & (dte <= hi))
+            rules = modelled.listing_rules(self.date)
             for j in np.flatnonzero(m):
                 kind = e["kind"].iat[j]
                 T = (int(e["settles_ns"].iat[j]) - self.valuation_ns) / 1e9 / cal.YEAR_SECONDS
-                K = modelled.strike_grid(self.spot, T, kind, dte=int(dte[j]), month=pd.Timestamp(exp[j]).month)
+                K = modelled.strike_grid(self.spot, T, kind, dte=int(dte[j]), month=pd.Timestamp(exp[j]).month,
+                                         rules=rules)
                 if not len(K):
                     continue
                 root = e["root"].iat[j]
