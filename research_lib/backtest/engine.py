@@ -65,7 +65,7 @@ _STRIKE_SCALE = 1000          # strikes keyed in thousandths of a point
 _STRIKE_BITS = 2 ** 35
 
 
-class _Roots:
+class RootCodes:
     """Root symbols ↔ small integer codes, shared by every day of a run."""
 
     def __init__(self):
@@ -94,7 +94,7 @@ def contract_keys(root_code, exp_days, is_call, strike) -> np.ndarray:
 class _Day:
     """One snapshot's contracts as numpy arrays, indexed once by (root, expiration, right, strike)."""
 
-    def __init__(self, snap: ChainSnapshot, roots: _Roots):
+    def __init__(self, snap: ChainSnapshot, roots: RootCodes):
         c = snap.contracts
         self.snap = snap
         self.date = snap.snapshot_date
@@ -175,7 +175,7 @@ class _Position:
         return (self.mark_bid + self.mark_ask) / 2.0
 
 
-class _SettleTimes:
+class SettleTimes:
     """Settlement moments (ns since the epoch, :func:`research_lib.calendar.settlement_times`) memoised by
     (expiry day, AM/PM) over a run."""
 
@@ -357,8 +357,8 @@ class _Engine:
 
                 market_history = load_market_history(market_dir)
             self.history = market_history
-        self.roots = _Roots()
-        self.settle_times = _SettleTimes(self.days[0], self.days[-1] + dt.timedelta(
+        self.roots = RootCodes()
+        self.settle_times = SettleTimes(self.days[0], self.days[-1] + dt.timedelta(
             days=params.dte + params.dte_tolerance + 400))
         self.open: list[_Position] = []
         self.trades: list[dict] = []
@@ -754,4 +754,4 @@ def chain_rows(snapshots: Iterable[ChainSnapshot]) -> int:
     return int(sum(len(s.contracts) for s in snapshots))
 
 
-__all__ = ["MULTIPLIER", "chain_rows", "contract_keys", "run_backtest"]
+__all__ = ["MULTIPLIER", "RootCodes", "SettleTimes", "chain_rows", "contract_keys", "run_backtest"]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -94,10 +95,38 @@ class HistoryInputs:
     horizon_days: int
     regime_table: pd.DataFrame
     _regimes: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    #: per-process memo of the fast path (research_lib.backtest.fastpath): leg selections and the model marks of
+    #: the legs chosen, shared by every configuration of a sweep that asks for the same ones (pure functions of
+    #: the inputs, so a memo never changes a result)
+    memo: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
-    @property
+    def __getstate__(self):
+        # what a sweep scatters: the inputs, not a worker's memo
+        state = dict(self.__dict__)
+        state["_regimes"], state["memo"] = {}, {}
+        for name in ("days", "columns"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    @functools.cached_property
     def days(self) -> list[dt.date]:
         return [d.date() for d in pd.DatetimeIndex(self.table.index)]
+
+    @functools.cached_property
+    def columns(self) -> dict[str, np.ndarray]:
+        """The table's ``close``, ``rate`` and ``div_yield`` and the listing's columns as numpy arrays (what each
+        model day reads; built once)."""
+        t, e = self.table, self.listing.expiries
+        exp = e["expiration"].to_numpy().astype("datetime64[D]")
+        return {"close": t["close"].to_numpy(float), "rate": t["rate"].to_numpy(float),
+                "div_yield": t["div_yield"].to_numpy(float), "exp": exp,
+                "listed_from": e["listed_from"].to_numpy().astype("datetime64[D]"),
+                "listed_until": e["listed_until"].to_numpy().astype("datetime64[D]"),
+                "settles_ns": e["settles_ns"].to_numpy(np.int64), "kind": e["kind"].to_numpy(object),
+                "root": e["root"].to_numpy(object), "month": pd.DatetimeIndex(exp).month.to_numpy()}
 
     @property
     def daily(self) -> pd.DataFrame:
@@ -182,12 +211,12 @@ class ModelDay:
     """
 
     def __init__(self, inputs: HistoryInputs, i: int, roots, settle_times, window: tuple[int, int]):
-        row = inputs.table.iloc[i]
-        self.date = pd.Timestamp(inputs.table.index[i]).date()
+        cols = inputs.columns
+        self.date = inputs.days[i]
         self.today = np.datetime64(self.date, "D")
-        self.spot = float(row["close"])
-        self.rate = float(row["rate"])
-        self.div_yield = float(row["div_yield"])
+        self.spot = float(cols["close"][i])
+        self.rate = float(cols["rate"][i])
+        self.div_yield = float(cols["div_yield"][i])
         self.surface = inputs.surfaces[i]
         self.valuation_ns = int(inputs.valuation_ns[i])
         self._inputs = inputs
@@ -280,30 +309,29 @@ class ModelDay:
         if not getattr(self, "_grid_done", False):
             self._grid_done = True
             lo, hi = self._window
-            e = self._inputs.listing.expiries
-            ts = pd.Timestamp(self.date)
-            exp = e["expiration"].to_numpy().astype("datetime64[D]")
-            dte = (exp - self.today).astype(np.int64)
-            now = ts.to_datetime64()
-            m = ((e["listed_from"].to_numpy() <= now) & (e["listed_until"].to_numpy() > now)
-                 & (e["settles_ns"].to_numpy() > self.valuation_ns) & (dte >= lo) & (dte <= hi))
+            c = self._inputs.columns
+            dte = (c["exp"] - self.today).astype(np.int64)
+            m = ((c["listed_from"] <= self.today) & (c["listed_until"] > self.today)
+                 & (c["settles_ns"] > self.valuation_ns) & (dte >= lo) & (dte <= hi))
             rules = modelled.listing_rules(self.date)
+            parts = []
             for j in np.flatnonzero(m):
-                kind = e["kind"].iat[j]
-                T = (int(e["settles_ns"].iat[j]) - self.valuation_ns) / 1e9 / cal.YEAR_SECONDS
-                K = modelled.strike_grid(self.spot, T, kind, dte=int(dte[j]), month=pd.Timestamp(exp[j]).month,
+                T = (int(c["settles_ns"][j]) - self.valuation_ns) / 1e9 / cal.YEAR_SECONDS
+                K = modelled.strike_grid(self.spot, T, c["kind"][j], dte=int(dte[j]), month=int(c["month"][j]),
                                          rules=rules)
-                if not len(K):
-                    continue
-                root = e["root"].iat[j]
-                code = int(self._roots.encode([root])[0])
-                n = len(K)
-                strikes = np.concatenate([K, K])
-                calls = np.r_[np.ones(n, bool), np.zeros(n, bool)]
-                keys = contract_keys(np.full(2 * n, code), np.full(2 * n, exp[j].astype(np.int64)), calls, strikes)
+                if len(K):
+                    parts.append((j, K))
+            if parts:
+                codes = self._roots.encode([c["root"][j] for j, _ in parts])
+                strikes = np.concatenate([np.concatenate([K, K]) for _, K in parts])
+                calls = np.concatenate([np.r_[np.ones(len(K), bool), np.zeros(len(K), bool)] for _, K in parts])
+                reps = [2 * len(K) for _, K in parts]
+                code = np.repeat(codes, reps)
+                exp = np.repeat(np.array([c["exp"][j] for j, _ in parts]), reps)
+                is_am = np.repeat(np.array([c["root"][j] == "SPX" for j, _ in parts]), reps)
+                keys = contract_keys(code, exp.astype(np.int64), calls, strikes)
                 fresh = np.array([k not in self._seen for k in keys.tolist()], dtype=bool)
-                self._add(np.full(int(fresh.sum()), code), np.full(int(fresh.sum()), exp[j]),
-                          np.full(int(fresh.sum()), root == "SPX"), strikes[fresh], calls[fresh])
+                self._add(code[fresh], exp[fresh], is_am[fresh], strikes[fresh], calls[fresh])
         return {"root_of": self.root_of, "root_names": self.root_names, "exp": self.exp, "is_am": self.is_am,
                 "strike": self.strike, "is_call": self.is_call, "bid": self.bid, "ask": self.ask, "iv": self.iv,
                 "oi": self.oi, "today": self.today}
@@ -353,7 +381,8 @@ class HistoryFeed:
         self.missing_days: list[dt.date] = []
         self.symbol = "SPX"
         self.source = SOURCE
-        self.rates = {days[i]: float(inputs.table["rate"].iat[i]) for i in self._rows}
+        rates = inputs.columns["rate"]
+        self.rates = {days[i]: float(rates[i]) for i in self._rows}
 
     def __iter__(self) -> Iterator[HistoryDay]:
         for i in self._rows:

@@ -304,7 +304,7 @@ def model_spread(theo, T, vix, params: HistorySurfaceParams = HISTORY_SURFACE) -
     c0, c1, c2, c3, c4, c5 = params.spread_coef
     x = np.log(np.maximum(np.asarray(theo, dtype=float), 0.01))
     t = np.log(np.asarray(T, dtype=float))
-    return np.exp(c0 + c1 * x + c2 * x * x + c3 * t + c4 * x * t + c5 * math.log(float(vix) / 20.0))
+    return np.exp(c0 + c1 * x + c2 * x * x + c3 * t + c4 * x * t + c5 * np.log(np.asarray(vix, dtype=float) / 20.0))
 
 
 def model_quotes(spot, strike, T, is_call, rate, div_yield, surface: DaySurface,
