@@ -143,12 +143,14 @@ class _Fast:
                            else "the 13-week T-bill of each day, as the feed's day table gives it")
         self.memo = inputs.memo
         # every session of the inputs (marks are memoised independently of this run's range), and the served ones
-        stacked = inputs.memo.get(("stack", p.rate))
+        # (the model prices with each day's own rate; params.rate, when given, is the backtest's rate for the
+        # leg deltas, as in the engine)
+        stacked = inputs.memo.get(("stack",))
         if stacked is None:
-            all_rates = (np.full(len(inputs.days), float(p.rate)) if p.rate is not None else inputs.columns["rate"])
-            stacked = inputs.memo[("stack", p.rate)] = _stack(inputs, list(range(len(inputs.days))), all_rates)
+            stacked = inputs.memo[("stack",)] = _stack(inputs, list(range(len(inputs.days))), inputs.columns["rate"])
         self._all = stacked
         self.st = stacked.cut(self.rows[0], self.rows[-1] + 1)
+        self.rates = np.full(self.n, float(p.rate)) if p.rate is not None else self.st.rate
         self.roots = RootCodes()
         self.settle_times = SettleTimes(self.days[0], self.days[-1] + pd.Timedelta(
             days=p.dte + p.dte_tolerance + 400).to_pytimedelta())
@@ -209,7 +211,7 @@ class _Fast:
                 return None
             confidence = float(row["confidence"])
         st = self.st
-        rate = float(st.rate[i])
+        rate = float(self.rates[i])
         sp = p.strategy_params(rate)
         key = ("select", self.rows[i], strategy, sp)
         chosen = self.memo.get(key)
@@ -305,7 +307,7 @@ class _Fast:
         """(served days after the entry up to the exit horizon, bid, ask, quoted) of the position's legs: the model's
         quotes on each later session up to the first on or after the nearest expiry, memoised per (entry day,
         selection) in input-row space and cut at the last served day."""
-        key = ("marks", self.rows[i], pos["mark_key"][2:], self.p.rate)
+        key = ("marks", self.rows[i], pos["mark_key"][2:])
         hit = self.memo.get(key)
         if hit is None:
             # computed on the inputs' own sessions (independent of where this run's range ends)
