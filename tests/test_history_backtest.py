@@ -349,3 +349,28 @@ def test_the_regime_of_a_day_does_not_depend_on_where_the_run_starts(market_dir,
     a = inputs.regimes().loc["2015-06-01":]
     pd.testing.assert_frame_equal(later.regimes(), a)
     assert inputs.regimes()["iv_rank"].notna().all()        # the warm-up gives IV rank from the first day
+
+
+@pytest.mark.parametrize("strategy, right", [("putwrite", "P"), ("buywrite", "C")])
+def test_the_index_methodologies_run_on_the_modelled_history(strategy, right, market_dir, inputs):
+    """PUT/BXM as on real chains: sold on each roll date, the first listed strike at/below (put) or at/above
+    (call) the close, the premium the model's quote, settled at the AM open."""
+    r = history.run_history_backtest(BacktestParams(strategy=strategy, start="2015-01-02", end="2015-06-30"), inputs)
+    assert r.source == history.SOURCE and r.assumptions["prices"]["label"] == "MODELLED PRICES"
+    rolls = [cal.monthly_expiry(2015, m) for m in range(1, 7)]
+    assert list(pd.to_datetime(r.trades["entry_date"]).dt.date) == [d for d in rolls if d < dt.date(2015, 6, 30)]
+    opts = r.legs[r.legs["right"] == right]
+    for leg in opts.itertuples():
+        entry = pd.Timestamp(leg.entry_date)
+        spot = float(inputs.table.loc[entry, "close"])
+        snap = history.index_snapshot(inputs, inputs.days.index(entry.date()))
+        c = snap.contracts
+        listed = np.sort(c.loc[(c["right"] == right) & (c["expiration"] == pd.Timestamp(leg.expiration)),
+                               "strike"].unique())
+        want = listed[listed <= spot].max() if right == "P" else listed[listed >= spot].min()
+        assert leg.strike == want and leg.settlement == "AM"
+        quote = c[(c["right"] == right) & (c["strike"] == leg.strike)
+                  & (c["expiration"] == pd.Timestamp(leg.expiration))].iloc[0]
+        assert (leg.entry_bid, leg.entry_ask) == (quote["bid"], quote["ask"])
+        if leg.exit_kind == "settlement":
+            assert leg.settlement_price == float(inputs.table.loc[pd.Timestamp(leg.expiration), "open"])

@@ -44,7 +44,7 @@ from research_lib import calendar as cal
 from research_lib.backtest.engine import contract_keys, run_backtest
 from research_lib.backtest.params import INDEX_STRATEGIES, BacktestParams, as_date
 from research_lib.backtest.results import BacktestResult
-from research_lib.core.chain import NY
+from research_lib.core.chain import NY, ChainSnapshot
 from research_lib.core.regime import RegimeParams
 from research_lib.core.regime_series import regime_series
 from research_lib.data import modelled, modelled_history as mh
@@ -94,6 +94,7 @@ class HistoryInputs:
     valuation_ns: np.ndarray
     horizon_days: int
     regime_table: pd.DataFrame
+    market_dir: str | None = None
     _regimes: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
     #: per-process memo of the fast path (research_lib.backtest.fastpath): leg selections and the model marks of
     #: the legs chosen, shared by every configuration of a sweep that asks for the same ones (pure functions of
@@ -176,7 +177,8 @@ def history_inputs(start=None, end=None, *, market_dir=None,
     listing = listing_calendar(idx[0], idx[-1], horizon_days=int(horizon_days))
     valuation = np.array([cal.session_close(d.date()).value for d in idx], dtype=np.int64)
     return HistoryInputs(table=table, surfaces=surfaces, listing=listing, valuation_ns=valuation,
-                         horizon_days=int(horizon_days), regime_table=_regime_table(table, market_dir))
+                         horizon_days=int(horizon_days), regime_table=_regime_table(table, market_dir),
+                         market_dir=None if market_dir is None else str(market_dir))
 
 
 def _regime_table(table: pd.DataFrame, market_dir) -> pd.DataFrame:
@@ -392,6 +394,67 @@ class HistoryFeed:
         return f"SPX {LABEL}: {len(self.days)} sessions {self.days[0]}..{self.days[-1]}, none missing"
 
 
+class IndexFeed:
+    """The sessions of a :class:`HistoryFeed` as compact modelled :class:`~research_lib.core.chain.ChainSnapshot`
+    objects for the Cboe PUT/BXM methodologies (:mod:`research_lib.backtest.indexwrite`): each session's AM SPX
+    monthlies within :data:`INDEX_MAX_DTE` days, their listed strikes within :data:`INDEX_MONEYNESS` of spot, both
+    rights, priced by the model at the close (labelled MODELLED PRICES in the snapshot's notes)."""
+
+    def __init__(self, feed: HistoryFeed):
+        self.feed = feed
+        self.days = feed.days
+        self.missing_days = feed.missing_days
+        self.symbol = feed.symbol
+        self.source = feed.source
+
+    def __iter__(self) -> Iterator[ChainSnapshot]:
+        inputs = self.feed.inputs
+        c = inputs.columns
+        for i in self.feed._rows:
+            yield index_snapshot(inputs, i, c)
+
+
+#: Calendar days of AM monthlies an index snapshot lists (the next monthly is at most ~35 days out).
+INDEX_MAX_DTE = 40
+#: Strikes listed in an index snapshot: within this fraction of spot.
+INDEX_MONEYNESS = 0.10
+
+
+def index_snapshot(inputs: HistoryInputs, i: int, columns: dict | None = None) -> ChainSnapshot:
+    """The compact modelled chain of session ``i`` for the index methodologies (see :class:`IndexFeed`)."""
+    c = columns or inputs.columns
+    day = inputs.days[i]
+    today = np.datetime64(day, "D")
+    valuation = int(inputs.valuation_ns[i])
+    spot = float(c["close"][i])
+    dte = (c["exp"] - today).astype(np.int64)
+    m = ((c["listed_from"] <= today) & (c["listed_until"] > today) & (c["settles_ns"] > valuation)
+         & (c["root"] == "SPX") & (dte <= INDEX_MAX_DTE))
+    rules = modelled.listing_rules(day)
+    parts = []
+    for j in np.flatnonzero(m):
+        T = (int(c["settles_ns"][j]) - valuation) / 1e9 / cal.YEAR_SECONDS
+        K = modelled.strike_grid(spot, T, c["kind"][j], dte=int(dte[j]), month=int(c["month"][j]), rules=rules)
+        K = K[np.abs(K / spot - 1.0) <= INDEX_MONEYNESS]
+        if not len(K):
+            continue
+        strikes = np.concatenate([K, K])
+        calls = np.r_[np.ones(len(K), bool), np.zeros(len(K), bool)]
+        q = mh.model_quotes(spot, strikes, np.full(len(strikes), T), calls, float(c["rate"][i]),
+                            float(c["div_yield"][i]), inputs.surfaces[i])
+        parts.append(pd.DataFrame({
+            "root": "SPX", "expiration": pd.Timestamp(c["exp"][j]), "settlement": "AM", "strike": strikes,
+            "right": np.where(calls, "C", "P"), "bid": q.bid, "ask": q.ask, "last": np.nan, "volume": 0.0,
+            "open_interest": MODEL_OPEN_INTEREST, "iv": q.iv, "delta": q.delta, "gamma": np.nan}))
+    if not parts:
+        raise BacktestInputError("strategy", f"no AM SPX monthly listed within {INDEX_MAX_DTE} days on {day}")
+    notes = (mh.MODELLED_NOTE, f"the index methodologies' compact chain of {day}: AM SPX monthlies within "
+                               f"{INDEX_MAX_DTE} days, strikes within {INDEX_MONEYNESS:.0%} of spot")
+    return ChainSnapshot.create(underlying="SPX", spot=spot, quote_time=pd.Timestamp(valuation, tz="UTC").tz_convert(NY),
+                                source=SOURCE, contracts=pd.concat(parts, ignore_index=True), snapshot_date=day,
+                                modelled=True, notes=notes)
+
+
 def prices_note() -> dict:
     """The ``assumptions["prices"]`` of a history run: the label, the model and its calibration errors."""
     return {"label": LABEL, "model": mh.describe_calibration(), "calibration": dataclasses.asdict(mh.CALIBRATION)
@@ -430,8 +493,11 @@ def run_history_backtest(params: BacktestParams | None = None, inputs: HistoryIn
                                         f"history's listing horizon of {inputs.horizon_days} days")
     feed = HistoryFeed(inputs, start=params.start, end=params.end)
     if params.strategy in INDEX_STRATEGIES:
-        raise BacktestInputError("strategy", f"{params.strategy} on the modelled history: see "
-                                             "research_lib.backtest.history.run_history_index")
+        result = run_backtest(IndexFeed(feed), params, market_dir=inputs.market_dir,
+                              progress=progress)
+        assumptions = dict(result.assumptions)
+        assumptions["prices"] = prices_note()
+        return dataclasses.replace(result, assumptions=assumptions, source=SOURCE)
     needs_regime = params.strategy == "auto" or params.regime_filter is not None
     regimes = inputs.regimes(params.regime) if needs_regime else None
     result = run_backtest(feed, params, daily=inputs.daily, regime_series=regimes, progress=progress)
@@ -445,4 +511,4 @@ def run_history_backtest(params: BacktestParams | None = None, inputs: HistoryIn
 
 
 __all__ = ["DEFAULT_HORIZON_DAYS", "REGIME_WARMUP_DAYS", "HistoryDay", "HistoryFeed", "HistoryInputs", "LABEL", "MODEL_OPEN_INTEREST",
-           "ModelDay", "SOURCE", "history_inputs", "prices_note", "run_history_backtest"]
+           "INDEX_MAX_DTE", "INDEX_MONEYNESS", "IndexFeed", "ModelDay", "SOURCE", "index_snapshot", "history_inputs", "prices_note", "run_history_backtest"]
