@@ -402,6 +402,8 @@ class ListingRules:
     weekly_days: int = 50
     #: no SPXW Friday weekly on a monthly (third-Friday) date: the rule before PM monthlies existed (2011).
     weekly_skip_monthly: bool = False
+    #: Tuesday/Thursday dailies only within the next this many sessions (None: ``daily_sessions``).
+    tue_thu_sessions: int | None = None
     eom_monthly_days: int = 165
     eom_quarterly_days: int = 366
     pm_monthly_days: int = 150
@@ -453,8 +455,11 @@ LISTING = ListingRules()
 #:   (benchmarks/calibrate_history.py: the best match of the Monday/Wednesday ladder is the next 20 sessions
 #:   until 2019-05-27 and 25 from 2019-05-28, when the archive's ladder lengthens; the era before 2019-05-28 is
 #:   assumed back to 2014-07-07).
-#: * 2022-04-18 -- Tuesday and (2022-05-11) Thursday SPXW: every session has an expiry; :data:`LISTING`
-#:   (fitted on the 2022-2026 files).
+#: * 2022-01-01 (ASSUMED: between the 2019 archive and the first 2022 file, 2022-02-04, there is no chain) --
+#:   the three 2022 Cboe files: Monday/Wednesday dailies to ~20 sessions, Friday weeklies to ~50 days, and from
+#:   2022-04-18 / 2022-05-11 Tuesday / Thursday SPXW (:data:`SPXW_WEEKDAY_SINCE`) to ~12 sessions.
+#: * 2023-01-01 (ASSUMED: the 2022 files end 2022-07-12, the next is 2023-09-14) -- :data:`LISTING`, fitted on
+#:   the 2022-2026 files (dailies for the next 26 sessions).
 #:
 #: Before 2015-02-15 OCC dated AM monthlies on the Saturday after the third Friday (the 2011 sample does): the
 #: model dates them on the Friday, their last trading and settlement day.
@@ -470,7 +475,8 @@ LISTING_ERAS = (
                                                weekly_skip_monthly=False)),
     (dt.date(2014, 7, 7), _MWF),
     (dt.date(2019, 5, 28), dataclasses.replace(_MWF, daily_sessions=25)),
-    (dt.date(2022, 4, 18), LISTING),
+    (dt.date(2022, 1, 1), dataclasses.replace(LISTING, daily_sessions=20, tue_thu_sessions=12)),
+    (dt.date(2023, 1, 1), LISTING),
 )
 
 
@@ -618,7 +624,9 @@ def listed_expiries(quote_time, *, rules: ListingRules | None = None) -> pd.Data
     upcoming = [d for d in sess if d > market_day][: rules.daily_sessions]
     if rules.daily_sessions and cal.is_session(today) and today not in upcoming:
         upcoming.insert(0, today)
-    rows += [(d, "SPXW") for d in upcoming if spxw_ok(d)]
+    tue_thu = rules.daily_sessions if rules.tue_thu_sessions is None else rules.tue_thu_sessions
+    near = set(upcoming[: tue_thu + (1 if upcoming and upcoming[0] == today else 0)])
+    rows += [(d, "SPXW") for d in upcoming if spxw_ok(d) and (d.weekday() not in (1, 3) or d in near)]
     # A Monday expiry on a holiday moves to the Tuesday (Cboe's Monday Weeklys rule), in the eras without
     # Tuesday expiries.
     if rules.daily_sessions:
