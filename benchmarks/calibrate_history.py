@@ -240,32 +240,24 @@ def error_table(err: pd.DataFrame) -> pd.DataFrame:
 
 
 def listing_check(shared: Path, horizon: int = 60) -> tuple[int, int, list]:
-    """Days whose modelled listed expiries within ``horizon`` days equal the real chain's (expiries with
-    OI > 0 or a quote, not yet settled at the quote time; SPXPM counted as SPXW, Saturday-dated AM monthlies
-    as the Friday)."""
-    exact, total, diffs = 0, 0, []
+    """Days whose modelled listed expiries within ``horizon`` days equal the real chain's
+    (:func:`research_lib.data.modelled_history.chain_expiries`), and every differing (day, expiry)."""
+    exact, total, pairs, diffs = 0, 0, 0, []
     for _label, _name, snap in snapshots(shared):
         real, model = real_and_modelled_expiries(snap, horizon)
         total += 1
         exact += real == model
+        pairs += len(real | model)
         diffs += [(snap.quote_time.date(), "missing", e) for e in sorted(real - model)]
         diffs += [(snap.quote_time.date(), "extra", e) for e in sorted(model - real)]
-    return exact, total, diffs
+    return exact, total, pairs, diffs
 
 
 def real_and_modelled_expiries(snap, horizon: int) -> tuple[set, set]:
-    c = snap.contracts
-    live = (c["open_interest"].fillna(0) > 0) | (c["bid"].fillna(0) > 0) | (c["ask"].fillna(0) > 0)
-    g = c.loc[live, ["root", "expiration", "settlement"]].drop_duplicates()
-    g = g.assign(root=np.where(g["root"] == "SPX", "SPX", "SPXW"))
-    sat = g["expiration"].dt.day_of_week == 5
-    g.loc[sat, "expiration"] = g.loc[sat, "expiration"] - pd.Timedelta(days=1)
-    g = g[cal.settlement_times(g["expiration"].to_numpy(), g["settlement"].to_numpy()) > snap.quote_time]
-    market_day = pd.Timestamp(cal.market_moment(snap.quote_time).date())
-    g = g[(g["expiration"] - market_day).dt.days <= horizon]
+    real = mh.chain_expiries(snap, max_dte=horizon)
     m = md.listed_expiries(snap.quote_time)
     m = m[m["dte"] <= horizon]
-    return (set(zip(g["expiration"].dt.date, g["root"], strict=True)),
+    return (set(zip(real["expiration"].dt.date, real["root"], strict=True)),
             set(zip(m["expiration"].dt.date, m["root"], strict=True)))
 
 
@@ -377,9 +369,9 @@ def main(argv=None) -> int:
     say("# -----------------------------------------------------------")
 
     if not args.no_listing:
-        exact, total, diffs = listing_check(shared)
-        say(f"\nlisting check (expiries within 60 days): {exact}/{total} days exact, {len(diffs)} differing "
-            "(day, expiry) pairs:")
+        exact, total, pairs, diffs = listing_check(shared)
+        say(f"\nlisting check (expiries within 60 days): {exact}/{total} days exact; {len(diffs)} of {pairs} "
+            f"(day, expiry) pairs differ ({1 - len(diffs) / pairs:.1%} match):")
         for d in diffs:
             say(f"  {d[0]} {d[1]:8s} {d[2][0]} {d[2][1]}")
     say(f"\ntotal {time.perf_counter() - t0:.0f} s")

@@ -17,9 +17,11 @@ Listings (:func:`listed_expiries`, :func:`strike_grid`)
     ``pm_monthly_days``, SPX AM-settled monthlies (third Friday, the Thursday before when that Friday is a
     holiday) for 13 months, then March/June/September/December quarterlies, June/December, and December
     LEAPS to six years. SPXW Friday weeklies start in 2005, Monday/Wednesday expiries in 2016 and
-    Tuesday/Thursday in 2022 (:data:`SPXW_WEEKDAY_SINCE`); other historical differences (when end-of-month
-    and PM monthlies began, coarser strikes at low index levels) are not modelled, and the number of strikes
-    grows with the index level (5-point spacing near spot).
+    Tuesday/Thursday in 2022 (:data:`SPXW_WEEKDAY_SINCE`); how far out each kind is listed changes by era
+    (:data:`LISTING_ERAS`, :func:`listing_rules`: the 2011 sample's one-week weeklies and no end-of-month,
+    PM monthlies from 2011-02-28, end-of-month from 2014-07-07, the 2019 and 2022 ladders), and a Monday
+    holiday moves that Monday's expiry to the Tuesday. Coarser strikes at low index levels are not modelled:
+    the number of strikes grows with the index level (5-point spacing near spot).
     Strikes: bands of 5/10/25/100/200-point spacing, the finest near spot, each coarser one reaching further
     in log-moneyness (further on the put side); the band set depends on the kind (narrow for dailies and
     weeklies, wide for AM monthlies, near PM monthlies and quarter ends); the finest spacing coarsens with

@@ -77,6 +77,7 @@ __all__ = [
     "ModelQuotes",
     "ModelledHistoryError",
     "VolSummary",
+    "chain_expiries",
     "chain_smile_points",
     "chain_vol_summary",
     "day_surface",
@@ -516,6 +517,35 @@ def chain_vol_summary(snapshot: ChainSnapshot, *, rate: float = 0.0, tenors_days
     day = cal.market_moment(snapshot.quote_time).date()
     return VolSummary(day=day, spot=float(snapshot.spot), atm={float(d): at(float(d), 1) for d in tenors_days},
                       skew25=at(30.0, 2), expiries=len(rows))
+
+
+def chain_expiries(snapshot: ChainSnapshot, *, max_dte: int | None = None) -> pd.DataFrame:
+    """The expiries a real chain lists, in the scheme of :func:`research_lib.data.modelled.listed_expiries`.
+
+    An expiry counts when one of its contracts has open interest or a quote (bid or ask > 0) and it has not
+    settled at the chain's quote time. Roots: ``SPX`` (AM) stays, every other root (``SPXW``, and 2011's
+    ``SPXPM``, the PM end-of-quarter series of the iVolatility sample) is ``SPXW``; a Saturday expiration
+    (OCC's dating of AM monthlies before 2015-02-15) is dated on the Friday before, its settlement day.
+
+    Returns
+    -------
+    DataFrame
+        ``expiration`` (datetime64, midnight), ``root``, ``dte`` (calendar days from the quote's market date),
+        sorted; only ``dte <= max_dte`` when given.
+    """
+    c = snapshot.contracts
+    live = ((c["open_interest"].fillna(0) > 0) | (c["bid"].fillna(0) > 0) | (c["ask"].fillna(0) > 0)).to_numpy()
+    g = c.loc[live, ["root", "expiration", "settlement"]].drop_duplicates()
+    settles = cal.settlement_times(g["expiration"].to_numpy(), g["settlement"].to_numpy())
+    g = g[np.asarray(settles > snapshot.quote_time)]
+    exp = g["expiration"].where(g["expiration"].dt.day_of_week != 5, g["expiration"] - pd.Timedelta(days=1))
+    market_day = pd.Timestamp(cal.market_moment(snapshot.quote_time).date())
+    out = pd.DataFrame({"expiration": exp.to_numpy(), "root": np.where(g["root"] == "SPX", "SPX", "SPXW")})
+    out = out.drop_duplicates()
+    out["dte"] = (out["expiration"] - market_day).dt.days
+    if max_dte is not None:
+        out = out[out["dte"] <= max_dte]
+    return out.sort_values(["expiration", "root"]).reset_index(drop=True)
 
 
 def model_skew25(surface: DaySurface, days: float = 30.0) -> float:
