@@ -10,12 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE, INTRADAY_ARCHIVE, IVOL_FILE, QUOTEDATA, SHARED_DATA, SKIP_REASON
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from research_lib import calendar as cal
-from research_lib.data import modelled as md
-from research_lib.data import modelled_history as mh
+from research_lib.data import modelled as md, modelled_history as mh
 from research_lib.errors import ModelledChainError, ModelledHistoryError
 
 P = mh.HISTORY_SURFACE
