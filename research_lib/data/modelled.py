@@ -17,9 +17,11 @@ Listings (:func:`listed_expiries`, :func:`strike_grid`)
     ``pm_monthly_days``, SPX AM-settled monthlies (third Friday, the Thursday before when that Friday is a
     holiday) for 13 months, then March/June/September/December quarterlies, June/December, and December
     LEAPS to six years. SPXW Friday weeklies start in 2005, Monday/Wednesday expiries in 2016 and
-    Tuesday/Thursday in 2022 (:data:`SPXW_WEEKDAY_SINCE`); other historical differences (when end-of-month
-    and PM monthlies began, coarser strikes at low index levels) are not modelled, and the number of strikes
-    grows with the index level (5-point spacing near spot).
+    Tuesday/Thursday in 2022 (:data:`SPXW_WEEKDAY_SINCE`); how far out each kind is listed changes by era
+    (:data:`LISTING_ERAS`, :func:`listing_rules`: the 2011 sample's one-week weeklies and no end-of-month,
+    PM monthlies from 2011-02-28, end-of-month from 2014-07-07, the 2019 and 2022 ladders), and a Monday
+    holiday moves that Monday's expiry to the Tuesday. Coarser strikes at low index levels are not modelled:
+    the number of strikes grows with the index level (5-point spacing near spot).
     Strikes: bands of 5/10/25/100/200-point spacing, the finest near spot, each coarser one reaching further
     in log-moneyness (further on the put side); the band set depends on the kind (narrow for dailies and
     weeklies, wide for AM monthlies, near PM monthlies and quarter ends); the finest spacing coarsens with
@@ -402,6 +404,8 @@ class ListingRules:
     weekly_days: int = 50
     #: no SPXW Friday weekly on a monthly (third-Friday) date: the rule before PM monthlies existed (2011).
     weekly_skip_monthly: bool = False
+    #: Tuesday/Thursday dailies only within the next this many sessions (None: ``daily_sessions``).
+    tue_thu_sessions: int | None = None
     eom_monthly_days: int = 165
     eom_quarterly_days: int = 366
     pm_monthly_days: int = 150
@@ -453,8 +457,11 @@ LISTING = ListingRules()
 #:   (benchmarks/calibrate_history.py: the best match of the Monday/Wednesday ladder is the next 20 sessions
 #:   until 2019-05-27 and 25 from 2019-05-28, when the archive's ladder lengthens; the era before 2019-05-28 is
 #:   assumed back to 2014-07-07).
-#: * 2022-04-18 -- Tuesday and (2022-05-11) Thursday SPXW: every session has an expiry; :data:`LISTING`
-#:   (fitted on the 2022-2026 files).
+#: * 2022-01-01 (ASSUMED: between the 2019 archive and the first 2022 file, 2022-02-04, there is no chain) --
+#:   the three 2022 Cboe files: Monday/Wednesday dailies to ~20 sessions, Friday weeklies to ~50 days, and from
+#:   2022-04-18 / 2022-05-11 Tuesday / Thursday SPXW (:data:`SPXW_WEEKDAY_SINCE`) to ~12 sessions.
+#: * 2023-01-01 (ASSUMED: the 2022 files end 2022-07-12, the next is 2023-09-14) -- :data:`LISTING`, fitted on
+#:   the 2022-2026 files (dailies for the next 26 sessions).
 #:
 #: Before 2015-02-15 OCC dated AM monthlies on the Saturday after the third Friday (the 2011 sample does): the
 #: model dates them on the Friday, their last trading and settlement day.
@@ -470,7 +477,8 @@ LISTING_ERAS = (
                                                weekly_skip_monthly=False)),
     (dt.date(2014, 7, 7), _MWF),
     (dt.date(2019, 5, 28), dataclasses.replace(_MWF, daily_sessions=25)),
-    (dt.date(2022, 4, 18), LISTING),
+    (dt.date(2022, 1, 1), dataclasses.replace(LISTING, daily_sessions=20, tue_thu_sessions=12)),
+    (dt.date(2023, 1, 1), LISTING),
 )
 
 
@@ -618,7 +626,9 @@ def listed_expiries(quote_time, *, rules: ListingRules | None = None) -> pd.Data
     upcoming = [d for d in sess if d > market_day][: rules.daily_sessions]
     if rules.daily_sessions and cal.is_session(today) and today not in upcoming:
         upcoming.insert(0, today)
-    rows += [(d, "SPXW") for d in upcoming if spxw_ok(d)]
+    tue_thu = rules.daily_sessions if rules.tue_thu_sessions is None else rules.tue_thu_sessions
+    near = set(upcoming[: tue_thu + (1 if upcoming and upcoming[0] == today else 0)])
+    rows += [(d, "SPXW") for d in upcoming if spxw_ok(d) and (d.weekday() not in (1, 3) or d in near)]
     # A Monday expiry on a holiday moves to the Tuesday (Cboe's Monday Weeklys rule), in the eras without
     # Tuesday expiries.
     if rules.daily_sessions:

@@ -112,11 +112,8 @@ def load_day_table(start=None, end=None, *, market_dir: str | os.PathLike | None
     paths = {"open": spx.attrs["source"], "close": spx.attrs["source"], "gex": pub.attrs["source"],
              "dix": pub.attrs["source"], **{k: f.attrs["source"] for k, f in vols.items()}}
     table = pd.DataFrame({k: v.reindex(wide) for k, v in raw.items()}, index=wide)
-    rates = risk_free_rates(wide, market_dir=market_dir, max_staleness_days=None)
-    # a rate is "own" on a session when its observation is dated that session
-    own_rate = rates["as_of"].to_numpy() == wide.to_numpy()
-    table["rate"] = np.where(own_rate, rates["rate"].to_numpy(), np.nan)
-    rate_for_carry = rates["rate"].to_numpy()
+    # the rate: the last observation at or before each session; carried when it is dated an earlier session
+    rates = risk_free_rates(days, market_dir=market_dir, max_staleness_days=None)
     paths["rate"] = "; ".join(str(find_market_file(_RATE_KIND[src], market_dir))
                               for src in sorted(set(rates["source"])))
     dy = dividend_yields(days, market_dir=market_dir)
@@ -132,11 +129,25 @@ def load_day_table(start=None, end=None, *, market_dir: str | os.PathLike | None
                                 f"to {days[-1].date()}, first {first}; {col} is never carried forward",
                                 date=first, column=col, path=paths[col], n_bad=int(miss.sum()))
     full = pd.DataFrame({k: v.reindex(wide) for k, v in raw.items() if k in CARRIED_COLUMNS}, index=wide)
-    full["rate"] = np.where(own_rate, rate_for_carry, np.nan)
     for col in CARRIED_COLUMNS:
+        if col == "rate":
+            continue
         values, carried = _carry(full[col], int(max_carry), col, paths[col], check_from=days[0])
         table[col] = values.loc[days[0]:].to_numpy()
         filled[col] = carried.loc[days[0]:].to_numpy()
+    as_of = pd.DatetimeIndex(rates["as_of"])
+    all_sessions = calendar.sessions(as_of.min(), days[-1])
+    stale = (np.searchsorted(all_sessions, days, side="right")
+             - np.searchsorted(all_sessions, as_of, side="right"))  # sessions after the observation, up to the day
+    too_old = stale > max_carry
+    if too_old.any():
+        i = int(np.flatnonzero(too_old)[0])
+        raise DayTableError(f"day table: rate missing for more than {max_carry} sessions in a row on "
+                            f"{days[i].date()} (last observation {as_of[i].date()}; at most {max_carry} sessions "
+                            "are carried forward)", date=days[i].date(), column="rate", path=paths["rate"],
+                            n_bad=int(too_old.sum()))
+    table["rate"] = rates["rate"].to_numpy()
+    filled["rate"] = stale > 0
     table["div_yield"] = dy["value"].to_numpy()
     filled["div_yield"] = dy["carried_forward"].to_numpy(bool)
 
