@@ -149,8 +149,14 @@ def _era_rows(rules: modelled.ListingRules, sess_d: np.ndarray, lo: np.datetime6
     if rules.daily_sessions:
         pos = np.flatnonzero((sess_d > lo) & (sess_d <= last_day))
         e_d = sess_d[pos]
-        lf = sess_d[np.maximum(pos - rules.daily_sessions, 0)]
-        add(e_d, False, _since_ok(pd.DatetimeIndex(e_d).day_of_week.to_numpy(), lf))
+        weekday = pd.DatetimeIndex(e_d).day_of_week.to_numpy()
+        # Tuesdays and Thursdays are listed over fewer sessions where the era says so (tue_thu_sessions)
+        tue_thu = rules.daily_sessions if rules.tue_thu_sessions is None else min(rules.tue_thu_sessions,
+                                                                                 rules.daily_sessions)
+        reach = np.where(np.isin(weekday, (1, 3)), tue_thu, rules.daily_sessions)
+        lf = sess_d[np.maximum(pos - reach, 0)]
+        lf = np.where(reach > 0, lf, np.datetime64("NaT"))
+        add(e_d, False, _since_ok(weekday, lf))
         # a Monday expiry on a holiday moves to the Tuesday (listed like that Tuesday, from Monday's start date)
         mondays = pd.date_range(pd.Timestamp(lo), end, freq="W-MON").to_numpy().astype("datetime64[D]")
         hol = mondays[~np.isin(mondays, sess_d)]
