@@ -93,10 +93,14 @@ def test_the_fast_path_says_what_it_cannot_run(case, why, inputs):
 
 
 def test_the_fast_path_equals_the_engine_on_the_real_history():
+    """Fifteen years (every listing era, 2018's and 2020's stops, 2022's losses) and 2020 with sizing."""
     if not (SHARED_DATA / "market" / "cboe_VIX_History.csv").exists():
         pytest.skip("../shared/data absent: the real market history")
-    inputs = history.history_inputs("2020-01-02", "2020-12-31")     # the Covid crash: stops, expiries, gaps
-    for case in (dict(strategy="bull_put", contracts=1), dict(strategy="iron_condor", contracts=1, stop_loss=1.0),
-                 dict(strategy="bull_put", account=3_000_000.0, regime_filter="POSITIVE_GAMMA")):
-        ref, _ = _same(BacktestParams(**case), inputs)
-        assert len(ref.trades)
+    full = history.history_inputs()
+    for case in (dict(strategy="bull_put", contracts=1), dict(strategy="iron_condor", contracts=1, stop_loss=1.0,
+                                                              dte=30)):
+        ref, _ = _same(BacktestParams(**case), full)
+        assert len(ref.trades) > 150
+    covid = history.history_inputs("2020-01-02", "2020-12-31")
+    ref, _ = _same(BacktestParams(strategy="bull_put", account=3_000_000.0, regime_filter="POSITIVE_GAMMA"), covid)
+    assert len(ref.trades)

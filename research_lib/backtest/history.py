@@ -334,8 +334,17 @@ class ModelDay:
                 keys = contract_keys(code, exp.astype(np.int64), calls, strikes)
                 fresh = np.array([k not in self._seen for k in keys.tolist()], dtype=bool)
                 self._add(code[fresh], exp[fresh], is_am[fresh], strikes[fresh], calls[fresh])
+                self._grid_rows = np.array([self._seen[k] for k in keys.tolist()], dtype=np.int64)
+            else:
+                self._grid_rows = np.zeros(0, dtype=np.int64)
+        # only today's listed grid is offered: a held leg priced by lookup() off today's grid (a strike listed
+        # when spot was elsewhere) is not a candidate, so the choice never depends on what was held before
+        on_grid = np.zeros(self._n, dtype=bool)
+        on_grid[self._grid_rows] = True
+        bid = np.where(on_grid, self.bid, np.nan)
+        ask = np.where(on_grid, self.ask, np.nan)
         return {"root_of": self.root_of, "root_names": self.root_names, "exp": self.exp, "is_am": self.is_am,
-                "strike": self.strike, "is_call": self.is_call, "bid": self.bid, "ask": self.ask, "iv": self.iv,
+                "strike": self.strike, "is_call": self.is_call, "bid": bid, "ask": ask, "iv": self.iv,
                 "oi": self.oi, "today": self.today}
 
 
