@@ -11,7 +11,8 @@ returns; the first day has no return, the initial account not being part of the 
 
 Windows (in returns, i.e. sessions after the first): training ``[i, i + train_days)``, test
 ``[i + train_days, i + train_days + test_days)``, then ``i += test_days``; the last test window may be shorter
-(at least 2 returns), a window whose training part does not fit is not formed. In each window the configuration
+but has at least ``max(2, test_days // 2)`` returns (a statistic on a handful of days says nothing), else it is
+not formed. In each window the configuration
 with the highest in-sample statistic is chosen (ties: the first column; configurations whose statistic is
 undefined are never chosen); its out-of-sample statistic is reported beside the median out-of-sample statistic of
 every configuration (what a choice at random would have given, typically).
@@ -93,7 +94,8 @@ def walk_forward(equity: pd.DataFrame, *, train_days: int = 504, test_days: int 
         (dates, both ends included), ``config_id`` (the chosen configuration, None when no statistic was defined
         in training), ``in_sample`` (its training statistic), ``out_of_sample`` (its test statistic),
         ``oos_median`` (the median test statistic over the configurations where it is defined), ``configs``
-        (configurations ranked). Empty when the data is shorter than one training window plus 2 test returns.
+        (configurations ranked). Empty when the data is shorter than one training window plus
+        ``max(2, test_days // 2)`` test returns.
 
     Raises
     ------
@@ -111,7 +113,8 @@ def walk_forward(equity: pd.DataFrame, *, train_days: int = 504, test_days: int 
     rows = []
     i = 0
     n = len(rets)
-    while i + train_days + 2 <= n:
+    min_test = max(2, test_days // 2)
+    while i + train_days + min_test <= n:
         train = rets.iloc[i:i + train_days]
         test = rets.iloc[i + train_days:i + train_days + test_days]
         ins = statistic_of(train, statistic)
