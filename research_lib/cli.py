@@ -1013,7 +1013,7 @@ def _cmd_report_sweep(args, out, err) -> int:
     if args.json:
         out.write(to_json(run.to_dict()) + "\n")
     else:
-        out.write(reports.backtest_line(run) + "\n")
+        out.write(reports.sweep_line(run) + "\n")
         out.write(f"index: {reports.reports_root(args.reports_dir) / 'index.html'}\n")
     return run.exit_code
 

@@ -495,3 +495,28 @@ def test_cli_bad_grid_exits_2_with_the_message(tmp_path):
     assert "SweepInputError" in err.getvalue() and "[grid] short_delta" in err.getvalue()
     err = io.StringIO()
     assert cli.main(["sweep", str(path), "--workers", "0"], out=io.StringIO(), err=err) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# the report notebook
+@pytest.mark.notebook
+def test_report_sweep_runs_the_notebook_and_lists_the_sweep(serial, grid_file, archive, tmp_path):
+    pytest.importorskip("papermill")
+    reports_dir = tmp_path / "reports"
+    out = io.StringIO()
+    code = cli.main(["report", "sweep", str(grid_file), "--workers", "1", "--market-dir", str(archive / "market"),
+                     "--reports-dir", str(reports_dir), "--quiet", "--json"], out=out, err=io.StringIO())
+    run = _strict(out.getvalue())
+    assert code == 0 and run["status"] == "OK", run.get("error")
+    rec = run["record"]
+    assert rec["best"] == serial.summary()["best"] and rec["configs"] == 8
+    assert rec["deflated_sharpe"] == pytest.approx(serial.summary()["deflated_sharpe"], rel=1e-12)
+    folder = reports_dir / "sweeps" / run["run_id"]
+    table, _, _ = read_results(folder)
+    pd.testing.assert_frame_equal(comparable(table), comparable(serial.table), check_dtype=False)
+    page = (folder / "sweep.html").read_text()
+    assert page.count("<img") == 2 and "walk-forward" in page.lower()
+    index = json.loads((reports_dir / "index.json").read_text())
+    assert [s["run_id"] for s in index["sweeps"]] == [run["run_id"]]
+    assert index["sweeps"][0]["best"] == serial.best["config_id"]
+    assert "<h2>Sweeps</h2>" in (reports_dir / "index.html").read_text()

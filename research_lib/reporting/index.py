@@ -173,14 +173,85 @@ def read_backtests(root: str | os.PathLike | None = None) -> list[dict]:
     return sorted(rows, key=lambda r: r["run_id"], reverse=True)
 
 
+def read_sweeps(root: str | os.PathLike | None = None) -> list[dict]:
+    """The sweep report runs under ``<root>/sweeps/<run id>/``, newest first, each from its ``report.json``
+    (written by :func:`research_lib.reporting.runner.run_sweep_report`; an unreadable one is listed as FAILED with
+    the reason): run_id, status, grid, engine, configs, failed, best (config id), sharpe (the best's), dsr (its
+    deflated Sharpe ratio), oos_sharpe (the walk-forward's stitched out-of-sample Sharpe), duration_s,
+    finished_at, html and notebook (relative to ``root``), error. A sweep run from the command line alone (no
+    ``report.json``) is not a report and is not listed."""
+    root = reports_root(root)
+    rows = []
+    for path in sorted((root / "sweeps").glob("*/report.json")):
+        run_id = path.parent.name
+        folder = path.parent.relative_to(root).as_posix()
+        links = {"html": f"{folder}/sweep.html", "notebook": f"{folder}/sweep.ipynb"}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            rows.append({"run_id": run_id, "status": FAILED, "error": f"unreadable {path.name}: {exc}", **links})
+            continue
+        rec = data.get("record") or {}
+        params = data.get("params") or {}
+        best = rec.get("best") or {}
+        rows.append({"run_id": run_id, "status": data.get("status", FAILED),
+                     "grid": Path(str(params.get("grid") or "")).name, "engine": rec.get("engine"),
+                     "configs": rec.get("configs"), "failed": rec.get("failed"), "best": best.get("config_id"),
+                     "sharpe": (best.get("stats") or {}).get("sharpe"),
+                     "dsr": (rec.get("deflated_sharpe") or {}).get("dsr"),
+                     "oos_sharpe": (rec.get("walk_forward") or {}).get("oos_statistic"),
+                     "duration_s": data.get("duration_s"), "finished_at": data.get("finished_at"), **links,
+                     "error": data.get("error")})
+    return sorted(rows, key=lambda r: r["run_id"], reverse=True)
+
+
+def _ratio(x) -> str:
+    return f"{x:.2f}" if isinstance(x, int | float) and math.isfinite(x) else ""
+
+
+def _sweeps_html(sweeps: list[dict]) -> str:
+    """The sweep runs' table of the index page (empty text when there is none)."""
+    if not sweeps:
+        return ""
+    rows = []
+    for b in sweeps:
+        status = "<td class='ok'>OK</td>" if b.get("status") == OK else "<td class='failed'>FAILED</td>"
+        links = " · ".join(f"<a href='{html.escape(str(b[k]))}'>{label}</a>" for k, label in
+                           (("html", "HTML"), ("notebook", "notebook")) if b.get(k))
+        error = f"<br><small>{html.escape(str(b.get('error'))[:300])}</small>" if b.get("error") else ""
+        dsr = b.get("dsr")
+        rows.append(f"<tr><td>{html.escape(str(b.get('run_id')))}</td>{status}"
+                    f"<td>{html.escape(str(b.get('grid') or ''))}</td><td>{html.escape(str(b.get('engine') or ''))}</td>"
+                    f"<td class='num'>{'' if b.get('configs') is None else int(b['configs'])}</td>"
+                    f"<td class='num'>{'' if b.get('failed') is None else int(b['failed'])}</td>"
+                    f"<td>{html.escape(str(b.get('best') or ''))}</td><td class='num'>{_ratio(b.get('sharpe'))}</td>"
+                    f"<td class='num'>{f'{dsr:.3f}' if isinstance(dsr, int | float) else ''}</td>"
+                    f"<td class='num'>{_ratio(b.get('oos_sharpe'))}</td>"
+                    f"<td>{html.escape(_ny_text(b.get('finished_at')))}</td><td>{links}{error}</td></tr>")
+    return f"""<h2>Sweeps</h2>
+<p>{len(sweeps)} sweep run(s), newest first (<code>research-lib report sweep</code>); each folder also holds the
+results table (CSV, Parquet) and the equity curves. Sharpe: the in-sample best's; deflated: the probability its
+true Sharpe ratio beats the expected maximum of that many trials; out of sample: the walk-forward's.</p>
+<table><thead><tr><th>run</th><th>status</th><th>grid</th><th>engine</th><th>configurations</th><th>failed</th>
+<th>best</th><th>Sharpe</th><th>deflated Sharpe</th><th>out-of-sample Sharpe</th><th>finished</th>
+<th>report</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table>
+"""
+
+
 def _write_index(root: Path, entries: list[dict]) -> None:
     """Both index files, each written atomically (a reader never sees half of one). The backtest runs are read
     from their folders each time (:func:`read_backtests`), so every writer of the index keeps them listed."""
     json_path, html_path = _index_paths(root)
     backtests = read_backtests(root)
+    sweeps = read_sweeps(root)
     _write_text(json_path, to_json({"version": 1, "timezone": "America/New_York", "reports": entries,
-                                    "backtests": backtests}, indent=1))
-    _write_text(html_path, _index_html(entries, backtests))
+                                    "backtests": backtests, "sweeps": sweeps}, indent=1))
+    _write_text(html_path, _index_html(entries, backtests, sweeps))
 
 
 def _pct(x) -> str:
@@ -223,7 +294,7 @@ its trades, legs and equity as CSV files. Net P&amp;L in $, total return and max
 """
 
 
-def _index_html(entries: list[dict], backtests: list[dict] | tuple = ()) -> str:
+def _index_html(entries: list[dict], backtests: list[dict] | tuple = (), sweeps: list[dict] | tuple = ()) -> str:
     def link(path: str | None, label: str) -> str:
         return "" if not path else f"<a href='{html.escape(path)}'>{label}</a>"
 
@@ -279,7 +350,7 @@ per 1% move, in the convention shown; the regime is the decision's. Old or FAILE
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
-{_backtests_html(list(backtests))}</body></html>
+{_backtests_html(list(backtests))}{_sweeps_html(list(sweeps))}</body></html>
 """
 
 

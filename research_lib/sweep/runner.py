@@ -74,7 +74,7 @@ class SweepResult:
     prepare_seconds : float
         Time to build the shared inputs (0 when every configuration was already finished).
     mode : str
-        ``serial``, ``pool`` or ``dask``.
+        ``serial``, ``pool``, ``dask``, or ``none`` (every configuration was already finished; ``workers`` 0).
     workers : int
     """
 
@@ -106,7 +106,7 @@ class SweepResult:
             "prepare_seconds": self.prepare_seconds, "done": self.done, "skipped": self.skipped,
             "failed": self.failed, "mode": self.mode, "workers": self.workers, "engine": self.spec.engine,
             "best": self.best, "walk_forward": self.walk_forward_summary.to_dict(),
-            "walk_forward_windows": self.walk_forward.to_dict(orient="records"),
+            "walk_forward_windows": window_records(self.walk_forward),
             "deflated_sharpe": None if self.deflated_sharpe is None else self.deflated_sharpe.to_dict(),
             "deflated_note": self.deflated_note, "spec": self.spec.to_dict()})
 
@@ -183,6 +183,8 @@ def run_sweep(spec: SweepSpec, *, workers: int | None = None, scheduler: str | N
     address = scheduler or os.environ.get(SCHEDULER_ENV, "").strip() or None
     n_workers = 1 if address is None and (workers == 1) else (workers or os.cpu_count() or 1)
     mode = "dask" if address else ("serial" if n_workers == 1 or len(todo) <= 1 else "pool")
+    if not todo:   # everything was finished: nothing runs anywhere
+        mode, n_workers = "none", 0
     prepare_seconds = 0.0
     count = [skipped]
 
@@ -221,7 +223,7 @@ def run_sweep(spec: SweepSpec, *, workers: int | None = None, scheduler: str | N
                "prepare_seconds": prepare_seconds, "mode": mode, "workers": n_workers,
                "config_seconds": {"sum": float(table["seconds"].sum()), "median": float(table["seconds"].median())},
                "best": best, "walk_forward": wf_summary.to_dict(),
-               "walk_forward_windows": windows.to_dict(orient="records"),
+               "walk_forward_windows": window_records(windows),
                "deflated_sharpe": None if dsr is None else dsr.to_dict(), "deflated_note": note}
     paths = store.write_results(table, equity, summary)
     return SweepResult(spec=spec, table=table, equity=equity, walk_forward=windows, walk_forward_summary=wf_summary,
@@ -258,6 +260,14 @@ def _run_dask(address: str, todo: list[SweepConfig], shared: SharedInputs, store
             client.cancel(futures)
             raise
     return n
+
+
+def window_records(windows: pd.DataFrame) -> list[dict]:
+    """The walk-forward table as JSON-ready records, its dates as ``YYYY-MM-DD``."""
+    out = windows.copy()
+    for col in ("train_start", "train_end", "test_start", "test_end"):
+        out[col] = [pd.Timestamp(v).date() for v in out[col]]
+    return jsonable(out.to_dict(orient="records"))
 
 
 def best_config(table: pd.DataFrame, keys, statistic: str = "sharpe") -> dict | None:
