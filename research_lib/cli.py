@@ -252,20 +252,12 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "reports/backtests/<run id>/backtest.ipynb and .html (and the CSV files), "
                                      "update reports/index.html.")
     _add_backtest_arguments(rb)
-    rb.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
-    rb.add_argument("--notebook", default=None, help="another notebook with the same parameters")
-    rb.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per notebook cell")
-    rb.add_argument("--quiet", action="store_true", help="no progress bar")
-    rb.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
+    _add_report_run_arguments(rb, timeout=1800.0)
     rs = rsub.add_parser("sweep", help="the sweep notebook: heatmaps, top configurations, walk-forward",
                          description="Run notebooks/sweep.ipynb for a grid file: the sweep's files, sweep.ipynb and "
                                      "sweep.html in reports/sweeps/<run id>/, listed in reports/index.html.")
     _add_sweep_arguments(rs)
-    rs.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
-    rs.add_argument("--notebook", default=None, help="another notebook with the same parameters")
-    rs.add_argument("--timeout", type=float, default=7200.0, help="seconds allowed per notebook cell")
-    rs.add_argument("--quiet", action="store_true", help="no progress bar")
-    rs.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
+    _add_report_run_arguments(rs, timeout=7200.0)
 
     rd = rsub.add_parser("daily", help="the daily GEX report",
                          description="Run notebooks/daily_report.ipynb for each symbol, write "
@@ -404,6 +396,15 @@ def _add_backtest_arguments(p: argparse.ArgumentParser) -> None:
                                                                          low=0.0),
                    help="$ per contract and leg")
     p.add_argument("--account", default=argparse.SUPPRESS, type=_positive_money, help="initial account equity ($)")
+
+
+def _add_report_run_arguments(p: argparse.ArgumentParser, *, timeout: float) -> None:
+    """The options of a one-notebook report run (``report backtest``, ``report sweep``)."""
+    p.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
+    p.add_argument("--notebook", default=None, help="another notebook with the same parameters")
+    p.add_argument("--timeout", type=float, default=timeout, help="seconds allowed per notebook cell")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
 
 
 def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:

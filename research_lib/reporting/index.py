@@ -141,6 +141,23 @@ def _update_index(root: Path, result: ReportResult, finished_at: str) -> list[di
     return entries
 
 
+def _run_summaries(root: Path, kind: str, summary_name: str, stem: str):
+    """(run_id, links, data or None, error) of each ``<root>/<kind>/<run id>/<summary_name>``: ``links`` the
+    ``html`` and ``notebook`` paths (``<stem>.html``, ``<stem>.ipynb``) relative to ``root``; an unreadable file
+    gives ``data`` None and the reason."""
+    for path in sorted((root / kind).glob(f"*/{summary_name}")):
+        folder = path.parent.relative_to(root).as_posix()
+        links = {"html": f"{folder}/{stem}.html", "notebook": f"{folder}/{stem}.ipynb"}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            yield path.parent.name, links, None, f"unreadable {path.name}: {exc}"
+            continue
+        yield path.parent.name, links, data, None
+
+
 def read_backtests(root: str | os.PathLike | None = None) -> list[dict]:
     """The backtest runs under ``<root>/backtests/<run id>/``, newest first, each from its ``backtest.json``
     (written by :func:`research_lib.reporting.runner.run_backtest_report`; an unreadable one is listed as
@@ -148,16 +165,9 @@ def read_backtests(root: str | os.PathLike | None = None) -> list[dict]:
     sharpe, max_drawdown, duration_s, finished_at, html and notebook (relative to ``root``), error."""
     root = reports_root(root)
     rows = []
-    for path in sorted((root / "backtests").glob("*/backtest.json")):
-        run_id = path.parent.name
-        folder = path.parent.relative_to(root).as_posix()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            rows.append({"run_id": run_id, "status": FAILED, "error": f"unreadable {path.name}: {exc}",
-                         "html": f"{folder}/backtest.html", "notebook": f"{folder}/backtest.ipynb"})
+    for run_id, links, data, unreadable in _run_summaries(root, "backtests", "backtest.json", "backtest"):
+        if data is None:
+            rows.append({"run_id": run_id, "status": FAILED, "error": unreadable, **links})
             continue
         rec = data.get("record") or {}
         params = data.get("params") or {}
@@ -167,8 +177,7 @@ def read_backtests(root: str | os.PathLike | None = None) -> list[dict]:
                      "end": rec.get("end") or params.get("end"), "trades": rec.get("trades"),
                      "net_pnl": rec.get("net_pnl"), "total_return": rec.get("total_return"),
                      "sharpe": rec.get("sharpe"), "max_drawdown": rec.get("max_drawdown"),
-                     "duration_s": data.get("duration_s"), "finished_at": data.get("finished_at"),
-                     "html": f"{folder}/backtest.html", "notebook": f"{folder}/backtest.ipynb",
+                     "duration_s": data.get("duration_s"), "finished_at": data.get("finished_at"), **links,
                      "error": data.get("error")})
     return sorted(rows, key=lambda r: r["run_id"], reverse=True)
 
@@ -182,16 +191,9 @@ def read_sweeps(root: str | os.PathLike | None = None) -> list[dict]:
     ``report.json``) is not a report and is not listed."""
     root = reports_root(root)
     rows = []
-    for path in sorted((root / "sweeps").glob("*/report.json")):
-        run_id = path.parent.name
-        folder = path.parent.relative_to(root).as_posix()
-        links = {"html": f"{folder}/sweep.html", "notebook": f"{folder}/sweep.ipynb"}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            rows.append({"run_id": run_id, "status": FAILED, "error": f"unreadable {path.name}: {exc}", **links})
+    for run_id, links, data, unreadable in _run_summaries(root, "sweeps", "report.json", "sweep"):
+        if data is None:
+            rows.append({"run_id": run_id, "status": FAILED, "error": unreadable, **links})
             continue
         rec = data.get("record") or {}
         params = data.get("params") or {}
@@ -207,6 +209,15 @@ def read_sweeps(root: str | os.PathLike | None = None) -> list[dict]:
     return sorted(rows, key=lambda r: r["run_id"], reverse=True)
 
 
+def _run_cells(b: dict) -> tuple[str, str, str]:
+    """(status cell, report links, error note) of a backtest or sweep row of the index page."""
+    status = "<td class='ok'>OK</td>" if b.get("status") == OK else "<td class='failed'>FAILED</td>"
+    links = " · ".join(f"<a href='{html.escape(str(b[k]))}'>{label}</a>" for k, label in
+                       (("html", "HTML"), ("notebook", "notebook")) if b.get(k))
+    error = f"<br><small>{html.escape(str(b.get('error'))[:300])}</small>" if b.get("error") else ""
+    return status, links, error
+
+
 def _ratio(x) -> str:
     return f"{x:.2f}" if isinstance(x, int | float) and math.isfinite(x) else ""
 
@@ -217,10 +228,7 @@ def _sweeps_html(sweeps: list[dict]) -> str:
         return ""
     rows = []
     for b in sweeps:
-        status = "<td class='ok'>OK</td>" if b.get("status") == OK else "<td class='failed'>FAILED</td>"
-        links = " · ".join(f"<a href='{html.escape(str(b[k]))}'>{label}</a>" for k, label in
-                           (("html", "HTML"), ("notebook", "notebook")) if b.get(k))
-        error = f"<br><small>{html.escape(str(b.get('error'))[:300])}</small>" if b.get("error") else ""
+        status, links, error = _run_cells(b)
         dsr = b.get("dsr")
         rows.append(f"<tr><td>{html.escape(str(b.get('run_id')))}</td>{status}"
                     f"<td>{html.escape(str(b.get('grid') or ''))}</td><td>{html.escape(str(b.get('engine') or ''))}</td>"
@@ -264,14 +272,10 @@ def _backtests_html(backtests: list[dict]) -> str:
         return ""
     rows = []
     for b in backtests:
-        ok = b.get("status") == OK
-        status = "<td class='ok'>OK</td>" if ok else "<td class='failed'>FAILED</td>"
-        links = " · ".join(f"<a href='{html.escape(str(b[k]))}'>{label}</a>" for k, label in
-                           (("html", "HTML"), ("notebook", "notebook")) if b.get(k))
+        status, links, error = _run_cells(b)
         sharpe = b.get("sharpe")
         pnl = b.get("net_pnl")
         period = f"{b.get('start') or ''} – {b.get('end') or ''}" if b.get("start") or b.get("end") else ""
-        error = f"<br><small>{html.escape(str(b.get('error'))[:300])}</small>" if b.get("error") else ""
         rows.append(f"<tr><td>{html.escape(str(b.get('run_id')))}</td>{status}"
                     f"<td>{html.escape(str(b.get('symbol') or ''))}</td>"
                     f"<td>{html.escape(str(b.get('strategy') or 'default'))}</td><td>{html.escape(period)}</td>"
