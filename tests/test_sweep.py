@@ -164,6 +164,14 @@ def test_every_grid_error_names_the_file_the_table_and_the_key(tmp_path, text, t
     assert str(path) in str(err) and f"[{table}]" in str(err) and key in str(err) and words in str(err)
 
 
+def test_the_example_grid_is_valid():
+    from conftest import ROOT
+
+    spec = load_grid(ROOT / "notebooks" / "sweep_grid.toml")
+    assert spec.engine == "chains" and spec.source.endswith("spx_eod_2026-06-12_2026-08-21.parquet")
+    assert len(expand(spec)) == 8 and spec.walk_forward["train_days"] == 20
+
+
 def test_a_missing_grid_file_is_a_sweep_input_error(tmp_path):
     with pytest.raises(SweepInputError, match="cannot read the grid file"):
         load_grid(tmp_path / "none.toml")
@@ -520,3 +528,33 @@ def test_report_sweep_runs_the_notebook_and_lists_the_sweep(serial, grid_file, a
     assert [s["run_id"] for s in index["sweeps"]] == [run["run_id"]]
     assert index["sweeps"][0]["best"] == serial.best["config_id"]
     assert "<h2>Sweeps</h2>" in (reports_dir / "index.html").read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# the history engine (research_lib.backtest.history: skipped until it exists)
+def test_a_history_sweep_serial_equals_the_pool(tmp_path):
+    history = pytest.importorskip("research_lib.backtest.history",
+                                  reason="research_lib.backtest.history (the model-priced engine) is not merged yet")
+    grid = write(tmp_path / "history.toml", """
+[backtest]
+engine = "history"
+strategy = "bull_put"
+start = "2019-01-02"
+end = "2019-06-28"
+contracts = 1
+[grid]
+short_delta = [0.20, 0.30]
+[walk_forward]
+train_days = 40
+test_days = 20
+""")
+    spec = load_grid(grid)
+    one = run_sweep(spec, workers=1, out=tmp_path / "serial")
+    pool = run_sweep(spec, workers=2, out=tmp_path / "pool")
+    assert one.failed == 0 and one.configs == 2
+    pd.testing.assert_frame_equal(comparable(pool.table), comparable(one.table))
+    # a row is the history backtest of its configuration on the inputs built once
+    inputs = history.history_inputs("2019-01-02", "2019-06-28")
+    config = expand(spec)[1]
+    direct = history.run_history_backtest(config.backtest_params(), inputs)
+    assert one.table["net_pnl"].iloc[1] == pytest.approx(direct.net_pnl, abs=1e-6)
