@@ -208,7 +208,10 @@ def _kwargs(fixed: dict, values: dict, path, grid_keys) -> dict:
         try:
             kwargs[prefix] = NESTED[prefix](**fields)
         except (ResearchLibError, TypeError, ValueError) as exc:
-            bad = next((f"{prefix}.{f}" for f in fields if f in str(exc)), f"{prefix}.{next(iter(fields))}")
+            # RegimeParamsError names its field (.field), SizingError its argument (.argument)
+            named = getattr(exc, "field", None) or getattr(exc, "argument", None)
+            bad = f"{prefix}.{named}" if named in fields else \
+                next((f"{prefix}.{f}" for f in fields if f in str(exc)), f"{prefix}.{next(iter(fields))}")
             raise SweepInputError(path, "grid" if bad in grid_keys else "backtest", bad,
                                   f"{exc} (values {jsonable(values)})") from exc
     try:

@@ -157,7 +157,8 @@ def run_sweep(spec: SweepSpec, *, workers: int | None = None, scheduler: str | N
         The sweep's folder (default ``reports/sweeps/<run id>/``): rerun with the same folder to resume.
     progress : callable, optional
         ``progress(done, total, config_id)`` after each configuration is stored (``done`` counts the skipped
-        ones too, ``total`` the grid's configurations). An exception it raises (e.g. KeyboardInterrupt) stops
+        ones too, ``total`` the grid's configurations); on a resumed run, first once with the number already
+        finished and ``config_id`` "". An exception it raises (e.g. KeyboardInterrupt) stops
         the sweep; what was stored stays.
     market_dir : path, optional
         Market history folder.
