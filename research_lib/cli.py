@@ -52,6 +52,19 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
 ``research-lib report backtest [the backtest flags] [--reports-dir DIR] [--quiet] [--json]``
     ``notebooks/backtest.ipynb`` run with papermill into ``reports/backtests/<run id>/`` (notebook, offline HTML,
     the CSV files), listed in ``reports/index.html`` beside the daily reports; a progress bar on stderr.
+``research-lib sweep GRID.toml [--engine chains|history] [--workers N] [--scheduler tcp://HOST:PORT] [--out DIR]
+[--market-dir DIR] [--quiet] [--json]``
+    A parameter sweep (:mod:`research_lib.sweep`): every combination of the grid file's ``[grid]`` run as one
+    backtest (``[backtest]`` the fixed options, named like the long options with ``_`` for ``-``), on a local
+    process pool (``--workers``, default the CPU count) or a Dask cluster (``--scheduler`` or
+    ``$DASK_SCHEDULER_ADDRESS``); ``results.csv``, ``results.parquet``, ``equity.parquet`` and ``sweep.json``
+    under ``--out`` (default ``reports/sweeps/<run id>/``; rerun with the same folder to resume), with the
+    walk-forward evaluation and the deflated Sharpe ratio of the best configuration; a progress bar on stderr.
+    ``--json``: one strict JSON object. A bad grid file exits 2 before anything runs.
+``research-lib report sweep GRID.toml [the sweep options] [--reports-dir DIR] [--quiet] [--json]``
+    ``notebooks/sweep.ipynb`` run with papermill into ``reports/sweeps/<run id>/`` (the sweep's files, the
+    notebook, offline HTML: heatmaps, the top configurations, walk-forward, deflated Sharpe), listed in
+    ``reports/index.html``.
 ``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
     Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
     alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-record`` to skip; ``--no-log``
@@ -116,6 +129,7 @@ from research_lib.errors import (
     StoreError,
     StrategyError,
     StrategyParamsError,
+    SweepInputError,
 )
 from research_lib.formatting import format_levels, parse_date, to_json
 
@@ -237,6 +251,16 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="folder for trades.csv, legs.csv, equity.csv (default reports/backtests/<run id>/)")
     bh.add_argument("--json", action="store_true", help="one strict JSON object on stdout")
 
+    sw = sub.add_parser("sweep", help="a parameter sweep: every combination of a grid file, one backtest each",
+                        description="Run every configuration of GRID.toml as one backtest (local process pool or a "
+                                    "Dask cluster), write the results table (CSV, Parquet), the equity curves and "
+                                    "the walk-forward and deflated-Sharpe checks.")
+    _add_sweep_arguments(sw)
+    sw.add_argument("--out", default=None, metavar="DIR",
+                    help="the sweep's folder (default reports/sweeps/<run id>/); the same folder resumes a run")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--json", action="store_true", help="one strict JSON object on stdout")
+
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
     rsub = rp.add_subparsers(dest="report_kind", required=True)
     rb = rsub.add_parser("backtest", help="the backtest notebook: statistics, charts, trades",
@@ -244,11 +268,13 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "reports/backtests/<run id>/backtest.ipynb and .html (and the CSV files), "
                                      "update reports/index.html.")
     _add_backtest_arguments(rb)
-    rb.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
-    rb.add_argument("--notebook", default=None, help="another notebook with the same parameters")
-    rb.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per notebook cell")
-    rb.add_argument("--quiet", action="store_true", help="no progress bar")
-    rb.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
+    _add_report_run_arguments(rb, timeout=1800.0)
+    rs = rsub.add_parser("sweep", help="the sweep notebook: heatmaps, top configurations, walk-forward",
+                         description="Run notebooks/sweep.ipynb for a grid file: the sweep's files, sweep.ipynb and "
+                                     "sweep.html in reports/sweeps/<run id>/, listed in reports/index.html.")
+    _add_sweep_arguments(rs)
+    _add_report_run_arguments(rs, timeout=7200.0)
+
     rd = rsub.add_parser("daily", help="the daily GEX report",
                          description="Run notebooks/daily_report.ipynb for each symbol, write "
                                      "reports/daily/<date>/<SYMBOL>.ipynb and .html, update reports/index.html.")
@@ -402,6 +428,25 @@ def _add_backtest_arguments(p: argparse.ArgumentParser, *, source: bool = True) 
     p.add_argument("--regime-filter", default=argparse.SUPPRESS, type=_regime_filter_arg,
                    metavar="POSITIVE_GAMMA[,NEUTRAL]",
                    help="enter only on days of these gamma regimes (the regime series of the published GEX)")
+
+
+def _add_report_run_arguments(p: argparse.ArgumentParser, *, timeout: float) -> None:
+    """The options of a one-notebook report run (``report backtest``, ``report sweep``)."""
+    p.add_argument("--reports-dir", default=None, help="default $RESEARCH_LIB_REPORTS or reports/")
+    p.add_argument("--notebook", default=None, help="another notebook with the same parameters")
+    p.add_argument("--timeout", type=float, default=timeout, help="seconds allowed per notebook cell")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
+
+
+def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("grid", metavar="GRID.toml", help="the grid file: [backtest] fixed options, [grid] lists")
+    p.add_argument("--engine", default=None, choices=("chains", "history"), help="overrides the file's engine")
+    p.add_argument("--workers", default=None, type=_int_at_least(1, "worker processes"),
+                   help="local worker processes (default: the CPU count; 1: in this process)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="a Dask scheduler to run on (default $DASK_SCHEDULER_ADDRESS; unset: local)")
+    p.add_argument("--market-dir", default=None, metavar="DIR", help="market history folder")
 
 
 #: The backtest flags and the :class:`~research_lib.backtest.params.BacktestParams` field each sets.
@@ -956,11 +1001,92 @@ def _cmd_report_backtest(args, out, err) -> int:
     return run.exit_code
 
 
+def _sweep_spec(args):
+    """The grid file's spec with ``--engine``: every check runs here, before a backtest does."""
+    # lazy for start-up time: the sweep package loads the backtest engine
+    from research_lib.sweep.grid import load_grid
+
+    return load_grid(args.grid).with_engine(args.engine)  # SweepInputError (exit 2) names file, table and key
+
+
+def _sweep_line(summary: dict) -> str:
+    best = summary.get("best") or {}
+    stats = best.get("stats") or {}
+    text = (f"{summary['configs']} configurations: {summary['done']} run, {summary['skipped']} already done, "
+            f"{summary['failed']} failed, {summary['seconds']:.1f} s ({summary['mode']}, {summary['workers']} "
+            f"worker(s))")
+    if best:
+        text += f"\nbest (Sharpe): {best['config_id']} {best['values']} Sharpe {stats.get('sharpe')}"
+    dsr = summary.get("deflated_sharpe")
+    if dsr:
+        text += (f"\ndeflated Sharpe: {dsr['dsr']:.3f} (SR {dsr['sr_annual']:.2f} vs the expected maximum "
+                 f"{dsr['sr0_annual']:.2f} of {dsr['n_trials']} trials)")
+    elif summary.get("deflated_note"):
+        text += f"\ndeflated Sharpe: n/a ({summary['deflated_note']})"
+    wf = summary.get("walk_forward") or {}
+    text += (f"\nwalk-forward: {wf.get('windows', 0)} window(s) of {wf.get('train_days')}+{wf.get('test_days')} "
+             f"sessions, out-of-sample {wf.get('statistic')} {wf.get('oos_statistic')}")
+    return text
+
+
+def _cmd_sweep(args, out, err) -> int:
+    spec = _sweep_spec(args)
+    # lazy for start-up time: the sweep package loads the backtest engine
+    from research_lib.sweep.runner import run_sweep
+
+    if args.quiet:
+        result = run_sweep(spec, workers=args.workers, scheduler=args.scheduler, out=args.out,
+                           market_dir=args.market_dir)
+    else:
+        # lazy for start-up time: the progress bar only when shown
+        from tqdm import tqdm
+
+        with tqdm(total=None, unit="config", file=err, desc="sweep", leave=False) as bar:
+            def advance(done, total, config_id):
+                bar.total = total
+                bar.n = done
+                bar.set_postfix_str(config_id, refresh=False)
+                bar.refresh()
+
+            result = run_sweep(spec, workers=args.workers, scheduler=args.scheduler, out=args.out,
+                               market_dir=args.market_dir, progress=advance)
+    summary = result.summary()
+    if args.json:
+        out.write(to_json(summary) + "\n")
+        return EXIT_OK
+    shown = ["config_id", *spec.keys, "trades", "net_pnl", "sharpe", "max_drawdown", "error"]
+    out.write(result.table.sort_values("sharpe", ascending=False, na_position="last")[shown].head(10)
+              .to_string(index=False) + "\n")
+    out.write(_sweep_line(summary) + "\n")
+    for name in ("results_path", "parquet_path", "equity_path", "summary_path"):
+        out.write(f"{name.removesuffix('_path')}: {summary[name]}\n")
+    return EXIT_OK
+
+
+def _cmd_report_sweep(args, out, err) -> int:
+    spec = _sweep_spec(args)  # a bad grid: exit 2 before a kernel starts
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.reporting import runner as reports
+
+    run = reports.run_sweep_report(grid=spec.path, engine=args.engine, workers=args.workers,
+                                   scheduler=args.scheduler, market_dir=args.market_dir,
+                                   reports_dir=args.reports_dir, notebook=args.notebook, timeout=args.timeout,
+                                   progress=not args.quiet)
+    if args.json:
+        out.write(to_json(run.to_dict()) + "\n")
+    else:
+        out.write(reports.sweep_line(run) + "\n")
+        out.write(f"index: {reports.reports_root(args.reports_dir) / 'index.html'}\n")
+    return run.exit_code
+
+
 def _cmd_report(args, out, err) -> int:
     if args.report_kind == "prune":
         return _cmd_report_prune(args, out, err)
     if args.report_kind == "backtest":
         return _cmd_report_backtest(args, out, err)
+    if args.report_kind == "sweep":
+        return _cmd_report_sweep(args, out, err)
     # lazy for start-up time: each command loads only the layers it runs
     from research_lib.reporting import runner as reports
 
@@ -1024,7 +1150,7 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
         return int(exc.code or 0) and EXIT_USAGE
     handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
                "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report,
-               "backtest": _cmd_backtest}[args.command]
+               "backtest": _cmd_backtest, "sweep": _cmd_sweep}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -1057,6 +1183,7 @@ def _error_classes() -> list[tuple[type, int]]:
         (ReportParameterError, EXIT_USAGE), (GexConfigError, EXIT_USAGE), (RegimeParamsError, EXIT_USAGE),
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
         (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE), (BacktestInputError, EXIT_USAGE),
+        (SweepInputError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
         # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)

@@ -276,6 +276,22 @@ class BacktestInputError(ResearchLibError, ValueError):
         super().__init__(f"{argument}: {message}")
 
 
+class SweepInputError(ResearchLibError, ValueError):
+    """A parameter sweep's grid file or output folder is unusable (checked before any configuration runs):
+    ``path`` is the grid file (or the folder), ``table`` the TOML table (``backtest``, ``grid``, ``walk_forward``,
+    or ``folder``) and ``key`` the entry; the message says what was given and what is accepted."""
+
+    def __init__(self, path, table: str, key: str, message: str):
+        self.path, self.table, self.key = str(path), table, key
+        where = f"{self.path} [{table}]" + (f" {key}" if key else "")
+        super().__init__(f"{where}: {message}")
+
+
+class SweepStatisticError(ResearchLibError, ValueError):
+    """An overfitting statistic (walk-forward, probabilistic or deflated Sharpe ratio) got impossible input: the
+    message names the argument, what was given and what is accepted."""
+
+
 class SettlementError(ResearchLibError, LookupError):
     """No settlement price for an expiring leg: the daily history lacks the session (its open for AM-settled,
     its close for PM-settled roots)."""

@@ -172,6 +172,8 @@ def _notebooks_executed(fn: ast.FunctionDef, helpers: dict[str, ast.FunctionDef]
             found.add(reports.DAILY_NOTEBOOK.name)
         elif name == "run_backtest_report" and not any(k.arg == "notebook" for k in node.keywords):
             found.add(reports.BACKTEST_NOTEBOOK.name)
+        elif name == "run_sweep_report" and not any(k.arg == "notebook" for k in node.keywords):
+            found.add(reports.SWEEP_NOTEBOOK.name)
         else:
             words = [w for a in node.args for w in _strings(a)]
             pairs = list(zip(words, words[1:], strict=False))
@@ -179,6 +181,8 @@ def _notebooks_executed(fn: ast.FunctionDef, helpers: dict[str, ast.FunctionDef]
                 found.add(reports.DAILY_NOTEBOOK.name)
             if ("report", "backtest") in pairs:
                 found.add(reports.BACKTEST_NOTEBOOK.name)
+            if ("report", "sweep") in pairs:
+                found.add(reports.SWEEP_NOTEBOOK.name)
     return found
 
 

@@ -67,3 +67,35 @@ def test_heatmap_values_and_windows(analysis, value):
     narrow = plots.gex_by_strike(analysis, window_pct=1.0).axes[0]
     lo, hi = narrow.get_xlim()
     assert lo >= analysis.levels.spot * 0.98 and hi <= analysis.levels.spot * 1.02
+
+
+def test_sweep_heatmap_cells_are_the_aggregated_statistic():
+    import numpy as np
+    import pandas as pd
+
+    from research_lib.errors import SweepStatisticError
+
+    table = pd.DataFrame({"short_delta": [0.2, 0.2, 0.3, 0.3, 0.2, 0.3],
+                          "profit_target": [0.5, None, 0.5, None, 0.5, 0.5],
+                          "dte": [30, 30, 30, 30, 45, 45],
+                          "sharpe": [1.0, 0.5, np.nan, 2.0, 1.5, -0.25]})
+    fig = plots.sweep_heatmap(table, "short_delta", "profit_target", "sharpe")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.2", "0.3"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.5", "none"]   # a rule off last
+    cells = {(round(t.get_position()[0]), round(t.get_position()[1])): t.get_text() for t in ax.texts}
+    # (x, y) -> the best over dte; the NaN row left out
+    assert cells == {(0, 0): "1.50", (1, 0): "-0.25", (0, 1): "0.50", (1, 1): "2.00"}
+    mean = plots.sweep_heatmap(table, "short_delta", "profit_target", "sharpe", agg="mean").axes[0]
+    assert {t.get_text() for t in mean.texts} == {"1.25", "-0.25", "0.50", "2.00"}
+    only_nan = table.assign(sharpe=[np.nan, 0.5, np.nan, 2.0, np.nan, np.nan])
+    texts = [t.get_text() for t in plots.sweep_heatmap(only_nan, "short_delta", "profit_target").axes[0].texts]
+    assert texts.count("n/a") == 2
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=50)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+    for kwargs, words in (({"x": "nope", "y": "dte"}, "no column"), ({"x": "dte", "y": "dte"}, "both"),
+                          ({"x": "dte", "y": "short_delta", "agg": "sum"}, "agg")):
+        with pytest.raises(SweepStatisticError, match=words):
+            plots.sweep_heatmap(table, **kwargs)

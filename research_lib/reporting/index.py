@@ -141,6 +141,23 @@ def _update_index(root: Path, result: ReportResult, finished_at: str) -> list[di
     return entries
 
 
+def _run_summaries(root: Path, kind: str, summary_name: str, stem: str):
+    """(run_id, links, data or None, error) of each ``<root>/<kind>/<run id>/<summary_name>``: ``links`` the
+    ``html`` and ``notebook`` paths (``<stem>.html``, ``<stem>.ipynb``) relative to ``root``; an unreadable file
+    gives ``data`` None and the reason."""
+    for path in sorted((root / kind).glob(f"*/{summary_name}")):
+        folder = path.parent.relative_to(root).as_posix()
+        links = {"html": f"{folder}/{stem}.html", "notebook": f"{folder}/{stem}.ipynb"}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            yield path.parent.name, links, None, f"unreadable {path.name}: {exc}"
+            continue
+        yield path.parent.name, links, data, None
+
+
 def read_backtests(root: str | os.PathLike | None = None) -> list[dict]:
     """The backtest runs under ``<root>/backtests/<run id>/``, newest first, each from its ``backtest.json``
     (written by :func:`research_lib.reporting.runner.run_backtest_report`; an unreadable one is listed as
@@ -148,16 +165,9 @@ def read_backtests(root: str | os.PathLike | None = None) -> list[dict]:
     sharpe, max_drawdown, duration_s, finished_at, html and notebook (relative to ``root``), error."""
     root = reports_root(root)
     rows = []
-    for path in sorted((root / "backtests").glob("*/backtest.json")):
-        run_id = path.parent.name
-        folder = path.parent.relative_to(root).as_posix()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            rows.append({"run_id": run_id, "status": FAILED, "error": f"unreadable {path.name}: {exc}",
-                         "html": f"{folder}/backtest.html", "notebook": f"{folder}/backtest.ipynb"})
+    for run_id, links, data, unreadable in _run_summaries(root, "backtests", "backtest.json", "backtest"):
+        if data is None:
+            rows.append({"run_id": run_id, "status": FAILED, "error": unreadable, **links})
             continue
         rec = data.get("record") or {}
         params = data.get("params") or {}
@@ -167,10 +177,78 @@ def read_backtests(root: str | os.PathLike | None = None) -> list[dict]:
                      "end": rec.get("end") or params.get("end"), "trades": rec.get("trades"),
                      "net_pnl": rec.get("net_pnl"), "total_return": rec.get("total_return"),
                      "sharpe": rec.get("sharpe"), "max_drawdown": rec.get("max_drawdown"),
-                     "duration_s": data.get("duration_s"), "finished_at": data.get("finished_at"),
-                     "html": f"{folder}/backtest.html", "notebook": f"{folder}/backtest.ipynb",
+                     "duration_s": data.get("duration_s"), "finished_at": data.get("finished_at"), **links,
                      "error": data.get("error")})
     return sorted(rows, key=lambda r: r["run_id"], reverse=True)
+
+
+def read_sweeps(root: str | os.PathLike | None = None) -> list[dict]:
+    """The sweep report runs under ``<root>/sweeps/<run id>/``, newest first, each from its ``report.json``
+    (written by :func:`research_lib.reporting.runner.run_sweep_report`; an unreadable one is listed as FAILED with
+    the reason): run_id, status, grid, engine, configs, failed, best (config id), sharpe (the best's), dsr (its
+    deflated Sharpe ratio), oos_sharpe (the walk-forward's stitched out-of-sample Sharpe), duration_s,
+    finished_at, html and notebook (relative to ``root``), error. A sweep run from the command line alone (no
+    ``report.json``) is not a report and is not listed."""
+    root = reports_root(root)
+    rows = []
+    for run_id, links, data, unreadable in _run_summaries(root, "sweeps", "report.json", "sweep"):
+        if data is None:
+            rows.append({"run_id": run_id, "status": FAILED, "error": unreadable, **links})
+            continue
+        rec = data.get("record") or {}
+        params = data.get("params") or {}
+        best = rec.get("best") or {}
+        rows.append({"run_id": run_id, "status": data.get("status", FAILED),
+                     "grid": Path(str(params.get("grid") or "")).name, "engine": rec.get("engine"),
+                     "configs": rec.get("configs"), "failed": rec.get("failed"), "best": best.get("config_id"),
+                     "sharpe": (best.get("stats") or {}).get("sharpe"),
+                     "dsr": (rec.get("deflated_sharpe") or {}).get("dsr"),
+                     "oos_sharpe": (rec.get("walk_forward") or {}).get("oos_statistic"),
+                     "duration_s": data.get("duration_s"), "finished_at": data.get("finished_at"), **links,
+                     "error": data.get("error")})
+    return sorted(rows, key=lambda r: r["run_id"], reverse=True)
+
+
+def _run_cells(b: dict) -> tuple[str, str, str]:
+    """(status cell, report links, error note) of a backtest or sweep row of the index page."""
+    status = "<td class='ok'>OK</td>" if b.get("status") == OK else "<td class='failed'>FAILED</td>"
+    links = " · ".join(f"<a href='{html.escape(str(b[k]))}'>{label}</a>" for k, label in
+                       (("html", "HTML"), ("notebook", "notebook")) if b.get(k))
+    error = f"<br><small>{html.escape(str(b.get('error'))[:300])}</small>" if b.get("error") else ""
+    return status, links, error
+
+
+def _ratio(x) -> str:
+    return f"{x:.2f}" if isinstance(x, int | float) and math.isfinite(x) else ""
+
+
+def _sweeps_html(sweeps: list[dict]) -> str:
+    """The sweep runs' table of the index page (empty text when there is none)."""
+    if not sweeps:
+        return ""
+    rows = []
+    for b in sweeps:
+        status, links, error = _run_cells(b)
+        dsr = b.get("dsr")
+        rows.append(f"<tr><td>{html.escape(str(b.get('run_id')))}</td>{status}"
+                    f"<td>{html.escape(str(b.get('grid') or ''))}</td><td>{html.escape(str(b.get('engine') or ''))}</td>"
+                    f"<td class='num'>{'' if b.get('configs') is None else int(b['configs'])}</td>"
+                    f"<td class='num'>{'' if b.get('failed') is None else int(b['failed'])}</td>"
+                    f"<td>{html.escape(str(b.get('best') or ''))}</td><td class='num'>{_ratio(b.get('sharpe'))}</td>"
+                    f"<td class='num'>{f'{dsr:.3f}' if isinstance(dsr, int | float) else ''}</td>"
+                    f"<td class='num'>{_ratio(b.get('oos_sharpe'))}</td>"
+                    f"<td>{html.escape(_ny_text(b.get('finished_at')))}</td><td>{links}{error}</td></tr>")
+    return f"""<h2>Sweeps</h2>
+<p>{len(sweeps)} sweep run(s), newest first (<code>research-lib report sweep</code>); each folder also holds the
+results table (CSV, Parquet) and the equity curves. Sharpe: the in-sample best's; deflated: the probability its
+true Sharpe ratio beats the expected maximum of that many trials; out of sample: the walk-forward's.</p>
+<table><thead><tr><th>run</th><th>status</th><th>grid</th><th>engine</th><th>configurations</th><th>failed</th>
+<th>best</th><th>Sharpe</th><th>deflated Sharpe</th><th>out-of-sample Sharpe</th><th>finished</th>
+<th>report</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table>
+"""
 
 
 def _write_index(root: Path, entries: list[dict]) -> None:
@@ -178,9 +256,10 @@ def _write_index(root: Path, entries: list[dict]) -> None:
     from their folders each time (:func:`read_backtests`), so every writer of the index keeps them listed."""
     json_path, html_path = _index_paths(root)
     backtests = read_backtests(root)
+    sweeps = read_sweeps(root)
     _write_text(json_path, to_json({"version": 1, "timezone": "America/New_York", "reports": entries,
-                                    "backtests": backtests}, indent=1))
-    _write_text(html_path, _index_html(entries, backtests))
+                                    "backtests": backtests, "sweeps": sweeps}, indent=1))
+    _write_text(html_path, _index_html(entries, backtests, sweeps))
 
 
 def _pct(x) -> str:
@@ -193,14 +272,10 @@ def _backtests_html(backtests: list[dict]) -> str:
         return ""
     rows = []
     for b in backtests:
-        ok = b.get("status") == OK
-        status = "<td class='ok'>OK</td>" if ok else "<td class='failed'>FAILED</td>"
-        links = " · ".join(f"<a href='{html.escape(str(b[k]))}'>{label}</a>" for k, label in
-                           (("html", "HTML"), ("notebook", "notebook")) if b.get(k))
+        status, links, error = _run_cells(b)
         sharpe = b.get("sharpe")
         pnl = b.get("net_pnl")
         period = f"{b.get('start') or ''} – {b.get('end') or ''}" if b.get("start") or b.get("end") else ""
-        error = f"<br><small>{html.escape(str(b.get('error'))[:300])}</small>" if b.get("error") else ""
         rows.append(f"<tr><td>{html.escape(str(b.get('run_id')))}</td>{status}"
                     f"<td>{html.escape(str(b.get('symbol') or ''))}</td>"
                     f"<td>{html.escape(str(b.get('strategy') or 'default'))}</td><td>{html.escape(period)}</td>"
@@ -223,7 +298,7 @@ its trades, legs and equity as CSV files. Net P&amp;L in $, total return and max
 """
 
 
-def _index_html(entries: list[dict], backtests: list[dict] | tuple = ()) -> str:
+def _index_html(entries: list[dict], backtests: list[dict] | tuple = (), sweeps: list[dict] | tuple = ()) -> str:
     def link(path: str | None, label: str) -> str:
         return "" if not path else f"<a href='{html.escape(path)}'>{label}</a>"
 
@@ -279,7 +354,7 @@ per 1% move, in the convention shown; the regime is the decision's. Old or FAILE
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
-{_backtests_html(list(backtests))}</body></html>
+{_backtests_html(list(backtests))}{_sweeps_html(list(sweeps))}</body></html>
 """
 
 

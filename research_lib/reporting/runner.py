@@ -819,7 +819,7 @@ def backtest_run_folder(out: str | os.PathLike | None = None,
 
 @dataclasses.dataclass(frozen=True)
 class BacktestRun:
-    """One ``research-lib report backtest`` run.
+    """One ``research-lib report backtest`` (or ``report sweep``) run.
 
     Attributes
     ----------
@@ -909,13 +909,22 @@ def run_backtest_report(*, source: str, symbol: str = "SPX", params: dict | None
     run_id, folder = backtest_run_folder(None, reports_dir)
     nb_params = {"source": str(source), "symbol": symbol, **{k: v for k, v in (params or {}).items()},
                  "market_dir": market_dir, "zero_gamma": bool(zero_gamma), "out_dir": str(folder)}
+    return _notebook_report(nb_path, nb_params, run_id=run_id, folder=folder, reports_dir=reports_dir,
+                            stem="backtest", summary_name=BACKTEST_SUMMARY, what=f"{symbol} backtest",
+                            timeout=timeout, progress=progress)
+
+
+def _notebook_report(nb_path: Path, nb_params: dict, *, run_id: str, folder: Path, reports_dir, stem: str,
+                     summary_name: str, what: str, timeout: float, progress: bool) -> BacktestRun:
+    """Run one report notebook into ``folder`` (``<stem>.ipynb``, ``<stem>.html``, ``summary_name``) under the
+    reports lock, secrets scrubbed, the index rebuilt: the machinery of the backtest and sweep reports."""
     _check_notebook_params(nb_path, nb_params)
     root = reports_root(reports_dir)
     root.mkdir(parents=True, exist_ok=True)
     secrets = secret_values()
     with _run_lock(root):
         folder.mkdir(parents=True, exist_ok=True)
-        out_nb, out_html = folder / "backtest.ipynb", folder / "backtest.html"
+        out_nb, out_html = folder / f"{stem}.ipynb", folder / f"{stem}.html"
         start = time.perf_counter()
         error = record = None
         traceback_text = ""
@@ -929,9 +938,9 @@ def run_backtest_report(*, source: str, symbol: str = "SPX", params: dict | None
             error = _describe_error(exc)
             if getattr(exc, "ename", None) is None:
                 traceback_text = "".join(traceback.format_exception(exc))
-        title = f"{symbol} backtest {run_id}"
+        title = f"{what} {run_id}"
         nb, record, error = _read_output(out_nb, secrets, record, error)
-        paragraph = (f"The {symbol} backtest {run_id} could not be completed: "
+        paragraph = (f"The {what} {run_id} could not be completed: "
                      f"{(error or '').partition(': ')[2] or error}. The traceback is folded below.")
         if nb is not None:
             nb.metadata["title"] = title + ("" if error is None else " — FAILED")
@@ -954,11 +963,68 @@ def run_backtest_report(*, source: str, symbol: str = "SPX", params: dict | None
         run = BacktestRun(run_id=run_id, status=OK if error is None else FAILED, folder=folder, notebook=out_nb,
                           html=out_html, params=nb_params, duration_s=round(time.perf_counter() - start, 3),
                           error=error, record=record)
-        _write_text(folder / BACKTEST_SUMMARY,
+        _write_text(folder / summary_name,
                     scrub_secrets(to_json(run.to_dict() | {"finished_at": _now_ny()}, indent=1), secrets))
-        rebuild_index(root)  # the daily rows from their files, the backtest rows from backtests/*/backtest.json
-        logger.info("backtest %s: %s in %.1f s -> %s", run_id, run.status, run.duration_s, out_html)
+        rebuild_index(root)  # the daily rows from their files, the backtest and sweep rows from their folders
+        logger.info("%s %s: %s in %.1f s -> %s", stem, run_id, run.status, run.duration_s, out_html)
         return run
+
+
+# --------------------------------------------------------------------------------------------------------
+# sweep reports: reports/sweeps/<run id>/ (notebooks/sweep.ipynb run with papermill, the sweep's files beside it)
+
+SWEEP_NOTEBOOK = REPO_ROOT / "notebooks" / "sweep.ipynb"
+#: The report run's summary in a sweep folder (``sweep.json`` is the sweep's own, written by the store).
+SWEEP_SUMMARY = "report.json"
+
+
+def run_sweep_report(*, grid: str | os.PathLike, engine: str | None = None, workers: int | None = None,
+                     scheduler: str | None = None, market_dir: str | None = None,
+                     reports_dir: str | os.PathLike | None = None, notebook: str | os.PathLike | None = None,
+                     timeout: float = 7200.0, progress: bool = True) -> BacktestRun:
+    """Run ``notebooks/sweep.ipynb`` for a grid file into ``<reports>/sweeps/<run id>/``.
+
+    The folder gets the sweep's own files (``results.csv``, ``results.parquet``, ``equity.parquet``,
+    ``sweep.json``, ``parts/``: :mod:`research_lib.sweep.store`), ``sweep.ipynb`` (executed), ``sweep.html``
+    (static, offline, code hidden: heatmaps, the top configurations, the walk-forward table, the deflated Sharpe
+    ratio beside the in-sample best) and ``report.json`` (this run's :class:`BacktestRun` summary, which the
+    index lists). Under the reports folder's lock, secrets scrubbed, like the backtest reports.
+
+    Parameters
+    ----------
+    grid : path
+        The grid file (:func:`research_lib.sweep.grid.load_grid`).
+    engine, workers, scheduler, market_dir
+        As ``research-lib sweep``.
+    reports_dir, notebook, timeout, progress
+        As :func:`run_backtest_report`.
+    """
+    nb_path = Path(notebook) if notebook is not None else SWEEP_NOTEBOOK
+    run_id = new_run_id()
+    folder = reports_root(reports_dir) / "sweeps" / run_id
+    nb_params = {"grid": str(Path(grid).resolve()), "engine": engine, "workers": workers, "scheduler": scheduler,
+                 "market_dir": market_dir, "sweep_dir": str(folder)}
+    return _notebook_report(nb_path, nb_params, run_id=run_id, folder=folder, reports_dir=reports_dir,
+                            stem="sweep", summary_name=SWEEP_SUMMARY, what=f"sweep {Path(grid).name}",
+                            timeout=timeout, progress=progress)
+
+
+def sweep_line(run: BacktestRun) -> str:
+    """The terminal line of a sweep report: status, run id, page, and the headline figures or the error."""
+    line = f"{run.status:6} sweep {run.run_id} {run.html}"
+    rec = run.record or {}
+    if run.ok and rec:
+        best = rec.get("best") or {}
+        sharpe = (best.get("stats") or {}).get("sharpe")
+        dsr = (rec.get("deflated_sharpe") or {}).get("dsr")
+        line += f"  {rec.get('configs')} configurations, {rec.get('failed')} failed"
+        if isinstance(sharpe, int | float):
+            line += f", best Sharpe {sharpe:.2f}"
+        if isinstance(dsr, int | float):
+            line += f" (deflated: {dsr:.3f})"
+    if run.error:
+        line += f"  ({run.error})"
+    return line
 
 
 def _execute_with_bar(notebook: Path, output: Path, params: dict, *, timeout: float, progress: bool) -> None:

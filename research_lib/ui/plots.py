@@ -10,6 +10,7 @@ GEX axes are in billions of dollars per 1% move. Modelled data is labelled as su
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -17,7 +18,12 @@ from matplotlib.ticker import FuncFormatter
 from research_lib.core import gex_signal
 from research_lib.core.gex import GexAnalysis
 from research_lib.core.gex_change import CAUSES, GexChange
-from research_lib.errors import AttributionParamsError, BacktestInputError, HistoryArgumentError
+from research_lib.errors import (
+    AttributionParamsError,
+    BacktestInputError,
+    HistoryArgumentError,
+    SweepStatisticError,
+)
 
 BILLION = 1e9
 CALL_COLOR = "#2a9d8f"
@@ -610,3 +616,72 @@ def book_greeks(result, *, ax=None) -> Figure:
     _date_axis(axes[-1])
     axes[0].set_title(_backtest_title(result, "the book's greeks"))
     return axes[0].figure
+
+
+def sweep_heatmap(table, x: str, y: str, statistic: str = "sharpe", *, agg: str = "max", ax=None) -> Figure:
+    """A statistic of a parameter sweep over two of its grid keys, one cell per pair of values, annotated.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A sweep's results table (:attr:`research_lib.sweep.runner.SweepResult.table`, or ``results.parquet``):
+        the grid keys and the statistics as columns, one row per configuration.
+    x, y : str
+        Grid keys (columns) for the horizontal and vertical axes; their values in sorted order, None (a rule
+        off) labelled ``none`` and put last.
+    statistic : str
+        A statistic column (``sharpe``, ``net_pnl``, ``total_return``...).
+    agg : {"max", "mean", "median"}
+        How the configurations sharing a cell (the other grid keys' values) are combined: the best of them by
+        default. Rows whose statistic is undefined (NaN) are left out; a cell with none left is blank, ``n/a``.
+    ax : Axes, optional
+
+    Raises
+    ------
+    SweepStatisticError
+        An unknown column, ``x == y``, an unknown ``agg``, or a table without rows.
+    """
+    for name in (x, y, statistic):
+        if name not in table.columns:
+            raise SweepStatisticError(f"sweep_heatmap: no column {name!r} in the table ({', '.join(table.columns)})")
+    if x == y:
+        raise SweepStatisticError(f"sweep_heatmap: x and y are both {x!r}")
+    if agg not in ("max", "mean", "median"):
+        raise SweepStatisticError(f"sweep_heatmap: agg {agg!r}: one of max, mean, median")
+    if not len(table):
+        raise SweepStatisticError("sweep_heatmap: the table has no row")
+
+    def labels(col):
+        vals = list(dict.fromkeys(table[col].tolist()))
+        none = [v for v in vals if v is None or (isinstance(v, float) and np.isnan(v))]
+        rest = sorted((v for v in vals if v not in none), key=lambda v: (isinstance(v, str), v))
+        return rest + ([None] if none else [])
+
+    def key(v):
+        return "none" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+    xs, ys = labels(x), labels(y)
+    frame = pd.DataFrame({"x": table[x].map(key), "y": table[y].map(key),
+                          "v": pd.to_numeric(table[statistic], errors="coerce")})
+    grid = frame.dropna(subset=["v"]).groupby(["y", "x"])["v"].agg(agg)
+    values = np.full((len(ys), len(xs)), np.nan)
+    for i, yv in enumerate(ys):
+        for j, xv in enumerate(xs):
+            values[i, j] = grid.get((key(yv), key(xv)), np.nan)
+    fig, ax = _new_axes(ax, (max(6.0, 1.2 * len(xs) + 3.0), max(3.5, 0.8 * len(ys) + 2.0)))
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", aspect="auto", vmin=lo,
+                      vmax=hi if hi > lo else lo + 1)
+    ax.set_xticks(range(len(xs)), [key(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [key(v) for v in ys])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            v = values[i, j]
+            ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:,.2f}", ha="center", va="center", fontsize=9)
+    fig.colorbar(image, ax=ax, label=statistic)
+    ax.set_title(f"sweep: {statistic} by {x} and {y}\n({agg} over the other keys' values, {len(table)} "
+                 f"configurations)", fontsize=10)
+    return fig
