@@ -5,7 +5,9 @@ configuration shares (once per sweep, sent once to each worker), :func:`run_one`
   once into a list of snapshots, and the underlying's daily history for the settlements;
   :func:`research_lib.backtest.engine.run_backtest` on them.
 - ``history``: the model-priced history (:func:`research_lib.backtest.history.history_inputs`: the day table and
-  the model's per-day surfaces); :func:`research_lib.backtest.history.run_history_backtest` on it.
+  the model's per-day surfaces); :func:`research_lib.backtest.fastpath.run_history_fast` on it where it applies
+  (when-flat entries, one position: the defaults), else :func:`research_lib.backtest.history.run_history_backtest`
+  (the same results, day by day).
 
 A configuration whose run raises a :class:`~research_lib.errors.ResearchLibError` (no chain in range, a
 settlement the history lacks, statistics on an impossible curve...) is an outcome with its ``error``, not an
@@ -124,8 +126,13 @@ def prepare(spec: SweepSpec, *, market_dir=None) -> SharedInputs:
 def _backtest(params: BacktestParams, shared: SharedInputs):
     if shared.engine == "history":
         # lazy: start-up time — the model-priced history loads only for a history sweep
+        from research_lib.backtest.fastpath import run_history_fast, supports
         from research_lib.backtest.history import run_history_backtest
 
+        # the fast path (trade by trade, memoised across the configurations a worker runs) where it applies:
+        # its results equal the day-by-day engine's (tests/test_history_fastpath.py)
+        if supports(params) is None:
+            return run_history_fast(params, shared.data)
         return run_history_backtest(params, shared.data)
     return run_backtest(shared.data, params, daily=shared.daily, market_dir=shared.market_dir)
 
