@@ -79,6 +79,12 @@ DEFAULT_STRATEGIES: dict[str, BacktestParams] = {
 IV_ERROR_COLUMNS = {(-1, "P"): "iv_error_short_put", (1, "P"): "iv_error_long_put",
                     (-1, "C"): "iv_error_short_call", (1, "C"): "iv_error_long_call"}
 
+#: The default backtest of :func:`compare_backtests`: a bull put entered every session (up to 5 open), one
+#: contract each on a $1M account, so a few months of chains give trades to compare (at the BacktestParams
+#: defaults — $100k, Kelly sizing — a 45-day SPX spread of 2026 is sized 0 contracts every day).
+DEFAULT_COMPARISON = BacktestParams(strategy="bull_put", entry="daily", max_open=5, contracts=1,
+                                    account=1_000_000.0)
+
 #: Columns of :func:`spread_errors`.
 ERROR_COLUMNS = ("date", "source", "strategy", "quote_time", "spot", "vix", "legs", "dte", "real_mid_credit",
                  "model_mid_credit", "error", "error_pct", "real_spread", "model_spread",
@@ -425,7 +431,7 @@ def compare_backtests(archive_path, params: BacktestParams | None = None, *, mar
     archive_path : path
         A multi-day chain archive (:class:`~research_lib.backtest.feed.Feed`).
     params : BacktestParams, optional
-        A fixed strategy (default ``BacktestParams()``); its ``start``/``end`` narrow the period further.
+        A fixed strategy (default :data:`DEFAULT_COMPARISON`); its ``start``/``end`` narrow the period further.
     market_dir : path, optional
         The market files (settlements, rates, the day table).
     progress : callable, optional
@@ -442,14 +448,16 @@ def compare_backtests(archive_path, params: BacktestParams | None = None, *, mar
     BacktestInputError
         The archive and the day table share no session; the errors of the two runs pass through.
     """
-    params = params if params is not None else BacktestParams()
+    params = params if params is not None else DEFAULT_COMPARISON
     feed = Feed(archive_path, start=params.start, end=params.end)
-    inputs = history_inputs(feed.days[0], feed.days[-1], market_dir=market_dir)
-    covered = set(inputs.days)
-    days = [d for d in feed.days if d in covered]
-    if not days:
-        raise BacktestInputError("archive_path", f"{archive_path}: no day of {feed.days[0]}..{feed.days[-1]} is "
-                                                 f"in the day table ({inputs.days[0]}..{inputs.days[-1]})")
+    # the days the model can price: every input of the day table present (the VIX file ends before the archive)
+    have = market_inputs(feed.days, market_dir=market_dir)
+    priced = [d.date() for d, m in zip(have.index, have["missing"], strict=True) if not m]
+    if not priced:
+        raise BacktestInputError("archive_path", f"{archive_path}: no day of {feed.days[0]}..{feed.days[-1]} has "
+                                                 "the VIX family, rate and dividend yield the model needs")
+    inputs = history_inputs(priced[0], priced[-1], market_dir=market_dir)
+    days = [d for d in feed.days if priced[0] <= d <= priced[-1]]
     run = params.replace(start=days[0], end=days[-1])
     real = run_backtest(Feed(archive_path, start=days[0], end=days[-1]), run, market_dir=market_dir,
                         progress=progress)
@@ -477,7 +485,7 @@ def _matched_entries(real: BacktestResult, model: BacktestResult) -> pd.DataFram
         return pd.DataFrame(columns=cols)
     a = real.trades.drop_duplicates("entry_date").set_index("entry_date")
     b = model.trades.drop_duplicates("entry_date").set_index("entry_date")
-    both = [d for d in a.index if d in b.index]
+    both = sorted(d for d in a.index if d in b.index)
     la, lb = _legs_by_trade(real), _legs_by_trade(model)
     out = []
     for d in both:
@@ -491,7 +499,7 @@ def _matched_entries(real: BacktestResult, model: BacktestResult) -> pd.DataFram
     return pd.DataFrame(out, columns=cols)
 
 
-__all__ = ["BY_CONSTRUCTION", "BacktestComparison", "COMPARED", "DEFAULT_STRATEGIES", "ERROR_COLUMNS",
+__all__ = ["BY_CONSTRUCTION", "BacktestComparison", "COMPARED", "DEFAULT_COMPARISON", "DEFAULT_STRATEGIES", "ERROR_COLUMNS",
            "IV_ERROR_COLUMNS", "REAL_CHAIN_FILES", "SUMMARY_COLUMNS", "compare_backtests", "market_inputs",
            "real_chain_files", "real_chain_snapshots", "shared_data_dir", "source_label", "spread_errors",
            "summarise_errors"]
