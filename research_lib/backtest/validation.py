@@ -354,6 +354,46 @@ def summarise_errors(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ==================================================================================================
+# The regime at entry of a history run
+
+
+def with_entry_regimes(result: BacktestResult, inputs, regime=None) -> BacktestResult:
+    """``result`` with each trade's empty ``regime`` set to the regime of its entry session.
+
+    A fixed strategy's trades carry no regime (only ``auto`` and ``regime_filter`` runs read one); for the "P&L by
+    regime at entry" of a history run, this reads :meth:`research_lib.backtest.history.HistoryInputs.regimes`
+    (the published GEX against its own trailing distribution, as of the entry day: no look-ahead). A trade whose
+    regime is already set keeps it.
+
+    Parameters
+    ----------
+    result : BacktestResult
+        A run over ``inputs``' sessions (:func:`research_lib.backtest.history.run_history_backtest`).
+    inputs : HistoryInputs
+    regime : RegimeParams, optional
+        The thresholds (default ``RegimeParams()``).
+
+    Raises
+    ------
+    BacktestInputError
+        An entry date outside ``inputs``' sessions.
+    """
+    trades = result.trades
+    if not len(trades):
+        return result
+    series = inputs.regimes(regime)["regime"]
+    series.index = pd.DatetimeIndex(series.index).normalize()
+    entry = pd.DatetimeIndex(pd.to_datetime(trades["entry_date"])).normalize()
+    outside = ~entry.isin(series.index)
+    if outside.any():
+        raise BacktestInputError("result", f"trade entered {entry[outside][0].date()} is outside the inputs' "
+                                           "sessions")
+    given = trades["regime"].fillna("").astype(str)
+    filled = np.where(given == "", series.reindex(entry).astype(str).to_numpy(), given.to_numpy())
+    return dataclasses.replace(result, trades=trades.assign(regime=filled))
+
+
+# ==================================================================================================
 # The same backtest on real and on modelled chains
 
 
@@ -502,4 +542,4 @@ def _matched_entries(real: BacktestResult, model: BacktestResult) -> pd.DataFram
 __all__ = ["BY_CONSTRUCTION", "BacktestComparison", "COMPARED", "DEFAULT_COMPARISON", "DEFAULT_STRATEGIES", "ERROR_COLUMNS",
            "IV_ERROR_COLUMNS", "REAL_CHAIN_FILES", "SUMMARY_COLUMNS", "compare_backtests", "market_inputs",
            "real_chain_files", "real_chain_snapshots", "shared_data_dir", "source_label", "spread_errors",
-           "summarise_errors"]
+           "summarise_errors", "with_entry_regimes"]
