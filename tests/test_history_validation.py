@@ -7,6 +7,7 @@ traced to the raw parquet file, and the same backtest on real and modelled chain
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -213,3 +214,46 @@ def test_compare_backtests_runs_both_over_the_same_sessions():
     assert first["difference"] == pytest.approx((first["model_entry_price"] - first["real_entry_price"]) * 100)
     rec = c.record()
     assert rec["prices"] == "MODELLED PRICES" and rec["sessions"] == {"real": c.real.days, "model": c.model.days}
+
+
+# --------------------------------------------------------------------------------------------------------
+# the notebook's helpers: the regime at entry, both equity curves on one chart
+
+
+@pytest.fixture(scope="module")
+def history_run(market_dir):
+    from research_lib.backtest.history import history_inputs, run_history_backtest
+
+    inputs = history_inputs("2023-06-01", "2023-12-29", market_dir=market_dir)
+    params = BacktestParams(strategy="bull_put", contracts=1, entry="daily", max_open=3)
+    return inputs, run_history_backtest(params, inputs), run_history_backtest(params.replace(short_delta=0.2), inputs)
+
+
+def test_entry_regimes_are_the_regime_series_of_the_entry_day(history_run):
+    inputs, result, _ = history_run
+    assert len(result.trades) > 2 and (result.trades["regime"] == "").all()    # a fixed strategy reads none
+    labelled = v.with_entry_regimes(result, inputs)
+    series = inputs.regimes()["regime"]
+    for d, regime in zip(labelled.trades["entry_date"], labelled.trades["regime"], strict=True):
+        assert regime == series.loc[pd.Timestamp(d)] != ""
+    pd.testing.assert_frame_equal(labelled.trades.drop(columns="regime"), result.trades.drop(columns="regime"))
+    kept = dataclasses.replace(result, trades=result.trades.assign(regime="MINE"))
+    assert (v.with_entry_regimes(kept, inputs).trades["regime"] == "MINE").all()
+    later = dataclasses.replace(result, trades=result.trades.assign(entry_date=dt.date(2024, 2, 1)))
+    with pytest.raises(BacktestInputError, match="outside"):
+        v.with_entry_regimes(later, inputs)
+
+
+def test_equity_comparison_draws_every_curve(history_run):
+    from research_lib.ui import plots
+
+    _, a, b = history_run
+    fig = plots.equity_comparison({"real chains": a, "MODELLED PRICES": b}, title="t")
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert f"real chains (net {a.net_pnl:+,.0f})" in lines and f"MODELLED PRICES (net {b.net_pnl:+,.0f})" in lines
+    np.testing.assert_array_equal(lines[f"real chains (net {a.net_pnl:+,.0f})"].get_ydata(),
+                                  a.equity["equity"].to_numpy(float))
+    assert ax.get_title() == "t" and ax.get_ylabel() == "equity ($)"
+    with pytest.raises(BacktestInputError, match="at least one"):
+        plots.equity_comparison({})

@@ -182,6 +182,24 @@ def test_history_notebook_matches_the_library_on_the_synthetic_history(tmp_path)
     assert _images(nb) == 2  # equity and drawdown, P&L by regime
 
 
+@pytest.mark.notebook
+def test_history_notebook_compares_with_the_real_chains(tmp_path):
+    """Real data only: the validation section's backtest comparison equals compare_backtests run here."""
+    from research_lib.backtest import validation
+
+    archive = shared_file(EOD_ARCHIVE)
+    nb = _execute("history.ipynb", tmp_path, data_dir=str(SHARED_DATA))
+    recorded = _recorded_history(nb)["validation"]
+    expected = json.loads(json.dumps(validation.compare_backtests(archive).record(), allow_nan=False))
+    assert recorded["comparison"]["table"] == expected["table"]
+    assert recorded["comparison"]["sessions"] == expected["sessions"]
+    assert recorded["comparison"]["entries"] == expected["entries"]
+    summary = {(r["by"], r["group"]): r for r in recorded["summary"]}
+    assert set(summary) >= {("all", "all"), ("source", "spx_eod_archive"), ("strategy", "iron_condor")}
+    assert summary[("all", "all")]["n"] == sum(r["n"] for k, r in summary.items() if k[0] == "source")
+    assert _images(nb) == 3  # equity and drawdown, P&L by regime, real vs modelled equity
+
+
 def _marked_notebook(fn: ast.FunctionDef) -> bool:
     return any(isinstance(d, ast.Attribute) and d.attr == "notebook" for d in fn.decorator_list)
 
