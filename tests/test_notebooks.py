@@ -140,6 +140,66 @@ def test_gex_validation_notebook_matches_the_library(tmp_path, gex_validation_re
     assert _images(nb) == 5  # two series charts, two attribution charts, the RV separation
 
 
+def _outputs_text(nb) -> str:
+    return "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/markdown", ""))
+                     for c in nb["cells"] for o in c.get("outputs", []))
+
+
+def _recorded_history(nb) -> dict:
+    for cell in nb["cells"]:
+        if "record" in cell.get("metadata", {}).get("tags", []):
+            for output in cell.get("outputs", []):
+                if "application/json" in output.get("data", {}):
+                    return output["data"]["application/json"]
+    raise AssertionError("the history notebook recorded nothing")
+
+
+@pytest.mark.notebook
+def test_history_notebook_matches_the_library_on_the_synthetic_history(tmp_path):
+    """The synthetic market history (a fresh clone's case); no real chains: the validation section says so."""
+    from fixtures import write_market_history
+
+    from research_lib.backtest.history import history_inputs, run_history_backtest
+    from research_lib.backtest.params import BacktestParams
+    from research_lib.backtest.stats import summary_record
+
+    market = write_market_history(tmp_path / "market")
+    window = dict(start="2023-09-01", end="2023-12-29")
+    nb = _execute("history.ipynb", tmp_path, **window, market_dir=str(market), data_dir=str(tmp_path / "absent"),
+                  strategy="bull_put", contracts=1, entry="daily", max_open=3)
+    recorded = _recorded_history(nb)
+    params = BacktestParams(strategy="bull_put", contracts=1, entry="daily", max_open=3, **window)
+    result = run_history_backtest(params, history_inputs(window["start"], window["end"], market_dir=market))
+    expected = json.loads(json.dumps(summary_record(result), allow_nan=False))
+    assert recorded["prices"] == "MODELLED PRICES" and recorded["source"] == "modelled-history:SPX"
+    assert recorded["trades"] == expected["trades"] == len(result.trades) > 0
+    for key in ("net_pnl", "total_return", "sharpe", "max_drawdown", "win_rate"):
+        assert recorded[key] == (None if expected[key] is None else pytest.approx(expected[key], rel=1e-12)), key
+    assert recorded["stats"] == expected["stats"]
+    assert recorded["validation"] is None
+    text = _outputs_text(nb)
+    assert "MODELLED PRICES" in text and "The real chains are absent" in text
+    assert _images(nb) == 2  # equity and drawdown, P&L by regime
+
+
+@pytest.mark.notebook
+def test_history_notebook_compares_with_the_real_chains(tmp_path):
+    """Real data only: the validation section's backtest comparison equals compare_backtests run here."""
+    from research_lib.backtest import validation
+
+    archive = shared_file(EOD_ARCHIVE)
+    nb = _execute("history.ipynb", tmp_path, data_dir=str(SHARED_DATA))
+    recorded = _recorded_history(nb)["validation"]
+    expected = json.loads(json.dumps(validation.compare_backtests(archive).record(), allow_nan=False))
+    assert recorded["comparison"]["table"] == expected["table"]
+    assert recorded["comparison"]["sessions"] == expected["sessions"]
+    assert recorded["comparison"]["entries"] == expected["entries"]
+    summary = {(r["by"], r["group"]): r for r in recorded["summary"]}
+    assert set(summary) >= {("all", "all"), ("source", "spx_eod_archive"), ("strategy", "iron_condor")}
+    assert summary[("all", "all")]["n"] == sum(r["n"] for k, r in summary.items() if k[0] == "source")
+    assert _images(nb) == 3  # equity and drawdown, P&L by regime, real vs modelled equity
+
+
 def _marked_notebook(fn: ast.FunctionDef) -> bool:
     return any(isinstance(d, ast.Attribute) and d.attr == "notebook" for d in fn.decorator_list)
 

@@ -503,6 +503,37 @@ def backtest_equity(result, *, ax=None) -> Figure:
     return ax_eq.figure
 
 
+def equity_comparison(results, *, title: str = "", ax=None) -> Figure:
+    """Several backtests' daily equity curves on one chart ($), each labelled with its name and net P&L — e.g. the
+    same backtest on real chains and on MODELLED PRICES (:func:`research_lib.backtest.validation.compare_backtests`).
+
+    Parameters
+    ----------
+    results : mapping of str -> BacktestResult
+        Label -> result (at least one).
+    title : str, optional
+        Default: "equity curves" and the first result's dates.
+    ax : Axes, optional
+    """
+    if not results:
+        raise BacktestInputError("results", "give at least one backtest result to draw")
+    fig, ax = _new_axes(ax, (11, 5))
+    colors = (EQUITY_COLOR, PUT_COLOR, NET_COLOR, CALL_COLOR)
+    for i, (label, result) in enumerate(results.items()):
+        eq = result.equity
+        ax.plot(_days(eq["date"]), eq["equity"].to_numpy(dtype=float), color=colors[i % len(colors)],
+                linewidth=1.5, label=f"{label} (net {result.net_pnl:+,.0f})")
+    first = next(iter(results.values()))
+    ax.axhline(first.initial_equity, color="grey", linewidth=0.8, linestyle="--",
+               label=f"initial {first.initial_equity:,.0f}")
+    ax.set_ylabel("equity ($)")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title or f"equity curves — {first.start} to {first.end}")
+    _date_axis(ax)
+    return fig
+
+
 def backtest_trades(result, price, *, zero_gamma=None, ax=None) -> Figure:
     """The trades on the underlying's price: the daily price (line), each entry (▲) and exit (●, green for a
     gain, red for a loss) at that day's price, and the daily zero-gamma level (dashed) when given.
