@@ -425,8 +425,9 @@ class IndexFeed:
 
 #: Calendar days of AM monthlies an index snapshot lists (the next monthly is at most ~35 days out).
 INDEX_MAX_DTE = 40
-#: Strikes listed in an index snapshot: within this fraction of spot.
-INDEX_MONEYNESS = 0.10
+#: Strikes listed in an index snapshot: within this fraction of spot (wide, so a held strike stays quoted through
+#: a crash such as March 2020).
+INDEX_MONEYNESS = 0.50
 
 
 def index_snapshot(inputs: HistoryInputs, i: int, columns: dict | None = None) -> ChainSnapshot:
@@ -439,11 +440,13 @@ def index_snapshot(inputs: HistoryInputs, i: int, columns: dict | None = None) -
     dte = (c["exp"] - today).astype(np.int64)
     m = ((c["listed_from"] <= today) & (c["listed_until"] > today) & (c["settles_ns"] > valuation)
          & (c["root"] == "SPX") & (dte <= INDEX_MAX_DTE))
-    rules = modelled.listing_rules(day)
     parts = []
     for j in np.flatnonzero(m):
         T = (int(c["settles_ns"][j]) - valuation) / 1e9 / cal.YEAR_SECONDS
-        K = modelled.strike_grid(spot, T, c["kind"][j], dte=int(dte[j]), month=int(c["month"][j]), rules=rules)
+        # a strike listed stays listed to its expiry: the union of the grids of the sessions it has been listed
+        # (at most INDEX_MAX_DTE days back), each at that session's spot, so a strike sold at a roll is still
+        # quoted after a crash moved spot into a coarser band
+        K = _listed_since(inputs, c, i, j)
         K = K[np.abs(K / spot - 1.0) <= INDEX_MONEYNESS]
         if not len(K):
             continue
@@ -462,6 +465,28 @@ def index_snapshot(inputs: HistoryInputs, i: int, columns: dict | None = None) -
     return ChainSnapshot.create(underlying="SPX", spot=spot, quote_time=pd.Timestamp(valuation, tz="UTC").tz_convert(NY),
                                 source=SOURCE, contracts=pd.concat(parts, ignore_index=True), snapshot_date=day,
                                 modelled=True, notes=notes)
+
+
+def _listed_since(inputs: HistoryInputs, c: dict, i: int, j: int) -> np.ndarray:
+    """Every strike of listing row ``j`` listed on some session from INDEX_MAX_DTE calendar days before session
+    ``i`` up to ``i`` (memoised per (row, session))."""
+    key = ("listed_since", i, j)
+    hit = inputs.memo.get(key)
+    if hit is not None:
+        return hit
+    exp, kind, month = c["exp"][j], c["kind"][j], int(c["month"][j])
+    start = max(np.datetime64(inputs.days[i], "D") - np.timedelta64(INDEX_MAX_DTE, "D"), c["listed_from"][j])
+    strikes = []
+    for d in range(i, -1, -1):
+        day = np.datetime64(inputs.days[d], "D")
+        if day < start:
+            break
+        T = (int(c["settles_ns"][j]) - int(inputs.valuation_ns[d])) / 1e9 / cal.YEAR_SECONDS
+        strikes.append(modelled.strike_grid(float(c["close"][d]), T, kind, dte=int((exp - day).astype(int)),
+                                            month=month, rules=modelled.listing_rules(inputs.days[d])))
+    out = np.unique(np.concatenate(strikes)) if strikes else np.zeros(0)
+    inputs.memo[key] = out
+    return out
 
 
 def prices_note() -> dict:
