@@ -12,7 +12,7 @@ import pytest
 from conftest import EOD_ARCHIVE, SHARED_DATA, shared_file
 
 from research_lib.backtest import fills
-from research_lib.backtest.engine import _Day, _Roots, run_backtest
+from research_lib.backtest.engine import RootCodes, _Day, run_backtest
 from research_lib.backtest.legspec import select_legs
 from research_lib.backtest.params import BacktestParams, parse_entry, parse_fill
 from research_lib.backtest.results import EQUITY_COLUMNS, LEG_COLUMNS, TRADE_COLUMNS
@@ -449,7 +449,7 @@ def test_real_archive_selection_matches_core_build_strategy(archive_snaps):
         for s in snaps[::15]:
             sp = BacktestParams(strategy=ours, rate=0.04).strategy_params()
             core_res = core.build_strategy(kind, s, sp)
-            day = _Day(s, _Roots())
+            day = _Day(s, RootCodes())
             sel = select_legs(ours, day.arrays(), s.spot, gex.valuation_moment(s, sp.config).value, sp, 0.04)
             assert core_res.valid and not isinstance(sel, str), (kind, s.snapshot_date)
             got = sorted((day.root_names[day.root_of(np.array([r]))[0]], float(day.strike[r]),

@@ -166,9 +166,10 @@ def test_history_notebook_matches_the_library_on_the_synthetic_history(tmp_path)
     market = write_market_history(tmp_path / "market")
     window = dict(start="2023-09-01", end="2023-12-29")
     nb = _execute("history.ipynb", tmp_path, **window, market_dir=str(market), data_dir=str(tmp_path / "absent"),
-                  strategy="bull_put", contracts=1, entry="daily", max_open=3)
+                  strategy="bull_put", contracts=1, entry="daily", max_open=3, account=1_000_000.0)
     recorded = _recorded_history(nb)
-    params = BacktestParams(strategy="bull_put", contracts=1, entry="daily", max_open=3, **window)
+    params = BacktestParams(strategy="bull_put", contracts=1, entry="daily", max_open=3, account=1_000_000.0,
+                            **window)
     result = run_history_backtest(params, history_inputs(window["start"], window["end"], market_dir=market))
     expected = json.loads(json.dumps(summary_record(result), allow_nan=False))
     assert recorded["prices"] == "MODELLED PRICES" and recorded["source"] == "modelled-history:SPX"
