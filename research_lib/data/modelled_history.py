@@ -582,7 +582,9 @@ class HistoryCalibration:
     spread_error : tuple
         ``(median, p90)`` absolute error of the modelled width at the real contract's mid, dollars.
     out_of_sample : dict
-        Label (e.g. ``"fit 2026 -> 2019"``) -> tenor -> ``(median, p90)`` ATM error, vol points.
+        Label (e.g. ``"fit 2026 -> 2011/2019/2022-24"``: map, ranges and shape refitted on the years before the
+        arrow, errors measured on the years after it) -> tenor (days) -> ``(median, p90)`` absolute ATM
+        error, and ``"skew25"`` -> the same for the skew; vol points.
     notes : tuple of str
     """
 
@@ -613,8 +615,10 @@ CALIBRATION = HistoryCalibration(
     spread_log_sd=0.424,
     spread_error=(0.075, 0.465),
     out_of_sample={
-        "fit 2026 -> 2011/2019/2022-24": {9.0: (0.86, 1.86), 30.0: (0.85, 2.15), 93.0: (1.3, 2.05)},
-        "fit 2011+2019 -> 2022-24/2026": {9.0: (0.65, 1.65), 30.0: (1.25, 2.02), 93.0: (2.01, 2.47)},
+        "fit 2026 -> 2011/2019/2022-24": {9.0: (0.86, 1.86), 30.0: (0.85, 2.15), 93.0: (1.3, 2.05),
+                                          "skew25": (0.84, 1.5)},
+        "fit 2011+2019 -> 2022-24/2026": {9.0: (0.65, 1.65), 30.0: (1.25, 2.02), 93.0: (2.01, 2.47),
+                                          "skew25": (0.44, 1.37)},
     },
     notes=("2019 chains are intraday (quotes at underlying_last) paired with the day's VIX-family closes",
            "2011-01-03 has no VIX9D close (Cboe's file starts 2011-01-04): 30/93-day pins only that day",
@@ -628,7 +632,9 @@ def describe_calibration(calibration: HistoryCalibration = CALIBRATION) -> str:
     c = calibration
     days = ", ".join(f"{n} {k}" for k, n in c.days.items())
     atm = "; ".join(f"{d:g} days {m:.2f} / {p:.2f}" for d, (m, p) in c.atm_error.items())
-    oos = "; ".join(f"{label}: " + ", ".join(f"{d:g}d p90 {p:.2f}" for d, (_, p) in errs.items())
+    oos = "; ".join(f"{label}: ATM p90 " + ", ".join(f"{d:g}d {p:.2f}" for d, (_, p) in errs.items()
+                                                    if not isinstance(d, str))
+                    + (f", skew p90 {errs['skew25'][1]:.2f}" if "skew25" in errs else "")
                     for label, errs in c.out_of_sample.items())
     return (f"MODELLED PRICES: options are priced by an SSVI surface tied to the day's VIX9D, VIX and VIX3M, "
             f"calibrated on {sum(c.days.values())} days of real SPX chains ({days}; fit {c.fit_date}). "
