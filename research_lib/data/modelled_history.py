@@ -328,7 +328,7 @@ def model_spread(theo, T, vix, params: HistorySurfaceParams = HISTORY_SURFACE) -
 
 
 def model_quotes(spot, strike, T, is_call, rate, div_yield, surface: DaySurface,
-                 params: HistorySurfaceParams = HISTORY_SURFACE) -> ModelQuotes:
+                 params: HistorySurfaceParams = HISTORY_SURFACE, *, spread_scale: float = 1.0) -> ModelQuotes:
     """Price contracts with the day's model surface: value, bid/ask, IV and delta.
 
     Parameters
@@ -345,6 +345,9 @@ def model_quotes(spot, strike, T, is_call, rate, div_yield, surface: DaySurface,
     surface : DaySurface
     params : HistorySurfaceParams
         Its ``spread_coef`` sets the width.
+    spread_scale : float, default 1.0
+        Multiplies the modelled width (a stress on fills: the 2011 sample's quotes are ~3.4x wider than the
+        2019/2026 fit, see :data:`CALIBRATION`); must be > 0.
 
     Returns
     -------
@@ -369,12 +372,14 @@ def model_quotes(spot, strike, T, is_call, rate, div_yield, surface: DaySurface,
     for name, arr in (("rate", r), ("div_yield", q)):
         if not np.isfinite(arr).all():
             raise ModelledHistoryError(f"model_quotes: {name} must be finite")
+    if not (isinstance(spread_scale, int | float) and math.isfinite(spread_scale) and spread_scale > 0):
+        raise ModelledHistoryError(f"model_quotes: spread_scale must be a finite number > 0, got {spread_scale!r}")
     call = pricing.as_is_call(is_call)
     F = S * np.exp((r - q) * Tm)
     iv = surface.iv(np.log(K / F), Tm)
     g = pricing.greeks(S, K, Tm, iv, r, q, call)
     theo = np.maximum(g.price, 0.0)
-    bid, ask = modelled.quotes_around(theo, model_spread(theo, Tm, surface.vix, params))
+    bid, ask = modelled.quotes_around(theo, spread_scale * model_spread(theo, Tm, surface.vix, params))
     shape = np.broadcast_shapes(S.shape, K.shape, Tm.shape, np.shape(call), r.shape, q.shape)
     out = [np.broadcast_to(a, shape).copy() for a in (theo, np.round(bid, 2), np.round(ask, 2), iv, g.delta)]
     return ModelQuotes(*out)
