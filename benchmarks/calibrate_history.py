@@ -338,12 +338,14 @@ def main(argv=None) -> int:
     for src, g in sp.groupby("source"):
         say(f"  {src}: residual log-SD {g['resid'].std():.3f}, mean {g['resid'].mean():+.3f}")
     other = pts[~pts["source"].isin(["2019", "2026"])]
+    spread_oos = {}
     if len(other):
         ow = mh.model_spread(other["mid"].to_numpy(), other["T"].to_numpy(), other["vix"].to_numpy(), params)
         lr = np.log(ow) - np.log((other["ask"] - other["bid"]).to_numpy())
         for src in other["source"].unique():
             sel = (other["source"] == src).to_numpy()
             say(f"  out of sample {src}: log(model/real) width mean {lr[sel].mean():+.3f}, SD {lr[sel].std():.3f}")
+            spread_oos[src] = float(lr[sel].mean())
 
     # ---------------------------------------------------------------- in-sample errors with the final params
     err = atm_errors(params, days)
@@ -366,7 +368,9 @@ def main(argv=None) -> int:
         notes=("2019 chains are intraday (quotes at underlying_last) paired with the day's VIX-family closes",
                "2011-01-03 has no VIX9D close (Cboe's file starts 2011-01-04): 30/93-day pins only that day"
                if days["vix9d"].isna().any() else "every day has the three VIX-family closes",
-               "errors are model (from the VIX family alone) minus the chain's measured ATM vol / skew"),
+               "errors are model (from the VIX family alone) minus the chain's measured ATM vol / skew",
+               "spreads out of sample: " + ", ".join(f"{k} log(model/real) width mean {v:+.2f} (x{math.exp(-v):.1f})"
+                                                      for k, v in spread_oos.items())),
     )
     say("\n# ----- paste into research_lib/data/modelled_history.py -----")
     say(f"HISTORY_SURFACE = {_code(params)}")
