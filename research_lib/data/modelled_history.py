@@ -628,7 +628,7 @@ CALIBRATION = HistoryCalibration(
     notes=("2019 chains are intraday (quotes at underlying_last) paired with the day's VIX-family closes",
            "2011-01-03 has no VIX9D close (Cboe's file starts 2011-01-04): 30/93-day pins only that day",
            "errors are model (from the VIX family alone) minus the chain's measured ATM vol / skew",
-           "spreads out of sample: 2011 log(model/real) width mean -1.22 (x3.4), 2022-24 log(model/real) width "
+           "spreads out of sample: 2011 log(model/real) width mean -1.21 (x3.4), 2022-24 log(model/real) width "
            "mean -0.07 (x1.1)"),
 )
 
