@@ -184,6 +184,19 @@ def fit_shape(base: mh.HistorySurfaceParams, sample: pd.DataFrame) -> tuple[mh.H
     return fitted, float(np.sqrt(np.mean(err ** 2)))
 
 
+def fit_all(base: mh.HistorySurfaceParams, days: pd.DataFrame, pts: pd.DataFrame):
+    """ATM map, the skew inputs' clipping ranges and the shape, fitted on these days."""
+    a, b = fit_atm(days)
+    ok = days["vix9d"].notna()
+    slope = np.log(days["vix3m"] / days["vix"])
+    params = dataclasses.replace(base, atm_a=a, atm_b=b,
+                                 level_range=(_r(days["vix"].min() / 100), _r(days["vix"].max() / 100)),
+                                 slope_range=(_r(slope[ok].min()), _r(slope[ok].max())))
+    sample = shape_sample(pts)
+    params, rmse = fit_shape(params, sample)
+    return params, rmse, sample
+
+
 def fit_spread(pts: pd.DataFrame) -> tuple[tuple, float, pd.DataFrame]:
     d = pts[pts["source"].isin(["2019", "2026"])]
     x = np.log(np.maximum(d["mid"].to_numpy(), 0.01))
@@ -288,32 +301,13 @@ def main(argv=None) -> int:
         f"{len(pts):,} OTM IVs  [{time.perf_counter() - t0:.0f} s]")
     say(f"days without a VIX9D close: {[str(d.date()) for d in days.loc[days['vix9d'].isna(), 'day']]}")
 
-    # ---------------------------------------------------------------- ATM map, in sample and out of sample
-    base = mh.HISTORY_SURFACE
-    a, b = fit_atm(days)
-    ok = days["vix9d"].notna()
-    slope = np.log(days["vix3m"] / days["vix"])
-    params = dataclasses.replace(base, atm_a=a, atm_b=b,
-                                 level_range=(_r(days["vix"].min() / 100), _r(days["vix"].max() / 100)),
-                                 slope_range=(_r(slope[ok].min()), _r(slope[ok].max())))
+    # ---------------------------------------------------------------- in sample: ATM map, ranges, shape
+    t1 = time.perf_counter()
+    params, rmse, sample = fit_all(mh.HISTORY_SURFACE, days, pts)
+    say(f"\nATM map (all days): sigma_j = a_j + b_j X_j/100: a = {params.atm_a}, b = {params.atm_b}")
     say(f"skew inputs clipped to the calibration's ranges: VIX/100 {params.level_range}, "
         f"ln(VIX3M/VIX) {params.slope_range}")
-    say(f"\nATM map (all days): sigma_j = a_j + b_j X_j/100: a = {a}, b = {b}")
-    oos = {}
-    for label, train, test in (("fit 2026 -> 2011/2019/2022-24", ["2026"], ["2011", "2019", "2022-24"]),
-                               ("fit 2011+2019 -> 2022-24/2026", ["2011", "2019"], ["2022-24", "2026"])):
-        a_o, b_o = fit_atm(days[days["source"].isin(train)])
-        # the shape stays the in-sample one: this measures how the ATM map travels across years
-        e = atm_errors(dataclasses.replace(params, atm_a=a_o, atm_b=b_o), days[days["source"].isin(test)])
-        oos[label] = {d: med_p90(e[f"err{int(d)}"]) for d in TENORS}
-        say(f"  out of sample {label}: a = {a_o}, b = {b_o}")
-        say(error_table(e).to_string())
-
-    # ---------------------------------------------------------------- shape
-    sample = shape_sample(pts)
-    t1 = time.perf_counter()
-    params, rmse = fit_shape(params, sample)
-    say(f"\nshape fit on {len(sample):,} OTM IVs ({sample.groupby('source').size().to_dict()}): RMSE "
+    say(f"shape fit on {len(sample):,} OTM IVs ({sample.groupby('source').size().to_dict()}): RMSE "
         f"{100 * rmse:.2f} vol points (weighted sample)  [{time.perf_counter() - t1:.0f} s]")
     say("  " + ", ".join(f"{n}={getattr(params, n)}" for n in _SHAPE))
     iv_err = model_iv(params, sample) - sample["iv"].to_numpy()
@@ -321,6 +315,17 @@ def main(argv=None) -> int:
     say("  IV RMSE (vol points) by source x tenor (days):")
     say((sample.pivot_table(index="tenor", columns="source", values="err", observed=True,
                             aggfunc=lambda e: np.sqrt(np.mean(e ** 2)))).round(2).to_string())
+
+    # ---------------------------------------------------------------- out of sample: refit on some years
+    oos = {}
+    for label, train, test in (("fit 2026 -> 2011/2019/2022-24", ["2026"], ["2011", "2019", "2022-24"]),
+                               ("fit 2011+2019 -> 2022-24/2026", ["2011", "2019"], ["2022-24", "2026"])):
+        p_o, _, _ = fit_all(mh.HISTORY_SURFACE, days[days["source"].isin(train)], pts[pts["source"].isin(train)])
+        e = atm_errors(p_o, days[days["source"].isin(test)])
+        oos[label] = {**{d: med_p90(e[f"err{int(d)}"]) for d in TENORS}, "skew25": med_p90(e["err_skew"])}
+        say(f"\nout of sample, {label} (map, ranges and shape refitted on the training years): a = {p_o.atm_a}, "
+            f"b = {p_o.atm_b}")
+        say(error_table(e).to_string())
 
     # ---------------------------------------------------------------- spreads
     coef, log_sd, sp = fit_spread(pts)
@@ -333,12 +338,14 @@ def main(argv=None) -> int:
     for src, g in sp.groupby("source"):
         say(f"  {src}: residual log-SD {g['resid'].std():.3f}, mean {g['resid'].mean():+.3f}")
     other = pts[~pts["source"].isin(["2019", "2026"])]
+    spread_oos = {}
     if len(other):
         ow = mh.model_spread(other["mid"].to_numpy(), other["T"].to_numpy(), other["vix"].to_numpy(), params)
         lr = np.log(ow) - np.log((other["ask"] - other["bid"]).to_numpy())
         for src in other["source"].unique():
             sel = (other["source"] == src).to_numpy()
             say(f"  out of sample {src}: log(model/real) width mean {lr[sel].mean():+.3f}, SD {lr[sel].std():.3f}")
+            spread_oos[src] = float(lr[sel].mean())
 
     # ---------------------------------------------------------------- in-sample errors with the final params
     err = atm_errors(params, days)
@@ -361,7 +368,9 @@ def main(argv=None) -> int:
         notes=("2019 chains are intraday (quotes at underlying_last) paired with the day's VIX-family closes",
                "2011-01-03 has no VIX9D close (Cboe's file starts 2011-01-04): 30/93-day pins only that day"
                if days["vix9d"].isna().any() else "every day has the three VIX-family closes",
-               "errors are model (from the VIX family alone) minus the chain's measured ATM vol / skew"),
+               "errors are model (from the VIX family alone) minus the chain's measured ATM vol / skew",
+               "spreads out of sample: " + ", ".join(f"{k} log(model/real) width mean {v:+.2f} (x{math.exp(-v):.1f})"
+                                                      for k, v in spread_oos.items())),
     )
     say("\n# ----- paste into research_lib/data/modelled_history.py -----")
     say(f"HISTORY_SURFACE = {_code(params)}")

@@ -124,6 +124,13 @@ def test_model_quotes_ticks_ordering_and_determinism():
         again = mh.model_quotes(4000.0, K[None, :], T, call, 0.04, 0.015, s)
         np.testing.assert_array_equal(q.bid, again.bid)
         np.testing.assert_array_equal(q.theo, again.theo)
+    # the stress scale widens the quotes; a bad one is refused
+    wide = mh.model_quotes(4000.0, K, 0.1, False, 0.04, 0.015, s, spread_scale=3.0)
+    base = mh.model_quotes(4000.0, K, 0.1, False, 0.04, 0.015, s)
+    assert ((wide.ask - wide.bid) >= (base.ask - base.bid) - 1e-9).all()
+    assert ((wide.ask - wide.bid) > (base.ask - base.bid) + 1e-9).any()
+    with pytest.raises(ModelledHistoryError, match="spread_scale"):
+        mh.model_quotes(4000.0, K, 0.1, False, 0.04, 0.015, s, spread_scale=0.0)
     # wider at a higher VIX (the spread's VIX term), everything else equal
     lo = mh.model_spread(5.0, 30 / 365, 12.0)
     hi = mh.model_spread(5.0, 30 / 365, 40.0)

@@ -1,6 +1,7 @@
 """Data: everything that reads or writes files or the network.
 
 Chain readers and providers (:mod:`.sources`), the snapshot store (:mod:`.store`), market history
-(:mod:`.market`: SPX, VIX family, rates, dividend yield, published GEX) and the modelled chain
-(:mod:`.modelled`). Imports the foundation and :mod:`research_lib.core`.
+(:mod:`.market`: SPX, VIX family, rates, dividend yield, published GEX, the day table), the modelled chain
+(:mod:`.modelled`) and the model-priced history (:mod:`.modelled_history`: any SPX option of 2011-2026 priced
+from the day's VIX family). Imports the foundation and :mod:`research_lib.core`.
 """

@@ -463,7 +463,8 @@ LISTING = ListingRules()
 #: * 2023-01-01 (ASSUMED: the 2022 files end 2022-07-12, the next is 2023-09-14) -- :data:`LISTING`, fitted on
 #:   the 2022-2026 files (dailies for the next 26 sessions).
 #:
-#: Before 2015-02-15 OCC dated AM monthlies on the Saturday after the third Friday (the 2011 sample does): the
+#: Years before 2011 get the first era's rules (SPX quarterlies began in 2007 and Friday weeklies in 2005: not
+#: modelled before those dates). Before 2015-02-15 OCC dated AM monthlies on the Saturday after the third Friday (the 2011 sample does): the
 #: model dates them on the Friday, their last trading and settlement day.
 _EARLY = ListingRules(daily_sessions=0, weekly_days=8, weekly_skip_monthly=True, eom_monthly_days=0,
                       eom_quarterly_days=366, pm_monthly_days=0, am_monthly_days=105, am_quarterly_days=366,
