@@ -226,7 +226,7 @@ def _snapshots(feed, params: BacktestParams) -> tuple[list, list, list[dt.date],
 
 
 #: ``auto`` on a regime series: the structure of :func:`select_strategy`, built by the fixed-strategy rules.
-_AUTO_STRATEGY = {StrategyKind.BULL_PUT_SPREAD: "bull_put", StrategyKind.BEAR_CALL_SPREAD: "bear_call",
+AUTO_STRATEGY = {StrategyKind.BULL_PUT_SPREAD: "bull_put", StrategyKind.BEAR_CALL_SPREAD: "bear_call",
                   StrategyKind.IRON_CONDOR: "iron_condor", StrategyKind.BULL_CALL_SPREAD: "bull_call",
                   StrategyKind.BEAR_PUT_SPREAD: "bear_put", StrategyKind.NONE: None}
 
@@ -578,7 +578,7 @@ class _Engine:
                        f"{'/'.join(p.regime_filter)}")
             return
         if p.strategy == "auto" and regime_row is not None:
-            strategy = _AUTO_STRATEGY[select_strategy(regime_row["action"], regime_row["trend"]).kind]
+            strategy = AUTO_STRATEGY[select_strategy(regime_row["action"], regime_row["trend"]).kind]
             if strategy is None:
                 self._skip(f"auto: {regime_row['action']} ({regime_row['regime']}, {regime_row['trend']})")
                 return
@@ -754,4 +754,4 @@ def chain_rows(snapshots: Iterable[ChainSnapshot]) -> int:
     return int(sum(len(s.contracts) for s in snapshots))
 
 
-__all__ = ["MULTIPLIER", "RootCodes", "SettleTimes", "chain_rows", "contract_keys", "run_backtest"]
+__all__ = ["AUTO_STRATEGY", "MULTIPLIER", "RootCodes", "SettleTimes", "chain_rows", "contract_keys", "run_backtest"]

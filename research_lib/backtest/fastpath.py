@@ -25,7 +25,7 @@ import pandas as pd
 
 from research_lib import calendar as cal
 from research_lib.backtest import fills as fills_mod, history
-from research_lib.backtest.engine import MULTIPLIER, RootCodes, SettleTimes
+from research_lib.backtest.engine import AUTO_STRATEGY, MULTIPLIER, RootCodes, SettleTimes
 from research_lib.backtest.legspec import select_legs
 from research_lib.backtest.params import BacktestParams
 from research_lib.backtest.results import (
@@ -37,13 +37,9 @@ from research_lib.backtest.results import (
 )
 from research_lib.backtest.settlement import intrinsic, settlement_price
 from research_lib.core.sizing import TradeStats, size_position
-from research_lib.core.strategy import StrategyKind, select_strategy
+from research_lib.core.strategy import select_strategy
 from research_lib.data import modelled_history as mh
 from research_lib.errors import BacktestInputError
-
-_AUTO = {StrategyKind.BULL_PUT_SPREAD: "bull_put", StrategyKind.BEAR_CALL_SPREAD: "bear_call",
-         StrategyKind.IRON_CONDOR: "iron_condor", StrategyKind.BULL_CALL_SPREAD: "bull_call",
-         StrategyKind.BEAR_PUT_SPREAD: "bear_put", StrategyKind.NONE: None}
 
 
 def supports(params: BacktestParams) -> str | None:
@@ -205,7 +201,7 @@ class _Fast:
             self._skip(f"regime filter: {row['regime']} not in {'/'.join(p.regime_filter)}")
             return None
         if p.strategy == "auto":
-            strategy = _AUTO[select_strategy(row["action"], row["trend"]).kind]
+            strategy = AUTO_STRATEGY[select_strategy(row["action"], row["trend"]).kind]
             if strategy is None:
                 self._skip(f"auto: {row['action']} ({row['regime']}, {row['trend']})")
                 return None
