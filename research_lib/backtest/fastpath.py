@@ -18,6 +18,7 @@ configuration by configuration); the book's greeks are not computed (NaN, said i
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -40,6 +41,9 @@ from research_lib.core.sizing import TradeStats, size_position
 from research_lib.core.strategy import select_strategy
 from research_lib.data import modelled_history as mh
 from research_lib.errors import BacktestInputError
+
+#: Model days (an entry window's priced grid) a worker keeps between configurations (~0.2 MB each).
+GRID_MEMO = 3000
 
 
 def supports(params: BacktestParams) -> str | None:
@@ -147,9 +151,12 @@ class _Fast:
         self._all = stacked
         self.st = stacked.cut(self.rows[0], self.rows[-1] + 1)
         self.rates = np.full(self.n, float(p.rate)) if p.rate is not None else self.st.rate
-        self.roots = RootCodes()
-        self.settle_times = SettleTimes(self.days[0], self.days[-1] + pd.Timedelta(
-            days=p.dte + p.dte_tolerance + 400).to_pytimedelta())
+        # one root coding and one settlement memo per inputs (the memoised model days carry their codes)
+        self.roots = self.memo.setdefault(("roots",), RootCodes())
+        self.settle_times = self.memo.get(("settle",))
+        if self.settle_times is None:
+            self.settle_times = self.memo[("settle",)] = SettleTimes(
+                inputs.days[0], inputs.days[-1] + pd.Timedelta(days=inputs.horizon_days + 7).to_pytimedelta())
         self.fill_model, self.fill_fraction = p.fill_model
         needs = p.strategy == "auto" or p.regime_filter is not None
         self.regimes = inputs.regimes(p.regime).iloc[self.rows].to_dict("records") if needs else None
@@ -212,8 +219,7 @@ class _Fast:
         key = ("select", self.rows[i], strategy, sp)
         chosen = self.memo.get(key)
         if chosen is None:
-            day = history.ModelDay(self.inputs, self.rows[i], self.roots, self.settle_times,
-                                   (max(p.dte - p.dte_tolerance, 0), p.dte + p.dte_tolerance))
+            day = self._grid_day(i, (max(p.dte - p.dte_tolerance, 0), p.dte + p.dte_tolerance))
             sel = select_legs(strategy, day.arrays(), float(st.spot[i]), int(st.valuation[i]), sp, rate, MULTIPLIER,
                               settle_times=self.settle_times)
             if isinstance(sel, str):
@@ -258,6 +264,23 @@ class _Fast:
                    mark_key=key)
         self.next_id += 1
         return pos
+
+    def _grid_day(self, i: int, window: tuple[int, int]) -> history.ModelDay:
+        """The model day of session ``i`` with its entry-window grid priced, shared by every configuration with the
+        same window (the last :data:`GRID_MEMO` of them are kept: a sweep runs the configurations of one window
+        together, see :func:`research_lib.sweep.runner.batches`)."""
+        grids = self.memo.setdefault(("grids",), collections.OrderedDict())
+        key = (self.rows[i], window)
+        day = grids.get(key)
+        if day is None:
+            day = history.ModelDay(self.inputs, self.rows[i], self.roots, self.settle_times, window)
+            day.arrays()
+            grids[key] = day
+            if len(grids) > GRID_MEMO:
+                grids.popitem(last=False)
+        else:
+            grids.move_to_end(key)
+        return day
 
     # holding and the exit ----------------------------------------------------------------------------
     def _hold(self, i: int, pos: dict) -> int:
@@ -414,4 +437,4 @@ class _Fast:
                               end=self.days[-1], initial_equity=float(self.p.account))
 
 
-__all__ = ["run_history_fast", "supports"]
+__all__ = ["GRID_MEMO", "run_history_fast", "supports"]

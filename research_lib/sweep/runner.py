@@ -6,10 +6,11 @@ Where the work runs (:func:`run_sweep`):
 - ``workers=1``: in this process, one configuration after the other;
 - default: a :class:`concurrent.futures.ProcessPoolExecutor` of ``workers`` processes (default
   ``os.cpu_count()``); the shared inputs (:func:`research_lib.sweep.engines.prepare`) go to each worker **once**,
-  through the pool's initializer, and each task carries only its configuration;
+  through the pool's initializer, and each task carries only its configurations (:func:`batches`: those that
+  select the same legs travel together, so a worker's memo of the history's fast path serves them all);
 - ``scheduler="tcp://HOST:PORT"`` (or ``$DASK_SCHEDULER_ADDRESS``): a Dask distributed cluster
   (``dask scheduler`` and ``dask worker tcp://HOST:PORT``); the shared inputs are scattered once to every worker
-  (``client.scatter(..., broadcast=True)``), ``client.map`` sends the configurations, results are stored in the
+  (``client.scatter(..., broadcast=True)``), ``client.map`` sends the same batches, results are stored in the
   order they complete (``as_completed``).
 
 Every worker points numba at the project's on-disk cache
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable
@@ -128,8 +130,39 @@ def _init_pool_worker(shared: SharedInputs) -> None:
     _SHARED = shared
 
 
-def _pool_task(config: SweepConfig):
-    return run_one(config, _SHARED)
+def _pool_task(batch: list[SweepConfig]):
+    return run_batch(batch, _SHARED)
+
+
+def run_batch(batch: list[SweepConfig], shared: SharedInputs) -> list:
+    """:func:`~research_lib.sweep.engines.run_one` of each configuration of ``batch``, in order, in one process."""
+    return [run_one(c, shared) for c in batch]
+
+
+#: Parameters that do not change which legs a configuration selects on a given day (exits, fills, costs, sizing):
+#: configurations that differ only in these share a worker's memoised selections (the history's fast path).
+_EXIT_KEYS = frozenset({"profit_target", "stop_loss", "exit_dte", "max_hold", "fill", "commission", "contracts",
+                        "account", "sizing", "regime_exit", "missing_leg_days"})
+
+
+def batches(todo: list[SweepConfig], workers: int) -> list[list[SweepConfig]]:
+    """``todo`` cut into tasks: configurations that select the same legs (equal but for :data:`_EXIT_KEYS`) go
+    together, so one worker computes their selections once; groups larger than a quarter of an even share of
+    the work are split (load balance). Every configuration appears exactly once; order within a batch is
+    ``todo``'s."""
+    groups: dict = {}
+    for c in todo:
+        key = json.dumps({k: v for k, v in c.params.items() if k not in _EXIT_KEYS}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(c)
+    size = max(1, len(todo) // (4 * max(int(workers), 1)))
+
+    def window(group: list[SweepConfig]) -> str:
+        # groups of one entry window run one after the other: the history's memo of priced grids serves them
+        p = group[0].params
+        return json.dumps([p.get("strategy"), p.get("dte"), p.get("dte_tolerance")], default=str)
+
+    ordered = sorted(groups.values(), key=window)          # stable: the expansion order within a window
+    return [g[i:i + size] for g in ordered for i in range(0, len(g), size)]
 
 
 def _default_folder(out) -> Path:
@@ -236,9 +269,10 @@ def run_sweep(spec: SweepSpec, *, workers: int | None = None, scheduler: str | N
 def _run_pool(n: int, todo: list[SweepConfig], shared: SharedInputs, stored) -> None:
     pool = cf.ProcessPoolExecutor(max_workers=n, initializer=_init_pool_worker, initargs=(shared,))
     try:
-        futures = [pool.submit(_pool_task, c) for c in todo]
+        futures = [pool.submit(_pool_task, b) for b in batches(todo, n)]
         for f in cf.as_completed(futures):
-            stored(f.result())
+            for outcome in f.result():
+                stored(outcome)
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
@@ -253,10 +287,12 @@ def _run_dask(address: str, todo: list[SweepConfig], shared: SharedInputs, store
         client.run(worker_setup)
         n = len(client.scheduler_info()["workers"])
         remote = client.scatter(shared, broadcast=True)
-        futures = client.map(run_one, todo, shared=remote, key=[f"sweep-{c.config_id}" for c in todo])
+        tasks = batches(todo, n)
+        futures = client.map(run_batch, tasks, shared=remote, key=[f"sweep-{b[0].config_id}-{len(b)}" for b in tasks])
         try:
             for f in as_completed(futures):
-                stored(f.result())
+                for outcome in f.result():
+                    stored(outcome)
         except BaseException:
             client.cancel(futures)
             raise
