@@ -425,9 +425,10 @@ def _add_backtest_arguments(p: argparse.ArgumentParser, *, source: bool = True) 
     p.add_argument("--account", default=argparse.SUPPRESS, type=_positive_money, help="initial account equity ($)")
     p.add_argument("--contracts", default=argparse.SUPPRESS, type=_int_at_least(1, "contracts per entry"),
                    help="trade this many contracts per entry instead of the Kelly sizing (the open-risk cap kept)")
-    p.add_argument("--regime-filter", default=argparse.SUPPRESS, type=_regime_filter_arg,
-                   metavar="POSITIVE_GAMMA[,NEUTRAL]",
-                   help="enter only on days of these gamma regimes (the regime series of the published GEX)")
+    if not source:      # the modelled history carries a regime series (the published GEX); real chains do not yet
+        p.add_argument("--regime-filter", default=argparse.SUPPRESS, type=_regime_filter_arg,
+                       metavar="POSITIVE_GAMMA[,NEUTRAL]",
+                       help="enter only on days of these gamma regimes (the regime series of the published GEX)")
 
 
 def _add_report_run_arguments(p: argparse.ArgumentParser, *, timeout: float) -> None:

@@ -380,3 +380,11 @@ def test_the_index_methodologies_run_on_the_modelled_history(strategy, right, ma
         assert (leg.entry_bid, leg.entry_ask) == (quote["bid"], quote["ask"])
         if leg.exit_kind == "settlement":
             assert leg.settlement_price == float(inputs.table.loc[pd.Timestamp(leg.expiration), "open"])
+
+
+def test_the_regime_filter_is_a_history_option():
+    """Real chains have no regime series yet: ``backtest chains`` does not offer the flag (exit 2, unknown)."""
+    err = io.StringIO()
+    assert cli.main(["backtest", "chains", "--source", "x.parquet", "--regime-filter", "POSITIVE_GAMMA"],
+                    out=io.StringIO(), err=err) == 2
+    assert "--regime-filter" in err.getvalue()
