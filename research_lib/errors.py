@@ -404,6 +404,50 @@ class LockBusyError(ResearchLibError, BlockingIOError):
         return str(self.args[0]) if self.args else ""
 
 
+class PaperError(ResearchLibError):
+    """Base of the paper-trading errors (:mod:`research_lib.records.paper`, :mod:`research_lib.paper`)."""
+
+
+class LedgerError(PaperError):
+    """The paper ledger file cannot be used (not SQLite, not a ledger, a newer schema) or a state change broke
+    one of its rules (a fill for an unknown order, a close of a closed position). Names the file or the row."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None):
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class PaperAccountError(PaperError, LookupError):
+    """No paper account of that name (the message lists the accounts), or an account argument is malformed."""
+
+
+class OrderError(PaperError, ValueError):
+    """A paper order is malformed (names the field and value), or reuses a client order id for a different
+    order (names the id and what differs)."""
+
+
+class PositionNotFoundError(PaperError, LookupError):
+    """No position with that id in the account (the message lists the open ones)."""
+
+
+class MarkError(PaperError):
+    """A position could not be marked: the chain lacks a leg (never marked at zero), or it is of another
+    underlying or of a date before the entry. Names the position and the leg."""
+
+
+class PaperConfigError(PaperError, ValueError):
+    """A paper-bot setting is out of its range or of the wrong type: ``key``, ``value`` and ``allowed`` (the range
+    or the choices) are attributes and in the message; or the file is not valid TOML (names the file and line)."""
+
+    def __init__(self, message: str, *, key: str | None = None, value: Any = None, allowed: str | None = None,
+                 path: str | os.PathLike | None = None):
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        self.path = None if path is None else Path(path)
+        super().__init__(message)
+
+
 class ReportError(ResearchLibError):
     """A report run could not be carried out (not a failed notebook: that is a FAILED result)."""
 
