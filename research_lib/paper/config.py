@@ -94,7 +94,8 @@ class Knob:
     off : bool
         ``false`` in the file (None on the config) switches this rule off.
     paths : bool
-        Besides ``choices``, a path (text containing ``/``) is accepted.
+        Besides ``choices``, a path is accepted: printable text containing ``/`` with no space at either end
+        (``"./chains.csv"`` for a relative one), so a misspelt source name is refused rather than read as a file.
     """
 
     table: str
@@ -156,7 +157,7 @@ class Knob:
             raise self.refuse(value, f"must be text: {self.allowed}")
         if self.choices is not None and value in self.choices:
             return value
-        if self.paths and "/" in value and "\0" not in value and value.strip() == value:
+        if self.paths and "/" in value and value.isprintable() and value.strip() == value:
             return value
         if self.pattern is not None and re.fullmatch(self.pattern, value):
             return value
@@ -269,7 +270,7 @@ def _show(value: Any) -> str:
     """``value`` as the file would spell it (``0``, ``"abc"``, ``false``, ``["SPX"]``); ``repr`` for others."""
     try:
         return toml_value(value)
-    except TypeError:
+    except (TypeError, ValueError):
         return repr(value)
 
 
@@ -282,12 +283,17 @@ def toml_value(value: Any) -> str:
     ------
     TypeError
         Any other value (None, NaN, a dict ...).
+    ValueError
+        Text with a lone surrogate (not Unicode).
     """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            raise ValueError(f"{value!r} holds a lone surrogate: not Unicode text TOML can hold")
         out = value.replace("\\", "\\\\").replace('"', '\\"')
-        out = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in out)
+        out = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+                      for c in out)
         return f'"{out}"'
     if isinstance(value, numbers.Integral):
         return str(int(value))
