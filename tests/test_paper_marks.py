@@ -97,6 +97,13 @@ def test_simulated_broker_fill_models_by_hand():
     assert [f.price for f in close] == [2.10, 0.70]                  # buy the short back at the ask
     slip = SimulatedBroker(fill="slippage", slippage=1.0).price(req)
     assert [f.price for f in slip] == [1.90, 0.90]
+    half = SimulatedBroker(fill="slippage", slippage=0.5).price(req)
+    assert [f.price for f in half] == pytest.approx([1.95, 0.85])
+    # the exact mid by default; the backtest's tick rounding on request (0.05 below 3.00, against the trader)
+    odd = _request(quotes=((1.90, 2.00), (0.70, 0.90)))
+    assert [f.price for f in SimulatedBroker().price(odd)] == pytest.approx([1.95, 0.80])
+    assert [f.price for f in SimulatedBroker(round_ticks=True).price(_request(quotes=((1.90, 2.05), (0.70, 0.85))))] \
+        == pytest.approx([1.95, 0.80])
 
 
 def test_simulated_broker_is_idempotent_and_refuses_bad_quotes():

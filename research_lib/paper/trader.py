@@ -378,20 +378,22 @@ class PaperTrader:
                     contracts = int(sizing.contracts)
                     why_not = None if contracts > 0 else f"sized 0 contracts ({sizing.capped_by or 'budget'})"
             ctx = report.decision.context
+            # the market sentence of the day's decision, without the auto strategy's own verdict
+            context_why = report.decision.why.split(" No trade: ", 1)[0]
             if legs and not why_not:
                 side = "SELL" if -sum(leg.quantity * leg.mid for leg in legs) > 0 else "BUY"
                 dte = int((pd.Timestamp(min(leg.expiration for leg in legs)) - pd.Timestamp(snap.snapshot_date)).days)
                 decision = TradeDecision.create(
                     DecisionType.ENTRY, source="paper", what=describe_what(side, contracts, snap.underlying, name,
                                                                            [leg.strike for leg in legs], dte),
-                    why=f"{report.decision.why} Fixed strategy {name}: {sel.why}.",
+                    why=f"{context_why} Fixed strategy {name}: {sel.why}.",
                     how=(sizing.how if sizing is not None else f"Fixed size: {contracts} contract(s)."),
                     context=ctx, legs=[dataclasses.asdict(leg) for leg in legs], sizing=sizing, strategy=name,
                     contracts=contracts, trading_date=snap.snapshot_date, timestamp=snap.quote_time)
             else:
                 decision = TradeDecision.create(
                     DecisionType.SKIP, source="paper", what=describe_what("SKIP", None, snap.underlying, name),
-                    why=f"{report.decision.why} No trade: {why_not}", context=ctx, sizing=sizing, strategy=name,
+                    why=f"{context_why} No trade: {why_not}", context=ctx, sizing=sizing, strategy=name,
                     trading_date=snap.snapshot_date, timestamp=snap.quote_time)
         n_open = summary.n_open
         max_open = int(cfg.max_open_positions)
