@@ -15,6 +15,7 @@ from research_lib.records.paper import Execution, LegFill, LegOrder, OrderReques
 
 EXPIRY = dt.date(2026, 8, 21)
 T0 = pd.Timestamp("2026-07-01 10:00", tz="America/New_York")
+T_CLOSE = T0 + pd.Timedelta(days=5)
 COMMISSION = 0.65
 MAX_LOSS = 4780.0
 ACCOUNT = "paper"
@@ -34,7 +35,7 @@ def open_request(cid: str, contracts: int = 2, *, account: str = ACCOUNT, at: pd
 
 
 def close_request(cid: str, position_id: int, contracts: int = 2, *, account: str = ACCOUNT,
-                  at: pd.Timestamp = T0 + pd.Timedelta(days=5), reason: str = "profit_target",
+                  at: pd.Timestamp = T_CLOSE, reason: str = "profit_target",
                   strategy: str = "bull_put", **quotes) -> OrderRequest:
     q = {"short_bid": 5.8, "short_ask": 6.2, "long_bid": 4.7, "long_ask": 5.1} | quotes
     return OrderRequest(account=account, client_order_id=cid, kind="close", strategy=strategy,

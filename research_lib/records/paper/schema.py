@@ -235,9 +235,9 @@ _V2_TABLES: tuple[str, ...] = (
 STATS_SELECT_SQL = """SELECT p.account_id, p.strategy, count(*),
         count(c.return_on_risk),
         coalesce(sum(c.return_on_risk > 0), 0),
-        coalesce(sum(CASE WHEN c.return_on_risk > 0 THEN c.return_on_risk ELSE 0 END), 0),
-        coalesce(sum(CASE WHEN c.return_on_risk <= 0 THEN -c.return_on_risk ELSE 0 END), 0),
-        coalesce(sum(c.realized_pnl), 0)
+        coalesce(sum(CASE WHEN c.return_on_risk > 0 THEN c.return_on_risk ELSE 0.0 END), 0.0),
+        coalesce(sum(CASE WHEN c.return_on_risk <= 0 THEN -c.return_on_risk ELSE 0.0 END), 0.0),
+        coalesce(sum(c.realized_pnl), 0.0)
     FROM closed_trades c JOIN positions p ON p.position_id = c.position_id
     GROUP BY p.account_id, p.strategy"""
 
