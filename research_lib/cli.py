@@ -70,6 +70,18 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-record`` to skip; ``--no-log``
     is its old name and still works).
 
+``research-lib paper open|mark|close ID|status|history|reset [--account-name NAME] [--cash A] [--config PATH]
+[--source auto|...|PATH] [--date D] [--json]``
+    Paper trading (:mod:`research_lib.paper`) on the ledger ``data/paper.sqlite`` with the settings of
+    ``data/paper.toml``: ``open`` makes the day's decision (``decide``'s, sized on the paper account) or, with
+    ``--strategy short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle [--dte N] [--short-delta X]
+    [--long-delta Y | --width W]``, the backtest's fixed strategy, and places it through the simulated broker (the
+    same day's order twice is recorded once); ``mark`` marks every open position from a fresh chain and closes what
+    the exit rules fire — outside the trading session (without ``--date``) it says so and exits 0, a second
+    ``mark`` while one runs exits 6; ``close ID`` closes by hand; ``status`` the account and its open positions
+    (``--json``: one object whose ``positions`` hold their legs); ``history`` the closed trades, statistics and
+    equity; ``reset --yes`` empties the account. Every run reconciles the ledger first (said on stderr).
+
 Options shared by every command: ``--date`` is a real calendar date ``YYYY-MM-DD`` or ``latest`` (the
 default); ``all`` (every clean day of a multi-day file) is accepted by ``gex PATH`` only, every other
 command refuses it and says why. ``--symbol`` must be a ticker; with a chain file it must match the
@@ -86,6 +98,7 @@ Exit codes (:data:`EXIT_CODES`; the error's class decides, see :func:`exit_code_
 5  a report FAILED (its failed notebook and HTML are kept, the last good report is not touched)
 6  another report run holds the lock
 7  the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)
+8  the paper ledger refused (not a ledger, a newer schema, a broken rule)
 == ==========================================================================================
 """
 
