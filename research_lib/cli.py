@@ -98,7 +98,7 @@ Exit codes (:data:`EXIT_CODES`; the error's class decides, see :func:`exit_code_
 5  a report FAILED (its failed notebook and HTML are kept, the last good report is not touched)
 6  another report run holds the lock
 7  the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)
-8  the paper ledger refused (not a ledger, a newer schema, a broken rule)
+8  the paper ledger refused (unreadable, not a ledger, a newer schema, a broken rule)
 == ==========================================================================================
 """
 
