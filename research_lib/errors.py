@@ -417,6 +417,21 @@ class LedgerError(PaperError):
         super().__init__(f"{path}: {message}" if path is not None else message)
 
 
+class LedgerSchemaError(LedgerError):
+    """The ledger file's schema is one this research_lib cannot read: a newer version (upgrade research_lib), a
+    version without a migration, or a ``user_version`` that disagrees with its ``schema_version`` table.
+
+    ``found`` is the file's version, ``supported`` the one this research_lib writes
+    (:data:`research_lib.records.paper.schema.SCHEMA_VERSION`).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, found: int | None = None,
+                 supported: int | None = None):
+        self.found = found
+        self.supported = supported
+        super().__init__(message, path=path)
+
+
 class PaperAccountError(PaperError, LookupError):
     """No paper account of that name (the message lists the accounts), or an account argument is malformed."""
 
