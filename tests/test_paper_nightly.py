@@ -9,6 +9,7 @@ import io
 import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from research_lib import cli
@@ -122,14 +123,36 @@ def test_paper_mark_runs_when_the_reports_fail(root):
     assert summary.exit_code == exit_code_of(summary.steps)
 
 
-def test_paper_mark_marks_the_ledger(root):
-    pytest.importorskip("research_lib.paper.trader", reason="research_lib.paper.trader (the lead's) is not on "
-                                                            "this branch yet")
-    summary = run_nightly(["SPX"], config=PaperConfig(source="modelled"), now=SESSION_EVENING,
-                          steps=["paper_mark"])
+def test_paper_mark_marks_the_open_positions(root, synthetic):
+    """A bull put opened at mid on the synthetic chain, marked by the nightly from the same chain: the mark is the
+    entry (P&L 0), each leg at the file's mid; with the cron marker's lock held the step fails naming it."""
+    from research_lib.paper.trader import PaperTrader
+
+    path = synthetic.files["cboe_csv"]
+    config = PaperConfig(source=str(path), strategy="bull_put", cash=1_000_000.0, width=25.0)
+    opened = PaperTrader(config).open()
+    assert opened.position is not None, opened.proposal.why_not
+    pos = opened.position
+    summary = run_nightly(["SPX"], config=config, now=SESSION_EVENING, steps=["paper_mark"])
     mark = _by_label(summary)["paper_mark"]
     assert mark.status == OK, mark.error
-    assert isinstance(mark.info, dict) and mark.info and _strict(to_json(mark.info))
+    assert mark.info["account"] == "paper" and mark.info["problems"] == [] and mark.info["closed"] == []
+    (m,) = mark.info["marks"]
+    assert m["position_id"] == pos.position_id and m["unrealized_pnl"] == pytest.approx(0.0, abs=1e-9)
+    quotes = read_chain(path).contracts
+    for leg in pos.legs:
+        row = quotes[(quotes["root"] == leg.root) & (pd.to_datetime(quotes["expiration"]).dt.date == leg.expiration)
+                     & (quotes["strike"] == leg.strike) & (quotes["right"] == leg.right)]
+        assert len(row) == 1, leg
+        assert (leg.entry_bid, leg.entry_ask) == (row["bid"].iloc[0], row["ask"].iloc[0])
+    assert "marked 1 position" in mark.detail and summary.exit_code == EXIT_OK
+    assert _saved(summary)["steps"][-1]["info"]["marks"][0]["position_id"] == pos.position_id
+    ledger = PaperTrader(config).ledger
+    with file_lock(ledger.path.with_suffix(".mark.lock"), wait=False, note="paper mark of paper"):
+        summary = run_nightly(["SPX"], config=config, now=SESSION_EVENING, steps=["paper_mark"])
+    mark = _by_label(summary)["paper_mark"]
+    assert mark.status == FAILED and "LockBusyError" in mark.error and "paper mark of paper" in mark.error
+    assert summary.exit_code == EXIT_ALL_FAILED
 
 
 # --------------------------------------------------------------------------------------------------

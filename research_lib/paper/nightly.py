@@ -24,8 +24,11 @@ that do not depend on it:
     run, the report reads the config's source (the store's newest snapshot after an import). Skipped with the
     chains outside a session day.
 ``paper_mark``
-    ``research_lib.paper.trader.PaperTrader(config).mark()``: marks the open positions, applies the exits.
-    Runs whatever happened before (the trader reads its own chains and knows the calendar).
+    ``research_lib.paper.trader.PaperTrader(config).mark()`` under the lock ``research-lib paper mark`` takes
+    (a cron mark running at the same moment makes this step fail, naming it): marks the open positions from
+    the config's source, applies the exits. Runs whatever happened before, on any day (after the close it marks
+    at the closing quotes). It fails when a position could not be marked (a leg missing from the chain: the
+    problems are listed), since an unmarked position's exit rules cannot fire.
 
 Exit codes (:attr:`NightlySummary.exit_code`, the command's exit status):
 
@@ -267,8 +270,15 @@ def _paper_mark(config: PaperConfig) -> Outcome:
     # start-up: the trader (ledger, broker, monitor) loads only when the step runs
     from research_lib.paper.trader import PaperTrader
 
-    result = PaperTrader(config).mark()
-    return OK, f"marked account {config.account!r}", result.to_dict(), None
+    trader = PaperTrader(config)
+    # the lock of ``research-lib paper mark``: one marker at a time per ledger (cron's marks and this one)
+    with file_lock(trader.ledger.path.with_suffix(".mark.lock"), wait=False,
+                   note=f"nightly paper mark of {trader.name} (pid {os.getpid()})"):
+        report = trader.mark()
+    info = report.to_dict() | {"account": trader.name, "reconciliation": trader.reconciliation.summary()}
+    if report.problems:   # a position left unmarked cannot be closed by its rules: the run must say so
+        return FAILED, report.summary(), info, f"{len(report.problems)} problem(s): " + "; ".join(report.problems)
+    return OK, report.summary(), info, None
 
 
 # --------------------------------------------------------------------------------------------------------
