@@ -93,8 +93,8 @@ def test_a_night_with_one_symbol_failing(root, synthetic):
     assert [(e["date"], e["symbol"], e["status"]) for e in reports.read_index(root / "reports")] == \
         [("2024-03-06", "SPX", "OK")]
     assert steps["reports:SPY"].status == SKIPPED and "chain step failed" in steps["reports:SPY"].detail
-    # the paper mark ran after them all (whatever it found)
-    assert steps["paper_mark"].status in (OK, FAILED) and steps["paper_mark"].seconds >= 0
+    # the paper mark ran after them all: an empty account has nothing to mark
+    assert steps["paper_mark"].status == OK and "no open position" in steps["paper_mark"].detail
     assert summary.exit_code == EXIT_SOME_FAILED
     # every step said so as it finished
     assert [ln.split(" ")[:2] for ln in lines if ln.startswith(("chains", "reports:SPY", "paper_mark"))] == \
@@ -118,8 +118,8 @@ def test_paper_mark_runs_when_the_reports_fail(root):
     steps = _by_label(summary)
     assert steps["chains"].status == SKIPPED and "not asked for" in steps["chains"].detail
     assert steps["reports:SPX"].status == FAILED and "locked by another run" in steps["reports:SPX"].error
-    assert steps["paper_mark"].status != SKIPPED
-    assert summary.exit_code in (EXIT_SOME_FAILED, EXIT_ALL_FAILED)
+    assert steps["paper_mark"].status == OK
+    assert summary.exit_code == EXIT_SOME_FAILED
     assert summary.exit_code == exit_code_of(summary.steps)
 
 
