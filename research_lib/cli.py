@@ -65,6 +65,11 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     ``notebooks/sweep.ipynb`` run with papermill into ``reports/sweeps/<run id>/`` (the sweep's files, the
     notebook, offline HTML: heatmaps, the top configurations, walk-forward, deflated Sharpe), listed in
     ``reports/index.html``.
+``research-lib nightly [--symbols SPX,SPY] [--import DIR] [--skip chains|reports|paper_mark ...] [--json]``
+    The nightly pipeline (:mod:`research_lib.paper.nightly`): today's chains into the store (or ``--import``
+    a folder of chain files), the daily reports, a paper mark; each step's status and time printed, in
+    ``last_nightly_summary.json`` and one line of ``nightly.log`` in the data folder. Its own exit codes:
+    0 all ran steps ok, 1 some failed, 2 every one failed, 3 another nightly is running.
 ``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
     Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
     alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-record`` to skip; ``--no-log``
@@ -132,6 +137,7 @@ from research_lib.errors import (
     MarketDataError,
     MarketDataNotFoundError,
     ModelledChainError,
+    NightlyError,
     NoChainAvailableError,
     NoExposureError,
     NothingToImportError,
@@ -315,6 +321,19 @@ def _build_parser() -> argparse.ArgumentParser:
     wing_.add_argument("--width", default=None, type=_width_arg, help="spread width in index points")
     p_mark.add_argument("--force", action="store_true", help="mark even outside the trading session")
     p_reset.add_argument("--yes", action="store_true", help="confirm: the account's history is deleted")
+
+    ni = sub.add_parser("nightly", help="the nightly pipeline: chains, daily reports, paper mark, a run summary",
+                        description="Fetch (or --import) today's chains into the store, run the daily reports and "
+                                    "a paper mark; write last_nightly_summary.json and a nightly.log line in the "
+                                    "data folder. Exit 0 all ok, 1 some step failed, 2 every step failed, 3 "
+                                    "another nightly is running.")
+    ni.add_argument("--symbols", default=None, help="comma-separated underlyings (default: market.symbols of "
+                                                    "paper.toml)")
+    ni.add_argument("--import", dest="import_dir", default=None, metavar="DIR",
+                    help="import the chain files under DIR into the store instead of fetching")
+    ni.add_argument("--skip", action="append", default=[], choices=("chains", "reports", "paper_mark"),
+                    metavar="STEP", help="leave a step out (chains, reports, paper_mark); repeatable")
+    ni.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
 
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
     rsub = rp.add_subparsers(dest="report_kind", required=True)
@@ -1180,6 +1199,27 @@ def _cmd_report(args, out, err) -> int:
     return summary.exit_code
 
 
+def _cmd_nightly(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.paper import nightly
+
+    def progress(line: str) -> None:
+        err.write(f"research-lib nightly: {line}\n")
+        err.flush()
+
+    summary = nightly.run_nightly(args.symbols, steps=[s for s in nightly.STEPS if s not in args.skip],
+                                  import_dir=args.import_dir, progress=None if args.json else progress)
+    if args.json:
+        out.write(to_json(summary.to_dict()) + "\n")
+    else:
+        out.write(summary.line() + "\n")
+        if summary.summary_path is not None:
+            out.write(f"run summary: {summary.summary_path}\n")
+    if summary.error:
+        err.write(f"research-lib nightly: {summary.error}\n")
+    return summary.exit_code
+
+
 def _cmd_report_prune(args, out, err) -> int:
     # lazy for start-up time: each command loads only the layers it runs
     from research_lib.reporting import runner as reports
@@ -1282,7 +1322,8 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
         return int(exc.code or 0) and EXIT_USAGE
     handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
                "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report,
-               "backtest": _cmd_backtest, "sweep": _cmd_sweep, "paper": _cmd_paper}[args.command]
+               "backtest": _cmd_backtest, "sweep": _cmd_sweep, "paper": _cmd_paper,
+               "nightly": _cmd_nightly}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -1319,7 +1360,7 @@ def _error_classes() -> list[tuple[type, int]]:
         (ReportParameterError, EXIT_USAGE), (GexConfigError, EXIT_USAGE), (RegimeParamsError, EXIT_USAGE),
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
         (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE), (BacktestInputError, EXIT_USAGE),
-        (SweepInputError, EXIT_USAGE),
+        (SweepInputError, EXIT_USAGE), (NightlyError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
         # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)

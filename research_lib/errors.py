@@ -463,6 +463,11 @@ class PaperConfigError(PaperError, ValueError):
         super().__init__(message)
 
 
+class NightlyError(PaperError, ValueError):
+    """The nightly pipeline was asked for something it cannot run: an unknown step (the message lists the
+    steps), no symbol, or an ``--import`` folder that is not a folder. Raised before any step runs."""
+
+
 class ReportError(ResearchLibError):
     """A report run could not be carried out (not a failed notebook: that is a FAILED result)."""
 
