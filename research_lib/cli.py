@@ -1283,7 +1283,7 @@ def _cmd_paper(args, out, err) -> int:
         out.write((to_json(result.to_dict()) if args.json else paper_text.describe_open(result)) + "\n")
     elif kind == "mark":
         # one marker at a time per ledger (cron every few minutes and a hand run never overlap)
-        with file_lock(trader.ledger.path.with_suffix(".mark.lock"), wait=False,
+        with file_lock(trader.mark_lock_path, wait=False,
                        note=f"paper mark of {trader.name}"):
             report = trader.mark(source=args.source, date=args.date)
         log_line(f"paper mark {trader.name}: {report.summary()}")

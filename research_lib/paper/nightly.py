@@ -272,7 +272,7 @@ def _paper_mark(config: PaperConfig) -> Outcome:
 
     trader = PaperTrader(config)
     # the lock of ``research-lib paper mark``: one marker at a time per ledger (cron's marks and this one)
-    with file_lock(trader.ledger.path.with_suffix(".mark.lock"), wait=False,
+    with file_lock(trader.mark_lock_path, wait=False,
                    note=f"nightly paper mark of {trader.name} (pid {os.getpid()})"):
         report = trader.mark()
     info = report.to_dict() | {"account": trader.name, "reconciliation": trader.reconciliation.summary()}

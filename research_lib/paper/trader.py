@@ -236,6 +236,12 @@ class PaperTrader:
     def name(self) -> str:
         return self.account.name
 
+    @property
+    def mark_lock_path(self) -> Path:
+        """The lock file that keeps two markers of this ledger apart (``paper mark``, the nightly run):
+        ``paper.mark.lock`` beside the ledger."""
+        return self.ledger.path.with_suffix(".mark.lock")
+
     def switch_account(self, name: str, cash: float | None = None) -> Account:
         """Use the account ``name``, created with ``cash`` (default the config's) when it does not exist."""
         start = float(cash if cash is not None else self.config.cash)
