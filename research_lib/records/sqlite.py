@@ -27,7 +27,14 @@ import pandas as pd
 from research_lib import __version__
 from research_lib.settings import data_root
 
-__all__ = ["Migrations", "SQLiteFile", "transaction"]
+__all__ = ["SCHEMA_VERSION_TABLE", "Migrations", "SQLiteFile", "transaction"]
+
+#: The table every file's version 1 starts with: one row per schema version applied (:meth:`SQLiteFile._stamp`).
+SCHEMA_VERSION_TABLE = """CREATE TABLE schema_version (
+        version INTEGER PRIMARY KEY,
+        applied_at TEXT NOT NULL,
+        library_version TEXT NOT NULL
+    )"""
 
 #: ``migrations[v]`` takes a file from schema v to v + 1: SQL statements, or a callable given the connection
 #: (inside the upgrade transaction).

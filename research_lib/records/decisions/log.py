@@ -39,7 +39,7 @@ from research_lib.records.decisions.records import (
     _utc_us,
     parse_decision_id,
 )
-from research_lib.records.sqlite import Migrations, SQLiteFile
+from research_lib.records.sqlite import SCHEMA_VERSION_TABLE, Migrations, SQLiteFile
 
 __all__ = ["ALERT_COLUMNS", "DB_NAME", "DECISION_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "DecisionLog"]
 
@@ -51,11 +51,7 @@ DB_NAME = "decisions.sqlite"
 
 
 _SCHEMA_V1: tuple[str, ...] = (
-    """CREATE TABLE schema_version (
-        version INTEGER PRIMARY KEY,
-        applied_at TEXT NOT NULL,
-        library_version TEXT NOT NULL
-    )""",
+    SCHEMA_VERSION_TABLE,
     """CREATE TABLE decisions (
         decision_id TEXT PRIMARY KEY CHECK (decision_id GLOB 'DEC-[0-9]*' AND length(decision_id) = 20),
         ts_utc_us INTEGER NOT NULL,
