@@ -604,6 +604,15 @@ def test_reconcile_applies_what_the_broker_did_and_rejects_the_rest(ledger):
     assert again.clean and again.summary() == "ledger consistent: nothing to reconcile"
 
 
+def test_reconcile_leaves_young_orders_alone_when_asked(ledger):
+    ledger.submit_order(open_request("young"))
+    report = ledger.reconcile(lambda cid: None, min_age=3600)
+    assert report.clean and [o.client_order_id for o in ledger.pending_orders()] == ["young"]
+    assert ledger.reconcile(lambda cid: None).rejected == (f"young: {NOT_EXECUTED}",)
+    with pytest.raises(LedgerError, match="min_age=-1"):
+        ledger.reconcile(lambda cid: None, min_age=-1)
+
+
 def test_reconcile_repairs_the_statistics(ledger):
     closed(ledger, opened(ledger))
     with sqlite3.connect(ledger.path) as conn:

@@ -1190,7 +1190,7 @@ class PaperLedger(SQLiteFile):
 
     # -- reconciliation and invariants ---------------------------------------------------------------------
 
-    def reconcile(self, lookup: Callable[[str], Execution | None]) -> ReconcileReport:
+    def reconcile(self, lookup: Callable[[str], Execution | None], *, min_age: float = 0.0) -> ReconcileReport:
         """Settle what a crash left in between, then check the ledger.
 
         Every order still ``submitted`` is asked of the broker (``lookup(client_order_id)``): an execution is
@@ -1199,13 +1199,26 @@ class PaperLedger(SQLiteFile):
         replaced where they differ (``repaired``). What :meth:`check` then finds, or a pending order that could not
         be settled, is in ``problems``.
 
-        Run it when no other process is placing orders (at start-up, under the caller's lock): an order another
-        process has just submitted and not yet sent would be rejected. With the simulated broker's journal this is
-        still safe: :meth:`journal_execution` refuses a rejected order, so such an order is never executed.
+        Parameters
+        ----------
+        lookup : callable
+            ``client_order_id -> Execution or None``: the broker's record (the simulated broker:
+            :meth:`journal_lookup`).
+        min_age : float, default 0
+            Seconds (wall clock, since the order was recorded) an order must have waited to be settled here;
+            younger ones are left alone (still in :meth:`pending_orders`). A process that reconciles while others
+            may be placing orders (a cron job beside the notebook) gives the broker's usual latency here, so an
+            order another process has just submitted is not rejected under its feet. (With the simulated broker
+            even that would stay consistent: :meth:`journal_execution` refuses a rejected order, and
+            :meth:`record_fill` of an order reconcile filled first is a no-op.)
         """
+        age = _finite(LedgerError, "min_age", min_age, lo=0.0)
+        now = pd.Timestamp.now(tz="UTC")
         applied, rejected, repaired, problems = [], [], [], []
         for order in self.pending_orders():
             cid = order.client_order_id
+            if age > 0 and (now - self._recorded_at(cid)).total_seconds() < age:
+                continue
             try:
                 found = lookup(cid)
                 if found is not None:
@@ -1228,6 +1241,11 @@ class PaperLedger(SQLiteFile):
         problems.extend(self.check())
         return ReconcileReport(applied=tuple(applied), rejected=tuple(rejected), repaired=tuple(repaired),
                                problems=tuple(problems))
+
+    def _recorded_at(self, cid: str) -> pd.Timestamp:
+        with self._connect() as conn:
+            return pd.Timestamp(conn.execute("SELECT recorded_at FROM orders WHERE client_order_id = ?",
+                                             (cid,)).fetchone()[0])
 
     def check(self) -> list[str]:
         """The ledger's invariants, each broken one as a sentence naming the rows; ``[]`` when consistent.
