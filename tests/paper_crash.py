@@ -52,8 +52,9 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _wait_ready(proc: subprocess.Popen, ready: str, timeout: float) -> None:
-    """Block until the process prints a line containing ``ready`` (then keep draining its output)."""
+def _wait_ready(proc: subprocess.Popen, ready: str, timeout: float) -> threading.Thread:
+    """Block until the process prints a line containing ``ready``; returns the thread that keeps draining its
+    output until it ends."""
     seen = threading.Event()
 
     def drain() -> None:
@@ -62,10 +63,12 @@ def _wait_ready(proc: subprocess.Popen, ready: str, timeout: float) -> None:
                 seen.set()
         seen.set()  # the output ended (the process died): stop waiting
 
-    threading.Thread(target=drain, daemon=True).start()
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     if not seen.wait(timeout):
         proc.kill()
         raise AssertionError(f"{proc.args!r} did not print {ready!r} within {timeout:g} s")
+    return reader
 
 
 def kill_loop(argv_factory: Callable[[int], Sequence[str]], ledger_path: str | os.PathLike, n: int = 20,
@@ -114,8 +117,7 @@ def kill_loop(argv_factory: Callable[[int], Sequence[str]], ledger_path: str | o
             proc = subprocess.Popen(list(argv_factory(i)), stdout=subprocess.PIPE if ready else subprocess.DEVNULL,
                                     stderr=err, env=child_env(env), text=True)
             started = time.monotonic()
-            if ready is not None:
-                _wait_ready(proc, ready, timeout)
+            reader = None if ready is None else _wait_ready(proc, ready, timeout)
             killed = False
             try:
                 proc.wait(timeout=wait)
@@ -123,6 +125,9 @@ def kill_loop(argv_factory: Callable[[int], Sequence[str]], ledger_path: str | o
                 os.kill(proc.pid, signal.SIGKILL)
                 killed = True
             code = proc.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
+            if reader is not None:
+                reader.join(timeout=10)
+                proc.stdout.close()  # type: ignore[union-attr]
             if code != 0 and not (killed and code == -signal.SIGKILL):
                 err.seek(0)
                 raise AssertionError(f"round {i}: {proc.args!r} exited with {code}:\n{err.read()[-3000:]}")

@@ -47,7 +47,7 @@ def test_kill_loop_leaves_a_consistent_ledger(tmp_path):
     orders = led.orders(ACCOUNT)
     opens = orders[orders["kind"] == "open"]
     filled = opens[opens["status"] == "filled"]
-    assert len(filled) >= 10
+    assert len(filled) >= 3
     assert set(opens["status"]) <= {"filled", "rejected"} and led.pending_orders() == []
     # every trade j: at most one position, with the driver's contracts and mid entry price
     cash = CASH

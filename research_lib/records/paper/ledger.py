@@ -408,8 +408,8 @@ class PaperLedger(SQLiteFile):
     def ensure_account(self, name: str, cash: float) -> Account:
         """The account ``name``, created with ``cash`` dollars (its starting cash) when missing.
 
-        An existing account is returned as it is (``cash`` is checked but not applied: :meth:`reset_account`
-        changes the cash).
+        The name is stripped of surrounding blanks. An existing account is returned as it is (``cash`` is checked
+        but not applied: :meth:`reset_account` changes the cash).
 
         Raises
         ------
