@@ -902,7 +902,8 @@ class PaperLedger(SQLiteFile):
             if old is not None:
                 mine = self._journal_from_row(old)
                 if mine != ex:
-                    diff = [f.name for f in dataclasses.fields(Execution) if getattr(mine, f.name) != getattr(ex, f.name)]
+                    diff = [f.name for f in dataclasses.fields(Execution)
+                            if getattr(mine, f.name) != getattr(ex, f.name)]
                     raise LedgerError(f"the broker journal already holds another execution of order {cid!r} "
                                       f"(differs in {', '.join(diff)})", path=self.path)
                 return
@@ -955,7 +956,8 @@ class PaperLedger(SQLiteFile):
             aid = self._account_row(conn, account)["account_id"]
             sql = "SELECT * FROM orders WHERE account_id = ?" + (" AND status = ?" if status else "")
             rows = conn.execute(sql + " ORDER BY created_us, order_id", (aid, status) if status else (aid,)).fetchall()
-        df = _frame(rows, ORDER_COLUMNS, times={"created_at": "created_us", "updated_at": "updated_us"}, floats=("max_loss",),
+        df = _frame(rows, ORDER_COLUMNS, times={"created_at": "created_us", "updated_at": "updated_us"},
+                    floats=("max_loss",),
                     ints=("order_id", "contracts"), nullable_ints=("position_id",))
         df["legs"] = pd.Series([[leg.label for leg in _legs_from_json(r["legs"])] for r in rows], dtype=object)
         return df
