@@ -99,7 +99,10 @@ NOT_EXECUTED = "not executed: the process stopped before the broker had it"
 
 _MAX_NAME = 64
 _MAX_ID = 128
+#: The cash check's tolerance: 1e-6 dollars, plus the rounding a sum of n fills can carry (n x 1e-15 x the sum of
+#: the magnitudes: an account that lives for years of fills is not flagged for floating-point noise).
 _CASH_TOL = 1e-6
+_ROUNDING = 1e-15
 _STAT_TOL = 1e-9
 
 
@@ -1313,10 +1316,11 @@ class PaperLedger(SQLiteFile):
                 if found:
                     out.append(sentence.format(", ".join(map(str, found[:10])) + (" ..." if len(found) > 10 else "")))
             for r in conn.execute(
-                    "SELECT a.name, a.cash, a.starting_cash + coalesce((SELECT sum(f.cash_flow) FROM fills f JOIN "
-                    "positions p ON p.position_id = f.position_id WHERE p.account_id = a.account_id), 0) "
-                    "FROM accounts a ORDER BY a.name"):
-                if abs(r[1] - r[2]) > _CASH_TOL:
+                    "SELECT a.name, a.cash, a.starting_cash + coalesce(sum(f.cash_flow), 0), "
+                    "a.starting_cash + coalesce(sum(abs(f.cash_flow)), 0), count(f.fill_id) FROM accounts a "
+                    "LEFT JOIN positions p ON p.account_id = a.account_id LEFT JOIN fills f "
+                    "ON f.position_id = p.position_id GROUP BY a.account_id ORDER BY a.name"):
+                if abs(r[1] - r[2]) > _CASH_TOL + _ROUNDING * r[4] * r[3]:
                     out.append(f"account {r[0]!r}: cash {r[1]:.6f} but starting cash + fills = {r[2]:.6f}")
             out.extend(f"statistics of account {name!r} / {strategy!r} are {was}, the closed trades give {now}"
                        for name, strategy, was, now in _stats_mismatches(conn))
