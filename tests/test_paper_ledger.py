@@ -348,6 +348,50 @@ def test_a_close_fill_makes_the_closed_trade_by_hand(ledger):
     assert ledger.check() == []
 
 
+_price = st.floats(0.05, 60.0).map(lambda x: round(x, 2))
+
+
+@settings(max_examples=25)
+@given(trades=st.lists(st.tuples(st.integers(1, 9), _price, _price, _price, _price, st.sampled_from([0.0, 0.65, 1.0]),
+                                 st.booleans()), min_size=1, max_size=6))
+def test_cash_and_pnl_follow_the_conventions_for_any_prices(tmp_path_factory, trades):
+    """Opens and closes (or settlements) at arbitrary leg prices: the cash, each realised P&L and the statistics
+    equal the figures computed here from the conventions (records.py), independently of the ledger."""
+    led = PaperLedger(tmp_path_factory.mktemp("cash") / DB_NAME, durable=False)
+    led.ensure_account(ACCOUNT, CASH)
+    cash, pnls = CASH, []
+    for k, (n, s_in, l_in, s_out, l_out, fee, settle) in enumerate(trades):
+        t_in, t_out = T0 + pd.Timedelta(days=k), T0 + pd.Timedelta(days=k, hours=1)   # one trade after another
+        req = dataclasses.replace(open_request(f"o{k}", contracts=n, at=t_in), legs=legs(s_in, s_in, l_in, l_in))
+        led.submit_order(req)
+        pos = led.record_fill(req.client_order_id, execution(req, commission=fee))
+        entry = s_in - l_in                                   # -(-1 x short + 1 x long)
+        cash += entry * 100 * n - 2 * fee * n
+        if settle:
+            trade = led.settle_position(pos.position_id, settled_at=t_out, leg_values=[s_out, l_out], note="")
+            exit_fee = 0.0
+        else:
+            creq = dataclasses.replace(close_request(f"c{k}", pos.position_id, n, at=t_out),
+                                       legs=legs(s_out, s_out, l_out, l_out, at=t_out))
+            led.submit_order(creq)
+            trade = led.record_fill(creq.client_order_id, execution(creq, commission=fee))
+            exit_fee = 2 * fee * n
+        exit_price = s_out - l_out
+        cash -= exit_price * 100 * n + exit_fee
+        pnl = (entry - exit_price) * 100 * n - 2 * fee * n - exit_fee
+        assert trade.realized_pnl == pytest.approx(pnl, abs=1e-9)
+        assert trade.return_on_risk == pytest.approx(pnl / (MAX_LOSS * n))
+        pnls.append(pnl / (MAX_LOSS * n))
+    assert led.account(ACCOUNT).cash == pytest.approx(cash, abs=1e-6)
+    assert led.equity_curve(ACCOUNT)["equity"].iloc[-1] == pytest.approx(cash, abs=1e-6)
+    want = TradeStats.from_returns(pnls)
+    got = led.trade_stats(ACCOUNT)
+    assert (got.n_trades, got.win_rate) == (want.n_trades, want.win_rate)
+    assert (got.avg_win, got.avg_loss) == pytest.approx((want.avg_win, want.avg_loss), rel=1e-12, abs=1e-15)
+    assert led.check() == []
+    led.close()
+
+
 def test_close_orders_must_match_their_position(ledger):
     pos = opened(ledger)
     pid = pos.position_id

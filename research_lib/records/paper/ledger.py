@@ -1111,6 +1111,10 @@ class PaperLedger(SQLiteFile):
     def equity_curve(self, account: str) -> pd.DataFrame:
         """The account's equity snapshots in time order (one per fill, settlement and :meth:`record_marks`).
 
+        Each snapshot is the account as it stood when it was recorded, stamped with the event's time (the fill's,
+        the settlement's, the marks' ``at``): a curve is meaningful when the events are recorded in time order,
+        as the trader and the monitor do (replayed days included).
+
         Columns :data:`EQUITY_COLUMNS`, dollars except ``at`` (New York): ``cash``; ``positions_value`` =
         Σ mark × 100 × contracts of the open positions (what closing them at their marks would pay; a credit
         position counts positive); ``equity`` = cash − positions_value; ``open_risk`` = Σ max loss × contracts;
