@@ -21,23 +21,18 @@ Times
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
 import math
 import numbers
-import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from research_lib import __version__
 from research_lib.core.exits import EXIT_REASONS
 from research_lib.core.sizing import TradeStats
 from research_lib.errors import (
@@ -49,7 +44,6 @@ from research_lib.errors import (
     PaperAccountError,
     PositionNotFoundError,
 )
-from research_lib.records.decisions.log import _transaction
 from research_lib.records.decisions.records import _from_us, _now, _ny, _utc_us
 from research_lib.records.paper.records import (
     MULTIPLIER,
@@ -75,7 +69,7 @@ from research_lib.records.paper.schema import (
     SCHEMA_VERSION,
     STATS_SELECT_SQL,
 )
-from research_lib.settings import data_root
+from research_lib.records.sqlite import Migrations, SQLiteFile
 
 __all__ = ["CLOSED_TRADE_COLUMNS", "EQUITY_COLUMNS", "FILL_COLUMNS", "MARK_COLUMNS", "NOT_EXECUTED",
            "ORDER_COLUMNS", "STATS_COLUMNS", "PaperLedger"]
@@ -105,11 +99,11 @@ NOT_EXECUTED = "not executed: the process stopped before the broker had it"
 
 _MAX_NAME = 64
 _MAX_ID = 128
+#: The cash check's tolerance: 1e-6 dollars, plus the rounding a sum of n fills can carry (n x 1e-15 x the sum of
+#: the magnitudes: an account that lives for years of fills is not flagged for floating-point noise).
 _CASH_TOL = 1e-6
+_ROUNDING = 1e-15
 _STAT_TOL = 1e-9
-
-#: Connections inherited from a parent process: kept referenced so they are never closed here.
-_INHERITED: list[sqlite3.Connection] = []
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -355,7 +349,7 @@ def _stats_mismatches(conn: sqlite3.Connection) -> list[tuple[str, str, Any, Any
             if k not in stored or k not in fresh or not _stats_close(stored[k], fresh[k])]
 
 
-class PaperLedger:
+class PaperLedger(SQLiteFile):
     """The paper-trading ledger in one SQLite file (see the module docstring for the guarantees).
 
     Parameters
@@ -377,151 +371,25 @@ class PaperLedger:
         The file's schema is newer than this research_lib writes, or inconsistent.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 30.0, durable: bool = True):
-        if path is None:
-            path = data_root() / DB_NAME
-        self.path = Path(path).expanduser().absolute()
-        if not _real(timeout) or not math.isfinite(float(timeout)) or float(timeout) <= 0:
-            raise LedgerError(f"timeout={timeout!r}: must be a finite number of seconds > 0", path=self.path)
-        if not isinstance(durable, bool):
-            raise LedgerError(f"durable={durable!r}: must be True or False", path=self.path)
-        self.timeout = float(timeout)
-        self.durable = durable
-        if self.path.is_dir():
-            raise LedgerError("is a folder; give the path of the SQLite file", path=self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._open_schema()
+    KIND = "paper ledger"
+    DB_NAME = DB_NAME
+    TABLES = frozenset({"schema_version", "accounts", "orders", "positions"})
+    ROW_FACTORY = sqlite3.Row
 
-    def __repr__(self) -> str:
-        return f"PaperLedger({str(self.path)!r})"
+    def _schema(self) -> tuple[int, Sequence[str], Migrations]:
+        return SCHEMA_VERSION, SCHEMA_V1, MIGRATIONS
 
-    def close(self) -> None:
-        """Close this thread's connection (the next call opens a new one). Also done at ``with`` exit."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
+    def _file_error(self, message: str) -> LedgerError:
+        return LedgerError(message, path=self.path)
+
+    def _schema_error(self, message: str, found: int) -> LedgerSchemaError:
+        return LedgerSchemaError(message, path=self.path, found=found, supported=SCHEMA_VERSION)
+
+    def _argument_error(self, message: str) -> LedgerError:
+        return LedgerError(message, path=self.path)
 
     def __enter__(self) -> PaperLedger:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- connections and schema ----------------------------------------------------------------------------
-
-    def _raw_connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise LedgerError(f"cannot open the ledger ({exc})", path=self.path) from exc
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise LedgerError(f"not a usable SQLite database ({exc})", path=self.path) from exc
-        conn.row_factory = sqlite3.Row
-        return conn
-
-    def _thread_connection(self) -> sqlite3.Connection:
-        """This thread's connection, kept open between calls; one inherited through fork() is never used or
-        closed in the child (SQLite forbids both), the child opens its own."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            return conn
-        if conn is not None:
-            _INHERITED.append(conn)
-        conn = self._raw_connect()
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = self._thread_connection()
-        try:
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            if found != SCHEMA_VERSION:
-                raise self._version_error(found)
-            yield conn
-        except sqlite3.Error:
-            self.close()  # start afresh next time
-            raise
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-        with self._connect() as conn, _transaction(conn):
-            yield conn
-
-    def _version_error(self, found: int) -> LedgerSchemaError:
-        if found > SCHEMA_VERSION:
-            msg = (f"paper ledger schema version {found} is newer than this research_lib ({__version__}) reads "
-                   f"(up to {SCHEMA_VERSION}): upgrade research_lib")
-        else:
-            msg = f"paper ledger schema version {found}, expected {SCHEMA_VERSION} (open it again to migrate)"
-        return LedgerSchemaError(msg, path=self.path, found=found, supported=SCHEMA_VERSION)
-
-    def _open_schema(self) -> None:
-        conn = self._raw_connect()
-        try:
-            try:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            except sqlite3.DatabaseError as exc:
-                raise LedgerError(f"not a usable SQLite database ({exc})", path=self.path) from exc
-            if str(mode).lower() != "wal":  # pragma: no cover - e.g. a file system without shared memory
-                raise LedgerError(f"could not switch the journal to WAL (got {mode!r})", path=self.path)
-            with _transaction(conn):
-                self._migrate(conn)
-        finally:
-            conn.close()
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise self._version_error(version)
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if version == 0:
-            if tables - {"sqlite_sequence"}:
-                raise LedgerError(f"is not a research_lib paper ledger (it holds tables {', '.join(sorted(tables))} "
-                                  "and no schema version)", path=self.path)
-            for stmt in SCHEMA_V1:
-                conn.execute(stmt)
-            version = 1
-            self._stamp(conn, version)
-        elif not {"schema_version", "accounts", "orders", "positions"} <= tables:
-            raise LedgerError(f"is not a research_lib paper ledger (user_version {version} but tables "
-                              f"{', '.join(sorted(tables)) or 'none'})", path=self.path)
-        while version < SCHEMA_VERSION:
-            step = MIGRATIONS.get(version)
-            if step is None:  # pragma: no cover - every version below SCHEMA_VERSION has a step
-                raise LedgerSchemaError(f"no migration from paper ledger schema {version} to {version + 1}",
-                                        path=self.path, found=version, supported=SCHEMA_VERSION)
-            if callable(step):
-                step(conn)
-            else:
-                for stmt in step:
-                    conn.execute(stmt)
-            version += 1
-            self._stamp(conn, version)
-        recorded = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-        if recorded != version:
-            raise LedgerSchemaError(f"PRAGMA user_version is {version} but the schema_version table says "
-                                    f"{recorded}: the file was changed by something else", path=self.path,
-                                    found=version, supported=SCHEMA_VERSION)
-
-    @staticmethod
-    def _stamp(conn: sqlite3.Connection, version: int) -> None:
-        conn.execute("INSERT INTO schema_version (version, applied_at, library_version) VALUES (?, ?, ?)",
-                     (version, pd.Timestamp.now(tz="UTC").isoformat(), __version__))
-        conn.execute(f"PRAGMA user_version = {int(version)}")
-
-    @property
-    def schema_version(self) -> int:
-        """The file's schema version (``PRAGMA user_version``)."""
-        return int(self._thread_connection().execute("PRAGMA user_version").fetchone()[0])
 
     # -- accounts ------------------------------------------------------------------------------------------
 
@@ -543,8 +411,8 @@ class PaperLedger:
     def ensure_account(self, name: str, cash: float) -> Account:
         """The account ``name``, created with ``cash`` dollars (its starting cash) when missing.
 
-        An existing account is returned as it is (``cash`` is checked but not applied: :meth:`reset_account`
-        changes the cash).
+        The name is stripped of surrounding blanks. An existing account is returned as it is (``cash`` is checked
+        but not applied: :meth:`reset_account` changes the cash).
 
         Raises
         ------
@@ -1037,7 +905,8 @@ class PaperLedger:
             if old is not None:
                 mine = self._journal_from_row(old)
                 if mine != ex:
-                    diff = [f.name for f in dataclasses.fields(Execution) if getattr(mine, f.name) != getattr(ex, f.name)]
+                    diff = [f.name for f in dataclasses.fields(Execution)
+                            if getattr(mine, f.name) != getattr(ex, f.name)]
                     raise LedgerError(f"the broker journal already holds another execution of order {cid!r} "
                                       f"(differs in {', '.join(diff)})", path=self.path)
                 return
@@ -1090,7 +959,8 @@ class PaperLedger:
             aid = self._account_row(conn, account)["account_id"]
             sql = "SELECT * FROM orders WHERE account_id = ?" + (" AND status = ?" if status else "")
             rows = conn.execute(sql + " ORDER BY created_us, order_id", (aid, status) if status else (aid,)).fetchall()
-        df = _frame(rows, ORDER_COLUMNS, times={"created_at": "created_us", "updated_at": "updated_us"}, floats=("max_loss",),
+        df = _frame(rows, ORDER_COLUMNS, times={"created_at": "created_us", "updated_at": "updated_us"},
+                    floats=("max_loss",),
                     ints=("order_id", "contracts"), nullable_ints=("position_id",))
         df["legs"] = pd.Series([[leg.label for leg in _legs_from_json(r["legs"])] for r in rows], dtype=object)
         return df
@@ -1241,6 +1111,10 @@ class PaperLedger:
     def equity_curve(self, account: str) -> pd.DataFrame:
         """The account's equity snapshots in time order (one per fill, settlement and :meth:`record_marks`).
 
+        Each snapshot is the account as it stood when it was recorded, stamped with the event's time (the fill's,
+        the settlement's, the marks' ``at``): a curve is meaningful when the events are recorded in time order,
+        as the trader and the monitor do (replayed days included).
+
         Columns :data:`EQUITY_COLUMNS`, dollars except ``at`` (New York): ``cash``; ``positions_value`` =
         Σ mark × 100 × contracts of the open positions (what closing them at their marks would pay; a credit
         position counts positive); ``equity`` = cash − positions_value; ``open_risk`` = Σ max loss × contracts;
@@ -1325,7 +1199,7 @@ class PaperLedger:
 
     # -- reconciliation and invariants ---------------------------------------------------------------------
 
-    def reconcile(self, lookup: Callable[[str], Execution | None]) -> ReconcileReport:
+    def reconcile(self, lookup: Callable[[str], Execution | None], *, min_age: float = 0.0) -> ReconcileReport:
         """Settle what a crash left in between, then check the ledger.
 
         Every order still ``submitted`` is asked of the broker (``lookup(client_order_id)``): an execution is
@@ -1334,13 +1208,26 @@ class PaperLedger:
         replaced where they differ (``repaired``). What :meth:`check` then finds, or a pending order that could not
         be settled, is in ``problems``.
 
-        Run it when no other process is placing orders (at start-up, under the caller's lock): an order another
-        process has just submitted and not yet sent would be rejected. With the simulated broker's journal this is
-        still safe: :meth:`journal_execution` refuses a rejected order, so such an order is never executed.
+        Parameters
+        ----------
+        lookup : callable
+            ``client_order_id -> Execution or None``: the broker's record (the simulated broker:
+            :meth:`journal_lookup`).
+        min_age : float, default 0
+            Seconds (wall clock, since the order was recorded) an order must have waited to be settled here;
+            younger ones are left alone (still in :meth:`pending_orders`). A process that reconciles while others
+            may be placing orders (a cron job beside the notebook) gives the broker's usual latency here, so an
+            order another process has just submitted is not rejected under its feet. (With the simulated broker
+            even that would stay consistent: :meth:`journal_execution` refuses a rejected order, and
+            :meth:`record_fill` of an order reconcile filled first is a no-op.)
         """
+        age = _finite(LedgerError, "min_age", min_age, lo=0.0)
+        now = pd.Timestamp.now(tz="UTC")
         applied, rejected, repaired, problems = [], [], [], []
         for order in self.pending_orders():
             cid = order.client_order_id
+            if age > 0 and (now - self._recorded_at(cid)).total_seconds() < age:
+                continue
             try:
                 found = lookup(cid)
                 if found is not None:
@@ -1363,6 +1250,11 @@ class PaperLedger:
         problems.extend(self.check())
         return ReconcileReport(applied=tuple(applied), rejected=tuple(rejected), repaired=tuple(repaired),
                                problems=tuple(problems))
+
+    def _recorded_at(self, cid: str) -> pd.Timestamp:
+        with self._connect() as conn:
+            return pd.Timestamp(conn.execute("SELECT recorded_at FROM orders WHERE client_order_id = ?",
+                                             (cid,)).fetchone()[0])
 
     def check(self) -> list[str]:
         """The ledger's invariants, each broken one as a sentence naming the rows; ``[]`` when consistent.
@@ -1428,10 +1320,11 @@ class PaperLedger:
                 if found:
                     out.append(sentence.format(", ".join(map(str, found[:10])) + (" ..." if len(found) > 10 else "")))
             for r in conn.execute(
-                    "SELECT a.name, a.cash, a.starting_cash + coalesce((SELECT sum(f.cash_flow) FROM fills f JOIN "
-                    "positions p ON p.position_id = f.position_id WHERE p.account_id = a.account_id), 0) "
-                    "FROM accounts a ORDER BY a.name"):
-                if abs(r[1] - r[2]) > _CASH_TOL:
+                    "SELECT a.name, a.cash, a.starting_cash + coalesce(sum(f.cash_flow), 0), "
+                    "a.starting_cash + coalesce(sum(abs(f.cash_flow)), 0), count(f.fill_id) FROM accounts a "
+                    "LEFT JOIN positions p ON p.account_id = a.account_id LEFT JOIN fills f "
+                    "ON f.position_id = p.position_id GROUP BY a.account_id ORDER BY a.name"):
+                if abs(r[1] - r[2]) > _CASH_TOL + _ROUNDING * r[4] * r[3]:
                     out.append(f"account {r[0]!r}: cash {r[1]:.6f} but starting cash + fills = {r[2]:.6f}")
             out.extend(f"statistics of account {name!r} / {strategy!r} are {was}, the closed trades give {now}"
                        for name, strategy, was, now in _stats_mismatches(conn))

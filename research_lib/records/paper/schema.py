@@ -22,7 +22,8 @@ The rules the unique indexes enforce (whatever process writes):
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+
+from research_lib.records.sqlite import SCHEMA_VERSION_TABLE, Migrations
 
 __all__ = ["DB_NAME", "MIGRATIONS", "SCHEMA_V1", "SCHEMA_VERSION", "TABLES"]
 
@@ -32,11 +33,7 @@ SCHEMA_VERSION = 2
 DB_NAME = "paper.sqlite"
 
 SCHEMA_V1: tuple[str, ...] = (
-    """CREATE TABLE schema_version (
-        version INTEGER PRIMARY KEY,
-        applied_at TEXT NOT NULL,
-        library_version TEXT NOT NULL
-    )""",
+    SCHEMA_VERSION_TABLE,
     """CREATE TABLE accounts (
         account_id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 64),
@@ -250,7 +247,7 @@ REBUILD_STATS_SQL: tuple[str, ...] = (
 
 #: ``MIGRATIONS[v]`` takes a ledger from schema v to v + 1 (SQL statements, or a callable given the connection,
 #: inside the upgrade transaction).
-MIGRATIONS: dict[int, Sequence[str] | Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+MIGRATIONS: Migrations = {1: _migrate_1_to_2}
 
 #: The tables of the current schema (a file holding other tables and no version is not a ledger).
 TABLES: tuple[str, ...] = ("schema_version", "accounts", "orders", "positions", "position_legs", "fills", "marks",
