@@ -303,3 +303,11 @@ def test_reconciliation_on_start_completes_or_rejects_what_a_crash_left(tmp_path
     assert len(rec.rejected) == 1 and "OPEN-never-sent" in rec.rejected[0]
     assert len(again.ledger.open_positions(again.name)) == 1 and again.ledger.check() == []
     assert PaperTrader(t.config, ledger=PaperLedger(t.ledger.path), log=t.log).reconciliation.clean
+
+
+def test_replaying_a_day_before_an_entry_leaves_that_position_alone(synthetic_trader):
+    t = synthetic_trader
+    late = t.open(date="2024-03-05").position
+    report = t.mark(date="2024-03-04")
+    assert report.marks == () and any(f"position {late.position_id}: opened 2024-03-05" in p for p in report.problems)
+    assert t.ledger.marks(t.name).empty
