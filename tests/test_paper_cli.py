@@ -137,10 +137,11 @@ def test_kill_9_during_paper_open_and_paper_mark_leaves_a_consistent_ledger(data
     env = {"RESEARCH_LIB_DATA": str(data_root)}
     # opens on three days (one position each at most: the same day's order is idempotent), then marks
     rounds = kill_loop(lambda i: [*base, "open", "--date", days[i % 3]], data_root / "paper.sqlite", n=12, seed=1,
-                       delay=(0.5, 4.0), env=env, timeout=120)
+                       delay=(0.3, 1.5), env=env, timeout=120)
     rounds += kill_loop(lambda i: [*base, "mark", "--date", days[1 + i % 2]], data_root / "paper.sqlite", n=10,
-                        seed=2, delay=(0.5, 4.0), env=env, timeout=120)
-    assert len(rounds) >= 20 and any(r.killed for r in rounds)
+                        seed=2, delay=(0.3, 1.5), env=env, timeout=120)
+    # each command takes ~1.3-1.6 s here: most rounds are killed inside it (start-up, chain read, decision, writes)
+    assert len(rounds) >= 20 and sum(r.killed for r in rounds) >= 5
     ledger = _consistent(data_root / "paper.sqlite")
     positions = ledger.open_positions("paper")
     assert len({p.open_order_id for p in positions}) == len(positions) <= 3
