@@ -69,7 +69,7 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     The nightly pipeline (:mod:`research_lib.paper.nightly`): today's chains into the store (or ``--import``
     a folder of chain files), the daily reports, a paper mark; each step's status and time printed, in
     ``last_nightly_summary.json`` and one line of ``nightly.log`` in the data folder. Its own exit codes:
-    0 all ran steps ok, 1 some failed, 2 every one failed, 3 another nightly is running.
+    0 all ran steps ok, 9 some failed, 10 every one failed, 6 another nightly is running.
 ``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
     Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
     alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-record`` to skip; ``--no-log``
@@ -101,9 +101,11 @@ Exit codes (:data:`EXIT_CODES`; the error's class decides, see :func:`exit_code_
 3  bad or unknown input file, a chain file or archive without any usable row, a corrupt store file
 4  nothing to compute, or no source answered (offline, provider down, not in the store)
 5  a report FAILED (its failed notebook and HTML are kept, the last good report is not touched)
-6  another report run holds the lock
+6  another run holds the lock (a report run, paper mark, the nightly run)
 7  the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)
 8  the paper ledger refused (unreadable, not a ledger, a newer schema, a broken rule)
+9  the nightly run: some step failed (the summary says which)
+10 the nightly run: every step that ran failed
 == ==========================================================================================
 """
 
@@ -325,7 +327,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ni = sub.add_parser("nightly", help="the nightly pipeline: chains, daily reports, paper mark, a run summary",
                         description="Fetch (or --import) today's chains into the store, run the daily reports and "
                                     "a paper mark; write last_nightly_summary.json and a nightly.log line in the "
-                                    "data folder. Exit 0 all ok, 1 some step failed, 2 every step failed, 3 "
+                                    "data folder. Exit 0 all ok, 9 some step failed, 10 every step failed, 6 "
                                     "another nightly is running.")
     ni.add_argument("--symbols", default=None, help="comma-separated underlyings (default: market.symbols of "
                                                     "paper.toml)")
@@ -549,6 +551,8 @@ EXIT_REPORT_FAILED = 5
 EXIT_LOCKED = 6
 EXIT_DECISION_LOG = 7
 EXIT_LEDGER = 8
+EXIT_NIGHTLY_SOME_FAILED = 9
+EXIT_NIGHTLY_ALL_FAILED = 10
 
 #: Every exit code of ``research-lib`` and what it means (the README's table).
 EXIT_CODES: dict[int, str] = {
@@ -558,9 +562,11 @@ EXIT_CODES: dict[int, str] = {
     EXIT_BAD_INPUT: "bad or unknown input file, a chain file or archive without any usable row, a corrupt store file",
     EXIT_NO_RESULT: "nothing to compute, or no source answered (offline, provider down, not in the store)",
     EXIT_REPORT_FAILED: "a report FAILED (its failed notebook and HTML are kept)",
-    EXIT_LOCKED: "another report run holds the lock",
+    EXIT_LOCKED: "another run holds the lock (a report run, paper mark, the nightly run)",
     EXIT_DECISION_LOG: "the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)",
     EXIT_LEDGER: "the paper ledger refused (unreadable, not a ledger, a newer schema, a broken rule)",
+    EXIT_NIGHTLY_SOME_FAILED: "the nightly run: some step failed (the summary says which)",
+    EXIT_NIGHTLY_ALL_FAILED: "the nightly run: every step that ran failed",
 }
 
 #: The stderr label of each error exit code.

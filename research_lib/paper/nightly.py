@@ -34,12 +34,13 @@ Exit codes (:attr:`NightlySummary.exit_code`, the command's exit status):
 
 == ==========================================================================================
 0  every step that ran succeeded (skipped steps, e.g. outside a session day, are not failures)
-1  some step failed and some succeeded
-2  every step that ran failed
-3  another nightly holds the lock (nothing ran; the message names the holder)
+9  some step failed and some succeeded (the summary and the log line say which)
+10 every step that ran failed
+6  another nightly holds the lock (nothing ran; the message names the holder)
 == ==========================================================================================
 
-The command line also exits 2 on bad usage (an unknown option, a bad settings file) before anything runs.
+They sit in the command line's one table of exit codes (:data:`research_lib.cli.EXIT_CODES`), so a cron
+watcher tells them from a bad option or settings file (2, before anything runs) and from a bug (1).
 
 Files, under ``out_dir`` (default :func:`research_lib.settings.data_root`): ``last_nightly_summary.json``
 (the :meth:`NightlySummary.to_dict`, strict JSON, written atomically), ``nightly.log`` (one line appended per
@@ -77,7 +78,8 @@ STEPS: tuple[str, ...] = ("chains", "reports", "paper_mark")
 #: Step statuses.
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 #: Exit codes (see the module docstring).
-EXIT_OK, EXIT_SOME_FAILED, EXIT_ALL_FAILED, EXIT_LOCKED = 0, 1, 2, 3
+#: In the command line's table of exit codes (:data:`research_lib.cli.EXIT_CODES`): 6 is its "locked".
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ALL_FAILED, EXIT_LOCKED = 0, 9, 10, 6
 #: File names under ``out_dir``.
 SUMMARY_FILE = "last_nightly_summary.json"
 LOG_FILE = "nightly.log"
@@ -343,7 +345,7 @@ def run_nightly(symbols: str | Iterable[str] | None = None, *, config: PaperConf
     Returns
     -------
     NightlySummary
-        ``exit_code`` 3 (nothing ran) when another nightly holds the lock.
+        ``exit_code`` 6 (nothing ran) when another nightly holds the lock.
 
     Raises
     ------
