@@ -209,10 +209,14 @@ class PaperTrader:
         Where ``store``/``auto`` chains come from (default the data directory's).
     market_dir : path, optional
         The market history directory (rates, VIX, SPX daily for the regime and the settlements).
+    reconcile_after : float
+        Seconds an order must have waited before the reconciliation on start settles it [30]: an order another
+        process (the notebook, a cron job) submitted a moment ago is left to that process, not rejected under
+        its feet. 0 settles every pending order.
     """
 
     def __init__(self, config=None, *, ledger: PaperLedger | None = None, broker=None, log: DecisionLog | None = None,
-                 store=None, market_dir=None):
+                 store=None, market_dir=None, reconcile_after: float = 30.0):
         if config is None:
             # lazy: start-up time — the config module reads TOML; a caller passing a config never needs it
             from research_lib.paper.config import load_config
@@ -226,6 +230,7 @@ class PaperTrader:
         self.market_dir = market_dir
         self._daily: pd.DataFrame | None = None
         self.account: Account = self.ledger.ensure_account(config.account, float(config.cash))
+        self.reconcile_after = float(reconcile_after)
         self.reconciliation = self.reconcile()
 
     def __repr__(self) -> str:
@@ -258,7 +263,7 @@ class PaperTrader:
         """Complete or reject the orders a crash left between their phases, and log the EXIT decision of closed
         trades that lack one; returns the ledger's :class:`~research_lib.records.paper.ReconcileReport` (with the
         EXIT repairs added to ``repaired``)."""
-        report = self.ledger.reconcile(self.broker.lookup)
+        report = self.ledger.reconcile(self.broker.lookup, min_age=self.reconcile_after)
         repaired = []
         for trade in self.ledger.closed_without_decision():
             pos = self.ledger.position(trade.position_id)
