@@ -448,6 +448,11 @@ class PaperConfigError(PaperError, ValueError):
         super().__init__(message)
 
 
+class PaperDisplayError(PaperError, ValueError):
+    """A table or curve given to the paper panel or its chart (:mod:`research_lib.paper.panel`,
+    :func:`research_lib.ui.plots.paper_equity`) lacks a column it needs (names the columns missing)."""
+
+
 class ReportError(ResearchLibError):
     """A report run could not be carried out (not a failed notebook: that is a FAILED result)."""
 
