@@ -202,6 +202,24 @@ class SettleTimes:
         return np.array([self.memo[k] for k in pairs], dtype=np.int64)
 
 
+def select_for_snapshot(snapshot: ChainSnapshot, params: BacktestParams, rate: float = 0.0):
+    """The legs a fixed strategy (``params.strategy``, not ``auto``) would enter on one chain snapshot: the
+    backtest's own selection (:func:`research_lib.backtest.legspec.select_legs`, valued at the snapshot's moment).
+
+    Returns
+    -------
+    Selection or str
+        ``rows`` are positions in ``snapshot.contracts``; a string says why nothing could be selected.
+    """
+    if params.strategy == "auto" or params.strategy in INDEX_STRATEGIES:
+        raise BacktestInputError("strategy", f"{params.strategy!r}: select_for_snapshot selects a fixed strategy's "
+                                             f"legs, not {params.strategy!r}")
+    day = _Day(snapshot, RootCodes())
+    valuation = gex.valuation_moment(snapshot, gex.GexConfig.model(rate=rate, div_yield=float(params.div_yield)))
+    return select_legs(params.strategy, day.arrays(), float(snapshot.spot), valuation.value,
+                       params.strategy_params(rate), rate, MULTIPLIER)
+
+
 def _snapshots(feed, params: BacktestParams) -> tuple[list, list, list[dt.date], str, str]:
     """(days, an iterator source, missing days, underlying, source name) of ``feed`` within params' range."""
     if hasattr(feed, "days") and hasattr(feed, "missing_days"):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -257,7 +258,8 @@ def budget_advice(strat, budget: float, *, stats=None, confidence: float = 100.0
 
 
 def decide_on(snapshot: ChainSnapshot, market_view: MarketView, *, account: float = 50_000.0,
-              stats: TradeStats | None = None, open_risk: float = 0.0, previous: TradeDecision | None = None,
+              stats: TradeStats | Mapping[str, TradeStats | None] | None = None, open_risk: float = 0.0,
+              previous: TradeDecision | None = None,
               decided_by: str = "research-lib", strategy_params: StrategyParams | None = None,
               sizing_params: SizingParams | None = None, regime_params: RegimeParams | None = None,
               alert_params: AlertParams | None = None, timestamp=None) -> DecisionReport:
@@ -275,7 +277,9 @@ def decide_on(snapshot: ChainSnapshot, market_view: MarketView, *, account: floa
         <research_lib.core.market_view.MarketView.as_of>`); its ``date`` must be the snapshot's trading
         date, so nothing later can be read.
     account, stats, open_risk, decided_by, strategy_params, sizing_params, regime_params, alert_params
-        As :func:`decide`.
+        As :func:`decide`; ``stats`` may also be a mapping from :class:`~research_lib.core.strategy.StrategyKind`
+        values (``"bull_put_spread"`` ...) to each strategy's own statistics (the paper ledger's per-strategy
+        figures): the structure the regime chooses is sized with its own (None or absent: the bootstrap risk).
     previous : TradeDecision, optional
         The decision of the previous trading day for the underlying (``DecisionLog.last_for(underlying,
         before=date)``): the regime-change alert compares against its regime. None: no comparison.
@@ -317,6 +321,8 @@ def decide_on(snapshot: ChainSnapshot, market_view: MarketView, *, account: floa
     regime = regime_mod.classify_regime(inputs, regime_params)
 
     choice = strategy_mod.select_strategy(regime.action, regime.trend)
+    if isinstance(stats, Mapping):  # statistics per strategy: the chosen structure's own history sizes it
+        stats = stats.get(choice.kind.value)
     sp = strategy_params or strategy_mod.StrategyParams(rate=rate, div_yield=q)
     size_kw = dict(confidence=regime.confidence, open_risk=open_risk, params=sizing_params)
     budget = sizing_mod.risk_budget(account, stats, **size_kw)
