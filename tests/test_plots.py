@@ -117,7 +117,9 @@ def test_paper_equity_draws_the_snapshots():
 
     curve = _paper_curve()
     fig = plots.paper_equity(curve, starting_cash=100_000.0)
-    ax_eq, ax_pnl = fig.axes
+    ax_eq, ax_pnl, ax_risk = fig.axes  # the open risk on a twin of the P&L axes, its own scale
+    assert ax_risk.get_ylim()[1] == pytest.approx(1760.0 * 1.1)
+    assert [c.get_label() for c in ax_risk.collections] == ["open risk (right)"]
     lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
     np.testing.assert_allclose(lines["equity"].get_ydata(), curve["equity"])
     np.testing.assert_allclose(lines["cash"].get_ydata(), curve["cash"])

@@ -50,7 +50,8 @@ from research_lib.formatting import fmt_money
 from research_lib.paper import config as paper_config
 from research_lib.paper.trader import PaperTrader
 from research_lib.records.decisions.log import DB_NAME as DECISIONS_FILE, DecisionLog
-from research_lib.records.paper.ledger import LEDGER_FILE, PaperLedger
+from research_lib.records.paper.ledger import PaperLedger
+from research_lib.records.paper.schema import DB_NAME as LEDGER_FILE
 from research_lib.settings import ENV_PAPER_ACCOUNT, ENV_PAPER_DATE, ENV_PAPER_SOURCE
 from research_lib.ui import plots
 from research_lib.ui.explore import Table, figure_png
@@ -98,6 +99,11 @@ def _dollars(v) -> str:
     return fmt_money(float(v), symbol="$", small_decimals=2)
 
 
+def _price(v) -> str:
+    """A price per share in credit terms (``+1.20``); ``n/a`` when unknown."""
+    return "n/a" if _missing(v) else f"{float(v):+.2f}"
+
+
 def _items(v) -> str:
     if isinstance(v, str):
         return v
@@ -111,8 +117,8 @@ _POSITION_COLUMNS = {
     "contracts": ("contracts", str),
     "opened": ("opened", _when),
     "expiration": ("expiry", _day),
-    "entry_price": ("entry (per share, credit +)", _num("{:+.2f}")),
-    "mark": ("mark (per share)", _num("{:+.2f}")),
+    "entry_price": ("entry (per share, credit +)", _price),
+    "mark": ("mark (per share)", _price),
     "unrealized_pnl": ("unrealised P&L", _dollars),
     "pnl_pct": ("P&L % of entry", _num("{:+.1%}")),
     "dte": ("DTE (days)", _num("{:.0f}")),
@@ -128,22 +134,22 @@ _CLOSED_COLUMNS = {
     "contracts": ("contracts", str),
     "opened_at": ("opened", _when),
     "closed_at": ("closed", _when),
-    "entry_price": ("entry (per share)", _num("{:+.2f}")),
-    "exit_price": ("exit (per share)", _num("{:+.2f}")),
+    "entry_price": ("entry (per share)", _price),
+    "exit_price": ("exit (per share)", _price),
     "exit_reason": ("exit reason", str),
     "exit_kind": ("exit", str),
     "realized_pnl": ("realised P&L", _dollars),
     "commissions": ("commissions", _dollars),
-    "return_on_risk": ("return on risk", _num("{:+.1%}")),
+    "return_on_risk": ("return on risk", _num("{:+.2%}")),
 }
 _STATISTICS_COLUMNS = {
     "strategy": ("strategy", str),
     "n_trades": ("trades", str),
     "wins": ("wins", str),
     "win_rate": ("win rate", _num("{:.0%}")),
-    "avg_win": ("average win (of risk)", _num("{:+.1%}")),
-    "avg_loss": ("average loss (of risk)", _num("{:+.1%}")),
-    "expectancy": ("expectancy (of risk)", _num("{:+.1%}")),
+    "avg_win": ("average win (of risk)", _num("{:.2%}")),
+    "avg_loss": ("average loss (of risk)", _num("{:.2%}")),
+    "expectancy": ("expectancy (of risk)", _num("{:+.2%}")),
     "total_pnl": ("total P&L", _dollars),
 }
 
@@ -223,7 +229,7 @@ def _proposal_frame(p) -> pd.DataFrame:
         ("strategy", p.strategy),
         ("tradeable", "yes" if p.tradeable else f"no: {p.why_not}"),
         ("contracts", str(p.contracts)),
-        ("entry (per share, credit +)", f"{p.entry_price:+.2f}"),
+        ("entry (per share, credit +)", _price(p.entry_price)),
         ("entry value", _dollars(p.entry_price * 100.0 * p.contracts)),
         ("max loss per contract", _dollars(-abs(p.max_loss))),
         ("max loss", _dollars(-abs(p.max_loss) * p.contracts)),
@@ -558,7 +564,7 @@ class PaperPanel:
         self.confirm_html.value = (
             f"<b>Place {p.contracts} × {html.escape(p.strategy)}</b> on account "
             f"<b>{html.escape(self.trader.account.name)}</b>: {html.escape(legs)}<br>"
-            f"entry {p.entry_price:+.2f} per share ({html.escape(_dollars(p.entry_price * 100.0 * p.contracts))}), "
+            f"entry {_price(p.entry_price)} per share ({html.escape(_dollars(p.entry_price * 100.0 * p.contracts))}), "
             f"max loss {html.escape(_dollars(-abs(p.max_loss) * p.contracts))}. Confirm?")
         self.confirm_box.layout.display = "flex"
         self._say("confirm or cancel the paper trade")
@@ -574,7 +580,7 @@ class PaperPanel:
         self.confirm_box.layout.display = "none"
         self._redraw()
         self._say(f"placed paper position #{position.position_id}: {position.contracts} × {position.strategy} "
-                  f"at {position.entry_price:+.2f} per share")
+                  f"at {_price(position.entry_price)} per share")
         return position
 
     @_action("cancel")

@@ -730,7 +730,8 @@ OPEN_RISK_COLOR = "#f4a261"
 
 def paper_equity(curve, *, starting_cash: float | None = None, title: str = "", ax=None) -> Figure:
     """A paper account's equity snapshots: equity and cash ($, the starting cash dashed) above the realised and
-    unrealised P&L ($) with the open risk ($ at risk, shaded), sharing the time axis (New York times).
+    unrealised P&L ($, left scale) with the open risk ($ of max loss, shaded, right scale), sharing the time axis
+    (New York wall-clock times). Each snapshot holds until the next (steps).
 
     Parameters
     ----------
@@ -744,7 +745,7 @@ def paper_equity(curve, *, starting_cash: float | None = None, title: str = "", 
     title : str, optional
         Default ``"paper account equity"``.
     ax : Axes, optional
-        None (new figure) or two Axes.
+        None (new figure) or two Axes (the open risk gets a twin of the second).
 
     Raises
     ------
@@ -761,7 +762,7 @@ def paper_equity(curve, *, starting_cash: float | None = None, title: str = "", 
         raise PaperDisplayError(f"paper_equity: {exc}") from None
     ax_eq.set_title(title or "paper account equity")
     ax_eq.set_ylabel("equity ($)")
-    ax_pnl.set_ylabel("P&L, open risk ($)")
+    ax_pnl.set_ylabel("P&L ($)")
     money = FuncFormatter(lambda v, _: f"{v:,.0f}")
     ax_eq.yaxis.set_major_formatter(money)
     ax_pnl.yaxis.set_major_formatter(money)
@@ -782,13 +783,21 @@ def paper_equity(curve, *, starting_cash: float | None = None, title: str = "", 
     ax_eq.plot(x, curve["cash"].to_numpy(dtype=float), color=CASH_COLOR, linewidth=1.0, label="cash", **step)
     ax_eq.legend(loc="best", fontsize=8)
     risk = curve["open_risk"].to_numpy(dtype=float)
-    ax_pnl.fill_between(x, risk, 0, step="post", color=OPEN_RISK_COLOR, alpha=0.25, label="open risk")
+    ax_risk = ax_pnl.twinx()  # the risk is the max loss: often 100 times the P&L, so on its own scale
+    ax_risk.fill_between(x, risk, 0, step="post", color=OPEN_RISK_COLOR, alpha=0.25, label="open risk (right)")
+    ax_risk.set_ylabel("open risk ($)")
+    ax_risk.yaxis.set_major_formatter(money)
+    ax_risk.set_ylim(0, max(float(np.nanmax(risk, initial=0.0)) * 1.1, 1.0))
+    ax_pnl.set_zorder(ax_risk.get_zorder() + 1)  # the P&L lines above the shading
+    ax_pnl.patch.set_visible(False)
     ax_pnl.plot(x, curve["realized_pnl"].to_numpy(dtype=float), color=CALL_COLOR, linewidth=1.2,
                 label="realised P&L", **step)
     ax_pnl.plot(x, curve["unrealized_pnl"].to_numpy(dtype=float), color=PUT_COLOR, linewidth=1.2,
                 label="unrealised P&L", **step)
     ax_pnl.axhline(0, color="grey", linewidth=0.6)
-    ax_pnl.legend(loc="best", fontsize=8)
+    handles = ax_pnl.get_legend_handles_labels()
+    extra = ax_risk.get_legend_handles_labels()
+    ax_pnl.legend(handles[0] + extra[0], handles[1] + extra[1], loc="best", fontsize=8)
     _date_axis(ax_pnl)
     ax_eq.tick_params(labelbottom=False)
     return ax_eq.figure
