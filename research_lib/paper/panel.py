@@ -54,7 +54,7 @@ from research_lib.records.paper.ledger import PaperLedger
 from research_lib.records.paper.schema import DB_NAME as LEDGER_FILE
 from research_lib.settings import ENV_PAPER_ACCOUNT, ENV_PAPER_DATE, ENV_PAPER_SOURCE
 from research_lib.ui import plots
-from research_lib.ui.explore import Table, figure_png
+from research_lib.ui.explore import Table, close_widgets, figure_png
 
 __all__ = ["ACTION_ERRORS", "CSS", "NEW_ACCOUNT", "PanelReport", "PaperPanel", "closed_display",
            "positions_display", "statistics_display"]
@@ -199,10 +199,12 @@ def statistics_display(statistics: pd.DataFrame) -> pd.DataFrame:
     return _display(statistics, _STATISTICS_COLUMNS, "statistics_display", ("strategy",))
 
 
-def _table_html(frame: pd.DataFrame, empty: str) -> str:
+def _table_html(frame: pd.DataFrame, empty: str, *, named_values: bool = False) -> str:
+    """``frame`` as an HTML table without its row numbers (``named_values``: the row labels, no headings), or
+    ``empty`` in italics when it has no row."""
     if not len(frame):
         return f"<p><i>{html.escape(empty)}</i></p>"
-    return Table(frame)._repr_html_()
+    return Table(frame, index=named_values, header=not named_values)._repr_html_()
 
 
 def _summary_frame(summary) -> pd.DataFrame:
@@ -269,10 +271,10 @@ class PanelReport:
     equity: Figure
 
     def _repr_html_(self) -> str:
-        proposal = (_table_html(self.proposal, "") + _table_html(self.legs, "no legs")
+        proposal = (_table_html(self.proposal, "", named_values=True) + _table_html(self.legs, "no legs")
                     if self.proposal is not None else
                     f'<p style="{_ERROR_STYLE}">No proposal: {html.escape(self.proposal_error or "")}</p>')
-        parts = [("Account", _table_html(self.summary, "")), ("Today's proposal", proposal),
+        parts = [("Account", _table_html(self.summary, "", named_values=True)), ("Today's proposal", proposal),
                  ("Open positions", _table_html(self.positions, "no open position")),
                  ("Closed trades", _table_html(self.closed, "no closed trade yet")),
                  ("Statistics by strategy", _table_html(self.statistics, "no closed trade yet"))]
@@ -729,7 +731,7 @@ class PaperPanel:
             self.account_select.options = [*names, NEW_ACCOUNT]
             self.account_select.value = t.account.name
         summary = t.summary()
-        self.summary_html.value = _table_html(_summary_frame(summary), "")
+        self.summary_html.value = _table_html(_summary_frame(summary), "", named_values=True)
         self._draw_proposal()
         positions = t.positions_table()
         self.positions_html.value = _table_html(positions_display(positions), "no open position")
@@ -751,7 +753,7 @@ class PaperPanel:
             self.legs_html.value = ""
             self.place_button.disabled = True
             return
-        self.proposal_html.value = _table_html(_proposal_frame(p), "")
+        self.proposal_html.value = _table_html(_proposal_frame(p), "", named_values=True)
         self.legs_html.value = _table_html(p.legs_frame(), "no legs")
         self.place_button.disabled = not p.tradeable
 
@@ -782,11 +784,7 @@ class PaperPanel:
 
     def close(self) -> None:
         """Close every widget of the panel (front-end views disappear)."""
-        pending = [self.widget]
-        while pending:
-            w = pending.pop()
-            pending.extend(getattr(w, "children", ()))
-            w.close()
+        close_widgets(self.widget)
 
 
 def _trader_arguments(data_dir: str, market_dir: str | None) -> dict[str, Any]:
