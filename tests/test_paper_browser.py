@@ -29,8 +29,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE, ROOT
+from paper_quotes import mid_mark
 
-from research_lib.data.sources import read_chain
 from research_lib.paper import config as paper_config
 from research_lib.records.paper.ledger import PaperLedger
 
@@ -86,16 +86,6 @@ def _stop(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=10)
-
-
-def _mid_mark(position, snap) -> float:
-    c = snap.contracts
-    total = 0.0
-    for leg in position.legs:
-        row = c[(c["root"] == leg.root) & (c["expiration"].map(lambda d: pd.Timestamp(d).date()) == leg.expiration)
-                & (c["strike"] == leg.strike) & (c["right"] == leg.right)]
-        total -= leg.quantity * float((row["bid"].iloc[0] + row["ask"].iloc[0]) / 2)
-    return total
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +170,7 @@ def test_place_and_mark_in_a_real_browser(archive, tmp_path, request):
         marks = ledger.marks("paper", position.position_id)
         assert ledger.check() == []
     assert len(marks) == 1
-    expected = _mid_mark(position, read_chain(source, date=day.isoformat()))
+    expected = mid_mark(source, day, position)  # the file's quotes, read with pandas alone
     assert marks["mark"].iloc[0] == pytest.approx(expected, abs=1e-9)
     assert shown["id"] == str(position.position_id) and shown["strategy"] == "bull_put"
     assert shown["mark (per share)"] == f"{expected:+.2f}"

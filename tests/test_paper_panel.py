@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import EOD_ARCHIVE
+from paper_quotes import mid_mark
 
-from research_lib.data.sources import read_chain
 from research_lib.errors import OrderError, PaperConfigError, ResearchLibError
 from research_lib.paper import config as paper_config
 from research_lib.paper.panel import CSS, NEW_ACCOUNT, PanelReport, PaperPanel, positions_display
@@ -81,18 +81,6 @@ def _place(panel):
     position = panel.on_confirm()
     assert panel.error is None, panel.message
     return position
-
-
-def _mark_price(position, snap) -> float:
-    """The position's mid mark from the chain read independently: −Σ quantity × (bid + ask) / 2."""
-    c = snap.contracts
-    total = 0.0
-    for leg in position.legs:
-        row = c[(c["root"] == leg.root) & (c["expiration"].map(lambda d: pd.Timestamp(d).date()) == leg.expiration)
-                & (c["strike"] == leg.strike) & (c["right"] == leg.right)]
-        assert len(row) == 1, leg
-        total -= leg.quantity * float((row["bid"].iloc[0] + row["ask"].iloc[0]) / 2)
-    return total
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,13 +179,12 @@ def test_mark_then_close_selected(archive, tmp_path, monkeypatch, chain_file):
     report = panel.on_mark()
     assert panel.error is None, panel.message
     assert report is panel.last_mark and len(report.marks) == 1 and not report.problems
-    snap = read_chain(source, date=day2.isoformat())
-    expected = _mark_price(position, snap)
+    expected = mid_mark(source, day2, position)  # the file's quotes, read with pandas alone
     with _ledger(root) as ledger:
         marks = ledger.marks("paper", position.position_id)
         assert len(marks) == 1
         assert marks["mark"].iloc[0] == pytest.approx(expected, abs=1e-9)
-        assert pd.Timestamp(marks["marked_at"].iloc[0]) == snap.quote_time
+        assert pd.Timestamp(marks["marked_at"].iloc[0]).date() == day2
     row = panel.trader.positions_table().iloc[0]
     assert row["mark"] == pytest.approx(expected, abs=1e-9)
     assert row["unrealized_pnl"] == pytest.approx((position.entry_price - expected) * 100, abs=1e-6)

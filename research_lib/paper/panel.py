@@ -30,13 +30,12 @@ Every button and table has a stable CSS class (:data:`CSS`), for the browser tes
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import html
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ from research_lib.records.paper.ledger import PaperLedger
 from research_lib.records.paper.schema import DB_NAME as LEDGER_FILE
 from research_lib.settings import ENV_PAPER_ACCOUNT, ENV_PAPER_DATE, ENV_PAPER_SOURCE
 from research_lib.ui import plots
-from research_lib.ui.explore import Table, close_widgets, figure_png
+from research_lib.ui.explore import Table, close_widgets, figure_png, syncing
 
 __all__ = ["ACTION_ERRORS", "CSS", "NEW_ACCOUNT", "PanelReport", "PaperPanel", "closed_display",
            "positions_display", "statistics_display"]
@@ -483,14 +482,6 @@ class PaperPanel:
         self.status.value = (f'<div style="{_ERROR_STYLE}"><b>{html.escape(action)} failed</b> — '
                              f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</div>")
 
-    @contextlib.contextmanager
-    def _quietly(self) -> Iterator[None]:
-        self._syncing = True
-        try:
-            yield
-        finally:
-            self._syncing = False
-
     # -- accounts ----------------------------------------------------------------------------------
 
     def _on_account_change(self, change) -> None:
@@ -727,7 +718,7 @@ class PaperPanel:
     def _redraw(self) -> None:
         t = self.trader
         names = [a.name for a in t.ledger.accounts()]
-        with self._quietly():
+        with syncing(self):  # the observer ignores this redraw
             self.account_select.options = [*names, NEW_ACCOUNT]
             self.account_select.value = t.account.name
         summary = t.summary()

@@ -331,13 +331,8 @@ class GexExplorer:
         self._grid_override = None if change["new"] == default else change["new"]
         self.refresh()
 
-    @contextlib.contextmanager
-    def _quietly(self) -> Iterator[None]:
-        self._syncing = True
-        try:
-            yield
-        finally:
-            self._syncing = False
+    def _quietly(self):
+        return syncing(self)
 
     # -- drawing -----------------------------------------------------------------------------------
 
@@ -390,6 +385,16 @@ class GexExplorer:
     def close(self) -> None:
         """Close every widget of the explorer (front-end views disappear; the results stay readable)."""
         close_widgets(self.widget)
+
+
+@contextlib.contextmanager
+def syncing(owner) -> Iterator[None]:
+    """Set ``owner._syncing`` for the block: its observers skip the changes the code itself makes to controls."""
+    owner._syncing = True
+    try:
+        yield
+    finally:
+        owner._syncing = False
 
 
 def close_widgets(root) -> None:
