@@ -124,6 +124,39 @@ def session_close(date) -> pd.Timestamp:
     return (d + pd.Timedelta(hours=16)).tz_localize(NY)
 
 
+def session_open(date) -> pd.Timestamp:
+    """The open of the session on ``date`` in New York time (09:30). A date that is not a session gives 09:30."""
+    d = _to_naive_dates([date])[0]
+    sched = _schedule_ny()
+    if d in sched.index:
+        return sched.at[d, "open"]
+    return (d + pd.Timedelta(hours=9, minutes=30)).tz_localize(NY)
+
+
+def market_state(ts=None, *, grace_minutes: float = 15.0) -> tuple[bool, str]:
+    """Whether the market is in session at ``ts`` (default now), and a sentence saying so.
+
+    ``grace_minutes`` after the close still count as in session (the closing marks of a cron job a minute late).
+
+    Returns
+    -------
+    (bool, str)
+        ``(True, "in session until 16:00 EDT")`` or ``(False, "2026-07-04 is not a trading day")``,
+        ``(False, "before the open (09:30 EDT) of 2026-07-06")``, ``(False, "after the close (16:00 EDT) of …")``.
+    """
+    now = pd.Timestamp.now(tz=NY) if ts is None else pd.Timestamp(ts)
+    now = now.tz_localize(NY) if now.tzinfo is None else now.tz_convert(NY)
+    day = now.date()
+    if not is_session(day):
+        return False, f"{day} is not a trading day"
+    opens, closes = session_open(day), session_close(day)
+    if now < opens:
+        return False, f"before the open ({opens:%H:%M %Z}) of {day}"
+    if now > closes + pd.Timedelta(minutes=grace_minutes):
+        return False, f"after the close ({closes:%H:%M %Z}) of {day}"
+    return True, f"in session until {closes:%H:%M %Z}"
+
+
 def settlement_times(expiration, settlement) -> pd.DatetimeIndex:
     """The settlement moment of each contract, tz-aware New York time.
 

@@ -65,10 +65,27 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     ``notebooks/sweep.ipynb`` run with papermill into ``reports/sweeps/<run id>/`` (the sweep's files, the
     notebook, offline HTML: heatmaps, the top configurations, walk-forward, deflated Sharpe), listed in
     ``reports/index.html``.
+``research-lib nightly [--symbols SPX,SPY] [--import DIR] [--skip chains|reports|paper_mark ...] [--json]``
+    The nightly pipeline (:mod:`research_lib.paper.nightly`): today's chains into the store (or ``--import``
+    a folder of chain files), the daily reports, a paper mark; each step's status and time printed, in
+    ``last_nightly_summary.json`` and one line of ``nightly.log`` in the data folder. Its own exit codes:
+    0 all ran steps ok, 1 some failed, 2 every one failed, 3 another nightly is running.
 ``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
     Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
     alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-record`` to skip; ``--no-log``
     is its old name and still works).
+
+``research-lib paper open|mark|close ID|status|history|reset [--account-name NAME] [--cash A] [--config PATH]
+[--source auto|...|PATH] [--date D] [--json]``
+    Paper trading (:mod:`research_lib.paper`) on the ledger ``data/paper.sqlite`` with the settings of
+    ``data/paper.toml``: ``open`` makes the day's decision (``decide``'s, sized on the paper account) or, with
+    ``--strategy short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle [--dte N] [--short-delta X]
+    [--long-delta Y | --width W]``, the backtest's fixed strategy, and places it through the simulated broker (the
+    same day's order twice is recorded once); ``mark`` marks every open position from a fresh chain and closes what
+    the exit rules fire — outside the trading session (without ``--date``) it says so and exits 0, a second
+    ``mark`` while one runs exits 6; ``close ID`` closes by hand; ``status`` the account and its open positions
+    (``--json``: one object whose ``positions`` hold their legs); ``history`` the closed trades, statistics and
+    equity; ``reset --yes`` empties the account. Every run reconciles the ledger first (said on stderr).
 
 Options shared by every command: ``--date`` is a real calendar date ``YYYY-MM-DD`` or ``latest`` (the
 default); ``all`` (every clean day of a multi-day file) is accepted by ``gex PATH`` only, every other
@@ -86,6 +103,7 @@ Exit codes (:data:`EXIT_CODES`; the error's class decides, see :func:`exit_code_
 5  a report FAILED (its failed notebook and HTML are kept, the last good report is not touched)
 6  another report run holds the lock
 7  the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)
+8  the paper ledger refused (unreadable, not a ledger, a newer schema, a broken rule)
 == ==========================================================================================
 """
 
@@ -113,12 +131,20 @@ from research_lib.errors import (
     DecisionLogError,
     GexConfigError,
     HistoryArgumentError,
+    LedgerError,
+    LockBusyError,
+    MarkError,
     MarketDataError,
     MarketDataNotFoundError,
     ModelledChainError,
+    NightlyError,
     NoChainAvailableError,
     NoExposureError,
     NothingToImportError,
+    OrderError,
+    PaperAccountError,
+    PaperConfigError,
+    PositionNotFoundError,
     RegimeInputError,
     RegimeParamsError,
     ReportLockedError,
@@ -260,6 +286,54 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="the sweep's folder (default reports/sweeps/<run id>/); the same folder resumes a run")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.add_argument("--json", action="store_true", help="one strict JSON object on stdout")
+
+    pa = sub.add_parser("paper", help="paper trading: open, mark, close, status, history, reset (SQLite ledger)",
+                        description="Paper trading on the paper ledger (data/paper.sqlite): the day's decision "
+                                    "placed through the simulated broker, positions marked from fresh chains and "
+                                    "closed by the exit rules, the account's performance.")
+    pasub = pa.add_subparsers(dest="paper_kind", required=True)
+    p_open = pasub.add_parser("open", help="make the day's decision (or a fixed strategy) and place it")
+    p_mark = pasub.add_parser("mark", help="mark every open position, close what the exit rules fire (cron-safe)")
+    p_close = pasub.add_parser("close", help="close one open position by hand")
+    p_close.add_argument("id", type=_int_at_least(1, "position id"), help="the position id (paper status)")
+    p_status = pasub.add_parser("status", help="the account and its open positions at their latest marks")
+    p_hist = pasub.add_parser("history", help="closed trades, per-strategy statistics, the equity curve")
+    p_reset = pasub.add_parser("reset", help="empty the account and start again with --cash (or its starting cash)")
+    for sp_ in (p_open, p_mark, p_close, p_status, p_hist, p_reset):
+        sp_.add_argument("--account-name", default=None, metavar="NAME",
+                         help="the paper account (default the config's account.name; created when new)")
+        sp_.add_argument("--cash", type=_positive_money, default=None,
+                         help="starting cash of a new account, or of the account after reset")
+        sp_.add_argument("--config", default=None, metavar="PATH", help="the settings file (default data/paper.toml)")
+        sp_.add_argument("--json", action="store_true", help="one strict JSON object on stdout")
+    for sp_ in (p_open, p_mark, p_close):
+        sp_.add_argument("--source", default=None,
+                         help="auto, cboe, tradier, polygon, store, modelled, or a chain file (default the config's)")
+        sp_.add_argument("--date", default=None, type=_date_arg,
+                         help="YYYY-MM-DD: replay a stored day or a file's day (default latest)")
+    p_open.add_argument("--symbol", default=None, type=_symbol_type, help="underlying (default the config's first)")
+    p_open.add_argument("--strategy", default=None, choices=("auto", *PAPER_STRATEGIES),
+                        help="auto (the decision core) or a fixed strategy")
+    p_open.add_argument("--dte", default=None, type=_int_at_least(1, "days to expiry"), help="target days to expiry")
+    p_open.add_argument("--short-delta", default=None, type=_delta_arg, help="absolute delta of the short leg(s)")
+    wing_ = p_open.add_mutually_exclusive_group()
+    wing_.add_argument("--long-delta", default=None, type=_delta_arg, help="absolute delta of the long leg(s)")
+    wing_.add_argument("--width", default=None, type=_width_arg, help="spread width in index points")
+    p_mark.add_argument("--force", action="store_true", help="mark even outside the trading session")
+    p_reset.add_argument("--yes", action="store_true", help="confirm: the account's history is deleted")
+
+    ni = sub.add_parser("nightly", help="the nightly pipeline: chains, daily reports, paper mark, a run summary",
+                        description="Fetch (or --import) today's chains into the store, run the daily reports and "
+                                    "a paper mark; write last_nightly_summary.json and a nightly.log line in the "
+                                    "data folder. Exit 0 all ok, 1 some step failed, 2 every step failed, 3 "
+                                    "another nightly is running.")
+    ni.add_argument("--symbols", default=None, help="comma-separated underlyings (default: market.symbols of "
+                                                    "paper.toml)")
+    ni.add_argument("--import", dest="import_dir", default=None, metavar="DIR",
+                    help="import the chain files under DIR into the store instead of fetching")
+    ni.add_argument("--skip", action="append", default=[], choices=("chains", "reports", "paper_mark"),
+                    metavar="STEP", help="leave a step out (chains, reports, paper_mark); repeatable")
+    ni.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
 
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
     rsub = rp.add_subparsers(dest="report_kind", required=True)
@@ -450,10 +524,14 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--market-dir", default=None, metavar="DIR", help="market history folder")
 
 
+#: Fixed strategies of ``paper open --strategy`` (the backtest's, without the index methodologies).
+PAPER_STRATEGIES = ("short_put", "bull_put", "bear_call", "iron_condor", "bull_call", "bear_put", "strangle")
 #: The backtest flags and the :class:`~research_lib.backtest.params.BacktestParams` field each sets.
 BACKTEST_FLAGS = ("strategy", "dte", "short_delta", "long_delta", "width", "entry", "max_open", "profit_target",
                   "stop_loss", "exit_dte", "max_hold", "fill", "commission", "account", "start", "end",
                   "contracts", "regime_filter")
+
+
 def backtest_param_kwargs(args) -> dict:
     """The :class:`BacktestParams` keyword arguments the command line gave: a flag not given is left out (the
     parameters' own defaults apply); ``--profit-target none`` / ``--stop-loss none`` give None (the rule off)."""
@@ -470,6 +548,7 @@ EXIT_INTERNAL = 1
 EXIT_REPORT_FAILED = 5
 EXIT_LOCKED = 6
 EXIT_DECISION_LOG = 7
+EXIT_LEDGER = 8
 
 #: Every exit code of ``research-lib`` and what it means (the README's table).
 EXIT_CODES: dict[int, str] = {
@@ -481,11 +560,12 @@ EXIT_CODES: dict[int, str] = {
     EXIT_REPORT_FAILED: "a report FAILED (its failed notebook and HTML are kept)",
     EXIT_LOCKED: "another report run holds the lock",
     EXIT_DECISION_LOG: "the decision log refused the decision (duplicate id, unreadable or newer log, malformed record)",
+    EXIT_LEDGER: "the paper ledger refused (unreadable, not a ledger, a newer schema, a broken rule)",
 }
 
 #: The stderr label of each error exit code.
 _LABELS = {EXIT_USAGE: "bad option", EXIT_BAD_INPUT: "bad input", EXIT_NO_RESULT: "nothing to compute",
-           EXIT_LOCKED: "locked", EXIT_DECISION_LOG: "decision log"}
+           EXIT_LOCKED: "locked", EXIT_DECISION_LOG: "decision log", EXIT_LEDGER: "paper ledger"}
 
 
 class UsageError(ValueError):
@@ -1119,6 +1199,27 @@ def _cmd_report(args, out, err) -> int:
     return summary.exit_code
 
 
+def _cmd_nightly(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.paper import nightly
+
+    def progress(line: str) -> None:
+        err.write(f"research-lib nightly: {line}\n")
+        err.flush()
+
+    summary = nightly.run_nightly(args.symbols, steps=[s for s in nightly.STEPS if s not in args.skip],
+                                  import_dir=args.import_dir, progress=None if args.json else progress)
+    if args.json:
+        out.write(to_json(summary.to_dict()) + "\n")
+    else:
+        out.write(summary.line() + "\n")
+        if summary.summary_path is not None:
+            out.write(f"run summary: {summary.summary_path}\n")
+    if summary.error:
+        err.write(f"research-lib nightly: {summary.error}\n")
+    return summary.exit_code
+
+
 def _cmd_report_prune(args, out, err) -> int:
     # lazy for start-up time: each command loads only the layers it runs
     from research_lib.reporting import runner as reports
@@ -1139,6 +1240,76 @@ def _cmd_report_prune(args, out, err) -> int:
     return EXIT_OK
 
 
+def _paper_trader(args):
+    """The :class:`~research_lib.paper.trader.PaperTrader` of the paper flags (its reconciliation already run)."""
+    # lazy for start-up time: the paper layers load only for the paper commands
+    from research_lib.paper.config import load_config
+    from research_lib.paper.trader import PaperTrader
+
+    config = load_config(args.config)
+    if args.account_name:
+        config = config.replace(account=args.account_name)
+    if args.cash is not None and args.paper_kind != "reset":
+        config = config.replace(cash=args.cash)
+    return PaperTrader(config)
+
+
+def _cmd_paper(args, out, err) -> int:
+    # lazy for start-up time: the paper layers load only for the paper commands
+    from research_lib import calendar as cal
+    from research_lib.fs import file_lock
+    from research_lib.paper import describe as paper_text
+    from research_lib.paper.trader import log_line
+
+    kind = args.paper_kind
+    if kind == "mark" and args.date is None and not args.force:
+        ok, why = cal.market_state()
+        if not ok:
+            log_line(f"paper mark: skipped, the market is closed ({why})")
+            if args.json:
+                out.write(to_json({"skipped": f"the market is closed: {why}", "marks": [], "closed": []}) + "\n")
+            else:
+                out.write(f"paper mark: the market is closed ({why}); nothing marked (use --date D to replay a "
+                          "stored day, --force to mark anyway)\n")
+            return EXIT_OK
+    if kind == "reset" and not args.yes:
+        raise UsageError("paper reset deletes the account's orders, positions and trades: add --yes to confirm")
+    trader = _paper_trader(args)
+    if not trader.reconciliation.clean:
+        err.write(f"research-lib: reconciliation: {trader.reconciliation.summary()}\n")
+    if kind == "open":
+        fixed = {k: getattr(args, k) for k in ("dte", "short_delta", "long_delta", "width")}
+        result = trader.open(source=args.source, date=args.date, symbol=args.symbol, strategy=args.strategy, **fixed)
+        out.write((to_json(result.to_dict()) if args.json else paper_text.describe_open(result)) + "\n")
+    elif kind == "mark":
+        # one marker at a time per ledger (cron every few minutes and a hand run never overlap)
+        with file_lock(trader.mark_lock_path, wait=False,
+                       note=f"paper mark of {trader.name}"):
+            report = trader.mark(source=args.source, date=args.date)
+        log_line(f"paper mark {trader.name}: {report.summary()}")
+        out.write((to_json(report.to_dict()) if args.json else report.summary()) + "\n")
+    elif kind == "close":
+        trade = trader.close(args.id, source=args.source, date=args.date)
+        log_line(f"paper close {trader.name} #{trade.position_id}: P&L {trade.realized_pnl:+.2f}")
+        out.write((to_json(dataclasses.asdict(trade)) if args.json else paper_text.describe_closed(trade)) + "\n")
+    elif kind == "status":
+        status = trader.status()
+        out.write((to_json(status.to_dict()) if args.json else paper_text.describe_status(status, trader)) + "\n")
+    elif kind == "history":
+        hist = trader.history()
+        if args.json:
+            out.write(to_json({k: v.to_dict(orient="records") for k, v in hist.items()}) + "\n")
+        else:
+            out.write(paper_text.describe_history(hist) + "\n")
+    else:
+        account = trader.reset(args.cash)
+        if args.json:
+            out.write(to_json(dataclasses.asdict(account)) + "\n")
+        else:
+            out.write(f"paper account {account.name} reset: cash {account.cash:,.2f}\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     """Entry point of ``research-lib``. Returns the exit code (:data:`EXIT_CODES`, :func:`exit_code_for`)."""
     out = out or sys.stdout
@@ -1151,7 +1322,8 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
         return int(exc.code or 0) and EXIT_USAGE
     handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
                "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report,
-               "backtest": _cmd_backtest, "sweep": _cmd_sweep}[args.command]
+               "backtest": _cmd_backtest, "sweep": _cmd_sweep, "paper": _cmd_paper,
+               "nightly": _cmd_nightly}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -1180,11 +1352,15 @@ def _error_classes() -> list[tuple[type, int]]:
     return [
         (UsageError, EXIT_USAGE),
         (ReportLockedError, EXIT_LOCKED),
+        (LockBusyError, EXIT_LOCKED),
+        # paper trading: a bad setting, account, position id or order is what the user typed; the ledger refusing
+        (PaperConfigError, EXIT_USAGE), (PaperAccountError, EXIT_USAGE), (PositionNotFoundError, EXIT_USAGE),
+        (OrderError, EXIT_USAGE), (LedgerError, EXIT_LEDGER), (MarkError, EXIT_NO_RESULT),
         # bad parameters: what the user typed
         (ReportParameterError, EXIT_USAGE), (GexConfigError, EXIT_USAGE), (RegimeParamsError, EXIT_USAGE),
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
         (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE), (BacktestInputError, EXIT_USAGE),
-        (SweepInputError, EXIT_USAGE),
+        (SweepInputError, EXIT_USAGE), (NightlyError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
         # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)

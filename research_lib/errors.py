@@ -417,6 +417,21 @@ class LedgerError(PaperError):
         super().__init__(f"{path}: {message}" if path is not None else message)
 
 
+class LedgerSchemaError(LedgerError):
+    """The ledger file's schema is one this research_lib cannot read: a newer version (upgrade research_lib), a
+    version without a migration, or a ``user_version`` that disagrees with its ``schema_version`` table.
+
+    ``found`` is the file's version, ``supported`` the one this research_lib writes
+    (:data:`research_lib.records.paper.schema.SCHEMA_VERSION`).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, found: int | None = None,
+                 supported: int | None = None):
+        self.found = found
+        self.supported = supported
+        super().__init__(message, path=path)
+
+
 class PaperAccountError(PaperError, LookupError):
     """No paper account of that name (the message lists the accounts), or an account argument is malformed."""
 
@@ -451,6 +466,11 @@ class PaperConfigError(PaperError, ValueError):
 class PaperDisplayError(PaperError, ValueError):
     """A table or curve given to the paper panel or its chart (:mod:`research_lib.paper.panel`,
     :func:`research_lib.ui.plots.paper_equity`) lacks a column it needs (names the columns missing)."""
+
+
+class NightlyError(PaperError, ValueError):
+    """The nightly pipeline was asked for something it cannot run: an unknown step (the message lists the
+    steps), no symbol, or an ``--import`` folder that is not a folder. Raised before any step runs."""
 
 
 class ReportError(ResearchLibError):

@@ -22,6 +22,7 @@ import pytest
 from conftest import ROOT
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import research_lib
 import research_lib.records.decisions.log as decisions_module  # where the patched names live
 from research_lib.core.chain import NY, ResearchLibError
 from research_lib.core.sizing import TradeStats, size_position
@@ -562,7 +563,7 @@ def test_default_location_is_the_data_root(tmp_path, monkeypatch):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         # a new log is created at version 1 and migrated: every step is stamped
         assert conn.execute("SELECT version, library_version FROM schema_version ORDER BY version").fetchall() == [
-            (v, decisions_module.__version__) for v in range(1, SCHEMA_VERSION + 1)]
+            (v, research_lib.__version__) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 def test_a_newer_schema_is_refused(tmp_path):

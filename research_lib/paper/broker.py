@@ -9,11 +9,15 @@ order X?" — what the ledger's reconciliation asks after a crash between sendin
 backtests, :mod:`research_lib.backtest.fills`):
 
 ``mid`` [default]
-    ``(bid + ask) / 2`` rounded to the tick against the trader, inside ``[bid, ask]``;
+    ``(bid + ask) / 2``, exactly (the paper trader's "fill at mid": a position's P&L at mid marks is then
+    ``Σ quantity × (mark mid − entry mid) × 100 × contracts``);
 ``natural``
     the ask when buying, the bid when selling;
 ``slippage`` with fraction F
-    ``mid ± F × half spread`` against the trader, rounded, inside the quote.
+    ``mid ± F × half spread`` against the trader, inside the quote.
+
+``round_ticks=True`` rounds ``mid`` and ``slippage`` fills to the exchange tick against the trader, as the
+backtests do (:func:`research_lib.backtest.fills.fill_price`, 0.05 below 3.00 and 0.10 above for SPX).
 
 Commission: ``commission`` dollars per contract and leg. Paper order ids are ``PAPER-`` and 12 hex digits of the
 SHA-256 of the client order id, so a resubmission after a crash gets the same id. The simulated broker keeps its
@@ -78,14 +82,18 @@ class SimulatedBroker:
         F in [0, 1] of the ``slippage`` model (the fraction of the half spread paid).
     commission : float
         Dollars per contract and leg, ≥ 0.
+    round_ticks : bool
+        Round ``mid``/``slippage`` fills to the tick as the backtests do [False: the exact mid].
     """
 
     name = "simulated"
 
-    def __init__(self, journal=None, *, fill: str = "mid", slippage: float = 0.25, commission: float = 0.65):
+    def __init__(self, journal=None, *, fill: str = "mid", slippage: float = 0.25, commission: float = 0.65,
+                 round_ticks: bool = False):
         self.fill = _CHECKS.choice("fill", fill, FILL_MODELS, normalise=lambda v: str(v).strip().lower())
         self.slippage = _CHECKS.probability("slippage", slippage)
         self.commission = _CHECKS.number("commission", commission, lo=0.0, hi=50.0, unit="dollars per contract")
+        self.round_ticks = _CHECKS.flag("round_ticks", round_ticks)
         self.journal = journal
         self._memory: dict[str, Execution] = {}
 
@@ -119,8 +127,11 @@ class SimulatedBroker:
                              f"(bid {leg.bid!r}, ask {leg.ask!r})")
         side = np.array([leg.quantity for leg in legs], dtype=int)
         side = side if request.kind == "open" else -side
-        under = _underlying_of(legs[0].root)
-        fill = fills_mod.fill_price(bid, ask, side, self.fill, self.slippage, under)
+        if self.round_ticks or self.fill == "natural":
+            fill = fills_mod.fill_price(bid, ask, side, self.fill, self.slippage, _underlying_of(legs[0].root))
+        else:
+            frac = self.slippage if self.fill == "slippage" else 0.0
+            fill = np.clip((bid + ask) / 2.0 + np.sign(side) * frac * (ask - bid) / 2.0, bid, ask)
         per_leg = self.commission * np.abs(side) * int(request.contracts)
         return tuple(LegFill(price=float(p), commission=float(c)) for p, c in zip(fill, per_leg, strict=True))
 

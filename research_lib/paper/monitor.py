@@ -14,7 +14,8 @@ fires, log each EXIT with what, why and how.
 4. an EXIT :class:`~research_lib.records.decisions.TradeDecision` goes to the decision log and its id to the closed
    trade; the ledger updated the strategy's statistics in the close's transaction.
 
-A position with a leg the chain lacks is reported (``problems``), never marked at zero; it can still close by the
+A position opened after the chain's trading date (a replayed earlier day) is left alone and reported. A position
+with a leg the chain lacks is reported (``problems``), never marked at zero; it can still close by the
 DTE rule only if every leg has a quote to fill at — otherwise it is reported and left open. A position needing a
 settlement price that the daily history does not have yet is reported and left open.
 
@@ -220,12 +221,19 @@ def monitor(ledger, account: str, snapshot: ChainSnapshot, *, broker: Broker, ru
         positions = [p for p in ledger.open_positions(account)
                      if all(underlying_of(leg.root) == under for leg in p.legs)]
     served = (f"{snapshot.underlying} {snapshot.source} quoted {snapshot.quote_time:%Y-%m-%d %H:%M %Z}",)
+    # a replayed day before a position's entry cannot mark it (nothing sees the past from after it)
+    day = snapshot.snapshot_date
+    later = [p for p in positions if pd.Timestamp(p.opened_at).tz_convert("America/New_York").date() > day]
+    positions = [p for p in positions if p not in later]
+    problems = [f"position {p.position_id}: opened {p.opened_at:%Y-%m-%d}, after the chain's trading date {day}: "
+                f"not marked" for p in later]
     if not positions:
-        return MarkReport(at=snapshot.quote_time, served=served, skipped=f"no open {under} position to mark")
+        return MarkReport(at=snapshot.quote_time, served=served, problems=tuple(problems),
+                          skipped=f"no open {under} position to mark on {day}")
     marks = mark_positions(positions, snapshot)
     ledger.record_marks(account, marks, at=snapshot.quote_time)
-    problems = [f"position {m.position_id}: no usable quote for {', '.join(m.missing)} in the chain of "
-                f"{snapshot.snapshot_date}: not marked (kept at its last mark)" for m in marks if m.missing]
+    problems += [f"position {m.position_id}: no usable quote for {', '.join(m.missing)} in the chain of "
+                 f"{snapshot.snapshot_date}: not marked (kept at its last mark)" for m in marks if m.missing]
     reasons = exit_reasons([p.entry_price for p in positions], [m.mark for m in marks], [m.dte for m in marks],
                            rules)
     closed = []

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +43,6 @@ from research_lib.backtest.params import BacktestParams
 from research_lib.core.chain import ChainSnapshot
 from research_lib.core.exits import rule_distances
 from research_lib.core.sizing import size_position
-from research_lib.core.strategy import StrategyParams
 from research_lib.data import market
 from research_lib.errors import (
     MarketDataError,
@@ -57,8 +58,10 @@ from research_lib.pipeline.decide import DecisionReport, decide_on, model_rates,
 from research_lib.records.decisions import DecisionLog, DecisionType, TradeDecision, describe_what
 from research_lib.records.paper import MULTIPLIER, Account, ClosedTrade, LegOrder, OrderRequest, Position
 from research_lib.records.paper.ledger import PaperLedger
+from research_lib.settings import data_root
 
-__all__ = ["POSITION_COLUMNS", "AccountSummary", "OpenResult", "PaperStatus", "PaperTrader", "Proposal"]
+__all__ = ["POSITION_COLUMNS", "AccountSummary", "OpenResult", "PaperStatus", "PaperTrader", "Proposal", "log_line",
+           "stats_mapping"]
 
 #: Columns of :meth:`PaperTrader.positions_table`.
 POSITION_COLUMNS = ("id", "strategy", "contracts", "opened", "expiration", "entry_price", "mark", "unrealized_pnl",
@@ -188,10 +191,6 @@ def _legs_hash(legs) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def _section(config, name: str) -> dict:
-    return dict(config.to_mapping().get(name, {}))
-
-
 class PaperTrader:
     """One paper account: propose, place, mark, close, report (module docstring).
 
@@ -220,17 +219,13 @@ class PaperTrader:
             config = load_config()
         self.config = config
         self.ledger = ledger if ledger is not None else PaperLedger()
-        fills = _section(config, "fills")
         self.broker = broker if broker is not None else SimulatedBroker(
-            self.ledger, fill=fills.get("model", "mid"), slippage=fills.get("slippage", 0.25),
-            commission=fills.get("commission", 0.65))
+            self.ledger, fill=config.fill_model, slippage=config.slippage, commission=config.commission)
         self.log = log if log is not None else DecisionLog()
         self.store = store
         self.market_dir = market_dir
         self._daily: pd.DataFrame | None = None
-        acct = _section(config, "account")
-        self.account: Account = self.ledger.ensure_account(acct.get("name", "paper"),
-                                                           float(acct.get("cash", 100_000.0)))
+        self.account: Account = self.ledger.ensure_account(config.account, float(config.cash))
         self.reconciliation = self.reconcile()
 
     def __repr__(self) -> str:
@@ -241,9 +236,15 @@ class PaperTrader:
     def name(self) -> str:
         return self.account.name
 
+    @property
+    def mark_lock_path(self) -> Path:
+        """The lock file that keeps two markers of this ledger apart (``paper mark``, the nightly run):
+        ``paper.mark.lock`` beside the ledger."""
+        return self.ledger.path.with_suffix(".mark.lock")
+
     def switch_account(self, name: str, cash: float | None = None) -> Account:
         """Use the account ``name``, created with ``cash`` (default the config's) when it does not exist."""
-        start = float(cash if cash is not None else _section(self.config, "account").get("cash", 100_000.0))
+        start = float(cash if cash is not None else self.config.cash)
         self.account = self.ledger.ensure_account(name, start)
         return self.account
 
@@ -274,9 +275,8 @@ class PaperTrader:
         # lazy: start-up time — the chain sources import the HTTP client, needed only when a chain is fetched
         from research_lib.data.sources.auto import get_chain
 
-        mkt = _section(self.config, "market")
-        symbol = (symbol or (mkt.get("symbols") or ["SPX"])[0]).upper()
-        source = source or mkt.get("source", "auto")
+        symbol = (symbol or self.config.symbols[0]).upper()
+        source = source or self.config.source
         served = get_chain(symbol, source, date=date, store=self.store)
         return served.snapshot, served.describe()
 
@@ -312,15 +312,15 @@ class PaperTrader:
 
     def propose_on(self, snap: ChainSnapshot, *, strategy: str | None = None, **fixed: Any) -> Proposal:
         """:meth:`propose` on a chain already in memory."""
-        strat_cfg = {**_section(self.config, "strategy"), **{k: v for k, v in fixed.items() if v is not None}}
         unknown = set(fixed) - {"dte", "short_delta", "long_delta", "width"}
         if unknown:
             raise OrderError(f"unknown strategy option(s) {sorted(unknown)}: dte, short_delta, long_delta, width")
-        name = str(strategy or strat_cfg.get("name", "auto")).strip().lower().replace("-", "_")
+        # the fixed-strategy options are validated as the config's knobs are (a bad one names its key and range)
+        cfg = self.config.replace(**{k: v for k, v in fixed.items() if v is not None})
+        name = str(strategy or cfg.strategy).strip().lower().replace("-", "_")
         if name != "auto" and name not in STRATEGY_LEGS:
             raise OrderError(f"strategy {name!r}: auto or one of {', '.join(STRATEGIES)}")
-        sizing_cfg = _section(self.config, "sizing")
-        sizing_params = self.config.sizing_params()
+        sizing_params = cfg.sizing_params()
         acct = self.account.name
         summary = self.summary()
         equity = max(summary.equity, 1.0)
@@ -329,21 +329,14 @@ class PaperTrader:
         view = market.market_view(snap.snapshot_date, self.market_dir,
                                   regime_gex=regime_gex_history(snap, store=self.store, market_dir=self.market_dir))
         stats_by = stats_mapping(self.ledger, acct)
-        width = strat_cfg.get("width") or None
-        sp = StrategyParams(target_dte=int(strat_cfg.get("dte", 45)),
-                            dte_tolerance=int(strat_cfg.get("dte_tolerance", 15)),
-                            short_delta=float(strat_cfg.get("short_delta", 0.30)),
-                            long_delta=float(strat_cfg.get("long_delta", 0.15)),
-                            width_points=float(width) if width else None,
-                            min_open_interest=float(strat_cfg.get("min_open_interest", 5.0)),
-                            max_spread_pct=strat_cfg.get("max_spread_pct", 0.10), rate=rate, div_yield=q)
+        sp = cfg.strategy_params(rate=rate, div_yield=q)
         previous = self.log.last_for(snap.underlying, before=snap.snapshot_date)
         report = decide_on(snap, view, account=equity, stats=stats_by, open_risk=open_risk, previous=previous,
                            decided_by="paper", strategy_params=sp, sizing_params=sizing_params,
                            timestamp=snap.quote_time)
         regime = str(report.regime.regime)
         reasons = tuple(report.regime.reasons)
-        fixed_contracts = int(sizing_cfg.get("contracts", 0) or 0)
+        fixed_contracts = int(cfg.contracts or 0)
         if name == "auto":
             strat = report.strategy
             legs: tuple[LegOrder, ...] = ()
@@ -362,13 +355,11 @@ class PaperTrader:
                     contracts = fixed_contracts
         else:
             label = name
-            bp = BacktestParams(strategy=name, dte=int(strat_cfg.get("dte", 45)),
-                                dte_tolerance=int(strat_cfg.get("dte_tolerance", 15)),
-                                short_delta=float(strat_cfg.get("short_delta", 0.30)),
-                                long_delta=float(strat_cfg.get("long_delta", 0.15)),
-                                width=float(width) if width else None,
-                                min_open_interest=float(strat_cfg.get("min_open_interest", 5.0)),
-                                max_spread_pct=strat_cfg.get("max_spread_pct", 0.10), div_yield=q)
+            bp = BacktestParams(strategy=name, dte=cfg.dte, dte_tolerance=cfg.dte_tolerance,
+                                short_delta=cfg.short_delta, long_delta=cfg.long_delta,
+                                width=cfg.width if cfg.width > 0 else None,
+                                min_open_interest=float(cfg.min_open_interest), max_spread_pct=cfg.max_spread_pct,
+                                debit_long_delta=sp.debit_long_delta, div_yield=q)
             sel = select_for_snapshot(snap, bp, rate)
             c = snap.contracts
             if isinstance(sel, str):
@@ -393,23 +384,25 @@ class PaperTrader:
                     contracts = int(sizing.contracts)
                     why_not = None if contracts > 0 else f"sized 0 contracts ({sizing.capped_by or 'budget'})"
             ctx = report.decision.context
+            # the market sentence of the day's decision, without the auto strategy's own verdict
+            context_why = report.decision.why.split(" No trade: ", 1)[0]
             if legs and not why_not:
                 side = "SELL" if -sum(leg.quantity * leg.mid for leg in legs) > 0 else "BUY"
                 dte = int((pd.Timestamp(min(leg.expiration for leg in legs)) - pd.Timestamp(snap.snapshot_date)).days)
                 decision = TradeDecision.create(
                     DecisionType.ENTRY, source="paper", what=describe_what(side, contracts, snap.underlying, name,
                                                                            [leg.strike for leg in legs], dte),
-                    why=f"{report.decision.why} Fixed strategy {name}: {sel.why}.",
+                    why=f"{context_why} Fixed strategy {name}: {sel.why}.",
                     how=(sizing.how if sizing is not None else f"Fixed size: {contracts} contract(s)."),
                     context=ctx, legs=[dataclasses.asdict(leg) for leg in legs], sizing=sizing, strategy=name,
                     contracts=contracts, trading_date=snap.snapshot_date, timestamp=snap.quote_time)
             else:
                 decision = TradeDecision.create(
                     DecisionType.SKIP, source="paper", what=describe_what("SKIP", None, snap.underlying, name),
-                    why=f"{report.decision.why} No trade: {why_not}", context=ctx, sizing=sizing, strategy=name,
+                    why=f"{context_why} No trade: {why_not}", context=ctx, sizing=sizing, strategy=name,
                     trading_date=snap.snapshot_date, timestamp=snap.quote_time)
         n_open = summary.n_open
-        max_open = int(sizing_cfg.get("max_open_positions", 5))
+        max_open = int(cfg.max_open_positions)
         if why_not is None and n_open >= max_open:
             why_not = f"{n_open} position(s) open: the maximum is {max_open} (sizing.max_open_positions)"
         if why_not is None and (not legs or contracts <= 0):
@@ -615,6 +608,15 @@ class PaperTrader:
         """``{"closed_trades", "statistics", "equity"}`` frames."""
         return {"closed_trades": self.closed_trades(), "statistics": self.statistics(),
                 "equity": self.equity_curve()}
+
+
+def log_line(message: str, *, path=None) -> None:
+    """Append one time-stamped line to ``data/paper.log`` (the run log of the paper commands and cron)."""
+    target = Path(path) if path is not None else data_root() / "paper.log"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stamp = pd.Timestamp.now(tz="America/New_York").strftime("%Y-%m-%d %H:%M:%S %Z")
+    with open(target, "a", encoding="utf-8") as fh:
+        fh.write(f"{stamp} pid {os.getpid()} {message}\n")
 
 
 def stats_mapping(ledger: PaperLedger, account: str) -> Mapping[str, Any]:

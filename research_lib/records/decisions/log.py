@@ -1,24 +1,20 @@
-"""The SQLite decision log: :class:`DecisionLog` (schema, migrations, the one transaction helper, record, read,
-get, :meth:`~DecisionLog.last_for`). Layout and guarantees: :mod:`research_lib.records.decisions`."""
+"""The SQLite decision log: :class:`DecisionLog` (schema, migrations, record, read, get,
+:meth:`~DecisionLog.last_for`; connections, the one transaction and schema upgrades are
+:class:`~research_lib.records.sqlite.SQLiteFile`'s). Layout and guarantees: :mod:`research_lib.records.decisions`."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import enum
 import json
-import os
 import re
 import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from research_lib import __version__
 from research_lib.core.chain import NY
 from research_lib.errors import (
     DecisionError,
@@ -43,7 +39,7 @@ from research_lib.records.decisions.records import (
     _utc_us,
     parse_decision_id,
 )
-from research_lib.settings import data_root
+from research_lib.records.sqlite import SCHEMA_VERSION_TABLE, Migrations, SQLiteFile
 
 __all__ = ["ALERT_COLUMNS", "DB_NAME", "DECISION_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "DecisionLog"]
 
@@ -55,11 +51,7 @@ DB_NAME = "decisions.sqlite"
 
 
 _SCHEMA_V1: tuple[str, ...] = (
-    """CREATE TABLE schema_version (
-        version INTEGER PRIMARY KEY,
-        applied_at TEXT NOT NULL,
-        library_version TEXT NOT NULL
-    )""",
+    SCHEMA_VERSION_TABLE,
     """CREATE TABLE decisions (
         decision_id TEXT PRIMARY KEY CHECK (decision_id GLOB 'DEC-[0-9]*' AND length(decision_id) = 20),
         ts_utc_us INTEGER NOT NULL,
@@ -112,7 +104,7 @@ _SCHEMA_V1: tuple[str, ...] = (
 
 #: ``MIGRATIONS[v]`` takes a log from schema v to v + 1: SQL statements, or a callable given the
 #: connection (inside the upgrade transaction; see :mod:`research_lib.records.decisions` for what each step does).
-MIGRATIONS: dict[int, Sequence[str] | Callable[[sqlite3.Connection], None]] = {
+MIGRATIONS: Migrations = {
     1: (
         "ALTER TABLE decisions ADD COLUMN trading_date TEXT CHECK (trading_date IS NULL OR "
         "trading_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]')",
@@ -138,10 +130,6 @@ ALERT_COLUMNS: tuple[str, ...] = ("alert_id", *(c for c in _ALERT_COLUMNS if c !
 
 _FLOAT_COLUMNS = ("spot", "vix", "net_gex", "zero_gamma", "risk_budget", "risk_used", "kelly",
                   "fractional_kelly", "risk_fraction", "confidence")
-
-
-#: Connections inherited from a parent process: kept referenced so they are never closed here.
-_INHERITED: list[sqlite3.Connection] = []
 
 
 def _after_decision_insert(conn: sqlite3.Connection, decision_id: str) -> None:
@@ -214,26 +202,7 @@ def _values(name: str, value: Any, norm: Callable[[Any], str]) -> list[str] | No
     return [norm(v) for v in items]
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """The one write transaction of the decision log: ``BEGIN IMMEDIATE`` (takes SQLite's write lock at
-    once, so concurrent writers queue instead of failing on upgrade), ``COMMIT`` when the block ends,
-    ``ROLLBACK`` on any exception (a failed rollback is ignored; the original exception propagates).
-
-    ``conn`` must be in autocommit mode (``isolation_level=None``), as every connection of
-    :class:`DecisionLog` is.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-class DecisionLog:
+class DecisionLog(SQLiteFile):
     """The SQLite decision log (see :mod:`research_lib.records.decisions` for the layout and guarantees).
 
     Parameters
@@ -257,146 +226,24 @@ class DecisionLog:
         The file is not SQLite or not a decision log.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 30.0, durable: bool = True):
-        if path is None:
-            path = data_root() / DB_NAME
-        self.path = Path(path).expanduser().absolute()
-        self.timeout = float(timeout)
-        if not isinstance(durable, bool):
-            raise DecisionError(f"durable must be True or False, got {durable!r}")
-        self.durable = durable
-        if self.path.is_dir():
-            raise DecisionLogError("is a folder; give the path of the SQLite file", path=self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._open_schema()
+    KIND = "decision log"
+    DB_NAME = DB_NAME
+    TABLES = frozenset({"schema_version", "decisions"})
 
-    def __repr__(self) -> str:
-        return f"DecisionLog({str(self.path)!r})"
+    def _schema(self) -> tuple[int, Sequence[str], Migrations]:
+        return SCHEMA_VERSION, _SCHEMA_V1, MIGRATIONS
 
-    def close(self) -> None:
-        """Close this thread's connection (the next call opens a new one). Also done at ``with`` exit."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
+    def _file_error(self, message: str) -> DecisionLogError:
+        return DecisionLogError(message, path=self.path)
+
+    def _schema_error(self, message: str, found: int) -> SchemaVersionError:
+        return SchemaVersionError(message, path=self.path, found=found, supported=SCHEMA_VERSION)
+
+    def _argument_error(self, message: str) -> DecisionError:
+        return DecisionError(message)
 
     def __enter__(self) -> DecisionLog:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- connections -------------------------------------------------------------------------------
-
-    def _raw_connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise DecisionLogError(f"not a usable SQLite database ({exc})", path=self.path) from exc
-        return conn
-
-    def _thread_connection(self) -> sqlite3.Connection:
-        """This thread's connection, kept open between calls (closing the last connection to a WAL
-        database checkpoints it: ~3 ms a call). A connection inherited through fork() is never used or
-        closed in the child (SQLite forbids both); the child opens its own."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            return conn
-        if conn is not None:
-            _INHERITED.append(conn)
-        conn = self._raw_connect()
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = self._thread_connection()
-        try:
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            if found != SCHEMA_VERSION:
-                raise self._version_error(found)
-            yield conn
-        except sqlite3.Error:
-            self.close()  # start afresh next time
-            raise
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-        with self._connect() as conn, _transaction(conn):
-            yield conn
-
-    def _version_error(self, found: int) -> SchemaVersionError:
-        if found > SCHEMA_VERSION:
-            msg = (f"decision log schema version {found} is newer than this research_lib "
-                   f"({__version__}) reads (up to {SCHEMA_VERSION}): upgrade research_lib")
-        else:
-            msg = f"decision log schema version {found}, expected {SCHEMA_VERSION} (open it with DecisionLog to migrate)"
-        return SchemaVersionError(msg, path=self.path, found=found, supported=SCHEMA_VERSION)
-
-    def _open_schema(self) -> None:
-        """Create the schema in a new file, migrate an old one, refuse a newer or foreign one."""
-        conn = self._raw_connect()
-        try:
-            try:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            except sqlite3.DatabaseError as exc:
-                raise DecisionLogError(f"not a usable SQLite database ({exc})", path=self.path) from exc
-            if str(mode).lower() != "wal":  # pragma: no cover - e.g. a file system without shared memory
-                raise DecisionLogError(f"could not switch the journal to WAL (got {mode!r})", path=self.path)
-            with _transaction(conn):
-                self._migrate(conn)
-        finally:
-            conn.close()
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise self._version_error(version)
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if version == 0:
-            if tables - {"sqlite_sequence"}:
-                raise DecisionLogError(f"is not a research_lib decision log (it holds tables "
-                                       f"{', '.join(sorted(tables))} and no schema version)", path=self.path)
-            for stmt in _SCHEMA_V1:
-                conn.execute(stmt)
-            version = 1
-            self._stamp(conn, version)
-        elif "schema_version" not in tables or "decisions" not in tables:
-            raise DecisionLogError(f"is not a research_lib decision log (user_version {version} but tables "
-                                   f"{', '.join(sorted(tables)) or 'none'})", path=self.path)
-        while version < SCHEMA_VERSION:
-            step = MIGRATIONS.get(version)
-            if step is None:
-                raise SchemaVersionError(f"no migration from decision log schema {version} to {version + 1}",
-                                         path=self.path, found=version, supported=SCHEMA_VERSION)
-            if callable(step):
-                step(conn)
-            else:
-                for stmt in step:
-                    conn.execute(stmt)
-            version += 1
-            self._stamp(conn, version)
-        recorded = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-        if recorded != version:
-            raise SchemaVersionError(f"PRAGMA user_version is {version} but the schema_version table says "
-                                     f"{recorded}: the file was changed by something else", path=self.path,
-                                     found=version, supported=SCHEMA_VERSION)
-
-    @staticmethod
-    def _stamp(conn: sqlite3.Connection, version: int) -> None:
-        conn.execute("INSERT INTO schema_version (version, applied_at, library_version) VALUES (?, ?, ?)",
-                     (version, pd.Timestamp.now(tz="UTC").isoformat(), __version__))
-        conn.execute(f"PRAGMA user_version = {int(version)}")
-
-    @property
-    def schema_version(self) -> int:
-        """The file's schema version (``PRAGMA user_version``)."""
-        return int(self._thread_connection().execute("PRAGMA user_version").fetchone()[0])
 
     # -- writes ------------------------------------------------------------------------------------
 
