@@ -375,3 +375,19 @@ def test_static_report(panel):
     curve = panel.trader.equity_curve()
     (equity_line,) = [line for line in report.equity.axes[0].get_lines() if line.get_label() == "equity"]
     np.testing.assert_allclose(equity_line.get_ydata(), curve["equity"].to_numpy(dtype=float))
+
+
+def test_mark_now_waits_for_no_other_marker(panel, data_root):
+    """While ``research-lib paper mark`` (or the nightly run) holds the ledger's mark lock, "Mark now" says who
+    holds it and marks nothing; once it is free the mark goes through."""
+    from research_lib.errors import LockBusyError
+    from research_lib.fs import file_lock
+
+    position = _place(panel)
+    panel.date = MARK_DAY.isoformat()
+    with file_lock(panel.trader.mark_lock_path, wait=False, note="paper mark of paper (cron)"):
+        assert panel.on_mark() is None
+        assert isinstance(panel.error, LockBusyError) and "paper mark of paper (cron)" in panel.message
+    with _ledger(data_root) as ledger:
+        assert len(ledger.marks("paper", position.position_id)) == 0
+    assert len(panel.on_mark().marks) == 1 and panel.error is None

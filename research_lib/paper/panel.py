@@ -46,11 +46,11 @@ from matplotlib.figure import Figure
 from research_lib.data.store import ChainStore
 from research_lib.errors import OrderError, PaperDisplayError, ResearchLibError
 from research_lib.formatting import fmt_money
+from research_lib.fs import file_lock
 from research_lib.paper import config as paper_config
 from research_lib.paper.trader import PaperTrader
 from research_lib.records.decisions.log import DB_NAME as DECISIONS_FILE, DecisionLog
-from research_lib.records.paper.ledger import PaperLedger
-from research_lib.records.paper.schema import DB_NAME as LEDGER_FILE
+from research_lib.records.paper import DB_NAME as LEDGER_FILE, PaperLedger
 from research_lib.settings import ENV_PAPER_ACCOUNT, ENV_PAPER_DATE, ENV_PAPER_SOURCE
 from research_lib.ui import plots
 from research_lib.ui.explore import Table, close_widgets, figure_png, syncing
@@ -588,8 +588,12 @@ class PaperPanel:
     @_action("mark")
     def on_mark(self, _=None):
         """Mark every open position now (:meth:`PaperTrader.mark`), closing what an exit rule fires on; returns
-        the :class:`MarkReport`."""
-        report = self.trader.mark(source=self.source, date=self.date)
+        the :class:`MarkReport`. Holds the lock of ``research-lib paper mark`` and the nightly run
+        (:attr:`PaperTrader.mark_lock_path`): while one of them marks this ledger, the panel says so
+        (:class:`~research_lib.errors.LockBusyError`, naming the holder) and marks nothing."""
+        with file_lock(self.trader.mark_lock_path, wait=False, note=f"paper panel mark of {self.trader.name} "
+                                                                       f"(pid {os.getpid()})"):
+            report = self.trader.mark(source=self.source, date=self.date)
         self.last_mark = report
         self._redraw()
         self._say(report.summary(), ok=not report.problems)
