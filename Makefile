@@ -9,7 +9,7 @@
 #                 e.g. make fuzz FUZZ_FACTOR=50 PYTEST_ARGS=tests/test_regime.py. A failure prints
 #                 its @reproduce_failure blob; every case a fuzz run finds becomes an @example(...) on
 #                 its test, with the fix, so make test checks it from then on.
-# Other targets: make venv | lint | bench | bench-report | gex FILE=... | clean
+# Other targets: make venv | lint | browser (chromium for the browser test) | bench | bench-report | gex FILE=... | clean
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,7 +19,7 @@ SHARED ?= ../shared/data
 PYTEST_ARGS ?=
 FUZZ_FACTOR ?= 20
 
-.PHONY: venv test fuzz lint report bench bench-report gex clean
+.PHONY: venv test fuzz lint browser report bench bench-report gex clean
 
 venv: $(STAMP)
 
@@ -33,7 +33,19 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(VENV)/bin/ruff check research_lib tests benchmarks
 
-test: venv lint
+# Debian's chromium and chromium-driver for the browser test (tests/test_paper_browser.py): installed with
+# apt-get when missing and we are root. Never fails the run: without them the browser test skips, saying why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver with apt-get (for tests/test_paper_browser.py)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } || \
+	  echo "could not install chromium: the browser test will skip"; \
+	else echo "chromium not found (apt-get install chromium chromium-driver as root): the browser test will skip"; fi
+
+test: venv lint browser
 	HYPOTHESIS_PROFILE=deterministic MPLBACKEND=Agg $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 fuzz: venv

@@ -463,6 +463,11 @@ class PaperConfigError(PaperError, ValueError):
         super().__init__(message)
 
 
+class PaperDisplayError(PaperError, ValueError):
+    """A table or curve given to the paper panel or its chart (:mod:`research_lib.paper.panel`,
+    :func:`research_lib.ui.plots.paper_equity`) lacks a column it needs (names the columns missing)."""
+
+
 class NightlyError(PaperError, ValueError):
     """The nightly pipeline was asked for something it cannot run: an unknown step (the message lists the
     steps), no symbol, or an ``--import`` folder that is not a folder. Raised before any step runs."""

@@ -28,6 +28,12 @@ ENV_REPORTS = "RESEARCH_LIB_REPORTS"
 ENV_CACHE = "RESEARCH_LIB_CACHE"
 #: ``1``/``true``/``yes``: no network request at all.
 ENV_OFFLINE = "RESEARCH_LIB_OFFLINE"
+#: The paper panel's account, chain source and as-of date when its notebook's parameters leave them empty
+#: (``voila notebooks/paper_trading.ipynb`` takes no parameters: set these instead). Empty: the paper config's
+#: account and source, the latest chain.
+ENV_PAPER_ACCOUNT = "RESEARCH_LIB_PAPER_ACCOUNT"
+ENV_PAPER_SOURCE = "RESEARCH_LIB_PAPER_SOURCE"
+ENV_PAPER_DATE = "RESEARCH_LIB_PAPER_DATE"
 
 #: Underlyings whose price is the S&P 500 index (or a fixed fraction of it), priced with its dividend yield.
 SP500_UNDERLYINGS = ("SPX", "SPXW", "SPY", "XSP")

@@ -267,3 +267,36 @@ def test_every_notebook_is_executed_by_the_tests():
     assert not untested, f"notebooks no test executes: {untested}"
     missing = sorted(set(executed) - notebooks)
     assert not missing, f"tests execute notebooks that are not in {NOTEBOOKS}: {missing} ({executed})"
+
+
+@pytest.mark.notebook
+def test_paper_trading_notebook_renders_the_ledger(tmp_path, monkeypatch):
+    """A papermill run (interactive=False) on a data root holding one position opened and marked by the library:
+    the static tables show that position and the account's figures, the equity chart is drawn."""
+    import datetime as dt
+
+    from fixtures import fixture_chain, write_eod_archive
+
+    from research_lib.formatting import fmt_money
+    from research_lib.paper.config import PaperConfig, save_config
+    from research_lib.paper.trader import PaperTrader
+    from research_lib.records.decisions import DecisionLog
+    from research_lib.records.paper.ledger import PaperLedger
+
+    monkeypatch.setenv("RESEARCH_LIB_OFFLINE", "1")
+    days = {d: (d, "OK") for d in (dt.date(2024, 3, 5), dt.date(2024, 3, 6))}
+    chain = write_eod_archive(tmp_path / "spx_eod_two_days.parquet", {d: fixture_chain(d) for d in days}, days=days)
+    root = tmp_path / "data"
+    config = PaperConfig(source=str(chain), strategy="bull_put", contracts=1, width=25.0)
+    trader = PaperTrader(config, ledger=PaperLedger(root / "paper.sqlite"), log=DecisionLog(root / "decisions.sqlite"))
+    position = trader.place(trader.propose(date="2024-03-05"))
+    trader.mark(date="2024-03-06")
+    summary = trader.summary()
+    save_config(config, root / "paper.toml")
+    nb = _execute("paper_trading.ipynb", tmp_path, data_dir=str(root), date="2024-03-06", interactive=False)
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "<h3>Open positions</h3>" in html and "bull_put" in html
+    assert f"<td>{position.position_id}</td>" in html
+    assert fmt_money(summary.equity, symbol="$", small_decimals=2) in html
+    assert "application/vnd.jupyter.widget-view+json" not in str(nb)  # not interactive: no widget shown
+    assert _images(nb) == 1  # the equity chart

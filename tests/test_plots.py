@@ -99,3 +99,44 @@ def test_sweep_heatmap_cells_are_the_aggregated_statistic():
                           ({"x": "dte", "y": "short_delta", "agg": "sum"}, "agg")):
         with pytest.raises(SweepStatisticError, match=words):
             plots.sweep_heatmap(table, **kwargs)
+
+
+def _paper_curve(n: int = 4):
+    import pandas as pd
+
+    at = pd.date_range("2024-03-04 16:15", periods=n, freq="D", tz="America/New_York")
+    cash = [100_000.0 + 240.0] * n
+    unrealized = [0.0, 60.0, -30.0, 120.0][:n]
+    return pd.DataFrame({"at": at, "cash": cash, "positions_value": [-240.0 + u for u in unrealized],
+                         "equity": [c - 240.0 + u for c, u in zip(cash, unrealized, strict=True)],
+                         "open_risk": [1760.0] * n, "realized_pnl": [0.0] * n, "unrealized_pnl": unrealized})
+
+
+def test_paper_equity_draws_the_snapshots():
+    import numpy as np
+
+    curve = _paper_curve()
+    fig = plots.paper_equity(curve, starting_cash=100_000.0)
+    ax_eq, ax_pnl, ax_risk = fig.axes  # the open risk on a twin of the P&L axes, its own scale
+    assert ax_risk.get_ylim()[1] == pytest.approx(1760.0 * 1.1)
+    assert [c.get_label() for c in ax_risk.collections] == ["open risk (right)"]
+    lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["equity"].get_ydata(), curve["equity"])
+    np.testing.assert_allclose(lines["cash"].get_ydata(), curve["cash"])
+    np.testing.assert_allclose(lines["unrealised P&L"].get_ydata(), curve["unrealized_pnl"])
+    assert lines["starting cash 100,000"].get_ydata()[0] == 100_000.0
+    # New York wall-clock times on the axis (the snapshot at 16:15 New York is drawn at 16:15)
+    first = lines["equity"].get_xdata()[0]
+    assert str(first).startswith("2024-03-04T16:15")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=50)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paper_equity_empty_and_bad_curves():
+    from research_lib.errors import PaperDisplayError
+
+    fig = plots.paper_equity(_paper_curve().iloc[:0])
+    assert "no equity snapshot yet" in " ".join(t.get_text() for t in fig.axes[0].texts)
+    with pytest.raises(PaperDisplayError, match=r"lacks the columns \['equity'\]"):
+        plots.paper_equity(_paper_curve().drop(columns="equity"))

@@ -331,13 +331,8 @@ class GexExplorer:
         self._grid_override = None if change["new"] == default else change["new"]
         self.refresh()
 
-    @contextlib.contextmanager
-    def _quietly(self) -> Iterator[None]:
-        self._syncing = True
-        try:
-            yield
-        finally:
-            self._syncing = False
+    def _quietly(self):
+        return syncing(self)
 
     # -- drawing -----------------------------------------------------------------------------------
 
@@ -389,11 +384,26 @@ class GexExplorer:
 
     def close(self) -> None:
         """Close every widget of the explorer (front-end views disappear; the results stay readable)."""
-        pending = [self.widget]
-        while pending:
-            w = pending.pop()
-            pending.extend(getattr(w, "children", ()))
-            w.close()
+        close_widgets(self.widget)
+
+
+@contextlib.contextmanager
+def syncing(owner) -> Iterator[None]:
+    """Set ``owner._syncing`` for the block: its observers skip the changes the code itself makes to controls."""
+    owner._syncing = True
+    try:
+        yield
+    finally:
+        owner._syncing = False
+
+
+def close_widgets(root) -> None:
+    """Close ``root`` and every widget under it (``children``, recursively): their front-end views disappear."""
+    pending = [root]
+    while pending:
+        w = pending.pop()
+        pending.extend(getattr(w, "children", ()))
+        w.close()
 
 
 def figure_png(fig) -> bytes:
@@ -418,13 +428,20 @@ def _no_math(fragment: str) -> str:
 
 
 class Table:
-    """A table shown as HTML with every cell whole (no ``…``) and no LaTeX, and as plain text elsewhere."""
+    """A table shown as HTML with every cell whole (no ``…``) and no LaTeX, and as plain text elsewhere.
 
-    def __init__(self, frame: pd.DataFrame):
+    ``index=False`` leaves the row labels out of the HTML, ``header=False`` the column headings (a table of
+    named values).
+    """
+
+    def __init__(self, frame: pd.DataFrame, *, index: bool = True, header: bool = True):
         self.frame = frame
+        self.index = index
+        self.header = header
 
     def _repr_html_(self) -> str:
-        return _no_math(self.frame.to_html(escape=True, na_rep="n/a", border=0))
+        return _no_math(self.frame.to_html(escape=True, na_rep="n/a", border=0, index=self.index,
+                                           header=self.header))
 
     def __repr__(self) -> str:
         with pd.option_context("display.max_colwidth", None, "display.width", 1000,

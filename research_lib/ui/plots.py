@@ -22,6 +22,7 @@ from research_lib.errors import (
     AttributionParamsError,
     BacktestInputError,
     HistoryArgumentError,
+    PaperDisplayError,
     SweepStatisticError,
 )
 
@@ -716,3 +717,87 @@ def sweep_heatmap(table, x: str, y: str, statistic: str = "sharpe", *, agg: str 
     ax.set_title(f"sweep: {statistic} by {x} and {y}\n({agg} over the other keys' values, {len(table)} "
                  f"configurations)", fontsize=10)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# paper trading (notebooks/paper_trading.ipynb, research_lib.paper.panel)
+
+#: The columns :func:`paper_equity` reads (those of :meth:`research_lib.records.paper.ledger.PaperLedger.equity_curve`).
+PAPER_EQUITY_COLUMNS = ("at", "cash", "equity", "open_risk", "realized_pnl", "unrealized_pnl")
+CASH_COLOR = "#8d99ae"
+OPEN_RISK_COLOR = "#f4a261"
+
+
+def paper_equity(curve, *, starting_cash: float | None = None, title: str = "", ax=None) -> Figure:
+    """A paper account's equity snapshots: equity and cash ($, the starting cash dashed) above the realised and
+    unrealised P&L ($, left scale) with the open risk ($ of max loss, shaded, right scale), sharing the time axis
+    (New York wall-clock times). Each snapshot holds until the next (steps).
+
+    Parameters
+    ----------
+    curve : DataFrame
+        One row per equity snapshot (each fill and each mark writes one), the columns of
+        :meth:`research_lib.records.paper.ledger.PaperLedger.equity_curve`: ``at`` (tz-aware timestamps),
+        ``cash``, ``equity``, ``open_risk``, ``realized_pnl``, ``unrealized_pnl`` (dollars). Other columns are
+        ignored. An empty table gives the axes with "no equity snapshot yet".
+    starting_cash : float, optional
+        Drawn as a dashed line on the equity panel.
+    title : str, optional
+        Default ``"paper account equity"``.
+    ax : Axes, optional
+        None (new figure) or two Axes (the open risk gets a twin of the second).
+
+    Raises
+    ------
+    PaperDisplayError
+        A column of :data:`PAPER_EQUITY_COLUMNS` is missing (names them).
+    """
+    missing = [c for c in PAPER_EQUITY_COLUMNS if c not in curve.columns]
+    if missing:
+        raise PaperDisplayError(f"paper_equity: the equity curve lacks the columns {missing} "
+                                f"(has {list(curve.columns)})")
+    try:
+        ax_eq, ax_pnl = _stacked_axes(ax, 2, (2, 1), (11, 6))
+    except BacktestInputError as exc:
+        raise PaperDisplayError(f"paper_equity: {exc}") from None
+    ax_eq.set_title(title or "paper account equity")
+    ax_eq.set_ylabel("equity ($)")
+    ax_pnl.set_ylabel("P&L ($)")
+    money = FuncFormatter(lambda v, _: f"{v:,.0f}")
+    ax_eq.yaxis.set_major_formatter(money)
+    ax_pnl.yaxis.set_major_formatter(money)
+    if starting_cash is not None:
+        ax_eq.axhline(float(starting_cash), color="grey", linewidth=0.8, linestyle="--",
+                      label=f"starting cash {float(starting_cash):,.0f}")
+    if not len(curve):
+        _no_data(ax_eq, "no equity snapshot yet: place a trade or mark the positions")
+        if starting_cash is not None:
+            ax_eq.legend(loc="best", fontsize=8)
+        return ax_eq.figure
+    at = pd.to_datetime(curve["at"])
+    if at.dt.tz is not None:
+        at = at.dt.tz_convert("America/New_York").dt.tz_localize(None)
+    x = at.to_numpy(dtype="datetime64[us]")
+    step = dict(drawstyle="steps-post", marker="o", markersize=3)  # snapshots: the value holds until the next
+    ax_eq.plot(x, curve["equity"].to_numpy(dtype=float), color=EQUITY_COLOR, linewidth=1.5, label="equity", **step)
+    ax_eq.plot(x, curve["cash"].to_numpy(dtype=float), color=CASH_COLOR, linewidth=1.0, label="cash", **step)
+    ax_eq.legend(loc="best", fontsize=8)
+    risk = curve["open_risk"].to_numpy(dtype=float)
+    ax_risk = ax_pnl.twinx()  # the risk is the max loss: often 100 times the P&L, so on its own scale
+    ax_risk.fill_between(x, risk, 0, step="post", color=OPEN_RISK_COLOR, alpha=0.25, label="open risk (right)")
+    ax_risk.set_ylabel("open risk ($)")
+    ax_risk.yaxis.set_major_formatter(money)
+    ax_risk.set_ylim(0, max(float(np.nanmax(risk, initial=0.0)) * 1.1, 1.0))
+    ax_pnl.set_zorder(ax_risk.get_zorder() + 1)  # the P&L lines above the shading
+    ax_pnl.patch.set_visible(False)
+    ax_pnl.plot(x, curve["realized_pnl"].to_numpy(dtype=float), color=CALL_COLOR, linewidth=1.2,
+                label="realised P&L", **step)
+    ax_pnl.plot(x, curve["unrealized_pnl"].to_numpy(dtype=float), color=PUT_COLOR, linewidth=1.2,
+                label="unrealised P&L", **step)
+    ax_pnl.axhline(0, color="grey", linewidth=0.6)
+    handles = ax_pnl.get_legend_handles_labels()
+    extra = ax_risk.get_legend_handles_labels()
+    ax_pnl.legend(handles[0] + extra[0], handles[1] + extra[1], loc="best", fontsize=8)
+    _date_axis(ax_pnl)
+    ax_eq.tick_params(labelbottom=False)
+    return ax_eq.figure
