@@ -126,6 +126,8 @@ from research_lib.errors import (
     AlertParamsError,
     AttributionParamsError,
     BacktestInputError,
+    BinaryMarketError,
+    BinaryParamsError,
     CalendarRangeError,
     ChainError,
     ChangeInputError,
@@ -336,6 +338,23 @@ def _build_parser() -> argparse.ArgumentParser:
     ni.add_argument("--skip", action="append", default=[], choices=("chains", "reports", "paper_mark"),
                     metavar="STEP", help="leave a step out (chains, reports, paper_mark); repeatable")
     ni.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+
+    bi = sub.add_parser("binary", help="prediction markets: the YES/NO monitor (watch) and the top-of-book scan")
+    bisub = bi.add_subparsers(dest="binary_kind", required=True)
+    bs = bisub.add_parser("scan", help="summed-YES edges of multi-outcome events in a top-of-book dataset",
+                          description="Read DIR/quotes/dt=*.parquet and DIR/markets.parquet; per day and category: "
+                                      "the multi-outcome events seen, how often and for how long the buy-all and "
+                                      "sell-all edges of the summed YES prices were positive after costs, and the "
+                                      "largest episodes, with the rule that aligns the outcomes' quotes in time.")
+    bs.add_argument("dir", help="the dataset folder (quotes/, markets.parquet, labels.parquet)")
+    bs.add_argument("--staleness", type=float, default=300.0, metavar="S",
+                    help="largest age of an outcome's quote used at a poll, seconds (default 300)")
+    bs.add_argument("--fee-rate", type=float, default=0.0, help="taker fee rate of every leg (default 0)")
+    bs.add_argument("--tick", type=float, default=0.001, help="edges are floored to this tick (default 0.001)")
+    bs.add_argument("--events", choices=("all", "exclusive"), default="all",
+                    help="all questions with several slugs (default), or only those the labels show exclusive")
+    bs.add_argument("--top", type=int, default=10, help="how many of the largest episodes to list (default 10)")
+    bs.add_argument("--json", action="store_true", help="one strict JSON object")
 
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
     rsub = rp.add_subparsers(dest="report_kind", required=True)
@@ -1205,6 +1224,16 @@ def _cmd_report(args, out, err) -> int:
     return summary.exit_code
 
 
+def _cmd_binary(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.data.binary_topbook import scan_topbook
+
+    result = scan_topbook(args.dir, staleness_s=args.staleness, fee_rate=args.fee_rate, tick=args.tick,
+                          events=args.events, top=args.top)
+    out.write((to_json(result.to_dict()) if args.json else result.to_text()) + "\n")
+    return EXIT_OK
+
+
 def _cmd_nightly(args, out, err) -> int:
     # lazy for start-up time: each command loads only the layers it runs
     from research_lib.paper import nightly
@@ -1329,7 +1358,7 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
                "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report,
                "backtest": _cmd_backtest, "sweep": _cmd_sweep, "paper": _cmd_paper,
-               "nightly": _cmd_nightly}[args.command]
+               "nightly": _cmd_nightly, "binary": _cmd_binary}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -1366,13 +1395,14 @@ def _error_classes() -> list[tuple[type, int]]:
         (ReportParameterError, EXIT_USAGE), (GexConfigError, EXIT_USAGE), (RegimeParamsError, EXIT_USAGE),
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
         (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE), (BacktestInputError, EXIT_USAGE),
-        (SweepInputError, EXIT_USAGE), (NightlyError, EXIT_USAGE),
+        (SweepInputError, EXIT_USAGE), (NightlyError, EXIT_USAGE), (BinaryParamsError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
         # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)
         (NoExposureError, EXIT_NO_RESULT), (SnapshotNotStoredError, EXIT_NO_RESULT),
         (MarketDataNotFoundError, EXIT_NO_RESULT),
         # bad or unknown input files
+        (BinaryMarketError, EXIT_BAD_INPUT),
         (NothingToImportError, EXIT_BAD_INPUT), (ChainError, EXIT_BAD_INPUT), (ChangeInputError, EXIT_BAD_INPUT), (StoreError, EXIT_BAD_INPUT),
         (CalendarRangeError, EXIT_BAD_INPUT), (FileNotFoundError, EXIT_BAD_INPUT),
         (IsADirectoryError, EXIT_BAD_INPUT), (NotADirectoryError, EXIT_BAD_INPUT),

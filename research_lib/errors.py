@@ -482,6 +482,46 @@ class ReportLockedError(ReportError):
 
 
 # ----------------------------------------------------------------------------------------------------
+# Prediction markets (YES/NO books, the top-of-book store and scan, the WebSocket feed)
+# ----------------------------------------------------------------------------------------------------
+class BinaryMarketError(ResearchLibError, ValueError):
+    """Bad prediction-market input: a quote table, a dataset folder or a parameter.
+
+    The message names where (``where``: a file, a folder, a feed or a function), the column, how many rows
+    are bad and one example (:func:`describe_bad_rows`).
+    """
+
+    def __init__(self, message: str, *, where: str | os.PathLike | None = None, column: str | None = None,
+                 n_bad: int | None = None, example: Any = None):
+        self.where = None if where is None else str(where)
+        self.column = column
+        self.n_bad = n_bad
+        self.example = example
+        super().__init__(describe_bad_rows(message, where=self.where, column=column, n_bad=n_bad,
+                                           example=None if example is None else repr(example)))
+
+
+class BinaryQuoteError(BinaryMarketError):
+    """A YES/NO quote table is malformed: a missing column, a price outside [0, 1], a negative size,
+    a bid above its ask on the same token, an outcome listed twice in one event at one time."""
+
+
+class BinaryParamsError(BinaryMarketError):
+    """A parameter of the edge or scan computation is impossible (a negative fee rate, a tick that is not
+    in (0, 1), a negative staleness bound, an empty asset list); raised before anything is computed."""
+
+
+class TopBookDatasetError(BinaryMarketError):
+    """A top-of-book dataset folder cannot be scanned: ``quotes/dt=*.parquet`` or ``markets.parquet``
+    missing, or a file without the columns the scan reads (the message names the file and the column)."""
+
+
+class BinaryStoreError(StoreError):
+    """The binary top-of-book store refused: a frame whose columns or types are not the store's schema,
+    or a part file in the folder that is not one (the message names the file and the column)."""
+
+
+# ----------------------------------------------------------------------------------------------------
 # Warnings (not raised: something fell back and said so)
 # ----------------------------------------------------------------------------------------------------
 class MarketDataWarning(UserWarning):
