@@ -341,6 +341,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
     bi = sub.add_parser("binary", help="prediction markets: the YES/NO monitor (watch) and the top-of-book scan")
     bisub = bi.add_subparsers(dest="binary_kind", required=True)
+    bw = bisub.add_parser("watch", help="subscribe to the Polymarket CLOB market channel, print YES/NO edges",
+                          description="Subscribe to the market channel for the given token ids, keep each token's "
+                                      "book, print one line (or JSON object) per market top-of-book change with the "
+                                      "buy-both / sell-both edges, and append them to the Parquet series in "
+                                      "<data>/binary/ (--no-store to skip).")
+    bw.add_argument("--assets", required=True, help="comma-separated token (asset) ids; YES,NO pairs are matched "
+                                                    "by the market id the channel sends")
+    bw.add_argument("--url", default=None, help="the WebSocket URL (default: the Polymarket market channel)")
+    bw.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: "
+                                                                              "until interrupted)")
+    bw.add_argument("--fee-rate", type=float, default=0.0, help="taker fee rate of every leg (default 0)")
+    bw.add_argument("--no-store", action="store_true", help="do not append the snapshots to <data>/binary/")
+    bw.add_argument("--json", action="store_true", help="one strict JSON object per snapshot, then a summary")
     bs = bisub.add_parser("scan", help="summed-YES edges of multi-outcome events in a top-of-book dataset",
                           description="Read DIR/quotes/dt=*.parquet and DIR/markets.parquet; per day and category: "
                                       "the multi-outcome events seen, how often and for how long the buy-all and "
@@ -1225,12 +1238,52 @@ def _cmd_report(args, out, err) -> int:
 
 
 def _cmd_binary(args, out, err) -> int:
+    if args.binary_kind == "watch":
+        return _cmd_binary_watch(args, out, err)
     # lazy for start-up time: each command loads only the layers it runs
     from research_lib.data.binary_topbook import scan_topbook
 
     result = scan_topbook(args.dir, staleness_s=args.staleness, fee_rate=args.fee_rate, tick=args.tick,
                           events=args.events, top=args.top)
     out.write((to_json(result.to_dict()) if args.json else result.to_text()) + "\n")
+    return EXIT_OK
+
+
+def _watch_line(row) -> str:
+    no = "NO(derived)" if row["no_derived"] else "NO"
+    flags = " ".join(f for f, on in (("BUY-BOTH", row["buy_arb"]), ("SELL-BOTH", row["sell_arb"])) if on)
+    return (f"{row['ts'].isoformat()} {row['market'][:12]} YES {row['yes_bid']:.4g}/{row['yes_ask']:.4g} "
+            f"{no} {row['no_bid']:.4g}/{row['no_ask']:.4g} buy-both {row['buy_edge']:+.4g} "
+            f"sell-both {row['sell_edge']:+.4g}" + (f" {flags}" if flags else ""))
+
+
+def _cmd_binary_watch(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
+    import asyncio
+
+    from research_lib.data.binary_store import BinaryStore
+    from research_lib.data.binary_watch import watch
+    from research_lib.data.sources.polymarket import DEFAULT_URL, ClobMarketFeed
+
+    assets = [a.strip() for a in args.assets.split(",") if a.strip()]
+    if args.duration is not None and args.duration < 0:
+        raise UsageError(f"--duration {args.duration:g}: must be >= 0 seconds")
+    feed = ClobMarketFeed(assets, url=args.url or DEFAULT_URL)
+    store = None if args.no_store else BinaryStore()
+
+    def on_rows(frame) -> None:
+        for row in frame.to_dict(orient="records"):
+            out.write((to_json(row) if args.json else _watch_line(row)) + "\n")
+        out.flush()
+
+    result = asyncio.run(watch(feed, duration=args.duration, fee_rate=args.fee_rate, on_rows=on_rows, store=store))
+    if args.json:
+        out.write(to_json({"summary": result.to_dict()}) + "\n")
+    else:
+        s = result.stats
+        out.write(f"{result.rows} snapshot(s), {result.arbs} with an edge after costs, in {result.seconds:.1f} s; "
+                  f"{s['malformed']} malformed message(s), {s['unknown_asset']} for unknown assets, {s['dropped']} "
+                  f"dropped, {s['reconnects']} reconnect(s); {len(result.parts)} part file(s) stored\n")
     return EXIT_OK
 
 

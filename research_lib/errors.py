@@ -516,6 +516,11 @@ class TopBookDatasetError(BinaryMarketError):
     missing, or a file without the columns the scan reads (the message names the file and the column)."""
 
 
+class BinaryFeedError(ResearchLibError):
+    """The market-channel feed gave up: the URL is not a WebSocket URL, or the connection failed more times in
+    a row than allowed (the message gives the URL, the attempts and the last error)."""
+
+
 class BinaryStoreError(StoreError):
     """The binary top-of-book store refused: a frame whose columns or types are not the store's schema,
     or a part file in the folder that is not one (the message names the file and the column)."""

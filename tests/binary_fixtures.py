@@ -84,3 +84,68 @@ def last_trade_message(asset: str, market: str, price, size, *, timestamp: int =
 
 def dumps(msg) -> str:
     return json.dumps(msg)
+
+
+# ----------------------------------------------------------------------------------------------------
+# a loopback market-channel server (its own thread and event loop, so a test can call asyncio.run or the CLI)
+# ----------------------------------------------------------------------------------------------------
+class LoopbackServer:
+    """``websockets.serve`` on 127.0.0.1 and a free port, replaying scripted sessions.
+
+    ``sessions``: one (messages, then) per connection, the last repeated for any further connection; after the
+    client's subscribe message the server sends ``messages`` (dicts are JSON-encoded, str and bytes sent as text and binary frames) and then
+    closes the connection (``then="close"``) or holds it open (``"hold"``). ``subscribes`` records every
+    subscribe message received (parsed JSON).
+    """
+
+    def __init__(self, sessions):
+        import threading
+
+        self.sessions = sessions
+        self.subscribes: list = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._ready = threading.Event()
+        self._loop = None
+        self._stop = None
+        self.port = None
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the loopback server did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        import asyncio
+
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        import asyncio
+
+        from websockets.asyncio.server import serve
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with serve(self._handler, "127.0.0.1", 0) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            self._ready.set()
+            await self._stop.wait()
+
+    async def _handler(self, ws) -> None:
+        self.subscribes.append(json.loads(await ws.recv()))
+        messages, then = self.sessions[min(len(self.subscribes), len(self.sessions)) - 1]
+        for msg in messages:
+            await ws.send(msg if isinstance(msg, str | bytes) else json.dumps(msg))
+        if then == "close":
+            await ws.close()
+        else:
+            await ws.wait_closed()

@@ -21,12 +21,30 @@ from research_lib.core.binary import (
     market_edges,
     taker_fee,
 )
+from research_lib.data.binary_store import SCHEMA, BinaryStore
 from research_lib.data.binary_topbook import read_events, scan_topbook
-from research_lib.errors import BinaryParamsError, BinaryQuoteError, TopBookDatasetError
-from tests.binary_fixtures import write_topbook
+from research_lib.data.binary_watch import snapshot_edges, watch
+from research_lib.data.sources.polymarket import ClobMarketFeed
+from research_lib.errors import (
+    BinaryFeedError,
+    BinaryParamsError,
+    BinaryQuoteError,
+    BinaryStoreError,
+    TopBookDatasetError,
+)
+from tests.binary_fixtures import (
+    LoopbackServer,
+    best_bid_ask_message,
+    book_message,
+    last_trade_message,
+    price_change_message,
+    tick_size_message,
+    write_topbook,
+)
 from tests.conftest import SHARED_DATA
 
 TOPBOOK = SHARED_DATA / "binary" / "polymarket_topbook_2026-07"
+CAPTURED = SHARED_DATA / "api" / "polymarket"
 needs_topbook = pytest.mark.skipif(not (TOPBOOK / "markets.parquet").is_file(),
                                    reason=f"the real top-of-book dataset is not at {TOPBOOK} (../shared/data)")
 
@@ -414,3 +432,242 @@ def test_alignment_on_real_quotes_matches_merge_asof():
         np.testing.assert_allclose(got["sum_ask"].to_numpy(), sums[complete])  # NaN where an ask is missing
         checked += len(complete)
     assert checked > 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# the market-channel client against a loopback server
+# ----------------------------------------------------------------------------------------------------
+def _run(feed: ClobMarketFeed, until, *, timeout: float = 20.0):
+    """Run the feed until ``until(feed)`` holds (checked every 10 ms), then stop it; raise after ``timeout``."""
+    import asyncio
+
+    async def main():
+        task = asyncio.create_task(feed.run())
+        async with asyncio.timeout(timeout):
+            while not until(feed):
+                if task.done():
+                    return task.result()
+                await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return feed.stats
+
+    return asyncio.run(main())
+
+
+def _drain(feed: ClobMarketFeed) -> list:
+    out = []
+    while not feed.queue.empty():
+        out.append(feed.queue.get_nowait())
+    return out
+
+
+M1, M2 = "0xmarket1", "0xmarket2"
+
+
+def _hand_made_session():
+    """YES y1 / NO n1 in market 1 (both books), y2 alone in market 2 (NO derived); every documented event."""
+    return [book_message("y1", M1, bids=[("0.38", "50"), ("0.37", "10")], asks=[("0.40", "12"), ("0.41", "99")]),
+            book_message("n1", M1, bids=[("0.52", "3")], asks=[("0.56", "30"), ("0.55", "30")]),
+            book_message("y2", M2, bids=[("0.2", "5")], asks=[("0.25", "7")]),
+            price_change_message(M1, [("n1", "0.55", "0", "SELL")]),          # the 0.55 NO ask is gone
+            price_change_message(M1, [("n1", "0.54", "8", "SELL")]),          # a better one: 8 at 0.54
+            best_bid_ask_message("y1", M1, "0.38", "0.40"),                   # agrees with the book
+            best_bid_ask_message("y1", M1, "0.30", "0.40"),                   # does not: counted, the book wins
+            last_trade_message("y1", M1, "0.39", "5"),
+            tick_size_message("y2", M2, "0.01", "0.001"),
+            {"event_type": "new_market", "market": "0xnew"}]
+
+
+def test_client_hand_made_messages_books_and_snapshots():
+    with LoopbackServer([(_hand_made_session(), "hold")]) as srv:
+        feed = ClobMarketFeed(["y1", "n1", "y2"], url=srv.url)
+        stats = _run(feed, lambda f: f.stats.messages >= 10)
+        assert srv.subscribes == [{"assets_ids": ["y1", "n1", "y2"], "type": "market"}]
+    assert stats.books == 3 and stats.price_changes == 2 and stats.best_bid_asks == 2 and stats.last_trades == 1
+    assert stats.tick_changes == 1 and stats.other_events == 1 and stats.top_mismatch == 1 and stats.malformed == 0
+    snaps = _drain(feed)
+    last = {s.market: s for s in snaps}
+    m1 = last[M1]
+    assert (m1.yes_asset, m1.no_asset) == ("y1", "n1")
+    assert (m1.yes_bid, m1.yes_ask, m1.yes_ask_size) == (0.38, 0.40, 12.0)
+    assert (m1.no_bid, m1.no_ask, m1.no_ask_size) == (0.52, 0.54, 8.0)
+    assert m1.ts == pd.Timestamp(1_750_000_000_000, unit="ms", tz="UTC")
+    assert last[M2].no_asset is None and last[M2].tick == 0.001
+    # the exact book: Decimal levels, the removed one gone
+    from decimal import Decimal
+    assert feed.books["n1"].asks == {Decimal("0.56"): Decimal("30"), Decimal("0.54"): Decimal("8")}
+    assert feed.books["y1"].last_trade == Decimal("0.39")
+    rows = snapshot_edges(snaps).drop_duplicates("market", keep="last").set_index("market")
+    assert rows.loc[M1, "buy_edge"] == pytest.approx(0.06) and rows.loc[M1, "buy_arb"]  # 1 - (0.40 + 0.54)
+    assert rows.loc[M1, "buy_size"] == 8.0 and not rows.loc[M1, "no_derived"]
+    assert rows.loc[M2, "no_derived"] and rows.loc[M2, "no_ask"] == pytest.approx(0.8)
+    assert rows.loc[M2, "buy_edge"] == pytest.approx(-0.05) and not rows.loc[M2, "buy_arb"]
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (CAPTURED / "ws_book.json").is_file(), reason=f"no captured messages at {CAPTURED}")
+def test_client_replays_the_captured_messages():
+    book = json.loads((CAPTURED / "ws_book.json").read_text())
+    trade = json.loads((CAPTURED / "ws_last_trade.json").read_text())
+    rest = json.loads((CAPTURED / "captured_rest_book_fed_leg0.json").read_text())
+    rest_as_event = {"event_type": "book", **rest}  # the REST /book shape is the event's, asks best-last
+    with LoopbackServer([([book, trade, rest_as_event], "hold")]) as srv:
+        feed = ClobMarketFeed([book["asset_id"], rest["asset_id"]], url=srv.url)
+        stats = _run(feed, lambda f: f.stats.messages >= 3)
+    assert stats.malformed == 0 and stats.books == 2 and stats.last_trades == 1
+    last = {s.market: s for s in _drain(feed)}
+    s1 = last[book["market"]]
+    assert (s1.yes_bid, s1.yes_bid_size, s1.yes_ask, s1.yes_ask_size) == (0.02, 3100.0, 0.97, 178.73)
+    assert s1.last_trade == 0.12 and s1.no_asset is None
+    s2 = last[rest["market"]]
+    asks = [float(a["price"]) for a in rest["asks"]]
+    bids = [float(b["price"]) for b in rest["bids"]]
+    assert s2.yes_ask == min(asks) and s2.yes_bid == max(bids)  # the best level, wherever the list puts it
+    rows = snapshot_edges([s1, s2])
+    assert rows["no_derived"].all() and (rows["buy_edge"] <= 0).all()
+
+
+def test_client_faults_malformed_unknown_asset_and_reconnect():
+    bad = ["not json at all", json.dumps({"event_type": "book", "market": M1}),            # no asset_id
+           json.dumps(book_message("y1", M1, bids=[("abc", "1")], asks=[])),                # a price not a number
+           json.dumps([1, 2]),                                                               # events not objects
+           json.dumps(price_change_message(M1, [("y1", "1.5", "1", "BUY")])),              # a price above 1
+           json.dumps({"no_event_type": 1}), "PONG", b"\xff\xfe"]
+    first = [book_message("y1", M1, bids=[("0.30", "1")], asks=[("0.35", "1")]), *bad,
+             book_message("zzz", M1, bids=[("0.5", "1")], asks=[]),                          # not subscribed
+             {"event_type": "something_new"}]
+    second = [book_message("y1", M1, bids=[("0.31", "2")], asks=[("0.33", "4")])]
+    with LoopbackServer([(first, "close"), (second, "hold")]) as srv:
+        feed = ClobMarketFeed(["y1"], url=srv.url, backoff_base=0.01, backoff_cap=0.05)
+        stats = _run(feed, lambda f: f.stats.connects >= 2 and f.stats.books >= 3)
+        assert len(srv.subscribes) == 2 and srv.subscribes[0] == srv.subscribes[1] == {
+            "assets_ids": ["y1"], "type": "market"}  # resubscribed on the second connection
+    assert stats.malformed == 8 and stats.unknown_asset == 1 and stats.unknown_events == 1
+    assert stats.reconnects == 1 and stats.subscribes == 2
+    snaps = _drain(feed)
+    assert snaps[-1].yes_bid == 0.31 and snaps[-1].yes_ask == 0.33  # the book after the reconnect
+    assert 0.005 <= feed.delays[0] <= 0.01  # base x U(0.5, 1)
+
+
+def test_client_slow_consumer_bounded_queue_counts_drops():
+    changes = [price_change_message(M1, [("y1", f"0.{10 + i:02d}", "1", "BUY")]) for i in range(50)]
+    with LoopbackServer([([book_message("y1", M1, bids=[], asks=[("0.9", "1")]), *changes], "hold")]) as srv:
+        feed = ClobMarketFeed(["y1"], url=srv.url, queue_size=5)
+        stats = _run(feed, lambda f: f.stats.messages >= 51)  # nobody reads the queue meanwhile
+    assert feed.queue.qsize() == 5 and stats.snapshots == 51 and stats.dropped == 46
+    kept = _drain(feed)
+    assert [s.yes_bid for s in kept] == [0.55, 0.56, 0.57, 0.58, 0.59]  # drop-oldest: the newest remain
+
+
+def test_client_gives_up_after_bounded_retries_with_seeded_jitter():
+    import socket
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    feeds = [ClobMarketFeed(["y1"], url=f"ws://127.0.0.1:{port}", backoff_base=0.01, backoff_cap=0.04,
+                            max_retries=3, seed=5) for _ in range(2)]
+    for feed in feeds:
+        with pytest.raises(BinaryFeedError, match="4 failed connection attempts"):
+            _run(feed, lambda f: False)
+    assert feeds[0].delays == feeds[1].delays and len(feeds[0].delays) == 3
+    assert all(0.5 * c <= d <= c for d, c in zip(feeds[0].delays, (0.01, 0.02, 0.04), strict=True))
+
+
+@pytest.mark.parametrize("kwargs, error", [({"assets": []}, BinaryParamsError), ({"assets": ["a", "a"]}, BinaryParamsError),
+                                           ({"assets": ["a"], "url": "http://x"}, BinaryFeedError),
+                                           ({"assets": ["a"], "queue_size": 0}, BinaryParamsError)])
+def test_client_bad_parameters(kwargs, error):
+    assets = kwargs.pop("assets")
+    with pytest.raises(error):
+        ClobMarketFeed(assets, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the Parquet series, and watch end to end
+# ----------------------------------------------------------------------------------------------------
+def _rows(n: int, start: str = "2026-07-12 23:59:58") -> pd.DataFrame:
+    from research_lib.data.sources.polymarket import MarketSnapshot
+
+    ts = pd.date_range(start, periods=n, freq="1s", tz="UTC")
+    snaps = [MarketSnapshot(ts=t, received=t, market=f"m{i % 2}", yes_asset="y", no_asset=None if i % 2 else "n",
+                            yes_bid=0.4, yes_ask=0.45, yes_bid_size=1.0, yes_ask_size=2.0,
+                            no_bid=np.nan if i % 2 else 0.5, no_ask=np.nan if i % 2 else 0.52,
+                            no_bid_size=np.nan if i % 2 else 3.0, no_ask_size=np.nan if i % 2 else 4.0,
+                            tick=0.01, last_trade=np.nan) for i, t in enumerate(ts)]
+    return snapshot_edges(snaps)
+
+
+def test_store_round_trip_and_atomic_append(tmp_path, monkeypatch):
+    store = BinaryStore(tmp_path / "binary" / "topbook")
+    frame = _rows(4)  # 23:59:58 .. 00:00:01: two UTC dates, two parts
+    parts = store.append(frame)
+    assert [p.parent.name for p in parts] == ["dt=2026-07-12", "dt=2026-07-13"]
+    back = store.read()
+    pd.testing.assert_frame_equal(back, frame.reset_index(drop=True), check_dtype=False)
+    assert str(back["ts"].dtype) == "datetime64[ns, UTC]" and back["no_asset"].isna().sum() == 2
+    store.append(_rows(3, "2026-07-13 10:00:00"))
+    assert len(store.read()) == 7 and len(store.read(market="m0")) == 4
+    assert len(store.read(start="2026-07-13", end="2026-07-13 10:00:01")) == 3
+    # a crash mid-write leaves only a temp file, which readers skip; the old parts stay whole
+    from research_lib import fs
+
+    def crash(tmp, final):
+        raise KeyboardInterrupt("killed mid-write")
+    monkeypatch.setattr(fs, "_after_temp_write", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.append(_rows(2, "2026-07-14 00:00:00"))
+    monkeypatch.undo()
+    assert len(store.read()) == 7
+    # the default root is <data>/binary/topbook
+    monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "d"))
+    assert BinaryStore().root == tmp_path / "d" / "binary" / "topbook"
+
+
+def test_store_strict_schema(tmp_path):
+    store = BinaryStore(tmp_path)
+    with pytest.raises(BinaryStoreError, match="missing"):
+        store.append(_rows(2).drop(columns="buy_edge"))
+    with pytest.raises(BinaryStoreError, match="extra"):
+        store.append(_rows(2).assign(note="x"))
+    with pytest.raises(BinaryStoreError, match="time zone"):
+        store.append(_rows(2).assign(ts=pd.Timestamp("2026-07-12")))
+    with pytest.raises(BinaryStoreError, match="yes_bid"):
+        store.append(_rows(2).assign(yes_bid="high"))
+    with pytest.raises(BinaryStoreError, match="market"):
+        store.append(_rows(2).assign(market=None))
+    (tmp_path / "dt=2026-07-12").mkdir()
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "dt=2026-07-12" / "part-foreign.parquet")
+    with pytest.raises(BinaryStoreError, match="schema"):
+        store.read()
+    assert list(SCHEMA.names)[:3] == ["ts", "received", "market"]
+
+
+def test_watch_end_to_end_and_cli(tmp_path, monkeypatch):
+    import asyncio
+    import io
+    monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path / "data"))
+    with LoopbackServer([(_hand_made_session(), "hold")]) as srv:
+        store = BinaryStore(tmp_path / "s")
+        seen = []
+        feed = ClobMarketFeed(["y1", "n1", "y2"], url=srv.url)
+        result = asyncio.run(watch(feed, duration=1.0, on_rows=seen.append, store=store, batch=2))
+        assert result.rows == sum(len(f) for f in seen) == len(store.read()) > 0
+        assert result.arbs >= 1 and result.stats["malformed"] == 0
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["binary", "watch", "--assets", "y1,n1,y2", "--url", srv.url, "--duration", "1", "--json"],
+                    out=out, err=err)
+        assert code == 0, err.getvalue()
+        lines = [json.loads(x, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+                 for x in out.getvalue().splitlines()]
+        assert "summary" in lines[-1] and lines[-1]["summary"]["rows"] == len(lines) - 1
+        assert any(x["buy_arb"] for x in lines[:-1]) and all(x["no_derived"] for x in lines[:-1] if x["market"] == M2)
+        assert BinaryStore().parts()  # stored under <data>/binary/topbook
+        out = io.StringIO()
+        assert main(["binary", "watch", "--assets", "y1", "--url", srv.url, "--duration", "0.5", "--no-store"],
+                    out=out, err=err) == 0
+        assert "NO(derived)" in out.getvalue() and "snapshot(s)" in out.getvalue()
+    assert main(["binary", "watch", "--assets", "y1", "--url", "http://nope"], out=io.StringIO(), err=err) == 4
+    assert main(["binary", "watch", "--assets", ",", "--url", "ws://127.0.0.1:1"], out=io.StringIO(),
+                err=io.StringIO()) == 2
