@@ -404,6 +404,11 @@ class LockBusyError(ResearchLibError, BlockingIOError):
         return str(self.args[0]) if self.args else ""
 
 
+class MarketStateError(ResearchLibError, ValueError):
+    """Bad input to the intraday market-state rules (no bars, a missing column or price, an impossible value area,
+    a parameter out of range); the message names it."""
+
+
 class PaperError(ResearchLibError):
     """Base of the paper-trading errors (:mod:`research_lib.records.paper`, :mod:`research_lib.paper`)."""
 
