@@ -166,6 +166,12 @@ class IntradayFileError(MarketDataError):
         super().__init__(message, path=path, column=column, n_bad=n_bad, example=example)
 
 
+class OrderFlowInputError(ResearchLibError, ValueError):
+    """An input of :mod:`research_lib.core.order_flow` is impossible: an unknown rule, arrays of different
+    lengths, a non-finite or non-positive price, a negative size, a quote rule without quotes, a window or
+    threshold out of range. The message names the argument and, for bad values, the count and an example."""
+
+
 class MarketDataNotFoundError(ResearchLibError, FileNotFoundError):
     """No file matching a market history pattern was found in any searched directory.
 

@@ -335,7 +335,7 @@ def read_trades(path: str | os.PathLike, *, regular_hours: bool = True, drop_sus
 
 
 def read_quote_bars(path: str | os.PathLike, *, regular_hours: bool = True,
-                    date: dt.date | str | None = None) -> pd.DataFrame:
+                    date: dt.date | str | None = None, ohlc: bool = False) -> pd.DataFrame:
     """Read one 1-second quote bar file (``YYYYMMDD_quote.zip``, AlgoSeek layout).
 
     Parameters
@@ -347,6 +347,9 @@ def read_quote_bars(path: str | os.PathLike, *, regular_hours: bool = True,
         Keep only seconds starting at ``open <= t < close``.
     date : date or "YYYY-MM-DD", optional
         The session date, when the file name does not hold it.
+    ohlc : bool, default False
+        Also return each side's open, high and low (``bid_open, bid_high, bid_low, ask_open, ask_high,
+        ask_low``, dollars) after the six standard columns.
 
     Returns
     -------
@@ -375,7 +378,13 @@ def read_quote_bars(path: str | os.PathLike, *, regular_hours: bool = True,
         size = raw[f"{side}_size"].to_numpy()
         _check(size < 0, path, f"{side}_size", "negative sizes", size)
         out[f"{side}_size"] = size.astype(np.float64)
-    frame = _finish(pd.DataFrame(out), path, regular_hours, QUOTE_COLUMNS)
+    columns = QUOTE_COLUMNS
+    if ohlc:
+        for side in ("bid", "ask"):
+            for k in ("open", "high", "low"):
+                out[f"{side}_{k}"] = raw[f"{side}_{k}"].to_numpy() / PRICE_SCALE
+        columns = QUOTE_COLUMNS + tuple(f"{side}_{k}" for side in ("bid", "ask") for k in ("open", "high", "low"))
+    frame = _finish(pd.DataFrame(out), path, regular_hours, columns)
     frame.attrs["date"] = day.isoformat()
     return frame
 
