@@ -358,7 +358,7 @@ def test_real_ticks_volumes_and_quotes():
     everything = sum(len(read_trades(f, regular_hours=False, drop_suspicious=False)) for f in files)
     assert everything == 1_887_460
     day = read_trades(files[1])
-    assert 82e6 <= day["size"].sum() <= 158e6 and day.attrs["suspicious_dropped"] == 0
+    assert 81e6 <= day["size"].sum() <= 159e6 and day.attrs["suspicious_dropped"] == 0
     assert day["session"].eq(dt.date(2013, 10, 8)).all()
     flagged = read_trades(files[3], regular_hours=False, drop_suspicious=False)["suspicious"].sum()
     assert flagged == 10
