@@ -135,6 +135,7 @@ from research_lib.errors import (
     DecisionLogError,
     GexConfigError,
     HistoryArgumentError,
+    IntradayFileError,
     LedgerError,
     LockBusyError,
     MarkError,
@@ -146,6 +147,7 @@ from research_lib.errors import (
     NoExposureError,
     NothingToImportError,
     OrderError,
+    OrderFlowInputError,
     PaperAccountError,
     PaperConfigError,
     PositionNotFoundError,
@@ -338,6 +340,23 @@ def _build_parser() -> argparse.ArgumentParser:
     ni.add_argument("--skip", action="append", default=[], choices=("chains", "reports", "paper_mark"),
                     metavar="STEP", help="leave a step out (chains, reports, paper_mark); repeatable")
     ni.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+
+    fl = sub.add_parser("flow", help="order flow per session: buy / sell volume, delta, CVD",
+                        description="Sign the trades of a tick trade zip (or a folder of them) by the tick rule, "
+                                    "the quote rule or Lee-Ready (with --quotes), or split the volume of an OHLCV "
+                                    "bar file by bar direction, close location or BVC; one line per session. "
+                                    "Regular hours only; trades flagged suspicious in the file are dropped "
+                                    "and counted.")
+    fl.add_argument("path", help="a tick trade zip (YYYYMMDD_trade.zip), a folder of them, or an OHLCV bar file")
+    fl.add_argument("--quotes", default=None, metavar="FILE",
+                    help="1-second quote zip (YYYYMMDD_quote.zip) or a folder of them, paired by date")
+    fl.add_argument("--rule", default=None, choices=("tick", "quote", "lee_ready", "bar", "clv", "bvc"),
+                    help="trades: tick (default), quote, lee_ready (default with --quotes); bars: bar, clv, "
+                         "bvc (default)")
+    fl.add_argument("--date", default=None, type=_date_arg, help="YYYY-MM-DD, or all (default)")
+    fl.add_argument("--bar", default="1min", help="flow bar length for trades (default 1min; whole seconds "
+                                                  "dividing an hour)")
+    fl.add_argument("--json", action="store_true", help="one strict JSON object per session on stdout")
 
     bi = sub.add_parser("binary", help="prediction markets: the YES/NO monitor (watch) and the top-of-book scan")
     bisub = bi.add_subparsers(dest="binary_kind", required=True)
@@ -1398,6 +1417,31 @@ def _cmd_paper(args, out, err) -> int:
     return EXIT_OK
 
 
+_FLOW_TEXT_COLUMNS = ("date", "trades", "bars", "volume", "buy_volume", "sell_volume", "delta", "cvd_close",
+                      "buy_share", "aggressive_buy_bars", "aggressive_sell_bars")
+
+
+def _cmd_flow(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.pipeline.flow import file_flow
+
+    run = file_flow(args.path, quotes=args.quotes, rule=args.rule, date=args.date, bar=args.bar)
+    if run.sessions.empty:
+        err.write(f"research-lib: no regular-hours {run.input_kind} in {args.path}\n")
+        return EXIT_NO_RESULT
+    if args.json:
+        for record in run.records():
+            out.write(to_json(record) + "\n")
+        return EXIT_OK
+    table = run.sessions[list(_FLOW_TEXT_COLUMNS)].astype({"trades": object}).fillna({"trades": "-"}).rename(columns={"aggressive_buy_bars": "aggr_buy",
+                                                                     "aggressive_sell_bars": "aggr_sell"})
+    out.write(f"order flow of {args.path} (rule {run.rule}, regular hours"
+              + (f", {int(run.sessions['suspicious_dropped'].sum())} suspicious trades dropped"
+                 if run.input_kind == "trades" else "") + ")\n")
+    out.write(table.to_string(index=False, float_format=lambda x: f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}") + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     """Entry point of ``research-lib``. Returns the exit code (:data:`EXIT_CODES`, :func:`exit_code_for`)."""
     out = out or sys.stdout
@@ -1411,7 +1455,7 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
                "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report,
                "backtest": _cmd_backtest, "sweep": _cmd_sweep, "paper": _cmd_paper,
-               "nightly": _cmd_nightly, "binary": _cmd_binary}[args.command]
+               "nightly": _cmd_nightly, "flow": _cmd_flow, "binary": _cmd_binary}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -1448,7 +1492,8 @@ def _error_classes() -> list[tuple[type, int]]:
         (ReportParameterError, EXIT_USAGE), (GexConfigError, EXIT_USAGE), (RegimeParamsError, EXIT_USAGE),
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
         (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE), (BacktestInputError, EXIT_USAGE),
-        (SweepInputError, EXIT_USAGE), (NightlyError, EXIT_USAGE), (BinaryParamsError, EXIT_USAGE),
+        (SweepInputError, EXIT_USAGE), (NightlyError, EXIT_USAGE), (OrderFlowInputError, EXIT_USAGE),
+        (BinaryParamsError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
         # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)
@@ -1457,7 +1502,7 @@ def _error_classes() -> list[tuple[type, int]]:
         # bad or unknown input files
         (BinaryMarketError, EXIT_BAD_INPUT),
         (NothingToImportError, EXIT_BAD_INPUT), (ChainError, EXIT_BAD_INPUT), (ChangeInputError, EXIT_BAD_INPUT), (StoreError, EXIT_BAD_INPUT),
-        (CalendarRangeError, EXIT_BAD_INPUT), (FileNotFoundError, EXIT_BAD_INPUT),
+        (CalendarRangeError, EXIT_BAD_INPUT), (IntradayFileError, EXIT_BAD_INPUT), (FileNotFoundError, EXIT_BAD_INPUT),
         (IsADirectoryError, EXIT_BAD_INPUT), (NotADirectoryError, EXIT_BAD_INPUT),
         (PermissionError, EXIT_BAD_INPUT),
         # nothing to compute: no source answered, or an input the computation needs is missing or impossible

@@ -151,6 +151,27 @@ class DayTableError(MarketDataError):
         super().__init__(message, path=path, column=column, n_bad=n_bad, example=self.date)
 
 
+class IntradayFileError(MarketDataError):
+    """An intraday file (OHLCV bars, tick trades, 1-second quote or trade bars) cannot be read or holds bad
+    rows: a malformed line (wrong number of fields), a non-numeric value, a negative size, ``high < low``, an
+    open or close outside the bar's range, a duplicate bar time, a file name without its date.
+
+    The message names the file (``path``), the column, how many rows are bad and one example with its line
+    number (``line``, 1-based in the file as written, header included); see :func:`describe_bad_rows`.
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, column: str | None = None,
+                 n_bad: int | None = None, example: Any = None, line: int | None = None):
+        self.line = line
+        super().__init__(message, path=path, column=column, n_bad=n_bad, example=example)
+
+
+class OrderFlowInputError(ResearchLibError, ValueError):
+    """An input of :mod:`research_lib.core.order_flow` is impossible: an unknown rule, arrays of different
+    lengths, a non-finite or non-positive price, a negative size, a quote rule without quotes, a window or
+    threshold out of range. The message names the argument and, for bad values, the count and an example."""
+
+
 class MarketDataNotFoundError(ResearchLibError, FileNotFoundError):
     """No file matching a market history pattern was found in any searched directory.
 
@@ -402,6 +423,11 @@ class LockBusyError(ResearchLibError, BlockingIOError):
 
     def __str__(self) -> str:  # BlockingIOError would format errno; keep the plain message
         return str(self.args[0]) if self.args else ""
+
+
+class MarketStateError(ResearchLibError, ValueError):
+    """Bad input to the intraday market-state rules (no bars, a missing column or price, an impossible value area,
+    a parameter out of range); the message names it."""
 
 
 class PaperError(ResearchLibError):
