@@ -86,6 +86,20 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     ``mark`` while one runs exits 6; ``close ID`` closes by hand; ``status`` the account and its open positions
     (``--json``: one object whose ``positions`` hold their legs); ``history`` the closed trades, statistics and
     equity; ``reset --yes`` empties the account. Every run reconciles the ledger first (said on stderr).
+``research-lib binary watch --assets ID,... [--url ws://...] [--duration S] [--fee-rate F] [--no-store] [--json]``
+    The YES/NO monitor (:mod:`research_lib.data.binary_watch`): subscribes to the Polymarket CLOB market channel
+    (default ``wss://ws-subscriptions-clob.polymarket.com/ws/market``) for the token ids (within a market the first
+    listed is YES, the second NO; a market with one token gets its NO derived from the YES book, and says so),
+    prints one line (``--json``: one strict JSON object) per top-of-book change with the buy-both and sell-both
+    edges after fees and tick, then a summary (malformed messages, unknown assets, drops, reconnects), and appends
+    the rows to ``<data>/binary/topbook/`` (Parquet parts, atomic). Exit 4 when the feed gives up reconnecting.
+``research-lib binary scan DIR [--staleness 300] [--fee-rate F] [--tick 0.001] [--events all|exclusive] [--top 10]
+[--json]``
+    The summed-YES edges of the multi-outcome events of a polled top-of-book dataset
+    (:func:`research_lib.data.binary_topbook.scan_topbook`): per day and category the events seen, how often and
+    how long the buy-all / sell-all edges were positive after costs, the largest episodes, and the rule used to
+    align the outcomes' quotes in time (each outcome's last quote at or before each poll, within the staleness
+    bound).
 
 Options shared by every command: ``--date`` is a real calendar date ``YYYY-MM-DD`` or ``latest`` (the
 default); ``all`` (every clean day of a multi-day file) is accepted by ``gex PATH`` only, every other

@@ -528,8 +528,9 @@ class BinaryMarketError(ResearchLibError, ValueError):
 
 
 class BinaryQuoteError(BinaryMarketError):
-    """A YES/NO quote table is malformed: a missing column, a price outside [0, 1], a negative size,
-    a bid above its ask on the same token, an outcome listed twice in one event at one time."""
+    """A YES/NO quote table is malformed: a missing or non-numeric column, a price outside [0, 1], a negative
+    size, an outcome listed twice in one event at one time, rows out of order. (A crossed book is data, not an
+    error: it is flagged.)"""
 
 
 class BinaryParamsError(BinaryMarketError):

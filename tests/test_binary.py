@@ -671,3 +671,19 @@ def test_watch_end_to_end_and_cli(tmp_path, monkeypatch):
     assert main(["binary", "watch", "--assets", "y1", "--url", "http://nope"], out=io.StringIO(), err=err) == 4
     assert main(["binary", "watch", "--assets", ",", "--url", "ws://127.0.0.1:1"], out=io.StringIO(),
                 err=io.StringIO()) == 2
+
+
+def test_scan_same_answer_from_unsorted_and_empty_day_files(tmp_path):
+    folder, _ = _synthetic_topbook(tmp_path / "a")
+    before = scan_topbook(folder)
+    day = sorted((folder / "quotes").glob("*.parquet"))[0]
+    pd.read_parquet(day).sample(frac=1.0, random_state=3).to_parquet(day)  # not in (slug, ts) order
+    pd.read_parquet(day).iloc[:0].to_parquet(folder / "quotes" / "dt=2026-07-11.parquet")  # an empty day first
+    after = scan_topbook(folder)
+    pd.testing.assert_frame_equal(before.daily, after.daily)
+    pd.testing.assert_frame_equal(before.largest, after.largest)
+    assert after.totals["files"] == 3
+    shifted = pd.read_parquet(day).assign(ts=lambda f: f["ts"] + pd.Timedelta(minutes=1))
+    shifted.to_parquet(folder / "quotes" / "dt=2026-07-11.parquet")  # the 11th's file overlaps the 12th's in time
+    with pytest.raises(TopBookDatasetError, match="overlap"):
+        scan_topbook(folder)

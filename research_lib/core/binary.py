@@ -469,25 +469,32 @@ def align_event_polls(outcome, ts, bid, ask, *, event_of, n_outcomes, poll_ts, s
     total = int(cnt.sum())
     if total == 0:
         return empty, no_incomplete
-    row = np.repeat(np.arange(n), cnt)
-    start = np.cumsum(cnt) - cnt
-    poll = p0[row] + (np.arange(total) - start[row])
-
     ev = event_of[outcome]
     if ev.min() < 0 or ev.max() >= len(n_outcomes):
         raise BinaryQuoteError("an outcome's event code is out of range (single markets must be left out)",
                                where=where, column="event_of", example=int(ev.min()))
+    if total == n and (cnt == 1).all():  # every row serves exactly one poll (a polled dataset): no copy
+        poll, ev_r, ask_r, bid_r = p0, ev, ask, bid
+    else:  # one cell per (row, poll it serves): the rows serving one poll as they are, the others repeated
+        one = cnt == 1
+        multi = np.flatnonzero(cnt > 1)
+        reps = cnt[multi]
+        row_m = np.repeat(multi, reps)
+        poll_m = p0[row_m] + (np.arange(len(row_m)) - np.repeat(np.cumsum(reps) - reps, reps))
+        poll = np.concatenate([p0[one], poll_m])
+        ev_r = np.concatenate([ev[one], ev[row_m]])
+        ask_r = np.concatenate([ask[one], ask[row_m]])
+        bid_r = np.concatenate([bid[one], bid[row_m]])
     used = np.zeros(len(n_outcomes), bool)
-    used[ev] = True
+    used[ev_r] = True
     local_of = np.cumsum(used) - 1
     events_used = np.flatnonzero(used)
     pmin, pmax = int(poll.min()), int(poll.max())
     width = pmax - pmin + 1
-    key = local_of[ev[row]].astype(np.int64) * width + (poll - pmin)
+    key = local_of[ev_r] * width + (poll - pmin)
     size = len(events_used) * width
     n_fresh = np.bincount(key, minlength=size)
     fee = {"fee_rate": fee_rate, "fee_exponent": fee_exponent}
-    ask_r, bid_r = ask[row], bid[row]
     sum_ask = np.bincount(key, weights=ask_r, minlength=size)
     sum_bid = np.bincount(key, weights=bid_r, minlength=size)
     if fee_rate > 0:

@@ -228,10 +228,7 @@ def read_events(folder: Path) -> TopBookEvents:
 def _read_day(path: Path, slugs: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """One day file: (outcome code, ts ns, bid, ask) sorted by (outcome, ts), the day's polling times, the rows
     of slugs not in markets.parquet (left out)."""
-    table = _read_table(path, QUOTE_COLUMNS, read_dictionary=["slug"]).unify_dictionaries()
-    slug = table.column("slug").combine_chunks()
-    if not pa.types.is_dictionary(slug.type):  # pragma: no cover - read_dictionary always gives one
-        slug = pc.dictionary_encode(slug)
+    table = _read_table(path, QUOTE_COLUMNS, read_dictionary=["slug"])
     ts_arrow = table.column("ts")
     if not pa.types.is_timestamp(ts_arrow.type):
         raise TopBookDatasetError("ts is not a timestamp column", where=path, column="ts", example=str(ts_arrow.type))
@@ -239,9 +236,16 @@ def _read_day(path: Path, slugs: pd.Index) -> tuple[np.ndarray, np.ndarray, np.n
         raise TopBookDatasetError("ts has empty values", where=path, column="ts", n_bad=ts_arrow.null_count)
     ts = _ns(ts_arrow.combine_chunks().to_numpy(zero_copy_only=False))
     polls = np.sort(_ns(pc.unique(ts_arrow).to_numpy(zero_copy_only=False)))
-    code_of_dict = slugs.get_indexer(pd.Index(slug.dictionary.to_pylist()))
-    idx = slug.indices.to_numpy(zero_copy_only=False)
-    outcome = code_of_dict[idx] if len(idx) else np.empty(0, np.int64)
+    # each row group's chunk has its own small dictionary: map it to outcome codes, then its indices
+    outcome = np.empty(table.num_rows, dtype=np.int64)
+    at = 0
+    for chunk in table.column("slug").chunks:
+        if not pa.types.is_dictionary(chunk.type):  # pragma: no cover - read_dictionary always gives one
+            chunk = pc.dictionary_encode(chunk)
+        code_of_dict = slugs.get_indexer(pd.Index(chunk.dictionary.to_pylist()))
+        idx = chunk.indices.to_numpy(zero_copy_only=False)
+        outcome[at:at + len(idx)] = code_of_dict[idx]
+        at += len(idx)
     bid = table.column("bid").to_numpy().astype(float, copy=False)
     ask = table.column("ask").to_numpy().astype(float, copy=False)
     unknown = int((outcome < 0).sum())
@@ -311,6 +315,7 @@ def scan_topbook(folder: Path, *, staleness_s: float = 300.0, fee_rate: float = 
         keep_event = ev.events["exclusive"].fillna(False).to_numpy(dtype=bool)
         event_of = np.where((event_of >= 0) & keep_event[np.maximum(event_of, 0)], event_of, -1)
     n_outcomes = ev.events["n_outcomes"].to_numpy()
+    event_of_ext = np.append(event_of, -1)
     staleness_ns = int(round(staleness_s * 1e9))
 
     grid_parts, cell_parts, quoted_parts = [], [], []
@@ -318,30 +323,28 @@ def scan_topbook(folder: Path, *, staleness_s: float = 300.0, fee_rate: float = 
     totals = {"files": len(files), "rows": 0, "rows_in_events": 0, "unknown_slug_rows": 0}
     carry = (np.empty(0, np.int64),) * 2 + (np.empty(0),) * 2
     offset = 0
+    last_poll = None
     for day, path in files:
         outcome, ts, bid, ask, polls, unknown = _read_day(path, ev.slugs)
         _check_quotes(path, bid, ask)
         totals["rows"] += len(outcome)
         totals["unknown_slug_rows"] += unknown
-        keep = outcome >= 0
-        keep[keep] = event_of[outcome[keep]] >= 0
+        keep = event_of_ext[outcome] >= 0  # an unknown slug (-1) maps to the -1 at the end
         o, t, b, a = outcome[keep], ts[keep], bid[keep], ask[keep]
         totals["rows_in_events"] += len(o)
-        if offset and len(polls) and len(grid_parts[-1]) and polls[0] <= grid_parts[-1][-1]:
+        if len(polls) and last_poll is not None and polls[0] <= last_poll:
             raise TopBookDatasetError("the day files overlap in time (polls not after the previous file's)",
                                       where=path, column="ts")
-        # the previous day's last quote of each outcome, then this day's rows, by (outcome, ts)
-        o_all = np.concatenate([carry[0], o])
-        t_all = np.concatenate([carry[1], t])
-        b_all = np.concatenate([carry[2], b])
-        a_all = np.concatenate([carry[3], a])
+        last_poll = polls[-1] if len(polls) else last_poll
         if len(o) > 1 and ((np.diff(o) < 0) | ((np.diff(o) == 0) & (np.diff(t) < 0))).any():
-            raise TopBookDatasetError("the rows are not sorted by slug then ts (the layout's order)", where=path,
-                                      column="ts")
+            order = np.lexsort((t, o))  # not in the layout's order (slug, then ts): a folder of parts, say
+            o, t, b, a = o[order], t[order], b[order], a[order]
+        # the previous day's last quote of each outcome, then this day's rows, by (outcome, ts)
+        o_all, t_all, b_all, a_all = o, t, b, a
         if len(carry[0]):
-            # two runs sorted by outcome, the carried row first: a stable sort on the outcome merges them
-            order = np.argsort(o_all, kind="stable")
-            o_all, t_all, b_all, a_all = o_all[order], t_all[order], b_all[order], a_all[order]
+            # each carried row goes just before its outcome's first row of the day (both sorted by outcome)
+            at = np.searchsorted(o, carry[0], side="left")
+            o_all, t_all, b_all, a_all = (np.insert(x, at, c) for x, c in zip((o, t, b, a), carry, strict=True))
         cells, incomplete = align_event_polls(o_all, t_all, b_all, a_all, event_of=event_of, n_outcomes=n_outcomes,
                                          poll_ts=polls, staleness_ns=staleness_ns, fee_rate=fee_rate,
                                          fee_exponent=fee_exponent, tick=tick)
@@ -445,6 +448,6 @@ def _largest(episodes, cells, events, poll_ts, poll_dates, top) -> pd.DataFrame:
         "end": pd.to_datetime(poll_ts[end_c], utc=True),
         "minutes": _minutes(poll_ts, e["start_poll"].to_numpy(), e["end_poll"].to_numpy()),
         "n_polls": e["n_polls"].to_numpy(), "max_edge": e["max_edge"].to_numpy(),
-        "sum_ask": sums["sum_ask"].to_numpy(), "sum_bid": sums["sum_bid"].to_numpy(),
+        "sum_ask": sums["sum_ask"].to_numpy().round(12), "sum_bid": sums["sum_bid"].to_numpy().round(12),
         "open_at_end": e["open_at_end"].to_numpy(), "labelled": meta["labelled"].to_numpy(),
         "labelled_winners": meta["labelled_winners"].to_numpy(), "exclusive": meta["exclusive"].to_numpy()})
