@@ -3,5 +3,5 @@
 Chain model and validation (:mod:`.chain`, :mod:`.plausibility`), Black-Scholes-Merton pricing
 (:mod:`.pricing`), exposures and key levels (:mod:`.gex`), indicators (:mod:`.indicators`), the market
 regime (:mod:`.regime`), strategy selection and legs (:mod:`.strategy`), position sizing (:mod:`.sizing`)
-and alerts (:mod:`.alerts`). Imports only the foundation modules and other core modules.
+and alerts (:mod:`.alerts`), the YES/NO edges of binary prediction markets (:mod:`.binary`). Imports only the foundation modules and other core modules.
 """
