@@ -466,3 +466,52 @@ def test_spy_composite_and_fine_rows(spy_1min):
     assert p.n_sessions == 129 and p.low <= p.val <= p.poc <= p.vah <= p.high
     fine = vp.session_profiles(spy_1min, row_size=0.01)
     assert all(q.va_volume >= 0.7 * q.volume * (1 - 1e-12) for q in fine)
+
+
+# --------------------------------------------------------------------------------------------------
+# the chart
+
+
+@pytest.mark.parametrize("style", ["candles", "line"])
+def test_the_chart_draws_the_profile_beside_the_bars(style):
+    import io
+
+    from matplotlib.figure import Figure
+
+    from research_lib.ui import plots
+
+    b = random_bars(n=120, sessions=("2024-03-06",), seed=5)
+    p = vp.volume_profile(b, node_smoothing=1)
+    fig = plots.volume_profile(b, p, style=style, title="SYN")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    ax_p, ax_v = fig.axes
+    assert ax_p.get_shared_y_axes().joined(ax_p, ax_v)
+    # one horizontal bar per row, as long as the row's volume, centred in its row
+    widths = [patch.get_width() for patch in ax_v.patches]
+    assert widths == p.rows["volume"].tolist()
+    centres = [patch.get_y() + patch.get_height() / 2 for patch in ax_v.patches]
+    assert np.allclose(centres, p.rows["price"] - p.row_size / 2)
+    labels = [t.get_text() for t in ax_p.get_legend().get_texts()]
+    assert f"POC {p.poc:g}" in labels and f"VAH {p.vah:g}" in labels and f"VAL {p.val:g}" in labels
+    dev_line = next(line for line in ax_p.get_lines() if line.get_label() == "developing POC")
+    dev = vp.developing_profile(b, row_size=p.row_size)
+    assert np.allclose(dev_line.get_ydata(), dev["poc"] - p.row_size / 2)
+    assert "SYN volume profile — 2024-03-06" in ax_p.get_title()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=40)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_chart_of_a_preset_composite_and_bad_arguments():
+    from research_lib.ui import plots
+
+    b = random_bars(n=30, seed=2)
+    p = vp.market_profile(b, row_size=0.1)
+    fig = plots.volume_profile(b, p)
+    ax_p = fig.axes[0]
+    assert not any(line.get_label() == "developing POC" for line in ax_p.get_lines())  # the preset has none
+    assert "3 sessions" in ax_p.get_title() and "market_profile" in ax_p.get_title()
+    with pytest.raises(ProfileParamsError, match="style"):
+        plots.volume_profile(b, p, style="ohlc")
+    with pytest.raises(ProfileParamsError, match="ax"):
+        plots.volume_profile(b, p, ax=fig.axes[0])

@@ -250,6 +250,16 @@ class VolumeProfile:
         use (a frame per profile would cost more than the profile)."""
         return pd.DataFrame({"price": self.prices, "volume": self.row_volume, "bars": self.row_bars})
 
+    def describe(self) -> str:
+        """One readable line: the span, POC, value area (with the share it holds), range, volume, nodes."""
+        span = str(self.session) if self.session is not None else \
+            f"{self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M} UTC ({self.n_sessions} sessions)"
+        nodes = lambda xs: ", ".join(f"{x:g}" for x in xs) or "-"  # noqa: E731
+        return (f"{span}  POC {self.poc:g}  VA {self.val:g}-{self.vah:g} ({self.va_volume / self.volume:.1%})  "
+                f"range {self.low:g}-{self.high:g}  volume {self.volume:,.0f}  rows {self.row_size:g}  "
+                f"HVN {nodes(self.hvn)}  LVN {nodes(self.lvn)}  IB {self.ib_low:g}-{self.ib_high:g}  "
+                f"OR {self.or_low:g}-{self.or_high:g}" + (f"  [{self.preset}]" if self.preset else ""))
+
     def to_dict(self) -> dict:
         """Every field but the row arrays, as plain Python values (lists for the tuples, ISO text for times);
         ``date`` is the session (ISO) or None. Pass it to :func:`research_lib.formatting.to_json`."""
