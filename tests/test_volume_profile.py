@@ -68,6 +68,8 @@ def test_value_area_edge_cases_by_hand():
     assert vp.grow_value_area([1, 20, 1], 1, 0.70) == (1, 1)
     # exactly the share stops (>=): 5 of 10 with share 0.5
     assert vp.grow_value_area([5, 3, 2], 0, 0.5, rule="one_row") == (0, 0)
+    # sums that differ in the last bit tie: 0.1 + 0.2 above, 0.3 below
+    assert vp.grow_value_area([0.3, 5.0, 0.1, 0.2], 1, 0.9) == (0, 3)   # not (1, 3): 5.3 of 5.6 would do
     # the whole profile for share 1
     assert vp.grow_value_area([1, 2, 3, 2, 1], 2, 1.0) == (0, 4)
     with pytest.raises(ProfileParamsError, match="va_rule"):
@@ -308,6 +310,9 @@ def test_bars_out_of_order_missing_columns_or_empty_are_refused():
     with pytest.raises(ProfileInputError, match="lack the column") as err:
         vp.volume_profile(b.drop(columns="volume"))
     assert err.value.column == "volume"
+    with pytest.raises(ProfileInputError, match="not timestamps") as err:
+        vp.volume_profile(b.assign(ts=b["ts"].astype(str)))
+    assert err.value.column == "ts"
     with pytest.raises(ProfileInputError, match="DataFrame"):
         vp.volume_profile(b.to_dict())
     with pytest.raises(EmptyProfileError, match="no bars"):
@@ -515,3 +520,114 @@ def test_the_chart_of_a_preset_composite_and_bad_arguments():
         plots.volume_profile(b, p, style="ohlc")
     with pytest.raises(ProfileParamsError, match="ax"):
         plots.volume_profile(b, p, ax=fig.axes[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# the command: research-lib profile
+
+
+def run(*argv):
+    import io
+
+    from research_lib.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(map(str, argv)), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def strict_lines(text):
+    import json
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+
+    return [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def bar_file(tmp_path_factory):
+    """Three synthetic sessions written in the SPY minute-bar layout (a fresh clone has no ../shared)."""
+    from synthetic import write_bars_csv
+
+    path = tmp_path_factory.mktemp("bars") / "syn_1min.csv.gz"
+    write_bars_csv(path, random_bars(seed=11))
+    return path
+
+
+def test_profile_command_every_session_as_json(bar_file):
+    from research_lib.data.market.intraday import read_bars
+
+    code, out, err = run("profile", bar_file, "--date", "all", "--json")
+    assert code == 0 and err == ""
+    lines = strict_lines(out)
+    assert [d["date"] for d in lines] == ["2024-03-04", "2024-03-05", "2024-03-06"]
+    expected = vp.session_profiles(read_bars(bar_file))
+    for d, p in zip(lines, expected, strict=True):
+        for key in ("poc", "val", "vah", "low", "high", "volume", "balanced_target", "ib_low", "ib_high",
+                    "or_low", "or_high", "row_size"):
+            assert d[key] == getattr(p, key), key
+        assert d["hvn"] == list(p.hvn) and d["lvn"] == list(p.lvn) and d["file"] == str(bar_file)
+
+
+def test_profile_command_latest_a_date_and_the_composite(bar_file):
+    code, out, _ = run("profile", bar_file, "--json")
+    assert code == 0 and [d["date"] for d in strict_lines(out)] == ["2024-03-06"]      # latest by default
+    code, out, _ = run("profile", bar_file, "--date", "2024-03-05", "--json", "--row-size", "0.05",
+                       "--method", "close", "--va-rule", "one-row", "--value-area", "0.68")
+    (d,) = strict_lines(out)
+    assert (d["date"], d["row_size"], d["method"], d["va_rule"], d["value_area"]) == \
+        ("2024-03-05", 0.05, "close", "one_row", 0.68)
+    code, out, _ = run("profile", bar_file, "--period", "all", "--json")
+    (d,) = strict_lines(out)
+    assert code == 0 and d["date"] is None and d["n_sessions"] == 3 and d["n_bars"] == 3 * 390
+    assert d["start"].startswith("2024-03-04T14:30") and d["end"].startswith("2024-03-06T20:59")
+    code, out, _ = run("profile", bar_file, "--date", "all")
+    assert code == 0 and len(out.splitlines()) == 3 and "POC" in out and "VA" in out
+
+
+def test_profile_command_preset(bar_file):
+    code, out, _ = run("profile", bar_file, "--preset", "market_profile", "--json")
+    (d,) = strict_lines(out)
+    assert code == 0 and d["preset"] == "market_profile" and d["row_size"] == 0.05
+    assert {"balanced_target", "ib_low", "ib_high", "or_low", "or_high"} <= set(d)
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (("--preset", "market_profile", "--method", "range"), 2, "method"),
+    (("--preset", "market_profile", "--va-rule", "two-row"), 2, "va_rule"),
+    (("--row-size", "0"), 2, "row"),
+    (("--value-area", "1.5"), 2, "share"),
+    (("--period", "all", "--date", "2024-03-05"), 2, "--period all"),
+    (("--date", "2024-02-30"), 2, "does not exist"),
+    (("--date", "2024-03-07"), 4, "no bars on 2024-03-07"),
+])
+def test_profile_command_refusals(bar_file, argv, code, words):
+    got, out, err = run("profile", bar_file, *argv)
+    assert got == code and out == "" and words in err
+
+
+def test_profile_command_on_a_missing_or_bad_file(tmp_path):
+    code, _, err = run("profile", tmp_path / "nothing.csv")
+    assert code == 3 and "nothing.csv" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("datetime,open,high,low,close,volume\n2024-03-06 09:30:00,1,2,x,1,5\n")
+    code, _, err = run("profile", bad)
+    assert code == 3 and "bad.csv" in err
+
+
+def test_profile_command_on_the_package_fixture():
+    code, out, _ = run("profile", shared_file(GOOGL), "--period", "all", "--preset", "market_profile",
+                       "--all-hours", "--json")
+    (d,) = strict_lines(out)
+    assert code == 0
+    assert [d[k] for k in ("poc", "val", "vah", "low", "high", "balanced_target")] == \
+        [944.5, 944.2, 958.95, 927.75, 959.3, 961.25]
+    assert [d[k] for k in ("ib_low", "ib_high", "or_low", "or_high")] == [927.74, 935.53, 927.74, 927.74]
+
+
+def test_profile_command_on_real_spy_bars():
+    code, out, _ = run("profile", shared_file(SPY_1MIN), "--date", "all", "--json")
+    lines = strict_lines(out)
+    assert code == 0 and len(lines) == 129
+    assert all(d["low"] <= d["val"] <= d["poc"] <= d["vah"] <= d["high"] for d in lines)

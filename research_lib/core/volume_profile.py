@@ -359,6 +359,8 @@ def _check_bars(bars: pd.DataFrame) -> None:
         if bad.any():
             raise ProfileInputError(what, column=c, n_bad=int(bad.sum()), example=_example(bars, bad, c))
     ts = bars["ts"]
+    if not pd.api.types.is_datetime64_any_dtype(ts):
+        raise ProfileInputError(f"not timestamps (dtype {ts.dtype})", column="ts", example=repr(ts.iloc[0]))
     if ts.isna().any():
         raise ProfileInputError("missing timestamp", column="ts", n_bad=int(ts.isna().sum()))
     if not ts.is_monotonic_increasing:
@@ -404,7 +406,7 @@ def grow_value_area(volumes, poc: int, share: float = 0.70, *, rule: str = "two_
         Stop as soon as the area holds at least this share of the total (within 1e-12 relative).
     rule : {"two_row", "one_row"}
         Rows compared and added per step (module docstring: a side with one row left offers that row; an
-        exhausted side yields; ties add both sides).
+        exhausted side yields; ties, within a relative :data:`TIE_RTOL`, add both sides).
     """
     step = {"two_row": 2, "one_row": 1}.get(rule)
     if step is None:
@@ -422,10 +424,11 @@ def grow_value_area(volumes, poc: int, share: float = 0.70, *, rule: str = "two_
             break
         up = sum(v[hi + 1:hi + 1 + n_up])
         dn = sum(v[lo - n_dn:lo])
-        if n_dn == 0 or (n_up and up > dn):
+        tie = abs(up - dn) <= TIE_RTOL * max(up, dn)  # sums of floats: a last-bit difference is a tie
+        if n_dn == 0 or (n_up and up > dn and not tie):
             hi += n_up
             acc += up
-        elif n_up == 0 or dn > up:
+        elif n_up == 0 or (dn > up and not tie):
             lo -= n_dn
             acc += dn
         else:  # a tie: both sides
