@@ -631,3 +631,12 @@ def test_profile_command_on_real_spy_bars():
     lines = strict_lines(out)
     assert code == 0 and len(lines) == 129
     assert all(d["low"] <= d["val"] <= d["poc"] <= d["vah"] <= d["high"] for d in lines)
+
+
+def test_profiles_frame_holds_one_row_per_profile():
+    b = random_bars(n=30)
+    ps = vp.session_profiles(b)
+    f = vp.profiles_frame(ps)
+    assert f["date"].tolist() == [p.session for p in ps] and f["poc"].tolist() == [p.poc for p in ps]
+    assert f["hvn"].tolist() == [p.hvn for p in ps] and {"val", "vah", "or_low", "ib_high"} <= set(f.columns)
+    assert list(vp.profiles_frame([]).columns) == list(f.columns)

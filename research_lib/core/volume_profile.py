@@ -820,3 +820,18 @@ def opening_range(bars: pd.DataFrame, minutes: float = 10.0) -> pd.DataFrame:
 def initial_balance(bars: pd.DataFrame, minutes: float = 60.0) -> pd.DataFrame:
     """Per session, the low and high of the first hour (``minutes``) of bars: as :func:`opening_range`."""
     return _session_window(bars, minutes, "minutes")
+
+
+def profiles_frame(profiles: Sequence[VolumeProfile]) -> pd.DataFrame:
+    """Many profiles as one table, one row each in the order given (e.g. of :func:`session_profiles`).
+
+    Columns: ``date`` (the session, a :class:`datetime.date`, or None for a multi-session profile), ``start``,
+    ``end`` (the first and last bar's start), then every scalar field of :class:`VolumeProfile` (``poc``, ``val``,
+    ``vah``, ``low``, ``high``, ``volume``, ``va_volume``, ``row_size``, ``balanced_target``, ``or_low`` ...) and
+    ``hvn``, ``lvn``, ``single_prints`` as tuples of prices. An empty sequence gives an empty table with those
+    columns.
+    """
+    skip = {"prices", "row_volume", "row_bars", "session"}
+    names = ["date"] + [f.name for f in dataclasses.fields(VolumeProfile) if f.name not in skip]
+    rows = [[p.session] + [getattr(p, n) for n in names[1:]] for p in profiles]
+    return pd.DataFrame(rows, columns=names)
