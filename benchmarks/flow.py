@@ -18,22 +18,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
+
+from gex import best_of  # benchmarks/gex.py: best wall time of N calls (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = ROOT.parent / "shared" / "data"
 TICKS = Path("market") / "ticks" / "spy_2013-10-07_2013-10-11"
-
-
-def best(fn, repeat: int) -> tuple[float, object]:
-    """(best wall time in s, the last result) of ``repeat`` calls of ``fn``."""
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def main(argv=None) -> int:
@@ -60,11 +51,11 @@ def main(argv=None) -> int:
     print("read")
     days = []
     for f in files:
-        t, trades = best(lambda f=f: read_trades(f, regular_hours=False, drop_suspicious=False), args.repeat)
+        t, trades = best_of(lambda f=f: read_trades(f, regular_hours=False, drop_suspicious=False), args.repeat)
         days.append(trades)
         print(f"  {f.name}  {len(trades):>9,} trades  {t:6.3f} s  {len(trades) / t / 1e6:5.2f} M trades/s")
     busiest = max(files, key=lambda f: f.stat().st_size)
-    t, rth = best(lambda: read_trades(busiest), args.repeat)
+    t, rth = best_of(lambda: read_trades(busiest), args.repeat)
     print(f"  {busiest.name} regular hours  {len(rth):>9,} trades  {t:6.3f} s")
 
     everything = pd.concat(days, ignore_index=True)
@@ -73,10 +64,10 @@ def main(argv=None) -> int:
     quotes = [read_quote_bars(q, regular_hours=False) for q in qfiles]
     qall = pd.concat(quotes, ignore_index=True)
     qsession = np.repeat(np.arange(len(quotes)), [len(q) for q in quotes])
-    t_join, (bid, ask) = best(lambda: prevailing_quote(everything["ts"], qall["ts"], qall["bid"], qall["ask"],
+    t_join, (bid, ask) = best_of(lambda: prevailing_quote(everything["ts"], qall["ts"], qall["bid"], qall["ask"],
                                                        trade_session=session, quote_session=qsession), args.repeat)
-    t_tick, tick = best(lambda: sign_trades(price, "tick", session=session), args.repeat)
-    t_lr, lr = best(lambda: sign_trades(price, "lee_ready", bid, ask, session), args.repeat)
+    t_tick, tick = best_of(lambda: sign_trades(price, "tick", session=session), args.repeat)
+    t_lr, lr = best_of(lambda: sign_trades(price, "lee_ready", bid, ask, session), args.repeat)
     n = len(price)
     print(f"sign ({n:,} trades, 5 sessions)")
     print(f"  tick rule       {t_tick * 1e3:7.1f} ms  {n / t_tick / 1e6:6.1f} M trades/s  (goal >= 5)")
@@ -88,7 +79,7 @@ def main(argv=None) -> int:
     rth_q = prevailing_quote(rth_all["ts"], qall["ts"], qall["bid"], qall["ask"],
                              trade_session=rth_sess, quote_session=qall["session"].to_numpy())
     rth_signs = sign_trades(rth_all["price"], "lee_ready", *rth_q, rth_sess)
-    t_bars, flow = best(lambda: bar_flow(rth_all, rth_signs, "1min"), args.repeat)
+    t_bars, flow = best_of(lambda: bar_flow(rth_all, rth_signs, "1min"), args.repeat)
     print(f"bars\n  bar_flow to 1-minute bars  {len(rth_all):,} trades -> {len(flow):,} bars  {t_bars:6.3f} s")
 
     print("agreement (regular hours: tick rule vs Lee-Ready)")
