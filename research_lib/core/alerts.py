@@ -92,6 +92,8 @@ class AlertRule(enum.StrEnum):
     PIN_RISK_NEAR_EXPIRY = "pin_risk_near_expiry"
     REGIME_CHANGE = "regime_change"
     DEALERS_DESTABILISING = "dealers_destabilising"
+    #: intraday flow (:func:`research_lib.core.market_state.lvn_alerts`): price at a prior session's low-volume node
+    LVN_PROXIMITY = "lvn_proximity"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,7 +55,13 @@ from research_lib.formatting import jsonable
 from research_lib.paper.broker import SimulatedBroker
 from research_lib.paper.monitor import MarkReport, close_order, exit_decision, monitor, underlying_of
 from research_lib.pipeline.decide import DecisionReport, decide_on, model_rates, regime_gex_history
-from research_lib.records.decisions import DecisionLog, DecisionType, TradeDecision, describe_what
+from research_lib.records.decisions import (
+    DecisionLog,
+    DecisionType,
+    TradeDecision,
+    describe_what,
+    describe_why,
+)
 from research_lib.records.paper import MULTIPLIER, Account, ClosedTrade, LegOrder, OrderRequest, Position
 from research_lib.records.paper.ledger import PaperLedger
 from research_lib.settings import data_root
@@ -389,8 +395,10 @@ class PaperTrader:
                     contracts = int(sizing.contracts)
                     why_not = None if contracts > 0 else f"sized 0 contracts ({sizing.capped_by or 'budget'})"
             ctx = report.decision.context
-            # the market sentence of the day's decision, without the auto strategy's own verdict
-            context_why = report.decision.why.split(" No trade: ", 1)[0]
+            # the market sentence of the day's decision; the regime's own verdict is quoted as such, since the fixed
+            # strategy trades whatever it says
+            context_why = describe_why(ctx, iv_rank=report.regime.scores.iv_rank) + (
+                f" (The regime alone: {report.regime.reasons[-1]})" if report.regime.reasons else "")
             if legs and not why_not:
                 side = "SELL" if -sum(leg.quantity * leg.mid for leg in legs) > 0 else "BUY"
                 dte = int((pd.Timestamp(min(leg.expiration for leg in legs)) - pd.Timestamp(snap.snapshot_date)).days)
