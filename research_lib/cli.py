@@ -70,6 +70,13 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     a folder of chain files), the daily reports, a paper mark; each step's status and time printed, in
     ``last_nightly_summary.json`` and one line of ``nightly.log`` in the data folder. Its own exit codes:
     0 all ran steps ok, 9 some failed, 10 every one failed, 6 another nightly is running.
+``research-lib profile FILE [--date D|all|latest] [--period day|all] [--row-size R] [--method range|close]
+[--va-rule two-row|one-row] [--value-area F] [--preset market_profile] [--all-hours] [--json]``
+    Volume profiles of an intraday bar file (:mod:`research_lib.core.volume_profile`): per session (the file's
+    last by default, ``--date all`` every one) or ``--period all``, one composite over every bar. Each: POC, value
+    area, range, volume, HVN/LVN, single prints, opening range, initial balance, balanced target. ``--json``: one
+    strict JSON object per profile (``date`` null for a composite, ``start``/``end`` always). Exit 4 when the date
+    has no bars.
 ``research-lib decide [--source auto|PATH] [--symbol SPX] [--date ...] [--account 50000] [--json]``
     Regime with reasons, strategy with legs and prices, sizing, the decision's what/why/how and the
     alerts; the decision is logged in ``data/decisions.sqlite`` (``--no-record`` to skip; ``--no-log``
@@ -102,7 +109,7 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     bound).
 
 Options shared by every command: ``--date`` is a real calendar date ``YYYY-MM-DD`` or ``latest`` (the
-default); ``all`` (every clean day of a multi-day file) is accepted by ``gex PATH`` only, every other
+default); ``all`` (every clean day of a multi-day file) is accepted by ``gex PATH`` and ``profile`` only, every other
 command refuses it and says why. ``--symbol`` must be a ticker; with a chain file it must match the
 file's underlying. Every ``--json`` output is strict JSON (``null``, never ``NaN``).
 
@@ -155,6 +162,7 @@ from research_lib.errors import (
     MarkError,
     MarketDataError,
     MarketDataNotFoundError,
+    MarketStateError,
     ModelledChainError,
     NightlyError,
     NoChainAvailableError,
@@ -165,6 +173,8 @@ from research_lib.errors import (
     PaperAccountError,
     PaperConfigError,
     PositionNotFoundError,
+    ProfileInputError,
+    ProfileParamsError,
     RegimeInputError,
     RegimeParamsError,
     ReportLockedError,
@@ -371,6 +381,48 @@ def _build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--bar", default="1min", help="flow bar length for trades (default 1min; whole seconds "
                                                   "dividing an hour)")
     fl.add_argument("--json", action="store_true", help="one strict JSON object per session on stdout")
+
+    pf = sub.add_parser("profile", help="volume profiles of an intraday bar file (POC, value area, HVN/LVN)",
+                        description="The volume profile of each session of an OHLCV bar file (SPY 1-/5-minute CSV, "
+                                    "generic OHLCV CSV or Parquet; regular hours): POC, value area, HVN/LVN, "
+                                    "single prints, opening range and initial balance. --period all: one "
+                                    "composite profile over every bar of the file.")
+    pf.add_argument("path", help="an OHLCV bar file")
+    pf.add_argument("--date", default=None, type=_date_arg,
+                    help="YYYY-MM-DD, all (every session) or latest (the file's last session; the default)")
+    pf.add_argument("--period", choices=("day", "all"), default="day",
+                    help="day: one profile per session (default); all: one composite over every bar")
+    pf.add_argument("--row-size", type=lambda v: _number(v, what="dollars per price row", low=0.0, low_open=True),
+                    default=None, metavar="R",
+                    help="dollars per price row (default: from each profile's range, at most 100 rows of "
+                         "1, 2 or 5 x 10^j cents; the preset: 0.05)")
+    pf.add_argument("--method", choices=("range", "close"), default=None,
+                    help="range: a bar's volume spread over its low-high rows (default); close: all at its close")
+    pf.add_argument("--va-rule", choices=("two-row", "one-row"), default=None,
+                    help="grow the 70%% value area two rows at a time (default) or one")
+    pf.add_argument("--value-area", type=lambda v: _number(v, what="a share of the volume", low=0.0, high=1.0,
+                                                           low_open=True), default=0.70, metavar="F",
+                    help="share of the volume in the value area (default 0.70)")
+    pf.add_argument("--preset", choices=("market_profile",), default=None,
+                    help="market_profile: reproduce the py-market-profile package exactly (rows from closes)")
+    pf.add_argument("--all-hours", action="store_true",
+                    help="keep bars outside 09:30-16:00 New York (default: regular hours only)")
+    pf.add_argument("--json", action="store_true", help="one strict JSON object per profile, one line each")
+
+    ms = sub.add_parser("market-state", help="each session's market state against the prior value area, LVN alerts",
+                        description="Profile every session of an intraday bar file, classify each against the "
+                                    "prior session's value area (trend_up, trend_down, balanced and its kind) and "
+                                    "raise the alerts of the prior session's low-volume nodes; --record stores the "
+                                    "alerts in the decision log beside the GEX alerts.")
+    ms.add_argument("path", help="an OHLCV bar file (SPY 1-/5-minute CSV, generic OHLCV CSV or Parquet)")
+    ms.add_argument("--date", default=None, type=_date_arg, help="YYYY-MM-DD (default: every session)")
+    ms.add_argument("--symbol", default=None, type=_symbol_type, help="named in the alerts (default from the file name)")
+    ms.add_argument("--row-size", type=lambda v: _number(v, what="dollars per price row", low=0.0, low_open=True),
+                    default=None, metavar="R", help="dollars per price row of the profiles (default: from each range)")
+    ms.add_argument("--lvn-distance", type=lambda v: _number(v, what="% of the node", low=0.0, low_open=True),
+                    default=0.10, metavar="PCT", help="alert within this %% of a prior LVN (default 0.10)")
+    ms.add_argument("--record", action="store_true", help="store the alerts in data/decisions.sqlite")
+    ms.add_argument("--json", action="store_true", help="one strict JSON object per session on stdout")
 
     bi = sub.add_parser("binary", help="prediction markets: the YES/NO monitor (watch) and the top-of-book scan")
     bisub = bi.add_subparsers(dest="binary_kind", required=True)
@@ -1456,6 +1508,68 @@ def _cmd_flow(args, out, err) -> int:
     return EXIT_OK
 
 
+def _cmd_profile(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.core import volume_profile as vp
+    from research_lib.data.market.intraday import read_bars
+
+    options = {"row_size": args.row_size, "method": args.method, "value_area": args.value_area,
+               "va_rule": None if args.va_rule is None else args.va_rule.replace("-", "_"), "preset": args.preset}
+    vp.ProfileParams(**options)  # bad combinations fail before the file is read
+    if args.period == "all" and args.date not in (None, "all"):
+        raise UsageError("--period all is one composite over every bar of the file; it takes no --date D")
+    bars = read_bars(args.path, regular_hours=not args.all_hours)
+    if len(bars) == 0:
+        err.write(f"research-lib: {args.path}: no bars{'' if args.all_hours else ' in regular hours'}\n")
+        return EXIT_NO_RESULT
+    if args.period == "all":
+        profiles = [vp.volume_profile(bars, **options)]
+    else:
+        sessions = bars["session"]
+        if args.date is None:
+            bars = bars[sessions == sessions.iloc[-1]]
+        elif args.date != "all":
+            day = parse_date(args.date, name="--date")
+            if not (sessions == day).any():
+                err.write(f"research-lib: {args.path}: no bars on {day} (the file holds {sessions.iloc[0]} .. "
+                          f"{sessions.iloc[-1]}, {sessions.nunique()} sessions)\n")
+                return EXIT_NO_RESULT
+            bars = bars[sessions == day]
+        profiles = vp.session_profiles(bars, **options)
+    for p in profiles:
+        out.write((to_json({"file": str(args.path), **p.to_dict()}) if args.json else p.describe()) + "\n")
+    out.flush()
+    return EXIT_OK
+
+
+def _cmd_market_state(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.core.market_state import MarketStateParams
+    from research_lib.pipeline.sessions import file_states, record_alerts
+
+    kw = {} if args.row_size is None else {"row_size": args.row_size}
+    states = file_states(args.path, underlying=args.symbol, date=args.date,
+                         params=MarketStateParams(lvn_distance_pct=args.lvn_distance), **kw)
+    if args.date is not None:  # the session asked for, not the one before it (its baseline)
+        states = dataclasses.replace(states, states=tuple(s for s in states.states if str(s.session) == args.date),
+                                     alerts=tuple(a for a in states.alerts if str(a.date) == args.date))
+    if not states.states:
+        err.write(f"research-lib: {args.path}: no session with a session before it to classify against\n")
+        return EXIT_NO_RESULT
+    if args.record:
+        n = record_alerts(states)
+        err.write(f"research-lib: {n} LVN alert(s) recorded in the decision log\n")
+    if args.json:
+        for record in states.records():
+            out.write(to_json(record) + "\n")
+        return EXIT_OK
+    table = states.table.drop(columns=["prior_lvn"])
+    out.write(f"market state of {args.path} ({states.underlying}): {len(table)} session(s), "
+              f"{len(states.alerts)} LVN alert(s)\n")
+    out.write(table.to_string(index=False, float_format=lambda x: f"{x:.2f}") + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     """Entry point of ``research-lib``. Returns the exit code (:data:`EXIT_CODES`, :func:`exit_code_for`)."""
     out = out or sys.stdout
@@ -1469,7 +1583,8 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
                "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report,
                "backtest": _cmd_backtest, "sweep": _cmd_sweep, "paper": _cmd_paper,
-               "nightly": _cmd_nightly, "flow": _cmd_flow, "binary": _cmd_binary}[args.command]
+               "nightly": _cmd_nightly, "flow": _cmd_flow, "profile": _cmd_profile,
+               "market-state": _cmd_market_state, "binary": _cmd_binary}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -1507,6 +1622,7 @@ def _error_classes() -> list[tuple[type, int]]:
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
         (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE), (BacktestInputError, EXIT_USAGE),
         (SweepInputError, EXIT_USAGE), (NightlyError, EXIT_USAGE), (OrderFlowInputError, EXIT_USAGE),
+        (ProfileParamsError, EXIT_USAGE), (MarketStateError, EXIT_USAGE),
         (BinaryParamsError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
@@ -1514,6 +1630,7 @@ def _error_classes() -> list[tuple[type, int]]:
         (NoExposureError, EXIT_NO_RESULT), (SnapshotNotStoredError, EXIT_NO_RESULT),
         (MarketDataNotFoundError, EXIT_NO_RESULT),
         # bad or unknown input files
+        (ProfileInputError, EXIT_BAD_INPUT),
         (BinaryMarketError, EXIT_BAD_INPUT),
         (NothingToImportError, EXIT_BAD_INPUT), (ChainError, EXIT_BAD_INPUT), (ChangeInputError, EXIT_BAD_INPUT), (StoreError, EXIT_BAD_INPUT),
         (CalendarRangeError, EXIT_BAD_INPUT), (IntradayFileError, EXIT_BAD_INPUT), (FileNotFoundError, EXIT_BAD_INPUT),

@@ -331,6 +331,31 @@ class QuoteFitArgumentError(ResearchLibError, ValueError):
         super().__init__(message)
 
 
+class ProfileParamsError(ResearchLibError, ValueError):
+    """A parameter of the volume profile (:mod:`research_lib.core.volume_profile`) is impossible or unknown (a
+    non-positive row size, a value-area fraction outside (0, 1], an unknown method, rule or preset, a method
+    that contradicts the preset ...); ``argument`` names it and the message says what was given and what is
+    accepted."""
+
+    def __init__(self, argument: str, message: str):
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
+
+
+class ProfileInputError(ResearchLibError, ValueError):
+    """The bars given to the volume profile are malformed: a missing column, a non-finite price or volume, a
+    low above its high, a close outside its bar, a negative volume, timestamps out of order. The message names
+    the column, how many rows are bad and one example (see :func:`describe_bad_rows`)."""
+
+    def __init__(self, message: str, *, column: str | None = None, n_bad: int | None = None,
+                 example: Any = None):
+        self.column = column
+        self.n_bad = n_bad
+        self.example = example
+        super().__init__(describe_bad_rows(message, column=column, n_bad=n_bad,
+                                           example=None if example is None else str(example)))
+
+
 # ----------------------------------------------------------------------------------------------------
 # Nothing to compute: the input is valid but holds nothing to answer with
 # ----------------------------------------------------------------------------------------------------
@@ -349,6 +374,11 @@ class NoParityExpiryError(NothingToComputeError):
     """No expiry of a chain qualifies for put-call parity (:func:`research_lib.core.parity.parity_spot`):
     none within the day window with two-sided call and put quotes at enough strikes. The message says
     which window and how many expiries were looked at."""
+
+
+class EmptyProfileError(NothingToComputeError):
+    """A volume profile was asked of bars that hold nothing to profile: no bar at all (an empty file, a date or
+    range without bars) or no volume (an index file whose volume column is all zero). The message says which."""
 
 
 class NoChainAvailableError(ResearchLibError):

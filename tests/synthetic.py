@@ -103,3 +103,56 @@ def priced_chain(*, spot=5000.0, print_spot=None, date="2024-03-06", expiry_days
     c["open_interest"] = np.round(np.where(is_call, 1000.0 * np.exp(-(k - 0.02) ** 2 / 0.02),
                                            1500.0 * np.exp(-(k + 0.03) ** 2 / 0.02)) + 10.0)
     return snap.replace(contracts=c)
+
+
+def bars(rows, *, session="2024-03-06", start="09:30", minutes=1) -> pd.DataFrame:
+    """Hand-made intraday bars in the layout of ``read_bars``: ``rows`` is an iterable of
+    ``(low, high, close, volume)`` (open = close), one bar every ``minutes`` from ``start`` New York time on
+    ``session``; ``ts`` in UTC."""
+    import datetime as dt
+
+    import numpy as np
+
+    rows = list(rows)
+    t0 = pd.Timestamp(f"{session} {start}").tz_localize("America/New_York")
+    ts = pd.DatetimeIndex([t0 + pd.Timedelta(minutes=minutes * i) for i in range(len(rows))]).tz_convert("UTC")
+    ts = ts.as_unit("ns")
+    a = np.array(rows, dtype=float).reshape(-1, 4)
+    return pd.DataFrame({"ts": ts, "session": dt.date.fromisoformat(session), "open": a[:, 2], "high": a[:, 1],
+                         "low": a[:, 0], "close": a[:, 2], "volume": a[:, 3]})
+
+
+def random_bars(*, sessions=("2024-03-04", "2024-03-05", "2024-03-06"), n=390, minutes=1, price=500.0,
+                tick=0.01, seed=0) -> pd.DataFrame:
+    """Random-walk regular-hours bars (``n`` a session from 09:30 New York, ``minutes`` apart) on the
+    ``tick`` grid, with a U-shaped volume, in the layout of ``read_bars``. Known by construction only in
+    their invariants (lows <= opens, closes <= highs; whole-share volumes); for properties and speed."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for day in sessions:
+        steps = rng.normal(0.0, 0.08 * np.sqrt(minutes), n)
+        close = np.round((price + np.cumsum(steps)) / tick) * tick
+        open_ = np.concatenate(([close[0]], close[:-1]))
+        wick = np.round(np.abs(rng.normal(0.0, 0.04 * np.sqrt(minutes), (2, n))) / tick) * tick
+        high = np.maximum(open_, close) + wick[0]
+        low = np.minimum(open_, close) - wick[1]
+        u = np.linspace(-1.0, 1.0, n)
+        volume = np.round(rng.gamma(2.0, 1.0, n) * (20_000 + 60_000 * u * u))
+        f = bars(zip(low, high, close, volume, strict=True), session=day, minutes=minutes)
+        f["open"] = open_
+        frames.append(f)
+        price = float(close[-1])
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_bars_csv(path, frame: pd.DataFrame) -> None:
+    """``frame`` (the ``read_bars`` layout) as the SPY minute-bar CSV of ``../shared/data/market/intraday``:
+    ``datetime`` (New York, naive), ``open, high, low, close`` (4 decimals), ``volume`` (whole shares); gzipped
+    when ``path`` ends in ``.gz``."""
+    out = pd.DataFrame({"datetime": frame["ts"].dt.tz_convert("America/New_York").dt.strftime("%Y-%m-%d %H:%M:%S")})
+    for c in ("open", "high", "low", "close"):
+        out[c] = frame[c].map(lambda x: f"{x:.4f}")
+    out["volume"] = frame["volume"].astype("int64")
+    out.to_csv(path, index=False, compression="gzip" if str(path).endswith(".gz") else None)

@@ -1,6 +1,7 @@
 """Matplotlib figures, one function per chart, each returning a :class:`matplotlib.figure.Figure`.
 
-All take a :class:`~research_lib.gex.GexAnalysis` (from :func:`research_lib.gex.analyze`), draw on a new
+Most take a :class:`~research_lib.gex.GexAnalysis` (from :func:`research_lib.gex.analyze`; the intraday
+:func:`volume_profile` takes bars and a profile), draw on a new
 figure (or on ``ax`` when given). Figures are built with :class:`~matplotlib.figure.Figure` directly, not
 pyplot, so nothing global is touched and nothing leaks: notebooks display the returned figure, scripts
 call ``fig.savefig(...)``.
@@ -15,7 +16,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from research_lib.core import gex_signal
+from research_lib.core import gex_signal, volume_profile as vp
 from research_lib.core.gex import GexAnalysis
 from research_lib.core.gex_change import CAUSES, GexChange
 from research_lib.errors import (
@@ -23,6 +24,7 @@ from research_lib.errors import (
     BacktestInputError,
     HistoryArgumentError,
     PaperDisplayError,
+    ProfileParamsError,
     SweepStatisticError,
 )
 
@@ -801,3 +803,174 @@ def paper_equity(curve, *, starting_cash: float | None = None, title: str = "", 
     _date_axis(ax_pnl)
     ax_eq.tick_params(labelbottom=False)
     return ax_eq.figure
+
+
+# --------------------------------------------------------------------------------------------------------
+# intraday: the volume profile beside the price bars
+
+UP_COLOR = "#2a9d8f"
+DOWN_COLOR = "#e76f51"
+PROFILE_COLOR = "#8d99ae"
+VALUE_AREA_COLOR = "#457b9d"
+POC_COLOR = "#d62828"
+DEVELOPING_COLOR = "#f4a261"
+
+
+def volume_profile(bars, profile, *, style: str = "candles", developing: bool = True, title: str = "",
+                   ax=None) -> Figure:
+    """Price bars (candles or a close line) with the volume profile drawn beside them, sharing the price axis.
+
+    Parameters
+    ----------
+    bars : DataFrame
+        The bars the profile was built from (the ``read_bars`` layout: ``ts``, ``session``, ``open``, ``high``,
+        ``low``, ``close``, ``volume``), in time order; drawn one after another (x = bar number, labelled with
+        the New York time, or the date when they span several sessions: no overnight gaps).
+    profile : VolumeProfile
+        From :mod:`research_lib.core.volume_profile`. Its rows are drawn as horizontal bars (a row covers
+        ``(price - row_size, price]``), the value-area rows in a darker colour; the POC, VAH and VAL are lines
+        across both panels and the value area is shaded on the price panel; HVN (▲) and LVN (▼) are marked at
+        the profile's edge.
+    style : {"candles", "line"}
+        Candles (body open-close, wick low-high) or a line of the closes.
+    developing : bool
+        Draw the developing POC (the POC after each bar, :func:`~research_lib.core.volume_profile.
+        developing_profile` with the profile's own row size and rules) as a step line. Left out for the
+        ``market_profile`` preset, which has no developing form.
+    title : str
+        Prefix of the title (e.g. the symbol).
+    ax : None or (Axes, Axes)
+        None: a new figure; else the price and the profile axes (the second shares the first's y).
+
+    Raises
+    ------
+    ProfileParamsError
+        An unknown ``style``, or ``ax`` that is not two Axes.
+    """
+    if style not in ("candles", "line"):
+        raise ProfileParamsError("style", f"{style!r}: must be 'candles' or 'line'")
+    if ax is None:
+        fig = Figure(figsize=(12, 6), layout="constrained")
+        ax_p, ax_v = fig.subplots(1, 2, sharey=True, width_ratios=(4, 1))
+    else:
+        axes = list(np.ravel(ax)) if isinstance(ax, list | tuple | np.ndarray) else [ax]
+        if len(axes) != 2:
+            raise ProfileParamsError("ax", f"give 2 Axes (price, profile), got {len(axes)}")
+        ax_p, ax_v = axes
+    n = len(bars)
+    x = np.arange(n)
+    o, h, lo, c = (bars[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close"))
+    if style == "candles":
+        up = c >= o
+        colors = np.where(up, UP_COLOR, DOWN_COLOR)
+        ax_p.vlines(x, lo, h, colors=colors, linewidth=0.6)
+        body = np.maximum(np.abs(c - o), (h.max() - lo.min()) * 1e-3)
+        ax_p.bar(x, body, bottom=np.minimum(o, c), width=0.7, color=colors, linewidth=0)
+    else:
+        ax_p.plot(x, c, color=NET_COLOR, linewidth=1, label="close")
+    r = profile.row_size
+    ax_p.axhspan(profile.val - r, profile.vah, color=VALUE_AREA_COLOR, alpha=0.12,
+                 label=f"value area {profile.val:g}-{profile.vah:g}")
+    if developing and profile.preset is None:
+        dev = vp.developing_profile(bars, row_size=r, method=profile.method, value_area=profile.value_area,
+                                    va_rule=profile.va_rule)
+        ax_p.step(x, dev["poc"].to_numpy() - r / 2, where="post", color=DEVELOPING_COLOR, linewidth=1.2,
+                  label="developing POC")
+    rows = profile.rows
+    prices = rows["price"].to_numpy(dtype=float)
+    in_va = (prices >= profile.val) & (prices <= profile.vah)
+    ax_v.barh(prices - r / 2, rows["volume"].to_numpy(dtype=float), height=r * 0.9,
+              color=np.where(in_va, VALUE_AREA_COLOR, PROFILE_COLOR), linewidth=0)
+    edge = float(rows["volume"].max()) * 1.02
+    for ys, marker, name in ((profile.hvn, "^", "HVN"), (profile.lvn, "v", "LVN")):
+        if ys:
+            ax_v.scatter(np.full(len(ys), edge), np.asarray(ys) - r / 2, marker=marker, s=18, color=NET_COLOR,
+                         label=name, zorder=3)
+    for y, name, style_ in ((profile.poc, "POC", "-"), (profile.vah, "VAH", "--"), (profile.val, "VAL", "--")):
+        for a in (ax_p, ax_v):
+            a.axhline(y - r / 2, color=POC_COLOR if name == "POC" else VALUE_AREA_COLOR, linestyle=style_,
+                      linewidth=1.0, label=f"{name} {y:g}" if a is ax_p else None)
+    ts = bars["ts"].dt.tz_convert("America/New_York")
+    many_days = bars["session"].nunique() > 1
+    ticks = np.unique(np.linspace(0, n - 1, min(n, 8)).round().astype(int)) if n else np.zeros(0, int)
+    ax_p.set_xticks(ticks)
+    ax_p.set_xticklabels([ts.iloc[i].strftime("%m-%d %H:%M" if many_days else "%H:%M") for i in ticks], fontsize=8)
+    ax_p.set_xlim(-1, n)
+    ax_p.set_ylabel("price ($)")
+    ax_p.set_xlabel("New York time" + (" (sessions back to back)" if many_days else ""))
+    ax_p.legend(loc="best", fontsize=8)
+    ax_v.set_xlabel("volume (shares)")
+    ax_v.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax_v.tick_params(labelleft=False)
+    if profile.hvn or profile.lvn:
+        ax_v.legend(loc="lower right", fontsize=8)
+    span = str(profile.session) if profile.session is not None else \
+        f"{profile.start:%Y-%m-%d} .. {profile.end:%Y-%m-%d} ({profile.n_sessions} sessions)"
+    how = profile.preset or f"{profile.method}, {profile.va_rule.replace('_', '-')}"
+    ax_p.set_title(f"{title + ' ' if title else ''}volume profile — {span} (rows {r:g}, {how})")
+    return ax_p.figure
+
+
+#: Columns :func:`order_flow` reads (the per-bar tables of :mod:`research_lib.core.order_flow`).
+ORDER_FLOW_COLUMNS = ("ts", "session", "delta", "cvd")
+
+
+def order_flow(flow, *, title: str = "", ax=None) -> Figure:
+    """Per-bar delta (buy − sell volume; bars green above zero, red below) with the session's cumulative delta
+    (CVD, a line on its own right-hand scale, reset each session), bars one after another (x = bar number,
+    labelled with the New York time, or the date when the table spans several sessions).
+
+    Parameters
+    ----------
+    flow : DataFrame
+        A per-bar flow table of :func:`research_lib.core.order_flow.bar_flow` or
+        :func:`~research_lib.core.order_flow.bar_flow_from_bars` (columns :data:`ORDER_FLOW_COLUMNS`; shares).
+        ``aggressive`` (+1/−1/0), when present, marks the aggressive-flow bars with triangles.
+    title : str, optional
+        Prefix of the title.
+    ax : Axes, optional
+        Draw on it (the CVD gets a twin axis).
+
+    Raises
+    ------
+    ProfileParamsError
+        A column is missing (names it), or the table is empty.
+    """
+    missing = [c for c in ORDER_FLOW_COLUMNS if c not in flow.columns]
+    if missing or not len(flow):
+        raise ProfileParamsError("flow", f"order_flow needs a non-empty per-bar flow table with {list(ORDER_FLOW_COLUMNS)}"
+                                 + (f"; missing {missing}" if missing else ""))
+    if ax is None:
+        fig = Figure(figsize=(11, 3.6))
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    x = np.arange(len(flow))
+    delta = flow["delta"].to_numpy(dtype=float)
+    ax.bar(x, delta, width=0.9, color=np.where(delta >= 0, CALL_COLOR, PUT_COLOR), alpha=0.8, label="delta")
+    ax.axhline(0.0, color="0.6", linewidth=0.8)
+    ax.set_ylabel("delta (shares)")
+    twin = ax.twinx()
+    cvd = flow["cvd"].to_numpy(dtype=float)
+    sessions = flow["session"].to_numpy()
+    starts = np.r_[0, np.flatnonzero(sessions[1:] != sessions[:-1]) + 1, len(flow)]
+    for a, b in zip(starts[:-1], starts[1:], strict=True):          # one line per session (CVD resets)
+        twin.plot(x[a:b], cvd[a:b], color=NET_COLOR, linewidth=1.4, label="CVD" if a == 0 else None)
+    twin.set_ylabel("CVD (shares)")
+    if "aggressive" in flow.columns:
+        ag = flow["aggressive"].to_numpy()
+        for side, marker, color in ((1, "^", CALL_COLOR), (-1, "v", PUT_COLOR)):
+            hit = ag == side
+            if hit.any():
+                ax.scatter(x[hit], delta[hit], marker=marker, color=color, edgecolor="black", zorder=3, s=30,
+                           label=f"aggressive {'buying' if side > 0 else 'selling'}")
+    ts = pd.DatetimeIndex(flow["ts"]).tz_convert("America/New_York")
+    many = len(starts) > 2
+    ticks = np.linspace(0, len(flow) - 1, min(8, len(flow))).astype(int)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([ts[i].strftime("%m-%d" if many else "%H:%M") for i in ticks])
+    lines, labels = ax.get_legend_handles_labels()
+    lines2, labels2 = twin.get_legend_handles_labels()
+    ax.legend(lines + lines2, labels + labels2, loc="upper left", fontsize=8)
+    ax.set_title(f"{title + ' ' if title else ''}order flow: delta per bar and cumulative delta")
+    return fig
