@@ -10,7 +10,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from research_lib.cli import main
 from research_lib.core.binary import (
@@ -687,3 +687,27 @@ def test_scan_same_answer_from_unsorted_and_empty_day_files(tmp_path):
     shifted.to_parquet(folder / "quotes" / "dt=2026-07-11.parquet")  # the 11th's file overlaps the 12th's in time
     with pytest.raises(TopBookDatasetError, match="overlap"):
         scan_topbook(folder)
+
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False, width=32),
+                       st.sampled_from(["0.5", "abc", "", "1e9", "-0.1", "y1", "book", "price_change", "BUY", "NaN"]))
+_json_value = st.recursive(_json_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.sampled_from(["event_type", "asset_id", "market", "bids", "asks", "price", "size", "side",
+                                     "price_changes", "changes", "timestamp", "best_bid", "best_ask",
+                                     "new_tick_size"]), inner, max_size=6)), max_leaves=20)
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.text(max_size=80), _json_value.map(json.dumps), st.binary(max_size=40)))
+@example('{"event_type": []}')  # found by the fuzzer: an event_type that is not text
+def test_client_never_crashes_on_any_message(message):
+    feed = ClobMarketFeed(["y1", "n1"], url="ws://127.0.0.1:1")
+    snaps = feed.handle_text(message)
+    assert feed.stats.messages == 1 and isinstance(snaps, list)
+    for s in snaps:  # whatever got through is a valid top of book
+        for p in (s.yes_bid, s.yes_ask, s.no_bid, s.no_ask):
+            assert np.isnan(p) or 0 <= p <= 1
+    # a good message afterwards still works
+    good = feed.handle_text(json.dumps(book_message("y1", M1, bids=[("0.4", "1")], asks=[("0.5", "2")])))
+    assert good and good[-1].yes_bid == 0.4 and good[-1].yes_ask == 0.5

@@ -331,6 +331,8 @@ class ClobMarketFeed:
     def _apply(self, event: dict) -> list[str]:
         """The markets whose top changed (empty when none did)."""
         kind = event.get("event_type")
+        if kind is not None and not isinstance(kind, str):
+            raise MalformedMessage(f"event_type is not text: {kind!r}")
         if kind == "book":
             self.stats.books += 1
             asset = str(_field(event, "asset_id"))
