@@ -100,8 +100,8 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     prints one line (``--json``: one strict JSON object) per top-of-book change with the buy-both and sell-both
     edges after fees and tick, then a summary (malformed messages, unknown assets, drops, reconnects), and appends
     the rows to ``<data>/binary/topbook/`` (Parquet parts, atomic). Exit 4 when the feed gives up reconnecting.
-``research-lib binary scan DIR [--staleness 300] [--fee-rate F] [--tick 0.001] [--events all|exclusive] [--top 10]
-[--json]``
+``research-lib binary scan DIR [--staleness 300] [--fee-rate F] [--tick 0.001] [--events all|exclusive] [--two-sided]
+[--top 10] [--json]``
     The summed-YES edges of the multi-outcome events of a polled top-of-book dataset
     (:func:`research_lib.data.binary_topbook.scan_topbook`): per day and category the events seen, how often and
     how long the buy-all / sell-all edges were positive after costs, the largest episodes, and the rule used to
@@ -451,6 +451,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--tick", type=float, default=0.001, help="edges are floored to this tick (default 0.001)")
     bs.add_argument("--events", choices=("all", "exclusive"), default="all",
                     help="all questions with several slugs (default), or only those the labels show exclusive")
+    bs.add_argument("--two-sided", action="store_true",
+                    help="count an outcome's quote toward an edge only when it has both sides, uncrossed")
     bs.add_argument("--top", type=int, default=10, help="how many of the largest episodes to list (default 10)")
     bs.add_argument("--json", action="store_true", help="one strict JSON object")
 
@@ -1329,7 +1331,7 @@ def _cmd_binary(args, out, err) -> int:
     from research_lib.data.binary_topbook import scan_topbook
 
     result = scan_topbook(args.dir, staleness_s=args.staleness, fee_rate=args.fee_rate, tick=args.tick,
-                          events=args.events, top=args.top)
+                          events=args.events, two_sided=args.two_sided, top=args.top)
     out.write((to_json(result.to_dict()) if args.json else result.to_text()) + "\n")
     return EXIT_OK
 

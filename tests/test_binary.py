@@ -339,6 +339,17 @@ def test_scan_synthetic(tmp_path):
     # only the events the labels show exclusive
     r3 = scan_topbook(folder, events="exclusive")
     assert r3.totals["sell_episodes"] == 0 and r3.totals["buy_episodes"] == 1
+    # one-sided or crossed quotes: fresh, but no edge from them with two_sided
+    day = sorted((folder / "quotes").glob("*.parquet"))[1]
+    q = pd.read_parquet(day)
+    q.loc[q["slug"] == "e-a", "bid"] = np.nan  # e-a one-sided on the 13th: E's buy edge there needs only asks
+    q.loc[q["slug"] == "f-a", ["bid", "ask"]] = [0.6, 0.5]  # f-a crossed on the 13th
+    q.to_parquet(day)
+    loose, strict = scan_topbook(folder), scan_topbook(folder, two_sided=True)
+    assert loose.totals["buy_episodes"] == 1 and loose.daily["buy_positive_polls"].sum() == 4
+    assert strict.daily["buy_positive_polls"].sum() == 2 and strict.totals["sell_episodes"] == 1
+    assert strict.daily["event_polls"].sum() == loose.daily["event_polls"].sum()  # still evaluated (no edge)
+    assert strict.daily["sell_positive_polls"].sum() == 5 < loose.daily["sell_positive_polls"].sum()
     # fees large enough to eat the 0.04 edge (4 x 0.25 x 0.2 ... per leg)
     assert scan_topbook(folder, fee_rate=0.2).totals["buy_episodes"] == 0
 

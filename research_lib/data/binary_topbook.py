@@ -91,7 +91,7 @@ class TopBookScan:
     rule : str
         How the outcomes' quotes were aligned in time (:data:`~research_lib.core.binary.ALIGNMENT_RULE`).
     params : dict
-        ``staleness_s``, ``fee_rate``, ``fee_exponent``, ``tick``, ``events``, ``top``.
+        ``staleness_s``, ``fee_rate``, ``fee_exponent``, ``tick``, ``events``, ``two_sided``, ``top``.
     totals : dict
         ``files``, ``rows``, ``rows_in_events``, ``unknown_slug_rows``, ``polls``, ``events`` (multi-outcome events in
         ``markets.parquet``), and per side the episode counts split by ``exclusive`` (labelled exclusive, labelled
@@ -110,7 +110,8 @@ class TopBookScan:
         head = [f"top-of-book scan: {t['files']} day file(s), {t['rows']:,} quotes ({t['rows_in_events']:,} in "
                 f"multi-outcome events), {t['polls']:,} polls, {t['events']:,} multi-outcome events listed",
                 f"costs: fee rate {self.params['fee_rate']:g} (exponent {self.params['fee_exponent']:g}), edges "
-                f"floored to {self.params['tick']:g}; events: {self.params['events']}",
+                f"floored to {self.params['tick']:g}; events: {self.params['events']}"
+                + ("; two-sided, uncrossed quotes only" if self.params["two_sided"] else ""),
                 f"alignment: {self.rule}",
                 f"episodes: buy-all {t['buy_episodes']} ({t['buy_episodes_exclusive']} on labelled-exclusive events, "
                 f"{t['buy_episodes_not_exclusive']} on events the labels show are not exclusive, "
@@ -267,7 +268,7 @@ def _check_quotes(path: Path, bid: np.ndarray, ask: np.ndarray) -> None:
 
 
 def scan_topbook(folder: Path, *, staleness_s: float = 300.0, fee_rate: float = 0.0, fee_exponent: float = 1.0,
-                 tick: float = 0.001, events: str = "all", top: int = 10) -> TopBookScan:
+                 tick: float = 0.001, events: str = "all", two_sided: bool = False, top: int = 10) -> TopBookScan:
     """Per day and category: the multi-outcome events seen, and how often and how long their summed-YES edges
     were positive after costs; the largest episodes.
 
@@ -286,6 +287,10 @@ def scan_topbook(folder: Path, *, staleness_s: float = 300.0, fee_rate: float = 
     events : {"all", "exclusive"}
         "all": every question with several slugs (the dataset's rule); "exclusive": only those whose outcomes
         are all labelled (``api``) with exactly one YES.
+    two_sided : bool, default False
+        True: an outcome's quote counts toward an edge only when it has both sides and is not crossed (bid <= ask);
+        a one-sided or crossed quote still makes the outcome fresh, but leaves the event without an edge at that
+        poll (near resolution a book is often one-sided, and its lone side stale).
     top : int, default 10
         How many of the largest episodes to list.
 
@@ -327,6 +332,10 @@ def scan_topbook(folder: Path, *, staleness_s: float = 300.0, fee_rate: float = 
     for day, path in files:
         outcome, ts, bid, ask, polls, unknown = _read_day(path, ev.slugs)
         _check_quotes(path, bid, ask)
+        if two_sided:
+            with np.errstate(invalid="ignore"):
+                unusable = np.isnan(bid) | np.isnan(ask) | (bid > ask)
+            bid, ask = np.where(unusable, np.nan, bid), np.where(unusable, np.nan, ask)
         totals["rows"] += len(outcome)
         totals["unknown_slug_rows"] += unknown
         keep = event_of_ext[outcome] >= 0  # an unknown slug (-1) maps to the -1 at the end
@@ -377,7 +386,7 @@ def scan_topbook(folder: Path, *, staleness_s: float = 300.0, fee_rate: float = 
         totals[f"{side}_episodes_not_exclusive"] = int((flag == False).sum())  # noqa: E712
         totals[f"{side}_episodes_unlabelled"] = int(flag.isna().sum())
     params = {"staleness_s": float(staleness_s), "fee_rate": float(fee_rate), "fee_exponent": float(fee_exponent),
-              "tick": float(tick), "events": events, "top": int(top)}
+              "tick": float(tick), "events": events, "two_sided": bool(two_sided), "top": int(top)}
     return TopBookScan(daily=daily, largest=largest, rule=ALIGNMENT_RULE.replace(
         "the staleness bound", f"{staleness_s:g} s"), params=params, totals=totals)
 
