@@ -1363,7 +1363,13 @@ def _cmd_binary_watch(args, out, err) -> int:
             out.write((to_json(row) if args.json else _watch_line(row)) + "\n")
         out.flush()
 
-    result = asyncio.run(watch(feed, duration=args.duration, fee_rate=args.fee_rate, on_rows=on_rows, store=store))
+    try:
+        result = asyncio.run(watch(feed, duration=args.duration, fee_rate=args.fee_rate, on_rows=on_rows,
+                                   store=store))
+    except KeyboardInterrupt:  # how a watch without --duration ends: what was read is stored (watch flushes)
+        err.write(f"research-lib: binary watch interrupted; {feed.stats.snapshots} snapshot(s) read"
+                  + ("" if store is None else f", stored under {store.root}") + "\n")
+        return EXIT_OK
     if args.json:
         out.write(to_json({"summary": result.to_dict()}) + "\n")
     else:

@@ -722,3 +722,23 @@ def test_client_never_crashes_on_any_message(message):
     # a good message afterwards still works
     good = feed.handle_text(json.dumps(book_message("y1", M1, bids=[("0.4", "1")], asks=[("0.5", "2")])))
     assert good and good[-1].yes_bid == 0.4 and good[-1].yes_ask == 0.5
+
+
+def test_watch_cancelled_still_stores_what_it_read(tmp_path):
+    import asyncio
+    with LoopbackServer([(_hand_made_session(), "hold")]) as srv:
+        store = BinaryStore(tmp_path / "s")
+        feed = ClobMarketFeed(["y1", "n1", "y2"], url=srv.url)
+        seen = []
+
+        async def main():
+            task = asyncio.create_task(watch(feed, on_rows=seen.append, store=store, batch=10_000))
+            async with asyncio.timeout(20):
+                while sum(len(f) for f in seen) < 5:
+                    await asyncio.sleep(0.01)
+            task.cancel()  # what Ctrl-C does to a watch without --duration
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+    assert len(store.read()) == sum(len(f) for f in seen) >= 5  # flushed on the way out
