@@ -430,14 +430,15 @@ def _build_parser() -> argparse.ArgumentParser:
                           description="Subscribe to the market channel for the given token ids, keep each token's "
                                       "book, print one line (or JSON object) per market top-of-book change with the "
                                       "buy-both / sell-both edges, and append them to the Parquet series in "
-                                      "<data>/binary/ (--no-store to skip).")
-    bw.add_argument("--assets", required=True, help="comma-separated token (asset) ids; YES,NO pairs are matched "
-                                                    "by the market id the channel sends")
+                                      "<data>/binary/topbook/ (--no-store to skip).")
+    bw.add_argument("--assets", required=True, help="comma-separated token (asset) ids; tokens are grouped by the "
+                                                    "market id the channel sends, the first listed of a market is "
+                                                    "YES, the second NO")
     bw.add_argument("--url", default=None, help="the WebSocket URL (default: the Polymarket market channel)")
     bw.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: "
                                                                               "until interrupted)")
     bw.add_argument("--fee-rate", type=float, default=0.0, help="taker fee rate of every leg (default 0)")
-    bw.add_argument("--no-store", action="store_true", help="do not append the snapshots to <data>/binary/")
+    bw.add_argument("--no-store", action="store_true", help="do not append the snapshots to <data>/binary/topbook/")
     bw.add_argument("--json", action="store_true", help="one strict JSON object per snapshot, then a summary")
     bs = bisub.add_parser("scan", help="summed-YES edges of multi-outcome events in a top-of-book dataset",
                           description="Read DIR/quotes/dt=*.parquet and DIR/markets.parquet; per day and category: "
