@@ -71,7 +71,7 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     ``last_nightly_summary.json`` and one line of ``nightly.log`` in the data folder. Its own exit codes:
     0 all ran steps ok, 9 some failed, 10 every one failed, 6 another nightly is running.
 ``research-lib profile FILE [--date D|all|latest] [--period day|all] [--row-size R] [--method range|close]
-[--va-rule two-row|one-row] [--value-area F] [--preset market_profile] [--all-hours] [--json]``
+[--va-rule two-row|one-row] [--value-area F] [--preset market_profile] [--all-hours] [--tz ZONE] [--json]``
     Volume profiles of an intraday bar file (:mod:`research_lib.core.volume_profile`): per session (the file's
     last by default, ``--date all`` every one) or ``--period all``, one composite over every bar. Each: POC, value
     area, range, volume, HVN/LVN, single prints, opening range, initial balance, balanced target. ``--json``: one
@@ -390,6 +390,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="market_profile: reproduce the py-market-profile package exactly (rows from closes)")
     pf.add_argument("--all-hours", action="store_true",
                     help="keep bars outside 09:30-16:00 New York (default: regular hours only)")
+    pf.add_argument("--tz", default="America/New_York", metavar="ZONE", type=_zone_arg,
+                    help="the zone of the file's naive times (default America/New_York; the GOOGL fixture is "
+                         "America/Los_Angeles)")
     pf.add_argument("--json", action="store_true", help="one strict JSON object per profile, one line each")
 
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
@@ -703,6 +706,17 @@ def _date_arg(value: str) -> str | None:
 def _refuse_all(date: str | None, command: str) -> None:
     if date == "all":
         raise UsageError(f"--date all is not accepted by {command}: {DATE_ALL_REFUSED[command]}")
+
+
+def _zone_arg(value: str) -> str:
+    """argparse ``type`` of ``--tz``: an IANA time zone name (``America/Los_Angeles``)."""
+    import zoneinfo  # start-up: only the commands that take --tz need it
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a time zone name (e.g. America/New_York)") from None
+    return value
 
 
 def _positive_money(value: str) -> float:
@@ -1406,7 +1420,7 @@ def _cmd_profile(args, out, err) -> int:
     vp.ProfileParams(**options)  # bad combinations fail before the file is read
     if args.period == "all" and args.date not in (None, "all"):
         raise UsageError("--period all is one composite over every bar of the file; it takes no --date D")
-    bars = read_bars(args.path, regular_hours=not args.all_hours)
+    bars = read_bars(args.path, regular_hours=not args.all_hours, tz=args.tz)
     if len(bars) == 0:
         err.write(f"research-lib: {args.path}: no bars{'' if args.all_hours else ' in regular hours'}\n")
         return EXIT_NO_RESULT
