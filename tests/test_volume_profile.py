@@ -550,11 +550,12 @@ def strict_lines(text):
 @pytest.fixture(scope="module")
 def bar_file(tmp_path_factory):
     """Three synthetic sessions written in the SPY minute-bar layout (a fresh clone has no ../shared)."""
-    from synthetic import write_bars_csv
+    from intraday_fixtures import write_bars
 
-    path = tmp_path_factory.mktemp("bars") / "syn_1min.csv.gz"
-    write_bars_csv(path, random_bars(seed=11))
-    return path
+    b = random_bars(seed=11)
+    frame = b.drop(columns=["ts", "session"]).assign(
+        datetime=b["ts"].dt.tz_convert("America/New_York").dt.tz_localize(None), volume=b["volume"].astype("int64"))
+    return write_bars(tmp_path_factory.mktemp("bars") / "syn_1min.csv.gz", frame, layout="spy")
 
 
 def test_profile_command_every_session_as_json(bar_file):
