@@ -71,7 +71,8 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     ``last_nightly_summary.json`` and one line of ``nightly.log`` in the data folder. Its own exit codes:
     0 all ran steps ok, 9 some failed, 10 every one failed, 6 another nightly is running.
 ``research-lib profile FILE [--date D|all|latest] [--period day|all] [--row-size R] [--method range|close]
-[--va-rule two-row|one-row] [--value-area F] [--preset market_profile] [--all-hours] [--tz ZONE] [--json]``
+[--va-rule two-row|one-row] [--value-area F] [--preset market_profile] [--weight volume|time] [--all-hours]
+[--tz ZONE] [--json]``
     Volume profiles of an intraday bar file (:mod:`research_lib.core.volume_profile`): per session (the file's
     last by default, ``--date all`` every one) or ``--period all``, one composite over every bar. Each: POC, value
     area, range, volume, HVN/LVN, single prints, opening range, initial balance, balanced target. ``--json``: one
@@ -388,6 +389,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="share of the volume in the value area (default 0.70)")
     pf.add_argument("--preset", choices=("market_profile",), default=None,
                     help="market_profile: reproduce the py-market-profile package exactly (rows from closes)")
+    pf.add_argument("--weight", choices=("volume", "time"), default="volume",
+                    help="what a bar puts on its rows: its volume (default) or 1 (time at price, for index bars "
+                         "without volume; with the preset: the package's tpo mode)")
     pf.add_argument("--all-hours", action="store_true",
                     help="keep bars outside 09:30-16:00 New York (default: regular hours only)")
     pf.add_argument("--tz", default="America/New_York", metavar="ZONE", type=_zone_arg,
@@ -1416,7 +1420,8 @@ def _cmd_profile(args, out, err) -> int:
     from research_lib.data.market.intraday import read_bars
 
     options = {"row_size": args.row_size, "method": args.method, "value_area": args.value_area,
-               "va_rule": None if args.va_rule is None else args.va_rule.replace("-", "_"), "preset": args.preset}
+               "va_rule": None if args.va_rule is None else args.va_rule.replace("-", "_"), "preset": args.preset,
+               "weight": args.weight}
     vp.ProfileParams(**options)  # bad combinations fail before the file is read
     if args.period == "all" and args.date not in (None, "all"):
         raise UsageError("--period all is one composite over every bar of the file; it takes no --date D")

@@ -226,6 +226,17 @@ def test_session_profiles_equal_one_profile_per_session():
             assert p.rows.equals(alone.rows)
 
 
+def test_time_weight_counts_bars():
+    b = hand_bars().assign(volume=0.0)
+    p = vp.volume_profile(b, row_size=1.0, weight="time", node_smoothing=1)
+    # each bar weighs 1: rows 101, 102 get 1/2 from bar A, row 102 1 from B, rows 103, 104 1/2 from C
+    assert p.rows["volume"].tolist() == [0.5, 1.5, 0.5, 0.5] and p.volume == 3.0 and p.weight == "time"
+    assert p.poc == 102.0 and "bars 3" in p.describe()
+    assert vp.developing_profile(b, row_size=1.0, weight="time")["poc"].tolist() == [101.0, 102.0, 102.0]
+    with pytest.raises(ProfileParamsError, match="weight"):
+        vp.volume_profile(b, weight="shares")
+
+
 def test_profile_json_is_strict():
     p = vp.volume_profile(random_bars(n=50, sessions=("2024-03-06",)))
     d = p.to_dict()
@@ -386,13 +397,13 @@ def _package():
                                                         "installed: the preset is checked by hand only")
 
 
-def _package_dict(frame: pd.DataFrame, row_size: float) -> dict:
+def _package_dict(frame: pd.DataFrame, row_size: float, mode: str = "vol") -> dict:
     mp_mod = _package()
     df = pd.DataFrame({"Open": frame["open"].to_numpy(), "High": frame["high"].to_numpy(),
                        "Low": frame["low"].to_numpy(), "Close": frame["close"].to_numpy(),
                        "Volume": frame["volume"].to_numpy()},
                       index=pd.DatetimeIndex(frame["ts"]).tz_localize(None))
-    mp = mp_mod.MarketProfile(df, row_size=row_size)
+    mp = mp_mod.MarketProfile(df, row_size=row_size, mode=mode)
     d = mp[mp.df.index.min():mp.df.index.max()].as_dict()
     d["hvn"] = [float(x) for x in d.pop("hvn").index]
     d["lvn"] = [float(x) for x in d.pop("lvn").index]
@@ -428,6 +439,13 @@ def test_preset_equals_the_package_on_its_fixture_per_session_and_in_all():
         for day in sorted(set(b["session"])):
             part = b[b["session"] == day]
             assert _ours(vp.market_profile(part, row_size=row)) == _package_dict(part, row), (day, row)
+
+
+def test_preset_by_time_equals_the_package_tpo_mode():
+    b = googl_bars()
+    assert _ours(vp.market_profile(b, weight="time")) == _package_dict(b, 0.05, mode="tpo")
+    p = vp.market_profile(b, weight="time")
+    assert p.volume == 65 and p.rows["volume"].tolist() == p.rows["bars"].astype(float).tolist()
 
 
 @settings(max_examples=60)
@@ -638,6 +656,16 @@ def test_profile_command_reads_the_fixture_in_its_own_zone():
     assert sum(d["n_bars"] for d in lines) == 61 and lines[0]["start"] == "2017-09-27T13:30:00+00:00"
     code, _, err = run("profile", shared_file(GOOGL), "--tz", "Mars/Olympus")
     assert code == 2 and "Mars/Olympus" in err
+
+
+def test_profile_command_by_time_on_the_index_file():
+    path = shared_file(INTRADAY / "sp500_1min_2019-11-05_2019-11-08.csv")
+    code, _, err = run("profile", path)
+    assert code == 4 and "volume 0" in err and "--weight time" in err
+    code, out, _ = run("profile", path, "--date", "all", "--weight", "time", "--json")
+    lines = strict_lines(out)
+    assert code == 0 and [d["volume"] for d in lines] == [390.0] * 4 and lines[0]["weight"] == "time"
+    assert all(d["low"] <= d["val"] <= d["poc"] <= d["vah"] <= d["high"] for d in lines)
 
 
 def test_profile_command_on_real_spy_bars():
