@@ -147,6 +147,7 @@ from research_lib.errors import (
     MarkError,
     MarketDataError,
     MarketDataNotFoundError,
+    MarketStateError,
     ModelledChainError,
     NightlyError,
     NoChainAvailableError,
@@ -398,6 +399,21 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="the zone of the file's naive times (default America/New_York; the GOOGL fixture is "
                          "America/Los_Angeles)")
     pf.add_argument("--json", action="store_true", help="one strict JSON object per profile, one line each")
+
+    ms = sub.add_parser("market-state", help="each session's market state against the prior value area, LVN alerts",
+                        description="Profile every session of an intraday bar file, classify each against the "
+                                    "prior session's value area (trend_up, trend_down, balanced and its kind) and "
+                                    "raise the alerts of the prior session's low-volume nodes; --record stores the "
+                                    "alerts in the decision log beside the GEX alerts.")
+    ms.add_argument("path", help="an OHLCV bar file (SPY 1-/5-minute CSV, generic OHLCV CSV or Parquet)")
+    ms.add_argument("--date", default=None, type=_date_arg, help="YYYY-MM-DD (default: every session)")
+    ms.add_argument("--symbol", default=None, type=_symbol_type, help="named in the alerts (default from the file name)")
+    ms.add_argument("--row-size", type=lambda v: _number(v, what="dollars per price row", low=0.0, low_open=True),
+                    default=None, metavar="R", help="dollars per price row of the profiles (default: from each range)")
+    ms.add_argument("--lvn-distance", type=lambda v: _number(v, what="% of the node", low=0.0, low_open=True),
+                    default=0.10, metavar="PCT", help="alert within this %% of a prior LVN (default 0.10)")
+    ms.add_argument("--record", action="store_true", help="store the alerts in data/decisions.sqlite")
+    ms.add_argument("--json", action="store_true", help="one strict JSON object per session on stdout")
 
     rp = sub.add_parser("report", help="run report notebooks (papermill) and export them to HTML")
     rsub = rp.add_subparsers(dest="report_kind", required=True)
@@ -1449,6 +1465,34 @@ def _cmd_profile(args, out, err) -> int:
     return EXIT_OK
 
 
+def _cmd_market_state(args, out, err) -> int:
+    # lazy for start-up time: each command loads only the layers it runs
+    from research_lib.core.market_state import MarketStateParams
+    from research_lib.pipeline.sessions import file_states, record_alerts
+
+    kw = {} if args.row_size is None else {"row_size": args.row_size}
+    states = file_states(args.path, underlying=args.symbol, date=args.date,
+                         params=MarketStateParams(lvn_distance_pct=args.lvn_distance), **kw)
+    if args.date is not None:  # the session asked for, not the one before it (its baseline)
+        states = dataclasses.replace(states, states=tuple(s for s in states.states if str(s.session) == args.date),
+                                     alerts=tuple(a for a in states.alerts if str(a.date) == args.date))
+    if not states.states:
+        err.write(f"research-lib: {args.path}: no session with a session before it to classify against\n")
+        return EXIT_NO_RESULT
+    if args.record:
+        n = record_alerts(states)
+        err.write(f"research-lib: {n} LVN alert(s) recorded in the decision log\n")
+    if args.json:
+        for record in states.records():
+            out.write(to_json(record) + "\n")
+        return EXIT_OK
+    table = states.table.drop(columns=["prior_lvn"])
+    out.write(f"market state of {args.path} ({states.underlying}): {len(table)} session(s), "
+              f"{len(states.alerts)} LVN alert(s)\n")
+    out.write(table.to_string(index=False, float_format=lambda x: f"{x:.2f}") + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     """Entry point of ``research-lib``. Returns the exit code (:data:`EXIT_CODES`, :func:`exit_code_for`)."""
     out = out or sys.stdout
@@ -1462,7 +1506,8 @@ def main(argv: Sequence[str] | None = None, *, out=None, err=None) -> int:
     handler = {"gex": _cmd_gex, "gex-change": _cmd_gex_change, "scan": _cmd_scan, "fetch": _cmd_fetch, "import": _cmd_import,
                "store": _cmd_store, "decide": _cmd_decide, "report": _cmd_report,
                "backtest": _cmd_backtest, "sweep": _cmd_sweep, "paper": _cmd_paper,
-               "nightly": _cmd_nightly, "flow": _cmd_flow, "profile": _cmd_profile}[args.command]
+               "nightly": _cmd_nightly, "flow": _cmd_flow, "profile": _cmd_profile,
+               "market-state": _cmd_market_state}[args.command]
     try:
         return handler(args, out, err)
     except BrokenPipeError:
@@ -1500,7 +1545,7 @@ def _error_classes() -> list[tuple[type, int]]:
         (StrategyParamsError, EXIT_USAGE), (AlertParamsError, EXIT_USAGE), (HistoryArgumentError, EXIT_USAGE),
         (SizingError, EXIT_USAGE), (AttributionParamsError, EXIT_USAGE), (BacktestInputError, EXIT_USAGE),
         (SweepInputError, EXIT_USAGE), (NightlyError, EXIT_USAGE), (OrderFlowInputError, EXIT_USAGE),
-        (ProfileParamsError, EXIT_USAGE),
+        (ProfileParamsError, EXIT_USAGE), (MarketStateError, EXIT_USAGE),
         # the decision log
         (DecisionLogError, EXIT_DECISION_LOG), (DecisionError, EXIT_DECISION_LOG),
         # nothing to compute, no source answered (before their bases ChainError, StoreError, FileNotFoundError)

@@ -4,14 +4,26 @@ files' contents computed here independently (the fixture's truth, plain pandas o
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import SHARED_DATA, shared_file
-from intraday_fixtures import EARLY_CLOSE_DAY, NORMAL_DAY, bars, write_bars, write_tick_folder
+from intraday_fixtures import (
+    EARLY_CLOSE_DAY,
+    NORMAL_DAY,
+    bars,
+    tick_day,
+    write_bars,
+    write_tick_files,
+    write_tick_folder,
+)
 from test_cli import run, strict_loads
 
 from research_lib.cli import EXIT_BAD_INPUT, EXIT_NO_RESULT, EXIT_OK, EXIT_USAGE
+from research_lib.errors import OrderFlowInputError
+from research_lib.pipeline.flow import file_flow
 
 TICKS = SHARED_DATA / "market" / "ticks" / "spy_2013-10-07_2013-10-11"
 SPY_1MIN = SHARED_DATA / "market" / "intraday" / "spy_1min_2025-09-15_2026-03-19.csv.gz"
@@ -112,6 +124,17 @@ def test_flow_bad_and_empty_files(tmp_path):
     assert code == EXIT_NO_RESULT and "no regular-hours bars" in err
     code, _, err = run("flow", night, "--quotes", night)
     assert code == EXIT_USAGE and "quotes are for tick trade input" in err
+
+
+def test_flow_holiday_tick_file_has_no_session(tmp_path):
+    files = write_tick_files(tmp_path, tick_day(dt.date(2025, 11, 27)))  # Thanksgiving: no session
+    code, out, err = run("flow", files["trades"], "--json")
+    assert code == EXIT_NO_RESULT and out == "" and "no regular-hours trades" in err
+
+
+def test_file_flow_bad_date(folder):
+    with pytest.raises(OrderFlowInputError, match="date must be"):
+        file_flow(folder[0], date="someday")
 
 
 def test_flow_real_ticks_and_bars():

@@ -229,13 +229,28 @@ def test_bad_trade_files(tmp_path, bad, match, column, line):
 
 @pytest.mark.parametrize("content,match", [
     (b"", "empty file"),
-    (b"PK\x03\x04 broken", "unreadable"),
+    (b"PK\x03\x04 broken", "unreadable: a damaged or truncated zip"),
 ])
 def test_unreadable_trade_files(tmp_path, content, match):
     p = tmp_path / "20251126_trade.zip"
     p.write_bytes(content)
-    with pytest.raises(IntradayFileError, match=match):
+    with pytest.raises(IntradayFileError) as exc:
         read_trades(p)
+    assert match in str(exc.value).removeprefix(f"{p}: ")
+
+
+def test_truncated_zip_and_gzip(tmp_path):
+    good = _zip_text(tmp_path / "20251126_trade.zip", [GOOD] * 200)
+    cut = tmp_path / "cut" / "20251126_trade.zip"
+    cut.parent.mkdir()
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(IntradayFileError, match="damaged or truncated zip"):
+        read_trades(cut)
+    gz = tmp_path / "bars.csv.gz"
+    gz.write_bytes(gzip.compress(b"datetime,open,high,low,close,volume\n" * 50)[:40])
+    with pytest.raises(IntradayFileError) as exc:
+        read_bars(gz)
+    assert "unreadable" in str(exc.value).removeprefix(f"{gz}: ")
 
 
 def test_zip_with_two_members_and_missing_file(tmp_path):

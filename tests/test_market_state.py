@@ -92,3 +92,85 @@ def test_lvn_alerts_go_into_the_decision_log_beside_the_gex_alerts(tmp_path):
     assert log.record_alerts(alerts) == 2
     stored = log.read_alerts(rule="lvn_proximity")
     assert list(stored["severity"]) == ["INFO", "WARNING"] and set(stored["underlying"]) == {"SPY"}
+
+
+# ------------------------------------------------------------------------------------------------
+# every session of a file against the one before (pipeline.sessions) and `research-lib market-state`
+def _sessions_bars():
+    """Three synthetic sessions of 1-minute bars (a drifting walk), the read_bars layout."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for day, drift in (("2025-10-01", 0.0), ("2025-10-02", 0.02), ("2025-10-03", -0.02)):
+        ts = pd.date_range(pd.Timestamp(f"{day} 09:30", tz="America/New_York"), periods=390, freq="1min")
+        close = 100 + np.cumsum(drift + rng.normal(0, 0.05, 390))
+        open_ = np.r_[close[0], close[:-1]]
+        frames.append(pd.DataFrame({"ts": ts.tz_convert("UTC"), "session": pd.Timestamp(day).date(), "open": open_,
+                                    "high": np.maximum(open_, close) + 0.02, "low": np.minimum(open_, close) - 0.02,
+                                    "close": close, "volume": rng.integers(1000, 5000, 390).astype(float)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_session_states_use_only_the_session_and_the_one_before():
+    from research_lib.pipeline.sessions import STATE_COLUMNS, session_states
+
+    bars = _sessions_bars()
+    full = session_states(bars, underlying="SPY", row_size=0.05)
+    assert [s.session.isoformat() for s in full.states] == ["2025-10-02", "2025-10-03"]
+    assert list(full.table.columns) == list(STATE_COLUMNS)
+    # the same state whether or not later sessions are in the file (no look-ahead)
+    cut = session_states(bars[bars["session"] <= pd.Timestamp("2025-10-02").date()], underlying="SPY", row_size=0.05)
+    assert cut.states[0] == full.states[0]
+    assert [a for a in full.alerts if a.date.isoformat() == "2025-10-02"] == list(cut.alerts)
+    # and each state is classify_session against the prior profile's value area, recomputed here
+    prior = full.profiles[0]
+    day = bars[bars["session"] == pd.Timestamp("2025-10-02").date()]
+    assert full.states[0] == classify_session(day, prior.val, prior.vah)
+
+
+def test_market_state_command_json_and_record(tmp_path, monkeypatch):
+    import io
+    import json
+
+    from research_lib import cli
+
+    path = tmp_path / "spy_1min_synthetic.csv"
+    bars = _sessions_bars()
+    pd.DataFrame({"datetime": pd.DatetimeIndex(bars["ts"]).tz_convert("America/New_York").strftime("%Y-%m-%d %H:%M:%S"),
+                  **{c: bars[c] for c in ("open", "high", "low", "close", "volume")}}).to_csv(path, index=False)
+    monkeypatch.setenv("RESEARCH_LIB_DATA", str(tmp_path))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["market-state", str(path), "--json", "--record", "--row-size", "0.05"], out=out, err=err) == 0
+    lines = [json.loads(x, parse_constant=lambda t: (_ for _ in ()).throw(ValueError(t)))
+             for x in out.getvalue().splitlines()]
+    assert [x["date"] for x in lines] == ["2025-10-02", "2025-10-03"] and all(x["state"] for x in lines)
+    n = sum(len(x["alerts"]) for x in lines)
+    assert f"{n} LVN alert(s) recorded" in err.getvalue()
+    from research_lib.records.decisions import DecisionLog
+
+    assert len(DecisionLog(tmp_path / "decisions.sqlite").read_alerts(rule="lvn_proximity")) == n
+    out = io.StringIO()
+    assert cli.main(["market-state", str(path), "--date", "2025-10-03"], out=out, err=io.StringIO()) == 0
+    assert "1 session(s)" in out.getvalue() and "2025-10-03" in out.getvalue()
+
+
+def test_real_spy_sessions_states_and_alerts():
+    from conftest import SHARED_DATA, shared_file
+
+    from research_lib.pipeline.sessions import file_states
+
+    path = shared_file(SHARED_DATA / "market" / "intraday" / "spy_1min_2025-09-15_2026-03-19.csv.gz")
+    st = file_states(path)
+    table = st.table
+    assert len(table) == 128 and set(table["state"]) == {"trend_up", "trend_down", "balanced"}
+    # the open and close are the file's own first open and last close of each session (pandas alone)
+    from research_lib import calendar as cal
+
+    raw = pd.read_csv(path, parse_dates=["datetime"])
+    closes = {d: cal.session_close(d).strftime("%H:%M") for d in set(raw["datetime"].dt.date)}   # 13:00 early
+    hhmm = raw["datetime"].dt.strftime("%H:%M")
+    raw = raw[(hhmm >= "09:30") & (hhmm < raw["datetime"].dt.date.map(closes))]
+    by_day = raw.groupby(raw["datetime"].dt.date)
+    first, last = by_day["open"].first(), by_day["close"].last()
+    for row in table.itertuples():
+        assert row.open == first[row.date] and row.close == last[row.date]
+    assert all(a.level in set(sum(table["prior_lvn"], [])) for a in st.alerts)

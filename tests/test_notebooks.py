@@ -4,6 +4,7 @@ the library called directly."""
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -300,3 +301,42 @@ def test_paper_trading_notebook_renders_the_ledger(tmp_path, monkeypatch):
     assert fmt_money(summary.equity, symbol="$", small_decimals=2) in html
     assert "application/vnd.jupyter.widget-view+json" not in str(nb)  # not interactive: no widget shown
     assert _images(nb) == 1  # the equity chart
+
+
+SPY_1MIN = SHARED_DATA / "market" / "intraday" / "spy_1min_2025-09-15_2026-03-19.csv.gz"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("where", ["synthetic", *(["real"] if SPY_1MIN.exists() else [])])
+def test_volume_profile_notebook_matches_the_library(tmp_path, where):
+    """The session's profile, state and flow the notebook recorded equal the library's on the same bars; the
+    profile chart and the order-flow chart are drawn; with tick trades the flow is the trades' own."""
+    from intraday_fixtures import NORMAL_DAY, bars, write_bars, write_tick_folder
+
+    from research_lib.core import order_flow, volume_profile as vp
+    from research_lib.core.market_state import classify_session
+    from research_lib.data.market.intraday import read_bars
+
+    if where == "real":
+        path, params = SPY_1MIN, {"date": "2026-03-18"}
+    else:
+        path = write_bars(tmp_path / "spy_1min_synthetic.csv", bars(days=(dt.date(2025, 11, 25), NORMAL_DAY)))
+        write_tick_folder(tmp_path / "ticks", days=(NORMAL_DAY,))
+        params = {"date": NORMAL_DAY.isoformat(), "trades_path": str(tmp_path / "ticks" / "tick")}
+    nb = _execute("volume_profile.ipynb", tmp_path, bars_path=str(path), **params)
+    rec = _recorded_levels(nb)
+    day = dt.date.fromisoformat(rec["session"])
+    b = read_bars(path)
+    days = sorted(set(b["session"]))
+    today, prior = b[b["session"] == day], b[b["session"] == days[days.index(day) - 1]]
+    want = vp.volume_profile(today)
+    assert rec["profile"]["poc"] == want.poc and rec["profile"]["val"] == want.val and rec["profile"]["vah"] == want.vah
+    assert rec["profile"]["lvn"] == list(want.lvn)
+    p = vp.volume_profile(prior)
+    assert rec["state"]["state"] == classify_session(today, p.val, p.vah).state
+    if where == "synthetic":
+        assert rec["flow_rule"] != "bvc" and rec["flow"][0]["trades"] > 0      # the tick trades' own flow
+    else:
+        assert rec["flow"][0]["delta"] == pytest.approx(
+            float(order_flow.bar_flow_from_bars(today, rule="bvc")["delta"].sum()))
+    assert _images(nb) >= 2

@@ -117,7 +117,10 @@ def file_flow(path: str | os.PathLike, *, quotes: str | os.PathLike | None = Non
         A bad or missing file (from the readers).
     """
     path = Path(path)
-    day = None if date in (None, "all") else pd.Timestamp(date).date()
+    try:
+        day = None if date in (None, "all") else pd.Timestamp(date).date()
+    except (TypeError, ValueError) as exc:
+        raise OrderFlowInputError(f"date must be YYYY-MM-DD, a date or 'all', got {date!r}") from exc
     params = dict(k=k, window=window, min_periods=min_periods, pressure_window=pressure_window)
     if _is_trade_input(path):
         rule = rule or ("lee_ready" if quotes is not None else "tick")

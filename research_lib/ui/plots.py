@@ -909,3 +909,68 @@ def volume_profile(bars, profile, *, style: str = "candles", developing: bool = 
     how = profile.preset or f"{profile.method}, {profile.va_rule.replace('_', '-')}"
     ax_p.set_title(f"{title + ' ' if title else ''}volume profile — {span} (rows {r:g}, {how})")
     return ax_p.figure
+
+
+#: Columns :func:`order_flow` reads (the per-bar tables of :mod:`research_lib.core.order_flow`).
+ORDER_FLOW_COLUMNS = ("ts", "session", "delta", "cvd")
+
+
+def order_flow(flow, *, title: str = "", ax=None) -> Figure:
+    """Per-bar delta (buy − sell volume; bars green above zero, red below) with the session's cumulative delta
+    (CVD, a line on its own right-hand scale, reset each session), bars one after another (x = bar number,
+    labelled with the New York time, or the date when the table spans several sessions).
+
+    Parameters
+    ----------
+    flow : DataFrame
+        A per-bar flow table of :func:`research_lib.core.order_flow.bar_flow` or
+        :func:`~research_lib.core.order_flow.bar_flow_from_bars` (columns :data:`ORDER_FLOW_COLUMNS`; shares).
+        ``aggressive`` (+1/−1/0), when present, marks the aggressive-flow bars with triangles.
+    title : str, optional
+        Prefix of the title.
+    ax : Axes, optional
+        Draw on it (the CVD gets a twin axis).
+
+    Raises
+    ------
+    ProfileParamsError
+        A column is missing (names it), or the table is empty.
+    """
+    missing = [c for c in ORDER_FLOW_COLUMNS if c not in flow.columns]
+    if missing or not len(flow):
+        raise ProfileParamsError("flow", f"order_flow needs a non-empty per-bar flow table with {list(ORDER_FLOW_COLUMNS)}"
+                                 + (f"; missing {missing}" if missing else ""))
+    if ax is None:
+        fig = Figure(figsize=(11, 3.6))
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    x = np.arange(len(flow))
+    delta = flow["delta"].to_numpy(dtype=float)
+    ax.bar(x, delta, width=0.9, color=np.where(delta >= 0, CALL_COLOR, PUT_COLOR), alpha=0.8, label="delta")
+    ax.axhline(0.0, color="0.6", linewidth=0.8)
+    ax.set_ylabel("delta (shares)")
+    twin = ax.twinx()
+    cvd = flow["cvd"].to_numpy(dtype=float)
+    sessions = flow["session"].to_numpy()
+    starts = np.r_[0, np.flatnonzero(sessions[1:] != sessions[:-1]) + 1, len(flow)]
+    for a, b in zip(starts[:-1], starts[1:], strict=True):          # one line per session (CVD resets)
+        twin.plot(x[a:b], cvd[a:b], color=NET_COLOR, linewidth=1.4, label="CVD" if a == 0 else None)
+    twin.set_ylabel("CVD (shares)")
+    if "aggressive" in flow.columns:
+        ag = flow["aggressive"].to_numpy()
+        for side, marker, color in ((1, "^", CALL_COLOR), (-1, "v", PUT_COLOR)):
+            hit = ag == side
+            if hit.any():
+                ax.scatter(x[hit], delta[hit], marker=marker, color=color, edgecolor="black", zorder=3, s=30,
+                           label=f"aggressive {'buying' if side > 0 else 'selling'}")
+    ts = pd.DatetimeIndex(flow["ts"]).tz_convert("America/New_York")
+    many = len(starts) > 2
+    ticks = np.linspace(0, len(flow) - 1, min(8, len(flow))).astype(int)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([ts[i].strftime("%m-%d" if many else "%H:%M") for i in ticks])
+    lines, labels = ax.get_legend_handles_labels()
+    lines2, labels2 = twin.get_legend_handles_labels()
+    ax.legend(lines + lines2, labels + labels2, loc="upper left", fontsize=8)
+    ax.set_title(f"{title + ' ' if title else ''}order flow: delta per bar and cumulative delta")
+    return fig

@@ -165,6 +165,8 @@ def _open_text(path: Path) -> tuple[io.BytesIO, str]:
                                             f"({', '.join(m.filename for m in members[:3])})", path=path)
                 return io.BytesIO(zf.read(members[0])), members[0].filename
         raw = path.read_bytes()
+        if raw[:4] == b"PK\x03\x04":  # a zip's signature, but zipfile found no readable archive
+            raise IntradayFileError("unreadable: a damaged or truncated zip", path=path)
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
         return io.BytesIO(raw), path.name
