@@ -406,7 +406,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "raise the alerts of the prior session's low-volume nodes; --record stores the "
                                     "alerts in the decision log beside the GEX alerts.")
     ms.add_argument("path", help="an OHLCV bar file (SPY 1-/5-minute CSV, generic OHLCV CSV or Parquet)")
-    ms.add_argument("--date", default=None, type=_date_arg, help="YYYY-MM-DD (default: every session)")
+    ms.add_argument("--date", default=None, type=_date_arg, help="YYYY-MM-DD, or all (default: every session)")
     ms.add_argument("--symbol", default=None, type=_symbol_type, help="named in the alerts (default from the file name)")
     ms.add_argument("--row-size", type=lambda v: _number(v, what="dollars per price row", low=0.0, low_open=True),
                     default=None, metavar="R", help="dollars per price row of the profiles (default: from each range)")
@@ -1471,6 +1471,8 @@ def _cmd_market_state(args, out, err) -> int:
     from research_lib.pipeline.sessions import file_states, record_alerts
 
     kw = {} if args.row_size is None else {"row_size": args.row_size}
+    if args.date == "all":
+        args.date = None
     states = file_states(args.path, underlying=args.symbol, date=args.date,
                          params=MarketStateParams(lvn_distance_pct=args.lvn_distance), **kw)
     if args.date is not None:  # the session asked for, not the one before it (its baseline)
