@@ -71,7 +71,8 @@ buywrite|short_put|bull_put|bear_call|iron_condor|bull_call|bear_put|strangle] [
     ``last_nightly_summary.json`` and one line of ``nightly.log`` in the data folder. Its own exit codes:
     0 all ran steps ok, 9 some failed, 10 every one failed, 6 another nightly is running.
 ``research-lib profile FILE [--date D|all|latest] [--period day|all] [--row-size R] [--method range|close]
-[--va-rule two-row|one-row] [--value-area F] [--preset market_profile] [--all-hours] [--json]``
+[--va-rule two-row|one-row] [--value-area F] [--preset market_profile] [--weight volume|time] [--all-hours]
+[--tz ZONE] [--json]``
     Volume profiles of an intraday bar file (:mod:`research_lib.core.volume_profile`): per session (the file's
     last by default, ``--date all`` every one) or ``--period all``, one composite over every bar. Each: POC, value
     area, range, volume, HVN/LVN, single prints, opening range, initial balance, balanced target. ``--json``: one
@@ -405,8 +406,14 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="share of the volume in the value area (default 0.70)")
     pf.add_argument("--preset", choices=("market_profile",), default=None,
                     help="market_profile: reproduce the py-market-profile package exactly (rows from closes)")
+    pf.add_argument("--weight", choices=("volume", "time"), default="volume",
+                    help="what a bar puts on its rows: its volume (default) or 1 (time at price, for index bars "
+                         "without volume; with the preset: the package's tpo mode)")
     pf.add_argument("--all-hours", action="store_true",
                     help="keep bars outside 09:30-16:00 New York (default: regular hours only)")
+    pf.add_argument("--tz", default="America/New_York", metavar="ZONE", type=_zone_arg,
+                    help="the zone of the file's naive times (default America/New_York; the GOOGL fixture is "
+                         "America/Los_Angeles)")
     pf.add_argument("--json", action="store_true", help="one strict JSON object per profile, one line each")
 
     ms = sub.add_parser("market-state", help="each session's market state against the prior value area, LVN alerts",
@@ -415,7 +422,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "raise the alerts of the prior session's low-volume nodes; --record stores the "
                                     "alerts in the decision log beside the GEX alerts.")
     ms.add_argument("path", help="an OHLCV bar file (SPY 1-/5-minute CSV, generic OHLCV CSV or Parquet)")
-    ms.add_argument("--date", default=None, type=_date_arg, help="YYYY-MM-DD (default: every session)")
+    ms.add_argument("--date", default=None, type=_date_arg, help="YYYY-MM-DD, or all (default: every session)")
     ms.add_argument("--symbol", default=None, type=_symbol_type, help="named in the alerts (default from the file name)")
     ms.add_argument("--row-size", type=lambda v: _number(v, what="dollars per price row", low=0.0, low_open=True),
                     default=None, metavar="R", help="dollars per price row of the profiles (default: from each range)")
@@ -768,6 +775,17 @@ def _date_arg(value: str) -> str | None:
 def _refuse_all(date: str | None, command: str) -> None:
     if date == "all":
         raise UsageError(f"--date all is not accepted by {command}: {DATE_ALL_REFUSED[command]}")
+
+
+def _zone_arg(value: str) -> str:
+    """argparse ``type`` of ``--tz``: an IANA time zone name (``America/Los_Angeles``)."""
+    import zoneinfo  # start-up: only the commands that take --tz need it
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a time zone name (e.g. America/New_York)") from None
+    return value
 
 
 def _positive_money(value: str) -> float:
@@ -1523,11 +1541,12 @@ def _cmd_profile(args, out, err) -> int:
     from research_lib.data.market.intraday import read_bars
 
     options = {"row_size": args.row_size, "method": args.method, "value_area": args.value_area,
-               "va_rule": None if args.va_rule is None else args.va_rule.replace("-", "_"), "preset": args.preset}
+               "va_rule": None if args.va_rule is None else args.va_rule.replace("-", "_"), "preset": args.preset,
+               "weight": args.weight}
     vp.ProfileParams(**options)  # bad combinations fail before the file is read
     if args.period == "all" and args.date not in (None, "all"):
         raise UsageError("--period all is one composite over every bar of the file; it takes no --date D")
-    bars = read_bars(args.path, regular_hours=not args.all_hours)
+    bars = read_bars(args.path, regular_hours=not args.all_hours, tz=args.tz)
     if len(bars) == 0:
         err.write(f"research-lib: {args.path}: no bars{'' if args.all_hours else ' in regular hours'}\n")
         return EXIT_NO_RESULT
@@ -1557,6 +1576,8 @@ def _cmd_market_state(args, out, err) -> int:
     from research_lib.pipeline.sessions import file_states, record_alerts
 
     kw = {} if args.row_size is None else {"row_size": args.row_size}
+    if args.date == "all":
+        args.date = None
     states = file_states(args.path, underlying=args.symbol, date=args.date,
                          params=MarketStateParams(lvn_distance_pct=args.lvn_distance), **kw)
     if args.date is not None:  # the session asked for, not the one before it (its baseline)

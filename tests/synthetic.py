@@ -146,13 +146,3 @@ def random_bars(*, sessions=("2024-03-04", "2024-03-05", "2024-03-06"), n=390, m
         price = float(close[-1])
     return pd.concat(frames, ignore_index=True)
 
-
-def write_bars_csv(path, frame: pd.DataFrame) -> None:
-    """``frame`` (the ``read_bars`` layout) as the SPY minute-bar CSV of ``../shared/data/market/intraday``:
-    ``datetime`` (New York, naive), ``open, high, low, close`` (4 decimals), ``volume`` (whole shares); gzipped
-    when ``path`` ends in ``.gz``."""
-    out = pd.DataFrame({"datetime": frame["ts"].dt.tz_convert("America/New_York").dt.strftime("%Y-%m-%d %H:%M:%S")})
-    for c in ("open", "high", "low", "close"):
-        out[c] = frame[c].map(lambda x: f"{x:.4f}")
-    out["volume"] = frame["volume"].astype("int64")
-    out.to_csv(path, index=False, compression="gzip" if str(path).endswith(".gz") else None)

@@ -226,6 +226,17 @@ def test_session_profiles_equal_one_profile_per_session():
             assert p.rows.equals(alone.rows)
 
 
+def test_time_weight_counts_bars():
+    b = hand_bars().assign(volume=0.0)
+    p = vp.volume_profile(b, row_size=1.0, weight="time", node_smoothing=1)
+    # each bar weighs 1: rows 101, 102 get 1/2 from bar A, row 102 1 from B, rows 103, 104 1/2 from C
+    assert p.rows["volume"].tolist() == [0.5, 1.5, 0.5, 0.5] and p.volume == 3.0 and p.weight == "time"
+    assert p.poc == 102.0 and "bars 3" in p.describe()
+    assert vp.developing_profile(b, row_size=1.0, weight="time")["poc"].tolist() == [101.0, 102.0, 102.0]
+    with pytest.raises(ProfileParamsError, match="weight"):
+        vp.volume_profile(b, weight="shares")
+
+
 def test_profile_json_is_strict():
     p = vp.volume_profile(random_bars(n=50, sessions=("2024-03-06",)))
     d = p.to_dict()
@@ -386,13 +397,13 @@ def _package():
                                                         "installed: the preset is checked by hand only")
 
 
-def _package_dict(frame: pd.DataFrame, row_size: float) -> dict:
+def _package_dict(frame: pd.DataFrame, row_size: float, mode: str = "vol") -> dict:
     mp_mod = _package()
     df = pd.DataFrame({"Open": frame["open"].to_numpy(), "High": frame["high"].to_numpy(),
                        "Low": frame["low"].to_numpy(), "Close": frame["close"].to_numpy(),
                        "Volume": frame["volume"].to_numpy()},
                       index=pd.DatetimeIndex(frame["ts"]).tz_localize(None))
-    mp = mp_mod.MarketProfile(df, row_size=row_size)
+    mp = mp_mod.MarketProfile(df, row_size=row_size, mode=mode)
     d = mp[mp.df.index.min():mp.df.index.max()].as_dict()
     d["hvn"] = [float(x) for x in d.pop("hvn").index]
     d["lvn"] = [float(x) for x in d.pop("lvn").index]
@@ -430,6 +441,13 @@ def test_preset_equals_the_package_on_its_fixture_per_session_and_in_all():
             assert _ours(vp.market_profile(part, row_size=row)) == _package_dict(part, row), (day, row)
 
 
+def test_preset_by_time_equals_the_package_tpo_mode():
+    b = googl_bars()
+    assert _ours(vp.market_profile(b, weight="time")) == _package_dict(b, 0.05, mode="tpo")
+    p = vp.market_profile(b, weight="time")
+    assert p.volume == 65 and p.rows["volume"].tolist() == p.rows["bars"].astype(float).tolist()
+
+
 @settings(max_examples=60)
 @given(raw=bar_lists, row=st.sampled_from([0.05, 0.1, 0.3]), minutes=st.sampled_from([1, 5, 30]))
 @example(raw=[(0, 0, 0, 3), (1, 0, 0, 3), (2, 0, 0, 3), (3, 0, 0, 1)], row=0.05, minutes=1)
@@ -461,9 +479,11 @@ def test_spy_session_profiles_are_sane(spy_1min):
         assert p.va_volume >= 0.70 * p.volume * (1 - 1e-12) and p.va_volume < p.volume
         assert math.isclose(p.volume, day["volume"].sum(), rel_tol=1e-12)
         assert len(p.rows) <= 101 and p.n_bars == len(day)
-        assert (p.ib_low, p.ib_high) == (day["low"].iloc[:60].min(), day["high"].iloc[:60].max())
-    short = [p for p in ps if p.n_bars < 390]
-    assert short and all(p.n_bars == 210 for p in short)    # early closes: 09:30-13:00
+        first_hour = day[day["ts"].dt.tz_convert("America/New_York").dt.time < dt.time(10, 30)]
+        assert (p.ib_low, p.ib_high) == (first_hour["low"].min(), first_hour["high"].max())
+        assert p.n_bars <= 390
+    # the two early closes (09:30-13:00); some other days lack a few minutes
+    assert {p.session for p in ps if p.n_bars == 210} == {dt.date(2025, 11, 28), dt.date(2025, 12, 24)}
 
 
 def test_spy_composite_and_fine_rows(spy_1min):
@@ -548,11 +568,12 @@ def strict_lines(text):
 @pytest.fixture(scope="module")
 def bar_file(tmp_path_factory):
     """Three synthetic sessions written in the SPY minute-bar layout (a fresh clone has no ../shared)."""
-    from synthetic import write_bars_csv
+    from intraday_fixtures import write_bars
 
-    path = tmp_path_factory.mktemp("bars") / "syn_1min.csv.gz"
-    write_bars_csv(path, random_bars(seed=11))
-    return path
+    b = random_bars(seed=11)
+    frame = b.drop(columns=["ts", "session"]).assign(
+        datetime=b["ts"].dt.tz_convert("America/New_York").dt.tz_localize(None), volume=b["volume"].astype("int64"))
+    return write_bars(tmp_path_factory.mktemp("bars") / "syn_1min.csv.gz", frame, layout="spy")
 
 
 def test_profile_command_every_session_as_json(bar_file):
@@ -626,6 +647,27 @@ def test_profile_command_on_the_package_fixture():
     assert [d[k] for k in ("ib_low", "ib_high", "or_low", "or_high")] == [927.74, 935.53, 927.74, 927.74]
 
 
+def test_profile_command_reads_the_fixture_in_its_own_zone():
+    # Pacific times: 06:30 is the New York open; the 13:00 bars start at the close: 61 of 65 bars are kept
+    code, out, _ = run("profile", shared_file(GOOGL), "--date", "all", "--tz", "America/Los_Angeles", "--json")
+    lines = strict_lines(out)
+    assert code == 0 and [d["date"] for d in lines] == ["2017-09-27", "2017-09-28", "2017-09-29", "2017-10-02",
+                                                        "2017-10-03"]
+    assert sum(d["n_bars"] for d in lines) == 61 and lines[0]["start"] == "2017-09-27T13:30:00+00:00"
+    code, _, err = run("profile", shared_file(GOOGL), "--tz", "Mars/Olympus")
+    assert code == 2 and "Mars/Olympus" in err
+
+
+def test_profile_command_by_time_on_the_index_file():
+    path = shared_file(INTRADAY / "sp500_1min_2019-11-05_2019-11-08.csv")
+    code, _, err = run("profile", path)
+    assert code == 4 and "volume 0" in err and "--weight time" in err
+    code, out, _ = run("profile", path, "--date", "all", "--weight", "time", "--json")
+    lines = strict_lines(out)
+    assert code == 0 and [d["volume"] for d in lines] == [390.0] * 4 and lines[0]["weight"] == "time"
+    assert all(d["low"] <= d["val"] <= d["poc"] <= d["vah"] <= d["high"] for d in lines)
+
+
 def test_profile_command_on_real_spy_bars():
     code, out, _ = run("profile", shared_file(SPY_1MIN), "--date", "all", "--json")
     lines = strict_lines(out)
@@ -640,3 +682,11 @@ def test_profiles_frame_holds_one_row_per_profile():
     assert f["date"].tolist() == [p.session for p in ps] and f["poc"].tolist() == [p.poc for p in ps]
     assert f["hvn"].tolist() == [p.hvn for p in ps] and {"val", "vah", "or_low", "ib_high"} <= set(f.columns)
     assert list(vp.profiles_frame([]).columns) == list(f.columns)
+
+
+def test_preset_equals_the_package_on_every_spy_session(spy_1min):
+    _package()
+    ps = vp.session_profiles(spy_1min, preset="market_profile")
+    assert len(ps) == 129
+    for p in ps:
+        assert _ours(p) == _package_dict(spy_1min[spy_1min["session"] == p.session], 0.05), p.session

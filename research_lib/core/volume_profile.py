@@ -24,7 +24,8 @@ of the lowest low to the row of the highest high (rows nothing traded at hold 0)
 traded range in rows, whatever the method.
 
 ``method="range"`` (default) spreads a bar's volume evenly over the ``n`` rows its low-high range covers (each
-gets ``volume / n``); ``method="close"`` puts it all in the row of its close.
+gets ``volume / n``); ``method="close"`` puts it all in the row of its close. ``weight="time"`` counts every bar
+as 1 instead of its volume (a time-at-price profile, for index bars that carry no volume).
 
 Rules (the default, self-consistent model)
 ------------------------------------------
@@ -82,6 +83,7 @@ from research_lib.checks import FieldChecks
 from research_lib.errors import EmptyProfileError, ProfileInputError, ProfileParamsError
 
 METHODS = ("range", "close")
+WEIGHTS = ("volume", "time")
 VA_RULES = ("two_row", "one_row")
 PRESETS = ("market_profile",)
 #: Columns a bars DataFrame must have (see the module docstring).
@@ -125,6 +127,10 @@ class ProfileParams:
     preset : {"market_profile"}, optional
         Reproduce a published implementation exactly (module docstring); ``method`` and ``va_rule`` must then
         be None or the preset's own ("close", "one_row").
+    weight : {"volume", "time"}
+        What a bar puts on its rows: its volume (default), or 1 (a time-at-price profile, each bar one period;
+        for index bars without volume; under the preset this is the package's ``mode="tpo"``). The profile's
+        ``volume`` fields are then counts of bars.
     """
 
     row_size: float | None = None
@@ -138,6 +144,7 @@ class ProfileParams:
     opening_minutes: float = 10.0
     ib_minutes: float = 60.0
     preset: str | None = None
+    weight: str = "volume"
 
     def __post_init__(self):
         c = _CHECKS
@@ -150,6 +157,7 @@ class ProfileParams:
         c.whole("target_rows", self.target_rows, lo=1)
         c.whole("node_smoothing", self.node_smoothing, lo=1, unit="rows")
         c.require(self.node_smoothing % 2 == 1, "node_smoothing", self.node_smoothing, "must be odd (a centred window)")
+        c.choice("weight", self.weight, WEIGHTS)
         if self.preset is not None:
             c.choice("preset", self.preset, PRESETS)
         if self.method is not None:
@@ -186,8 +194,9 @@ class VolumeProfile:
         The rows, ascending (see :attr:`rows`, the same as a DataFrame).
     row_size : float
         Dollars per row.
-    method, va_rule : str
-        The method ("range", "close") and the value-area rule ("two_row", "one_row", "market_profile") used.
+    method, va_rule, weight : str
+        The method ("range", "close"), the value-area rule ("two_row", "one_row", "market_profile") and the
+        weight ("volume", or "time": every volume below is then a count of bars) used.
     preset : str or None
         "market_profile" when the preset made it.
     session : datetime.date or None
@@ -218,6 +227,7 @@ class VolumeProfile:
     row_size: float
     method: str
     va_rule: str
+    weight: str
     preset: str | None
     session: dt.date | None
     start: pd.Timestamp
@@ -256,7 +266,8 @@ class VolumeProfile:
             f"{self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M} UTC ({self.n_sessions} sessions)"
         nodes = lambda xs: ", ".join(f"{x:g}" for x in xs) or "-"  # noqa: E731
         return (f"{span}  POC {self.poc:g}  VA {self.val:g}-{self.vah:g} ({self.va_volume / self.volume:.1%})  "
-                f"range {self.low:g}-{self.high:g}  volume {self.volume:,.0f}  rows {self.row_size:g}  "
+                f"range {self.low:g}-{self.high:g}  {'volume' if self.weight == 'volume' else 'bars'} "
+                f"{self.volume:,.0f}  rows {self.row_size:g}  "
                 f"HVN {nodes(self.hvn)}  LVN {nodes(self.lvn)}  IB {self.ib_low:g}-{self.ib_high:g}  "
                 f"OR {self.or_low:g}-{self.or_high:g}" + (f"  [{self.preset}]" if self.preset else ""))
 
@@ -265,7 +276,7 @@ class VolumeProfile:
         ``date`` is the session (ISO) or None. Pass it to :func:`research_lib.formatting.to_json`."""
         out = {"date": None if self.session is None else self.session.isoformat()}
         for f in dataclasses.fields(self):
-            if f.name in ("prices", "row_volume", "row_bars"):
+            if f.name in ("prices", "row_volume", "row_bars", "session"):  # session: "date"
                 continue
             v = getattr(self, f.name)
             if isinstance(v, tuple):
@@ -469,7 +480,8 @@ def balanced_target(poc: float, low: float, high: float) -> float:
 # ----------------------------------------------------------------------------------------------------
 # the builders
 # ----------------------------------------------------------------------------------------------------
-_OPTION_NAMES = ("tick", "target_rows", "node_prominence", "node_smoothing", "opening_minutes", "ib_minutes")
+_OPTION_NAMES = ("tick", "target_rows", "node_prominence", "node_smoothing", "opening_minutes", "ib_minutes",
+                 "weight")
 
 
 def _params(row_size, method, value_area, va_rule, preset, options) -> ProfileParams:
@@ -481,9 +493,9 @@ def _params(row_size, method, value_area, va_rule, preset, options) -> ProfilePa
 
 
 class _Bars:
-    """The arrays of a checked bars DataFrame (ts as int64 ns UTC)."""
+    """The arrays of a checked bars DataFrame (ts as int64 ns UTC; ``volume`` the bars' weights)."""
 
-    def __init__(self, bars: pd.DataFrame):
+    def __init__(self, bars: pd.DataFrame, weight: str = "volume"):
         _check_bars(bars)
         self.frame = bars
         self.ts = bars["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
@@ -491,7 +503,7 @@ class _Bars:
         self.low = bars["low"].to_numpy(dtype=float)
         self.high = bars["high"].to_numpy(dtype=float)
         self.close = bars["close"].to_numpy(dtype=float)
-        self.volume = bars["volume"].to_numpy(dtype=float)
+        self.volume = bars["volume"].to_numpy(dtype=float) if weight == "volume" else np.ones(len(bars))
         self.session = bars["session"].to_numpy()
 
     def session_starts(self) -> np.ndarray:
@@ -552,7 +564,7 @@ def _generic_span(b, s, e, k0, vol, touches, row_size, params) -> VolumeProfile:
     total = math.fsum(b.volume[s:e].tolist())
     if not total > 0:
         raise EmptyProfileError(f"no volume to profile: the {e - s} bar(s) from "
-                                f"{b.frame['ts'].iloc[s]} all have volume 0 (an index file?)")
+                                f"{b.frame['ts'].iloc[s]} all have volume 0 (an index file? weigh bars by time: weight='time', --weight time)")
     prices = _row_prices(np.arange(k0, k0 + len(vol)), row_size)
     poc = point_of_control(vol)
     lo, hi = grow_value_area(vol, poc, params.value_area, rule=params.resolved_va_rule)
@@ -571,7 +583,7 @@ def _assemble(b, s, e, prices, vol, row_bars, row_size, params, total, poc, lo, 
     p_poc, p_low, p_high = float(prices[poc]), float(prices[0]), float(prices[-1])
     return VolumeProfile(
         prices=prices, row_volume=vol, row_bars=row_bars, row_size=float(row_size), method=params.resolved_method, va_rule=params.resolved_va_rule,
-        preset=params.preset, session=first_session if n_sessions == 1 else None,
+        weight=params.weight, preset=params.preset, session=first_session if n_sessions == 1 else None,
         start=b.ts_values[s], end=b.ts_values[e - 1], n_bars=int(e - s), n_sessions=n_sessions,
         volume=float(total), poc=p_poc, val=float(prices[lo]), vah=float(prices[hi]), low=p_low, high=p_high,
         value_area=float(params.value_area), va_volume=float(math.fsum(vol[lo:hi + 1].tolist())),
@@ -593,7 +605,7 @@ def _market_profile_span(b: _Bars, s: int, e: int, row_size: float, params: Prof
     total = float(vol.sum())
     if not total > 0:
         raise EmptyProfileError(f"no volume to profile: the {e - s} bar(s) from "
-                                f"{b.frame['ts'].iloc[s]} all have volume 0 (an index file?)")
+                                f"{b.frame['ts'].iloc[s]} all have volume 0 (an index file? weigh bars by time: weight='time', --weight time)")
     n = len(vol)
     cand = np.flatnonzero(vol == vol.max())
     poc = int(cand[np.argmin(np.abs(cand - n / 2))])     # the package's midmax_idx: distance to len / 2
@@ -647,7 +659,7 @@ def volume_profile(bars: pd.DataFrame, *, row_size: float | None = None, method:
         See :class:`ProfileParams` (defaults: the span's :func:`default_row_size`, "range", 0.70, "two_row").
     **options
         The other :class:`ProfileParams` fields: ``tick``, ``target_rows``, ``node_prominence``,
-        ``node_smoothing``, ``opening_minutes``, ``ib_minutes``.
+        ``node_smoothing``, ``opening_minutes``, ``ib_minutes``, ``weight``.
 
     Returns
     -------
@@ -663,7 +675,7 @@ def volume_profile(bars: pd.DataFrame, *, row_size: float | None = None, method:
         No bars, or no volume.
     """
     params = _params(row_size, method, value_area, va_rule, preset, options)
-    b = _Bars(bars)
+    b = _Bars(bars, params.weight)
     return _profiles(b, np.array([0]), params)[0]
 
 
@@ -676,7 +688,7 @@ def session_profiles(bars: pd.DataFrame, *, row_size: float | None = None, metho
     own range. A session whose bars all have volume 0 raises :class:`EmptyProfileError` (naming it).
     """
     params = _params(row_size, method, value_area, va_rule, preset, options)
-    b = _Bars(bars)
+    b = _Bars(bars, params.weight)
     return tuple(_profiles(b, b.session_starts(), params))
 
 
@@ -717,12 +729,12 @@ def _utc(x, name: str) -> pd.Timestamp:
 
 
 def market_profile(bars: pd.DataFrame, *, row_size: float = MARKET_PROFILE_ROW_SIZE, value_area: float = 0.70,
-                   opening_minutes: float = 10.0, ib_minutes: float = 60.0) -> VolumeProfile:
+                   opening_minutes: float = 10.0, ib_minutes: float = 60.0, weight: str = "volume") -> VolumeProfile:
     """The py-market-profile package's profile of every bar given (``MarketProfile(df, row_size=row_size)
-    [first:last].as_dict()``), exactly: see the module docstring. Same as ``volume_profile(bars,
-    preset="market_profile", ...)``; per session with :func:`session_profiles`."""
+    [first:last].as_dict()``; ``weight="time"``: its ``mode="tpo"``), exactly: see the module docstring. Same
+    as ``volume_profile(bars, preset="market_profile", ...)``; per session with :func:`session_profiles`."""
     return volume_profile(bars, row_size=row_size, value_area=value_area, preset="market_profile",
-                          opening_minutes=opening_minutes, ib_minutes=ib_minutes)
+                          opening_minutes=opening_minutes, ib_minutes=ib_minutes, weight=weight)
 
 
 def developing_profile(bars: pd.DataFrame, *, row_size: float, method: str | None = None,
@@ -756,7 +768,7 @@ def developing_profile(bars: pd.DataFrame, *, row_size: float, method: str | Non
     if row_size is None:
         raise ProfileParamsError("row_size", "developing_profile needs an explicit row size (a default from the "
                                              "session's range would look ahead)")
-    b = _Bars(bars)
+    b = _Bars(bars, params.weight)
     n = len(b.ts)
     out = {c: np.full(n, np.nan) for c in ("poc", "val", "vah", "volume", "low", "high")}
     k_lo, k_hi = row_index(b.low, row_size), row_index(b.high, row_size)
