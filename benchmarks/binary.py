@@ -51,35 +51,41 @@ def _phases(folder: Path) -> dict[str, float]:
     return spent
 
 
+def scan_figures(shared: Path | None = None, *, folder: Path | None = None, repeat: int = 3) -> None:
+    """Print the scan's figures for the dataset under ``shared`` (``../shared/data``) or at ``folder``."""
+    folder = folder or (Path(shared) / "binary" / "polymarket_topbook_2026-07" if shared else DATASET)
+    if not (folder / "markets.parquet").is_file():
+        print(f"scan: no dataset at {folder} (../shared/data/binary/polymarket_topbook_2026-07): nothing to time")
+        return
+    c = time.process_time()
+    first = _phases(folder)  # a fresh process, as the command line runs it (memory not yet mapped, pools cold)
+    first_cpu = time.process_time() - c
+    walls, cpus = [], []
+    result = None
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        result = topbook.scan_topbook(folder)
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    t = result.totals
+    best = min(walls)
+    print(f"binary scan of {folder.name}: {t['files']} days, {t['rows']:,} quotes ({t['rows_in_events']:,} in "
+          f"multi-outcome events), {t['polls']:,} polls, {t['events']:,} events listed")
+    print(f"  first run in the process (as the command line runs): {first['total']:.2f} s wall, {first_cpu:.2f} s "
+          f"CPU; read {first['read']:.2f} s, align {first['align']:.2f} s, rest {first['rest']:.2f} s")
+    print(f"  then best of {repeat}: {best:.2f} s wall (all: {', '.join(f'{x:.2f}' for x in walls)}), "
+          f"{cpus[walls.index(best)]:.2f} s CPU; {t['rows'] / best / 1e6:.1f} M quotes/s")
+    print(f"  goal <= 10 s on 2 cores: {'met' if first['total'] <= 10 else 'NOT met'} by the first run "
+          f"({first['total'] / 10:.2f} of the budget)")
+    print(f"  episodes: buy-all {t['buy_episodes']}, sell-all {t['sell_episodes']}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path, default=DATASET)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    if not (args.dir / "markets.parquet").is_file():
-        print(f"no dataset at {args.dir} (../shared/data/binary/polymarket_topbook_2026-07): nothing to time")
-        return 0
-    c = time.process_time()
-    first = _phases(args.dir)  # a fresh process, as the command line runs it (memory not yet mapped, pools cold)
-    first_cpu = time.process_time() - c
-    walls, cpus = [], []
-    result = None
-    for _ in range(args.repeat):
-        w, c = time.perf_counter(), time.process_time()
-        result = topbook.scan_topbook(args.dir)
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    t = result.totals
-    best = min(walls)
-    print(f"binary scan of {args.dir.name}: {t['files']} days, {t['rows']:,} quotes ({t['rows_in_events']:,} in "
-          f"multi-outcome events), {t['polls']:,} polls, {t['events']:,} events listed")
-    print(f"  first run in the process (as the command line runs): {first['total']:.2f} s wall, {first_cpu:.2f} s "
-          f"CPU; read {first['read']:.2f} s, align {first['align']:.2f} s, rest {first['rest']:.2f} s")
-    print(f"  then best of {args.repeat}: {best:.2f} s wall (all: {', '.join(f'{x:.2f}' for x in walls)}), "
-          f"{cpus[walls.index(best)]:.2f} s CPU; {t['rows'] / best / 1e6:.1f} M quotes/s")
-    print(f"  goal <= 10 s on 2 cores: {'met' if first['total'] <= 10 else 'NOT met'} by the first run "
-          f"({first['total'] / 10:.2f} of the budget)")
-    print(f"  episodes: buy-all {t['buy_episodes']}, sell-all {t['sell_episodes']}")
+    scan_figures(folder=args.dir, repeat=args.repeat)
     return 0
 
 
