@@ -50,7 +50,7 @@ from research_lib.records.decisions import (
 )
 from research_lib.records.paper import ClosedTrade, LegOrder, Mark, OrderRequest, Position
 
-__all__ = ["MarkReport", "close_order", "exit_decision", "monitor", "underlying_of"]
+__all__ = ["MarkReport", "close_order", "close_through", "exit_decision", "log_exit", "monitor", "underlying_of"]
 
 #: Roots whose underlying is another symbol (the weeklies of SPX are SPXW, of NDX NDXP, of RUT RUTW).
 ROOT_UNDERLYING = {"SPXW": "SPX", "NDXP": "NDX", "RUTW": "RUT", "VIXW": "VIX"}
@@ -248,20 +248,34 @@ def monitor(ledger, account: str, snapshot: ChainSnapshot, *, broker: Broker, ru
                                                leg_values=[float(v) for v in values], note=note)
             else:
                 note = broker_note(broker)
-                request = close_order(pos, snapshot, str(reason))
-                ledger.submit_order(request)
-                trade = ledger.record_fill(request.client_order_id, broker.submit(request))
+                trade = close_through(ledger, broker, pos, snapshot, str(reason))
         except ResearchLibError as exc:
             problems.append(f"position {pos.position_id}: {reason} fired but it was not closed: {exc}")
             continue
-        if log is not None and trade.exit_decision_id is None:
-            decision = log.record(exit_decision(pos, trade, spot=snapshot.spot, source=snapshot.source, mark=mark,
-                                                note=note, decided_by=decided_by))
-            ledger.set_exit_decision(pos.position_id, decision.decision_id)
-            trade = dataclasses.replace(trade, exit_decision_id=decision.decision_id)
+        if log is not None:
+            trade = log_exit(ledger, log, pos, trade, spot=snapshot.spot, source=snapshot.source, mark=mark,
+                             note=note, decided_by=decided_by)
         closed.append(trade)
     return MarkReport(marks=marks, closed=tuple(closed), problems=tuple(problems), at=snapshot.quote_time,
                       served=served)
+
+
+def close_through(ledger, broker: Broker, position: Position, snapshot: ChainSnapshot, reason: str) -> ClosedTrade:
+    """Close ``position`` at the broker on ``snapshot``'s quotes, in the ledger's two phases (order recorded, then
+    its fill; the client id ``CLOSE-<id>`` makes a second close of the same position a no-op)."""
+    request = close_order(position, snapshot, reason)
+    ledger.submit_order(request)
+    return ledger.record_fill(request.client_order_id, broker.submit(request))
+
+
+def log_exit(ledger, log: DecisionLog, position: Position, trade: ClosedTrade, **decision) -> ClosedTrade:
+    """Log the EXIT decision of ``trade`` (keywords of :func:`exit_decision`) unless it has one, and tie its id to
+    the closed trade; returns the trade with its ``exit_decision_id``."""
+    if trade.exit_decision_id is not None:
+        return trade
+    recorded = log.record(exit_decision(position, trade, **decision))
+    ledger.set_exit_decision(position.position_id, recorded.decision_id)
+    return dataclasses.replace(trade, exit_decision_id=recorded.decision_id)
 
 
 def broker_note(broker: Broker) -> str:

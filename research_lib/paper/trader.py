@@ -53,7 +53,7 @@ from research_lib.errors import (
 )
 from research_lib.formatting import jsonable
 from research_lib.paper.broker import SimulatedBroker
-from research_lib.paper.monitor import MarkReport, close_order, exit_decision, monitor, underlying_of
+from research_lib.paper.monitor import MarkReport, close_through, log_exit, monitor, underlying_of
 from research_lib.pipeline.decide import DecisionReport, decide_on, model_rates, regime_gex_history
 from research_lib.records.decisions import (
     DecisionLog,
@@ -273,10 +273,8 @@ class PaperTrader:
         repaired = []
         for trade in self.ledger.closed_without_decision():
             pos = self.ledger.position(trade.position_id)
-            decision = self.log.record(exit_decision(pos, trade, spot=None, source=None,
-                                                     note="logged on reconciliation"))
-            self.ledger.set_exit_decision(pos.position_id, decision.decision_id)
-            repaired.append(f"position {pos.position_id}: EXIT decision {decision.decision_id} logged")
+            trade = log_exit(self.ledger, self.log, pos, trade, spot=None, source=None, note="logged on reconciliation")
+            repaired.append(f"position {pos.position_id}: EXIT decision {trade.exit_decision_id} logged")
         if repaired:
             report = dataclasses.replace(report, repaired=report.repaired + tuple(repaired))
         return report
@@ -508,15 +506,9 @@ class PaperTrader:
     def close_on(self, position_id: int, snap: ChainSnapshot, *, reason: str = "manual") -> ClosedTrade:
         """:meth:`close` from a chain already in memory."""
         pos = self._open_position(position_id)
-        request = close_order(pos, snap, reason)
-        self.ledger.submit_order(request)
-        trade = self.ledger.record_fill(request.client_order_id, self.broker.submit(request))
-        if trade.exit_decision_id is None:
-            decision = self.log.record(exit_decision(pos, trade, spot=snap.spot, source=snap.source,
-                                                     note=f"{self.broker.name} broker, by hand"))
-            self.ledger.set_exit_decision(pos.position_id, decision.decision_id)
-            trade = dataclasses.replace(trade, exit_decision_id=decision.decision_id)
-        return trade
+        trade = close_through(self.ledger, self.broker, pos, snap, reason)
+        return log_exit(self.ledger, self.log, pos, trade, spot=snap.spot, source=snap.source,
+                        note=f"{self.broker.name} broker, by hand")
 
     def _open_position(self, position_id: int) -> Position:
         for p in self.ledger.open_positions(self.account.name):
